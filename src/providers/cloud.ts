@@ -1,0 +1,117 @@
+import { SpillwayError } from '../errors.js';
+
+/**
+ * The Cloud port, shaped after EC2 (the one cloud we drive). Implemented once
+ * with @aws-sdk/client-ec2 (`aws/ec2-cloud.ts`); in simulations the same
+ * adapter talks to the emulated EC2 through msw.
+ */
+
+export type InstanceState = 'pending' | 'running' | 'stopping' | 'stopped' | 'shutting-down' | 'terminated';
+export type VolumeState = 'creating' | 'available' | 'in-use' | 'deleting' | 'deleted' | 'error';
+
+export type Tags = Record<string, string>;
+
+export interface InstanceTypeInfo {
+  name: string;
+  vcpus: number;
+  memoryMiB: number;
+  /** Baseline EBS IOPS the type sustains. */
+  ebsIops: number;
+  networkGbit: number;
+  pricePerHourUsd: number;
+}
+
+export interface ImageInfo {
+  id: string;
+  name: string;
+  tags: Tags;
+}
+
+export interface CloudInstance {
+  id: string;
+  type: string;
+  state: InstanceState;
+  zone: string;
+  imageId: string;
+  privateIp?: string;
+  launchTimeUs?: number;
+  tags: Tags;
+}
+
+export interface CloudVolume {
+  id: string;
+  sizeGiB: number;
+  type: string;
+  zone: string;
+  state: VolumeState;
+  attachedTo?: string;
+  device?: string;
+  tags: Tags;
+}
+
+export interface CloudSnapshot {
+  id: string;
+  volumeId: string;
+  state: 'pending' | 'completed' | 'error';
+  tags: Tags;
+}
+
+export interface RunInstancesRequest {
+  /** Idempotency token: a repeated call with the same token returns the same instances. */
+  clientToken: string;
+  imageId: string;
+  instanceType: string;
+  zone?: string;
+  count: number;
+  /** Staging-image connection parameters and provisioning data (base64-encoded by the adapter). */
+  userData?: string;
+  tags?: Tags;
+}
+
+export interface InstanceFilter {
+  ids?: string[];
+  states?: InstanceState[];
+  tags?: Tags;
+}
+
+export interface VolumeFilter {
+  ids?: string[];
+  tags?: Tags;
+}
+
+export interface Cloud {
+  /** Tagged onto everything this run creates (`spillway:run`). */
+  readonly runId: string;
+  describeInstanceTypes(names?: string[]): Promise<InstanceTypeInfo[]>;
+  describeImages(filter?: { ids?: string[]; tags?: Tags }): Promise<ImageInfo[]>;
+  runInstances(request: RunInstancesRequest): Promise<CloudInstance[]>;
+  describeInstances(filter?: InstanceFilter): Promise<CloudInstance[]>;
+  startInstances(ids: string[]): Promise<void>;
+  stopInstances(ids: string[]): Promise<void>;
+  terminateInstances(ids: string[]): Promise<void>;
+  /** Change the type of a stopped instance (scale up). */
+  modifyInstanceType(id: string, type: string): Promise<void>;
+  createVolume(request: { sizeGiB: number; type?: string; zone: string; tags?: Tags; clientToken?: string }): Promise<CloudVolume>;
+  attachVolume(volumeId: string, instanceId: string, device: string): Promise<void>;
+  detachVolume(volumeId: string): Promise<void>;
+  deleteVolume(volumeId: string): Promise<void>;
+  describeVolumes(filter?: VolumeFilter): Promise<CloudVolume[]>;
+  createSnapshot(volumeId: string, tags?: Tags): Promise<CloudSnapshot>;
+  describeSnapshots(filter?: { ids?: string[]; tags?: Tags }): Promise<CloudSnapshot[]>;
+  createTags(resourceIds: string[], tags: Tags): Promise<void>;
+  /** Running On-Demand standard vCPU quota and current use. */
+  vcpuQuota(): Promise<{ limit: number; used: number }>;
+}
+
+/** A cloud API error. `code` is the provider's own (InsufficientInstanceCapacity, …). */
+export class CloudError extends SpillwayError {
+  constructor(code: string, message: string, readonly retryable: boolean, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(code, message, options);
+  }
+}
+
+/** Codes that a caller may retry after a backoff. */
+export const RETRYABLE_CLOUD_CODES = new Set([
+  'RequestLimitExceeded', 'InsufficientInstanceCapacity', 'InternalError', 'ServiceUnavailable',
+  'InvalidInstanceID.NotFound', 'InvalidVolume.NotFound', 'IncorrectState',
+]);

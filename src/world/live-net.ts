@@ -1,0 +1,103 @@
+import { existsSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import { InputError, SpillwayError } from '../errors.js';
+import type { Listener, Net, Transport } from './types.js';
+
+/** "unix:/path" or "host:port" / "[v6]:port" / ":port" / "port". */
+export type ParsedAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
+
+export function parseAddress(address: string, field = 'address'): ParsedAddress {
+  if (address.startsWith('unix:')) {
+    const path = address.slice(5);
+    if (!path) throw new InputError('E_BAD_ADDRESS', `${field}: "unix:" needs a socket path, e.g. unix:/tmp/spillway.sock`);
+    return { kind: 'unix', path };
+  }
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(address) ?? /^()()(\d+)$/.exec(address);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) {
+    throw new InputError('E_BAD_ADDRESS', `${field}: "${address}" is not an address; use HOST:PORT (e.g. 127.0.0.1:10809) or unix:/path/to.sock`);
+  }
+  return { kind: 'tcp', host: m[1] || m[2] || '127.0.0.1', port };
+}
+
+export function formatAddress(a: ParsedAddress): string {
+  if (a.kind === 'unix') return `unix:${a.path}`;
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+class SocketTransport implements Transport {
+  closed = false;
+  constructor(private readonly socket: net.Socket, readonly localAddress: string, readonly remoteAddress: string) {
+    socket.setNoDelay(true);
+    socket.on('close', () => { this.closed = true; });
+    // Errors surface through onClose(err); an unhandled 'error' would crash the process.
+    socket.on('error', () => {});
+  }
+  write(data: Uint8Array): boolean {
+    if (this.closed || this.socket.destroyed) return false;
+    return this.socket.write(data);
+  }
+  onData(cb: (chunk: Buffer) => void): void {
+    this.socket.on('data', cb);
+  }
+  onDrain(cb: () => void): void {
+    this.socket.on('drain', cb);
+  }
+  onClose(cb: (err?: Error) => void): void {
+    if (this.closed) { cb(); return; }
+    let lastError: Error | undefined;
+    this.socket.on('error', (err) => { lastError = err; });
+    this.socket.on('close', () => cb(lastError));
+  }
+  end(): void {
+    this.socket.end();
+  }
+  destroy(err?: Error): void {
+    this.socket.destroy(err);
+  }
+}
+
+function describe(socket: net.Socket, side: 'local' | 'remote'): string {
+  const host = side === 'local' ? socket.localAddress : socket.remoteAddress;
+  const port = side === 'local' ? socket.localPort : socket.remotePort;
+  return host ? formatAddress({ kind: 'tcp', host, port: port ?? 0 }) : 'unix';
+}
+
+/** Real sockets: TCP and unix domain sockets through node:net. */
+export class LiveNet implements Net {
+  async listen(address: string, onConnection: (t: Transport) => void): Promise<Listener> {
+    const parsed = parseAddress(address);
+    const server = net.createServer({ noDelay: true }, (socket) => {
+      onConnection(new SocketTransport(socket, describe(socket, 'local'), describe(socket, 'remote')));
+    });
+    if (parsed.kind === 'unix' && existsSync(parsed.path)) unlinkSync(parsed.path);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new SpillwayError('E_LISTEN', `cannot listen on ${address}: ${err.message}`, { cause: err })));
+      if (parsed.kind === 'unix') server.listen(parsed.path, resolve);
+      else server.listen(parsed.port, parsed.host, resolve);
+    });
+    const bound = server.address();
+    const actual = typeof bound === 'object' && bound
+      ? formatAddress({ kind: 'tcp', host: bound.address, port: bound.port })
+      : address;
+    return {
+      address: actual,
+      close: () => new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        if (parsed.kind === 'unix' && existsSync(parsed.path)) unlinkSync(parsed.path);
+      }),
+    };
+  }
+
+  connect(address: string): Promise<Transport> {
+    const parsed = parseAddress(address);
+    return new Promise((resolve, reject) => {
+      const socket = parsed.kind === 'unix' ? net.connect(parsed.path) : net.connect(parsed.port, parsed.host);
+      socket.once('connect', () => {
+        socket.removeAllListeners('error');
+        resolve(new SocketTransport(socket, describe(socket, 'local'), address));
+      });
+      socket.once('error', (err) => reject(new SpillwayError((err as NodeJS.ErrnoException).code ?? 'E_CONNECT', `cannot connect to ${address}: ${err.message}`, { cause: err })));
+    });
+  }
+}
