@@ -1,0 +1,158 @@
+import { BlockError, E_CLOSED, checkRange, type BlockDevice, type Extent, type ExtentType, type ZeroOptions } from './block-device.js';
+
+/** Marks a chunk that is allocated but reads as zeros (writeZeroes with noHole). */
+const ZERO_CHUNK = Buffer.alloc(0);
+
+export const SPARSE_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * The bottom of every in-memory stack: a map from chunk index to buffer.
+ * Untouched chunks cost nothing, so a 100 GiB disk with 1 GiB written holds
+ * 1 GiB. Never dense, never memfs (memfs files are dense and capped at 4 GiB).
+ */
+export class SparseStore implements BlockDevice {
+  private readonly chunks = new Map<number, Buffer>();
+  private closed = false;
+
+  constructor(readonly name: string, private readonly sizeBytes: number, readonly chunkBytes = SPARSE_CHUNK_BYTES) {}
+
+  size(): number {
+    return this.sizeBytes;
+  }
+
+  /** Bytes of memory held for data (zero-allocated chunks hold none). */
+  allocatedBytes(): number {
+    let n = 0;
+    for (const c of this.chunks.values()) n += c.length;
+    return n;
+  }
+
+  readSync(offset: number, length: number): Buffer {
+    this.check(offset, length, 'read');
+    const out = Buffer.alloc(length);
+    const cb = this.chunkBytes;
+    let pos = offset;
+    const end = offset + length;
+    while (pos < end) {
+      const index = Math.floor(pos / cb);
+      const within = pos - index * cb;
+      const n = Math.min(cb - within, end - pos);
+      const chunk = this.chunks.get(index);
+      if (chunk && chunk.length) chunk.copy(out, pos - offset, within, within + n);
+      pos += n;
+    }
+    return out;
+  }
+
+  writeSync(offset: number, data: Uint8Array): void {
+    this.check(offset, data.length, 'write');
+    const cb = this.chunkBytes;
+    let pos = offset;
+    const end = offset + data.length;
+    while (pos < end) {
+      const index = Math.floor(pos / cb);
+      const within = pos - index * cb;
+      const n = Math.min(cb - within, end - pos);
+      let chunk = this.chunks.get(index);
+      if (!chunk || chunk.length === 0) {
+        // allocUnsafe is fine only when the whole chunk is about to be overwritten.
+        chunk = n === cb ? Buffer.allocUnsafe(cb) : Buffer.alloc(cb);
+        this.chunks.set(index, chunk);
+      }
+      chunk.set(data.subarray(pos - offset, pos - offset + n), within);
+      pos += n;
+    }
+  }
+
+  /** Zero a range; whole chunks become holes (or zero-allocated with noHole), partial chunks are cleared. */
+  zeroSync(offset: number, length: number, noHole: boolean): void {
+    this.check(offset, length, 'write');
+    const cb = this.chunkBytes;
+    let pos = offset;
+    const end = offset + length;
+    while (pos < end) {
+      const index = Math.floor(pos / cb);
+      const within = pos - index * cb;
+      const n = Math.min(cb - within, end - pos);
+      const chunk = this.chunks.get(index);
+      if (n === cb) {
+        if (noHole) this.chunks.set(index, ZERO_CHUNK);
+        else this.chunks.delete(index);
+      } else if (chunk && chunk.length) {
+        chunk.fill(0, within, within + n);
+      } else if (!chunk && noHole) {
+        this.chunks.set(index, Buffer.alloc(cb));
+      }
+      pos += n;
+    }
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    return this.readSync(offset, length);
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.writeSync(offset, data);
+  }
+
+  async flush(): Promise<void> {
+    this.check(0, 0, 'read');
+  }
+
+  async trim(offset: number, length: number): Promise<void> {
+    this.zeroSync(offset, length, false);
+  }
+
+  async writeZeroes(offset: number, length: number, options: ZeroOptions = {}): Promise<void> {
+    // Zeroing a map entry is always cheap, so FAST_ZERO never has to be refused here.
+    this.zeroSync(offset, length, options.noHole ?? false);
+  }
+
+  async prefetch(offset: number, length: number): Promise<void> {
+    this.check(offset, length, 'read');
+  }
+
+  async extents(offset: number, length: number): Promise<Extent[]> {
+    return this.extentsSync(offset, length);
+  }
+
+  extentsSync(offset: number, length: number): Extent[] {
+    this.check(offset, length, 'read');
+    const out: Extent[] = [];
+    const push = (start: number, n: number, type: ExtentType): void => {
+      const last = out[out.length - 1];
+      if (last && last.type === type && last.offset + last.length === start) last.length += n;
+      else out.push({ offset: start, length: n, type });
+    };
+    const cb = this.chunkBytes;
+    const end = offset + length;
+    const first = Math.floor(offset / cb);
+    const lastIndex = Math.floor((end - 1) / cb);
+    // Walk only allocated chunks when the range is much larger than what is allocated.
+    const indices = lastIndex - first + 1 > 4 * this.chunks.size + 64
+      ? [...this.chunks.keys()].filter((i) => i >= first && i <= lastIndex).sort((a, b) => a - b)
+      : null;
+    let pos = offset;
+    const emitChunk = (index: number): void => {
+      const start = Math.max(offset, index * cb);
+      const stop = Math.min(end, (index + 1) * cb);
+      if (start > pos) push(pos, start - pos, 'hole');
+      const chunk = this.chunks.get(index);
+      push(start, stop - start, chunk === undefined ? 'hole' : chunk.length === 0 ? 'zero' : 'data');
+      pos = stop;
+    };
+    if (indices) for (const i of indices) emitChunk(i);
+    else for (let i = first; i <= lastIndex && length > 0; i++) emitChunk(i);
+    if (pos < end) push(pos, end - pos, 'hole');
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private check(offset: number, length: number, op: 'read' | 'write'): void {
+    if (this.closed) throw new BlockError(E_CLOSED, `${this.name}: device is closed`);
+    checkRange(this, offset, length, op);
+  }
+}
