@@ -34,6 +34,7 @@ export interface CloudInstance {
   zone: string;
   imageId: string;
   privateIp?: string;
+  /** When it launched, in microseconds since the adapter's clock epoch (world time for the emulator, Unix time live). */
   launchTimeUs?: number;
   tags: Tags;
 }
@@ -63,6 +64,8 @@ export interface RunInstancesRequest {
   instanceType: string;
   zone?: string;
   count: number;
+  /** Launch fewer than `count`, down to this many, when capacity or quota is short (EC2 MinCount; default `count`). */
+  minCount?: number;
   /** Staging-image connection parameters and provisioning data (base64-encoded by the adapter). */
   userData?: string;
   tags?: Tags;
@@ -98,9 +101,15 @@ export interface Cloud {
   describeVolumes(filter?: VolumeFilter): Promise<CloudVolume[]>;
   createSnapshot(volumeId: string, tags?: Tags): Promise<CloudSnapshot>;
   describeSnapshots(filter?: { ids?: string[]; tags?: Tags }): Promise<CloudSnapshot[]>;
+  deleteSnapshot(snapshotId: string): Promise<void>;
   createTags(resourceIds: string[], tags: Tags): Promise<void>;
-  /** Running On-Demand standard vCPU quota and current use. */
-  vcpuQuota(): Promise<{ limit: number; used: number }>;
+  /**
+   * Running On-Demand standard vCPU quota and current use. EC2 itself cannot
+   * report the limit (that is Service Quotas, L-1216C47A): `limitSource` says
+   * whether it was configured, learned from a VcpuLimitExceeded answer, or is
+   * unknown (then `limit` is Infinity).
+   */
+  vcpuQuota(): Promise<{ limit: number; used: number; limitSource?: 'configured' | 'learned' | 'unknown' }>;
 }
 
 /** A cloud API error. `code` is the provider's own (InsufficientInstanceCapacity, …). */
@@ -114,4 +123,5 @@ export class CloudError extends SpillwayError {
 export const RETRYABLE_CLOUD_CODES = new Set([
   'RequestLimitExceeded', 'InsufficientInstanceCapacity', 'InternalError', 'ServiceUnavailable',
   'InvalidInstanceID.NotFound', 'InvalidVolume.NotFound', 'IncorrectState',
+  'IncorrectInstanceState', 'Unavailable', 'E_CLOUD_TRANSPORT',
 ]);

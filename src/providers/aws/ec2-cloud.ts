@@ -1,0 +1,402 @@
+import {
+  AttachVolumeCommand, CreateSnapshotCommand, CreateTagsCommand, CreateVolumeCommand, DeleteSnapshotCommand,
+  DeleteVolumeCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeInstanceTypesCommand,
+  DescribeSnapshotsCommand, DescribeVolumesCommand, DetachVolumeCommand, EC2Client, ModifyInstanceAttributeCommand,
+  RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand,
+  type Filter, type Instance, type InstanceStateChange, type Snapshot, type Tag, type TagSpecification, type Volume,
+  type AttachVolumeCommandOutput, type CreateSnapshotCommandOutput, type CreateTagsCommandOutput, type CreateVolumeCommandOutput, type DeleteSnapshotCommandOutput, type DeleteVolumeCommandOutput, type DescribeImagesCommandOutput, type DescribeInstanceTypesCommandOutput, type DescribeInstancesCommandOutput, type DescribeSnapshotsCommandOutput, type DescribeVolumesCommandOutput, type DetachVolumeCommandOutput, type ModifyInstanceAttributeCommandOutput, type RunInstancesCommandOutput, type StartInstancesCommandOutput, type StopInstancesCommandOutput, type TerminateInstancesCommandOutput,
+  type _InstanceType, type VolumeType as SdkVolumeType, type ResourceType,
+} from '@aws-sdk/client-ec2';
+import type { AwsCredentialIdentity } from '@aws-sdk/types';
+import type { World } from '../../world/types.js';
+import {
+  CloudError, RETRYABLE_CLOUD_CODES,
+  type Cloud, type CloudInstance, type CloudSnapshot, type CloudVolume, type ImageInfo, type InstanceFilter,
+  type InstanceState, type InstanceTypeInfo, type RunInstancesRequest, type Tags, type VolumeFilter, type VolumeState,
+} from '../cloud.js';
+import { DEFAULT_CATALOG } from '../emulated/ec2-config.js';
+import { attachRecorder, type WireRecord } from './recorder.js';
+
+/**
+ * The Cloud port on EC2, through the real @aws-sdk/client-ec2. The same class
+ * drives live AWS, the emulated EC2 (msw) and a replayed recording: only the
+ * endpoint and credentials differ.
+ *
+ * SDK retries are off (`maxAttempts: 1`): a retry inside the SDK would wait on
+ * real timers, outside virtual time. Callers retry with `providers/retry.ts`.
+ */
+
+export const RUN_TAG = 'spillway:run';
+export const TRACE_SRC = 'cloud/ec2';
+
+export interface Ec2CloudOptions {
+  world: World;
+  runId: string;
+  region: string;
+  /** Emulator or replay endpoint; live AWS when absent. */
+  endpoint?: string;
+  /** Static credentials (emulator, replay). Absent: the SDK's default chain, with `profile` if given. */
+  credentials?: AwsCredentialIdentity;
+  profile?: string;
+  /** Modeled latency of one call, for `world.external` (a LiveWorld ignores it). */
+  latencyUs?: () => number;
+  /** On-demand USD per hour by type: EC2 has no price API. Defaults to the built-in catalog's prices. */
+  prices?: Record<string, number>;
+  /** The operator's Running On-Demand Standard vCPU quota (Service Quotas L-1216C47A). */
+  vcpuLimit?: number;
+  /**
+   * Issue calls one at a time, in call order. The emulator needs this: its
+   * model must see requests in issue order, not in the order real I/O
+   * happens to complete, or a seed would not replay.
+   */
+  sequential?: boolean;
+  /** Epoch (ms) that `launchTimeUs` counts from. */
+  epochMs?: number;
+  /** Receives a secret-free copy of every request and response on the wire (`--record`). */
+  record?: (entry: WireRecord) => void;
+}
+
+const STANDARD_FAMILIES = /^[acdhimrtz]/;
+
+/** Normal latency around a mean, never below 1 ms: the default external-op latency model. */
+export function normalLatencyUs(world: World, meanUs: number, sdUs: number): () => number {
+  const rng = world.rng('cloud/api-latency');
+  return () => Math.max(1000, Math.round(rng.normal(meanUs, sdUs)));
+}
+
+export class Ec2Cloud implements Cloud {
+  readonly runId: string;
+  readonly client: EC2Client;
+  private readonly world: World;
+  private readonly latencyUs: () => number;
+  private readonly prices: Record<string, number>;
+  private readonly epochMs: number;
+  private readonly configuredLimit: number | undefined;
+  private learnedLimit: number | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly sequential: boolean;
+  private readonly observed = new Map<string, { type: string | undefined; state: InstanceState }>();
+  private readonly typeVcpus = new Map<string, number>();
+
+  constructor(options: Ec2CloudOptions) {
+    this.world = options.world;
+    this.runId = options.runId;
+    this.latencyUs = options.latencyUs ?? normalLatencyUs(options.world, 120_000, 40_000);
+    this.prices = options.prices ?? Object.fromEntries(DEFAULT_CATALOG.map((c) => [c.type, c.pricePerHour]));
+    this.epochMs = options.epochMs ?? 0;
+    this.configuredLimit = options.vcpuLimit;
+    this.sequential = options.sequential ?? false;
+    this.client = new EC2Client({
+      region: options.region,
+      maxAttempts: 1,
+      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+      ...(options.profile ? { profile: options.profile } : {}),
+    });
+    if (options.record) attachRecorder(this.client, options.record);
+  }
+
+  destroy(): void {
+    this.client.destroy();
+  }
+
+  // ---- the port ------------------------------------------------------------
+
+  async describeInstanceTypes(names?: string[]): Promise<InstanceTypeInfo[]> {
+    const out: InstanceTypeInfo[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.call<DescribeInstanceTypesCommandOutput>('DescribeInstanceTypes', new DescribeInstanceTypesCommand({
+        ...(names?.length ? { InstanceTypes: names as _InstanceType[] } : {}), ...(token ? { NextToken: token } : {}),
+      }));
+      for (const t of page.InstanceTypes ?? []) {
+        const name = t.InstanceType ?? '';
+        const vcpus = t.VCpuInfo?.DefaultVCpus ?? 0;
+        this.typeVcpus.set(name, vcpus);
+        out.push({
+          name,
+          vcpus,
+          memoryMiB: t.MemoryInfo?.SizeInMiB ?? 0,
+          ebsIops: t.EbsInfo?.EbsOptimizedInfo?.BaselineIops ?? 0,
+          networkGbit: parseNetworkGbit(t.NetworkInfo?.NetworkPerformance),
+          pricePerHourUsd: this.prices[name] ?? 0,
+        });
+      }
+      token = page.NextToken;
+    } while (token);
+    return out;
+  }
+
+  async describeImages(filter: { ids?: string[]; tags?: Tags } = {}): Promise<ImageInfo[]> {
+    const out = await this.call<DescribeImagesCommandOutput>('DescribeImages', new DescribeImagesCommand({
+      ...(filter.ids?.length ? { ImageIds: filter.ids } : { Owners: ['self'] }),
+      ...(filter.tags ? { Filters: tagFilters(filter.tags) } : {}),
+    }));
+    return (out.Images ?? []).map((im) => ({ id: im.ImageId ?? '', name: im.Name ?? '', tags: fromTags(im.Tags) }));
+  }
+
+  async runInstances(request: RunInstancesRequest): Promise<CloudInstance[]> {
+    const tags = this.withRunTag(request.tags);
+    const out = await this.call<RunInstancesCommandOutput>('RunInstances', new RunInstancesCommand({
+      ClientToken: request.clientToken,
+      ImageId: request.imageId,
+      InstanceType: request.instanceType as _InstanceType,
+      MinCount: request.minCount ?? request.count,
+      MaxCount: request.count,
+      ...(request.zone ? { Placement: { AvailabilityZone: request.zone } } : {}),
+      ...(request.userData !== undefined ? { UserData: Buffer.from(request.userData, 'utf8').toString('base64') } : {}),
+      // The root volume is tagged too, so cleanup can account for it.
+      TagSpecifications: [tagSpec('instance', tags), tagSpec('volume', tags)],
+    }));
+    return (out.Instances ?? []).map((i) => this.instance(i));
+  }
+
+  async describeInstances(filter: InstanceFilter = {}): Promise<CloudInstance[]> {
+    const filters: Filter[] = [];
+    if (filter.states?.length) filters.push({ Name: 'instance-state-name', Values: filter.states });
+    if (filter.tags) filters.push(...tagFilters(filter.tags));
+    const out: CloudInstance[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.call<DescribeInstancesCommandOutput>('DescribeInstances', new DescribeInstancesCommand({
+        ...(filter.ids?.length ? { InstanceIds: filter.ids } : {}),
+        ...(filters.length ? { Filters: filters } : {}),
+        ...(token ? { NextToken: token } : {}),
+      }));
+      for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) out.push(this.instance(i));
+      token = page.NextToken;
+    } while (token);
+    return out;
+  }
+
+  async startInstances(ids: string[]): Promise<void> {
+    const out = await this.call<StartInstancesCommandOutput>('StartInstances', new StartInstancesCommand({ InstanceIds: ids }));
+    this.stateChanges(out.StartingInstances);
+  }
+
+  async stopInstances(ids: string[]): Promise<void> {
+    const out = await this.call<StopInstancesCommandOutput>('StopInstances', new StopInstancesCommand({ InstanceIds: ids }));
+    this.stateChanges(out.StoppingInstances);
+  }
+
+  async terminateInstances(ids: string[]): Promise<void> {
+    const out = await this.call<TerminateInstancesCommandOutput>('TerminateInstances', new TerminateInstancesCommand({ InstanceIds: ids }));
+    this.stateChanges(out.TerminatingInstances);
+  }
+
+  async modifyInstanceType(id: string, type: string): Promise<void> {
+    await this.call<ModifyInstanceAttributeCommandOutput>('ModifyInstanceAttribute', new ModifyInstanceAttributeCommand({ InstanceId: id, InstanceType: { Value: type } }));
+    const seen = this.observed.get(id);
+    if (seen) seen.type = type;
+  }
+
+  async createVolume(request: { sizeGiB: number; type?: string; zone: string; tags?: Tags; clientToken?: string }): Promise<CloudVolume> {
+    const out = await this.call<CreateVolumeCommandOutput>('CreateVolume', new CreateVolumeCommand({
+      Size: request.sizeGiB,
+      VolumeType: (request.type ?? 'gp3') as SdkVolumeType,
+      AvailabilityZone: request.zone,
+      ...(request.clientToken ? { ClientToken: request.clientToken } : {}),
+      TagSpecifications: [tagSpec('volume', this.withRunTag(request.tags))],
+    }));
+    return volume(out);
+  }
+
+  async attachVolume(volumeId: string, instanceId: string, device: string): Promise<void> {
+    await this.call<AttachVolumeCommandOutput>('AttachVolume', new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device }));
+  }
+
+  async detachVolume(volumeId: string): Promise<void> {
+    await this.call<DetachVolumeCommandOutput>('DetachVolume', new DetachVolumeCommand({ VolumeId: volumeId }));
+  }
+
+  async deleteVolume(volumeId: string): Promise<void> {
+    await this.call<DeleteVolumeCommandOutput>('DeleteVolume', new DeleteVolumeCommand({ VolumeId: volumeId }));
+  }
+
+  async describeVolumes(filter: VolumeFilter = {}): Promise<CloudVolume[]> {
+    const out: CloudVolume[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.call<DescribeVolumesCommandOutput>('DescribeVolumes', new DescribeVolumesCommand({
+        ...(filter.ids?.length ? { VolumeIds: filter.ids } : {}),
+        ...(filter.tags ? { Filters: tagFilters(filter.tags) } : {}),
+        ...(token ? { NextToken: token } : {}),
+      }));
+      out.push(...(page.Volumes ?? []).map(volume));
+      token = page.NextToken;
+    } while (token);
+    return out;
+  }
+
+  async createSnapshot(volumeId: string, tags?: Tags): Promise<CloudSnapshot> {
+    const out = await this.call<CreateSnapshotCommandOutput>('CreateSnapshot', new CreateSnapshotCommand({
+      VolumeId: volumeId,
+      Description: `spillway run ${this.runId}`,
+      TagSpecifications: [tagSpec('snapshot', this.withRunTag(tags))],
+    }));
+    return snapshot(out);
+  }
+
+  async describeSnapshots(filter: { ids?: string[]; tags?: Tags } = {}): Promise<CloudSnapshot[]> {
+    const out: CloudSnapshot[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.call<DescribeSnapshotsCommandOutput>('DescribeSnapshots', new DescribeSnapshotsCommand({
+        OwnerIds: ['self'],
+        ...(filter.ids?.length ? { SnapshotIds: filter.ids } : {}),
+        ...(filter.tags ? { Filters: tagFilters(filter.tags) } : {}),
+        ...(token ? { NextToken: token } : {}),
+      }));
+      out.push(...(page.Snapshots ?? []).map(snapshot));
+      token = page.NextToken;
+    } while (token);
+    return out;
+  }
+
+  async deleteSnapshot(snapshotId: string): Promise<void> {
+    await this.call<DeleteSnapshotCommandOutput>('DeleteSnapshot', new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
+  }
+
+  async createTags(resourceIds: string[], tags: Tags): Promise<void> {
+    await this.call<CreateTagsCommandOutput>('CreateTags', new CreateTagsCommand({ Resources: resourceIds, Tags: toTags(tags) }));
+  }
+
+  /**
+   * Use is counted from DescribeInstances (pending, running, stopping and
+   * shutting-down instances of the standard families, the whole account in
+   * this region, not only this run) with vCPUs from DescribeInstanceTypes.
+   * The limit is not readable through EC2 (DescribeAccountAttributes'
+   * max-instances is documented as no longer reflecting it), so it is the
+   * configured value, else the one AWS stated in a VcpuLimitExceeded answer.
+   */
+  async vcpuQuota(): Promise<{ limit: number; used: number; limitSource: 'configured' | 'learned' | 'unknown' }> {
+    const live = await this.describeInstances({ states: ['pending', 'running', 'stopping', 'shutting-down'] });
+    const standard = live.filter((i) => STANDARD_FAMILIES.test(i.type));
+    const unknownTypes = [...new Set(standard.map((i) => i.type))].filter((t) => !this.typeVcpus.has(t));
+    if (unknownTypes.length) await this.describeInstanceTypes(unknownTypes);
+    const used = standard.reduce((sum, i) => sum + (this.typeVcpus.get(i.type) ?? 0), 0);
+    if (this.configuredLimit !== undefined) return { limit: this.configuredLimit, used, limitSource: 'configured' };
+    if (this.learnedLimit !== undefined) return { limit: this.learnedLimit, used, limitSource: 'learned' };
+    return { limit: Infinity, used, limitSource: 'unknown' };
+  }
+
+  // ---- plumbing ------------------------------------------------------------
+
+  /** One SDK call: an external op on the World, traced, errors mapped to CloudError. */
+  private async call<O>(api: string, command: { readonly input: object }): Promise<O> {
+    const clock = this.world.clock;
+    const startUs = clock.nowUs();
+    const send = (): Promise<O> => this.client.send(command as never) as Promise<O>;
+    try {
+      const out = await this.world.external(() => this.issue(send), this.latencyUs());
+      this.world.trace.emit(TRACE_SRC, 'cloud.call', { api, ok: true, latencyUs: clock.nowUs() - startUs });
+      return out;
+    } catch (err) {
+      const mapped = this.toCloudError(api, err);
+      this.world.trace.emit(TRACE_SRC, 'cloud.call', { api, ok: false, code: mapped.code, latencyUs: clock.nowUs() - startUs });
+      throw mapped;
+    }
+  }
+
+  private issue<O>(send: () => Promise<O>): Promise<O> {
+    if (!this.sequential) return send();
+    const result = this.chain.then(send);
+    this.chain = result.then(() => undefined, () => undefined);
+    return result;
+  }
+
+  private toCloudError(api: string, err: unknown): CloudError {
+    const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number; requestId?: string }; $fault?: string };
+    if (e && typeof e === 'object' && e.$metadata && e.name) {
+      if (e.name === 'VcpuLimitExceeded') {
+        const stated = /vCPU limit of (\d+)/.exec(e.message ?? '');
+        if (stated) this.learnedLimit = Number(stated[1]);
+      }
+      const status = e.$metadata.httpStatusCode;
+      // Any 5xx is the service's own trouble and worth another try.
+      const retryable = RETRYABLE_CLOUD_CODES.has(e.name) || (status !== undefined && status >= 500);
+      return new CloudError(e.name, `${api}: ${e.message ?? e.name}`, retryable, {
+        cause: err, details: { api, httpStatus: status, requestId: e.$metadata.requestId },
+      });
+    }
+    if (e?.name === 'CredentialsProviderError') {
+      return new CloudError('E_CLOUD_CREDENTIALS', `${api}: no AWS credentials could be loaded (${e.message ?? ''})`, false, { cause: err, details: { api } });
+    }
+    return new CloudError('E_CLOUD_TRANSPORT', `${api}: ${e?.message ?? String(err)}`, true, { cause: err, details: { api } });
+  }
+
+  private withRunTag(tags: Tags = {}): Tags {
+    return { ...tags, [RUN_TAG]: this.runId };
+  }
+
+  private instance(i: Instance): CloudInstance {
+    const out: CloudInstance = {
+      id: i.InstanceId ?? '',
+      type: i.InstanceType ?? '',
+      state: (i.State?.Name ?? 'pending') as InstanceState,
+      zone: i.Placement?.AvailabilityZone ?? '',
+      imageId: i.ImageId ?? '',
+      tags: fromTags(i.Tags),
+      ...(i.PrivateIpAddress ? { privateIp: i.PrivateIpAddress } : {}),
+      ...(i.LaunchTime ? { launchTimeUs: (i.LaunchTime.getTime() - this.epochMs) * 1000 } : {}),
+    };
+    this.observe(out.id, out.state, out.type);
+    return out;
+  }
+
+  private stateChanges(changes: InstanceStateChange[] | undefined): void {
+    for (const c of changes ?? []) if (c.InstanceId && c.CurrentState?.Name) this.observe(c.InstanceId, c.CurrentState.Name as InstanceState);
+  }
+
+  private observe(id: string, state: InstanceState, type?: string): void {
+    const seen = this.observed.get(id);
+    if (seen && seen.state === state) {
+      if (type) seen.type = type;
+      return;
+    }
+    const knownType = type ?? seen?.type;
+    this.observed.set(id, { type: knownType, state });
+    this.world.trace.emit(TRACE_SRC, 'cloud.instance', { id, type: knownType, state });
+  }
+}
+
+function parseNetworkGbit(text: string | undefined): number {
+  const m = /([\d.]+)\s*Gigabit/i.exec(text ?? '');
+  return m ? Number(m[1]) : 0;
+}
+
+function toTags(tags: Tags): Tag[] {
+  return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+}
+
+function fromTags(tags: Tag[] | undefined): Tags {
+  const out: Tags = {};
+  for (const t of tags ?? []) if (t.Key !== undefined) out[t.Key] = t.Value ?? '';
+  return out;
+}
+
+function tagSpec(resourceType: string, tags: Tags): TagSpecification {
+  return { ResourceType: resourceType as ResourceType, Tags: toTags(tags) };
+}
+
+function tagFilters(tags: Tags): Filter[] {
+  return Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] }));
+}
+
+function volume(v: Volume): CloudVolume {
+  const attachment = v.Attachments?.[0];
+  return {
+    id: v.VolumeId ?? '',
+    sizeGiB: v.Size ?? 0,
+    type: v.VolumeType ?? '',
+    zone: v.AvailabilityZone ?? '',
+    state: (v.State ?? 'creating') as VolumeState,
+    tags: fromTags(v.Tags),
+    ...(attachment?.InstanceId ? { attachedTo: attachment.InstanceId } : {}),
+    ...(attachment?.Device ? { device: attachment.Device } : {}),
+  };
+}
+
+function snapshot(s: Snapshot): CloudSnapshot {
+  return { id: s.SnapshotId ?? '', volumeId: s.VolumeId ?? '', state: (s.State ?? 'pending') as CloudSnapshot['state'], tags: fromTags(s.Tags) };
+}
