@@ -1,0 +1,684 @@
+import { SpillwayError } from '../errors.js';
+import type { Timer, World } from '../world/types.js';
+import { BlockError, E_CLOSED, checkRange, type BlockDevice, type WriteOptions, type ZeroOptions } from './block-device.js';
+import { E_JOURNAL_FULL, type Journal } from './journal.js';
+import { Layer } from './layer.js';
+import { PersistentBitmap } from './persistent-bitmap.js';
+
+/** FIG 4's two write-persistence policies, per disk. */
+export type Persistence = 'cloud-only' | 'on-prem';
+
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+/** One operation of a shipped group: bytes to write, or a range to zero. */
+export type GroupOp =
+  | { offset: number; data: Uint8Array; zero?: undefined }
+  | { offset: number; length: number; zero: true };
+
+/**
+ * A crash-consistent group: the coalesced effect of every write acknowledged
+ * between two cuts. Applying group n on top of groups 1..n-1 yields a state
+ * the guest's disk really was in. Sequence numbers are per disk, from 1.
+ */
+export interface WriteGroup {
+  diskId: string;
+  seq: number;
+  writes: GroupOp[];
+}
+
+/** Where groups go: the link client over the wire, or a GroupApplier in process. */
+export interface WriteSink {
+  /** Resolves once the group is applied and durable on-prem. Must be idempotent per (diskId, seq). */
+  applyGroup(group: WriteGroup): Promise<void>;
+}
+
+export const E_WB_SEQ_GAP = 'E_WB_SEQ_GAP';
+export const E_WB_CONFIG = 'E_WB_CONFIG';
+
+export interface WriteBehindOptions {
+  world: World;
+  diskId: string;
+  persistence: Persistence;
+  /** Regions that never go back on-prem even for an `on-prem` disk (swap, /tmp). Granule-aligned. */
+  nonPersistent?: ByteRange[];
+  /** Cloud-side storage of the disk (FIG 3's virtual disk 308): same size as the disk. */
+  store: BlockDevice;
+  /** Persistent bitmap of which granules of `store` hold guest writes. */
+  mapStore: BlockDevice;
+  /** Required for `on-prem`: the durable cloud-side journal. */
+  journal?: Journal;
+  /** Required for `on-prem`: where groups ship. */
+  sink?: WriteSink;
+  /** Ship at most this long after a write is acknowledged (RPO). Default 30 s. */
+  rpoUs?: number;
+  /** Ship as soon as this many bytes are waiting. Default 8 MiB. */
+  shipThresholdBytes?: number;
+  /** Tracking granularity of the cloud-side store. Default 4 KiB. */
+  granuleBytes?: number;
+  /** First retry delay after a failed ship; doubles up to maxRetryUs. */
+  retryUs?: number;
+  maxRetryUs?: number;
+  /** Make flush() also wait until everything is applied on-prem (default: durable in the cloud journal). */
+  flushWaitsForOnPrem?: boolean;
+}
+
+export interface WriteBehindStats {
+  persistence: Persistence;
+  /** Data bytes acknowledged but not yet applied on-prem. */
+  backlogBytes: number;
+  backlogOps: number;
+  /** Age of the oldest acknowledged write not yet applied on-prem (0 when none). */
+  lagUs: number;
+  /** backlogBytes at the recently observed shipping rate; null until a ship was timed. */
+  etaUs: number | null;
+  groupsShipped: number;
+  groupsPending: number;
+  lastAckedSeq: number;
+  shipFailures: number;
+  bytesShipped: number;
+  /** Bytes written to non-persistent regions (kept in the cloud, never shipped). */
+  cloudOnlyBytes: number;
+  journalFreeBytes: number;
+}
+
+interface Entry {
+  lsn: number;
+  tUs: number;
+  op: GroupOp;
+}
+
+interface Group {
+  seq: number;
+  /** LSN of the cut record: truncating up to it drops the group's entries and the cut. */
+  cutLsn: number;
+  ops: GroupOp[];
+  bytes: number;
+  oldestUs: number;
+  opCount: number;
+}
+
+const REC_WRITE = 1;
+const REC_ZERO = 2;
+const REC_CUT = 3;
+
+/**
+ * FIG 4: per-disk write persistence.
+ *
+ * `cloud-only`: writes land in the cloud-side store and stay there. Durable
+ * means: after `flush()` (or a FUA write) they survive a cloud proxy crash.
+ *
+ * `on-prem` (deferred): a write is appended to the cloud-side journal and the
+ * journal is flushed BEFORE the write is acknowledged; then it lands in the
+ * cloud-side store so reads see it. Acknowledged writes are cut into groups
+ * when the RPO timer fires or `shipThresholdBytes` wait; a group's writes are
+ * coalesced (later bytes win), sorted by address and merged, and the cut is
+ * journaled so a restart rebuilds exactly the same groups. Groups ship one at
+ * a time, in order, and the journal is truncated only after the sink says the
+ * group is applied on-prem. A failed ship is retried with backoff, same seq.
+ *
+ * Durability of `flush()` in `on-prem` mode: every acknowledged write is
+ * already durable in the cloud journal (it survives a cloud proxy crash and
+ * will reach on-prem), so flush() only flushes the cloud-side store for the
+ * non-persistent regions. That is NBD FLUSH's contract. `drain()` waits until
+ * everything acknowledged is applied on-prem; `flushWaitsForOnPrem` makes
+ * flush() do that too (at WAN speed).
+ *
+ * Reads see the latest acknowledged write: written granules are read from the
+ * cloud-side store, everything else from below.
+ */
+export class WriteBehind extends Layer {
+  readonly name: string;
+  private readonly world: World;
+  private readonly options: Required<Pick<WriteBehindOptions, 'rpoUs' | 'shipThresholdBytes' | 'granuleBytes' | 'retryUs' | 'maxRetryUs' | 'flushWaitsForOnPrem'>> & WriteBehindOptions;
+  private readonly G: number;
+  private pending: Entry[] = [];
+  private pendingBytes = 0;
+  private readonly groups: Group[] = [];
+  private nextSeq: number;
+  private lastAckedSeq: number;
+  private serial: Promise<unknown> = Promise.resolve();
+  private rpoTimer: Timer | undefined;
+  private retryTimer: Timer | undefined;
+  private retryDelayUs: number;
+  private shipping = false;
+  private dead = false;
+  private waiters: Array<{ check: () => boolean; resolve: () => void }> = [];
+  private readonly counters = { groupsShipped: 0, shipFailures: 0, bytesShipped: 0, cloudOnlyBytes: 0 };
+  /** Bytes per µs, smoothed over recent ships. */
+  private shipRate: number | null = null;
+
+  private constructor(below: BlockDevice, options: WriteBehindOptions, private readonly map: PersistentBitmap) {
+    super(below);
+    this.world = options.world;
+    this.options = {
+      rpoUs: 30_000_000, shipThresholdBytes: 8 * 1024 * 1024, granuleBytes: 4096, retryUs: 100_000,
+      maxRetryUs: 30_000_000, flushWaitsForOnPrem: false, ...options,
+    };
+    this.G = this.options.granuleBytes;
+    this.name = `write-behind:${options.diskId}`;
+    this.nextSeq = (options.journal?.meta ?? 0) + 1;
+    this.lastAckedSeq = options.journal?.meta ?? 0;
+    this.retryDelayUs = this.options.retryUs;
+  }
+
+  /** Open the layer over `below`, loading the written-granule map and replaying the journal. */
+  static async open(below: BlockDevice, options: WriteBehindOptions): Promise<WriteBehind> {
+    const G = options.granuleBytes ?? 4096;
+    const where = `write-behind:${options.diskId}`;
+    if (options.persistence !== 'cloud-only' && options.persistence !== 'on-prem') {
+      throw new SpillwayError(E_WB_CONFIG, `${where}: persistence must be "cloud-only" or "on-prem", got ${JSON.stringify(options.persistence)}`);
+    }
+    if (options.persistence === 'on-prem' && (!options.journal || !options.sink)) {
+      throw new SpillwayError(E_WB_CONFIG, `${where}: persistence "on-prem" needs a journal and a sink`);
+    }
+    if (!Number.isInteger(G) || G < 512 || (G & (G - 1)) !== 0) {
+      throw new SpillwayError(E_WB_CONFIG, `${where}: granuleBytes must be a power of two >= 512, got ${G}`);
+    }
+    if (options.store.size() !== below.size()) {
+      throw new SpillwayError(E_WB_CONFIG, `${where}: store is ${options.store.size()} bytes, the disk is ${below.size()}; they must match`);
+    }
+    (options.nonPersistent ?? []).forEach((r, i) => {
+      if (!Number.isInteger(r.offset) || !Number.isInteger(r.length) || r.offset < 0 || r.length <= 0 || r.offset % G || r.length % G || r.offset + r.length > below.size()) {
+        throw new SpillwayError(E_WB_CONFIG, `${where}: nonPersistent[${i}] must be a non-empty range aligned to ${G} bytes inside the disk, got offset ${r.offset} length ${r.length}`);
+      }
+    });
+    for (const [field, v] of [['rpoUs', options.rpoUs], ['shipThresholdBytes', options.shipThresholdBytes]] as const) {
+      if (v !== undefined && (!Number.isFinite(v) || v <= 0)) throw new SpillwayError(E_WB_CONFIG, `${where}: ${field} must be a positive number, got ${v}`);
+    }
+    const map = await PersistentBitmap.open(options.mapStore, Math.ceil(below.size() / G));
+    const wb = new WriteBehind(below, options, map);
+    await wb.recover();
+    return wb;
+  }
+
+  stats(): WriteBehindStats {
+    const backlogBytes = this.pendingBytes + this.groups.reduce((n, g) => n + g.bytes, 0);
+    const oldest = this.groups[0]?.oldestUs ?? this.pending[0]?.tUs;
+    return {
+      persistence: this.options.persistence,
+      backlogBytes,
+      backlogOps: this.pending.length + this.groups.reduce((n, g) => n + g.opCount, 0),
+      lagUs: oldest === undefined ? 0 : this.world.clock.nowUs() - oldest,
+      etaUs: backlogBytes === 0 ? 0 : this.shipRate ? Math.round(backlogBytes / this.shipRate) : null,
+      groupsShipped: this.counters.groupsShipped,
+      groupsPending: this.groups.length + (this.pending.length ? 1 : 0),
+      lastAckedSeq: this.lastAckedSeq,
+      shipFailures: this.counters.shipFailures,
+      bytesShipped: this.counters.bytesShipped,
+      cloudOnlyBytes: this.counters.cloudOnlyBytes,
+      journalFreeBytes: this.options.journal?.freeBytes() ?? 0,
+    };
+  }
+
+  override async read(offset: number, length: number): Promise<Buffer> {
+    this.checkAlive();
+    checkRange(this, offset, length, 'read');
+    if (length === 0) return Buffer.alloc(0);
+    const out = Buffer.alloc(length);
+    const end = offset + length;
+    let pos = offset;
+    const reads: Array<Promise<void>> = [];
+    while (pos < end) {
+      const written = this.map.get(Math.floor(pos / this.G));
+      let stop = (Math.floor(pos / this.G) + 1) * this.G;
+      while (stop < end && this.map.get(stop / this.G) === written) stop += this.G;
+      stop = Math.min(stop, end);
+      const at = pos;
+      const source = written ? this.options.store : this.below;
+      reads.push(source.read(at, stop - at).then((buf) => { buf.copy(out, at - offset); }));
+      pos = stop;
+    }
+    await Promise.all(reads);
+    return out;
+  }
+
+  override write(offset: number, data: Uint8Array, options: WriteOptions = {}): Promise<void> {
+    this.checkAlive();
+    checkRange(this, offset, data.length, 'write');
+    return this.serialize(async () => {
+      const copy = Buffer.from(data);
+      await this.apply({ offset, data: copy }, options.fua ?? false);
+    });
+  }
+
+  override trim(offset: number, length: number, options: WriteOptions = {}): Promise<void> {
+    return this.zero(offset, length, options.fua ?? false);
+  }
+
+  override writeZeroes(offset: number, length: number, options: ZeroOptions = {}): Promise<void> {
+    return this.zero(offset, length, options.fua ?? false);
+  }
+
+  override async flush(): Promise<void> {
+    this.checkAlive();
+    // Everything acknowledged before this call has passed the serial queue.
+    await this.serialize(async () => undefined);
+    await this.options.store.flush();
+    await this.map.persist();
+    if (this.options.persistence === 'on-prem' && this.options.flushWaitsForOnPrem) await this.drain();
+  }
+
+  /** Resolve once every write acknowledged before the call is applied on-prem (cloud-only: at once). */
+  async drain(): Promise<void> {
+    this.checkAlive();
+    if (this.options.persistence !== 'on-prem') return;
+    await this.serialize(() => this.cutLocked());
+    const target = this.nextSeq - 1;
+    if (this.lastAckedSeq >= target) return;
+    void this.pump();
+    await new Promise<void>((resolve) => this.waiters.push({ check: () => this.lastAckedSeq >= target, resolve }));
+  }
+
+  /**
+   * Simulate the process dying: timers stop, nothing more is written or
+   * shipped. Build a new WriteBehind over the same stores to recover.
+   */
+  kill(): void {
+    this.dead = true;
+    this.rpoTimer?.cancel();
+    this.retryTimer?.cancel();
+  }
+
+  override async close(): Promise<void> {
+    if (this.dead) return;
+    await this.flush();
+    this.kill();
+    await this.below.close();
+  }
+
+  private zero(offset: number, length: number, fua: boolean): Promise<void> {
+    this.checkAlive();
+    checkRange(this, offset, length, 'write');
+    return this.serialize(() => this.apply({ offset, length, zero: true }, fua));
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.serial.then(() => { this.checkAlive(); return fn(); });
+    this.serial = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Journal (if persistent), then land in the cloud store; split around non-persistent regions. */
+  private async apply(op: GroupOp, fua: boolean): Promise<void> {
+    const length = op.zero ? op.length : op.data.length;
+    if (length === 0) return;
+    let cloudOnlyTouched = false;
+    for (const [start, end, persistent] of this.segments(op.offset, op.offset + length)) {
+      const piece: GroupOp = op.zero
+        ? { offset: start, length: end - start, zero: true }
+        : { offset: start, data: op.data.subarray(start - op.offset, end - op.offset) };
+      if (persistent && this.options.persistence === 'on-prem') {
+        await this.journalOp(piece);
+      } else {
+        cloudOnlyTouched = true;
+        if (!piece.zero) this.counters.cloudOnlyBytes += piece.data.length;
+      }
+      await this.land(piece);
+    }
+    if (fua && cloudOnlyTouched) {
+      await this.options.store.flush();
+      await this.map.persist();
+    }
+    this.afterAck();
+  }
+
+  /** [start, end, persistent] pieces of a range, split at non-persistent region edges. */
+  private segments(start: number, end: number): Array<[number, number, boolean]> {
+    const cuts = new Set<number>([start, end]);
+    const np = this.options.nonPersistent ?? [];
+    for (const r of np) for (const e of [r.offset, r.offset + r.length]) if (e > start && e < end) cuts.add(e);
+    const points = [...cuts].sort((a, b) => a - b);
+    const out: Array<[number, number, boolean]> = [];
+    for (let i = 0; i + 1 < points.length; i++) {
+      const a = points[i]!;
+      out.push([a, points[i + 1]!, this.options.persistence === 'on-prem' && !np.some((r) => a >= r.offset && a < r.offset + r.length)]);
+    }
+    return out;
+  }
+
+  private async journalOp(op: GroupOp): Promise<void> {
+    const journal = this.options.journal!;
+    const payload = encodeOp(op);
+    while (journal.recordBytes(payload.length) > journal.freeBytes()) {
+      // Full: cut what is waiting and ship it; the space comes back on truncation.
+      await this.cutLocked();
+      void this.pump();
+      await new Promise<void>((resolve) => this.waiters.push({ check: () => journal.recordBytes(payload.length) <= journal.freeBytes() || this.dead, resolve }));
+      this.checkAlive();
+    }
+    const tUs = this.world.clock.nowUs();
+    let lsn: number;
+    try {
+      lsn = await journal.append(payload, tUs);
+    } catch (err) {
+      if ((err as { code?: string }).code === E_JOURNAL_FULL) throw new BlockError('E_NOSPC', `${this.name}: journal full`, { cause: err });
+      throw err;
+    }
+    this.pending.push({ lsn, tUs, op });
+    this.pendingBytes += op.zero ? 0 : op.data.length;
+  }
+
+  /** Put an op into the cloud-side store and mark its granules written (read-modify-write at unaligned edges). */
+  private async land(op: GroupOp): Promise<void> {
+    const G = this.G;
+    const start = op.offset;
+    const end = op.offset + (op.zero ? op.length : op.data.length);
+    const store = this.options.store;
+    const firstFull = Math.ceil(start / G) * G;
+    const lastFull = Math.floor(end / G) * G;
+    const edges: Array<[number, number]> = [];
+    if (firstFull > lastFull) edges.push([start, end]); // inside one granule
+    else {
+      if (start < firstFull) edges.push([start, firstFull]);
+      if (lastFull < end) edges.push([lastFull, end]);
+    }
+    const size = this.size();
+    for (const [a, b] of edges) {
+      const g = Math.floor(a / G);
+      const gStart = g * G;
+      const gEnd = Math.min(size, gStart + G);
+      if (!this.map.get(g)) {
+        // The granule's other bytes still live below: bring them up once.
+        const base = await this.below.read(gStart, gEnd - gStart);
+        if (op.zero) base.fill(0, a - gStart, b - gStart);
+        else base.set(op.data.subarray(a - start, b - start), a - gStart);
+        await store.write(gStart, base);
+        this.map.set(g);
+      } else if (op.zero) await store.writeZeroes(a, b - a);
+      else await store.write(a, op.data.subarray(a - start, b - start));
+    }
+    if (firstFull < lastFull) {
+      if (op.zero) await store.writeZeroes(firstFull, lastFull - firstFull);
+      else await store.write(firstFull, op.data.subarray(firstFull - start, lastFull - start));
+      this.map.setRange(firstFull / G, lastFull / G);
+    }
+  }
+
+  private afterAck(): void {
+    if (this.options.persistence !== 'on-prem' || this.pending.length === 0) return;
+    if (this.pendingBytes >= this.options.shipThresholdBytes) {
+      void this.serialize(() => this.cutLocked()).then(() => this.pump(), () => undefined);
+      return;
+    }
+    if (!this.rpoTimer) {
+      const dueUs = this.pending[0]!.tUs + this.options.rpoUs - this.world.clock.nowUs();
+      this.rpoTimer = this.world.clock.schedule(Math.max(0, dueUs), () => {
+        this.rpoTimer = undefined;
+        if (this.dead) return;
+        void this.serialize(() => this.cutLocked()).then(() => this.pump(), () => undefined);
+      });
+    }
+  }
+
+  /** Turn the pending entries into a group and journal the cut. Runs inside the serial queue. */
+  private async cutLocked(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const entries = this.pending;
+    const seq = this.nextSeq;
+    const cutLsn = await this.options.journal!.append(encodeCut(seq), this.world.clock.nowUs());
+    this.nextSeq++;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.rpoTimer?.cancel();
+    this.rpoTimer = undefined;
+    this.groups.push(makeGroup(seq, cutLsn, entries));
+  }
+
+  /** Ship cut groups in order, one at a time; retry with backoff on failure. */
+  private async pump(): Promise<void> {
+    if (this.shipping || this.dead || this.options.persistence !== 'on-prem') return;
+    this.shipping = true;
+    try {
+      while (this.groups.length && !this.dead) {
+        const g = this.groups[0]!;
+        const startedUs = this.world.clock.nowUs();
+        try {
+          await this.options.sink!.applyGroup({ diskId: this.options.diskId, seq: g.seq, writes: g.ops });
+        } catch (err) {
+          if (this.dead) return;
+          this.counters.shipFailures++;
+          this.world.log('warn', this.name, `shipping group ${g.seq} failed; retrying in ${this.retryDelayUs} µs`, { seq: g.seq, error: (err as Error).message });
+          this.retryTimer = this.world.clock.schedule(this.retryDelayUs, () => { this.retryTimer = undefined; void this.pump(); });
+          this.retryDelayUs = Math.min(this.options.maxRetryUs, this.retryDelayUs * 2);
+          return;
+        }
+        if (this.dead) return;
+        this.retryDelayUs = this.options.retryUs;
+        const tookUs = this.world.clock.nowUs() - startedUs;
+        if (tookUs > 0 && g.bytes > 0) {
+          const rate = g.bytes / tookUs;
+          this.shipRate = this.shipRate === null ? rate : 0.7 * this.shipRate + 0.3 * rate;
+        }
+        // The group's bytes are in the cloud store too: make that (and its map) durable before the journal forgets them.
+        await this.options.store.flush();
+        await this.map.persist();
+        await this.options.journal!.truncate(g.cutLsn, g.seq);
+        if (this.dead) return;
+        this.groups.shift();
+        this.lastAckedSeq = g.seq;
+        this.counters.groupsShipped++;
+        this.counters.bytesShipped += g.bytes;
+        this.wake();
+      }
+    } finally {
+      this.shipping = false;
+    }
+  }
+
+  private wake(): void {
+    const still: typeof this.waiters = [];
+    for (const w of this.waiters) (w.check() ? w.resolve() : still.push(w));
+    this.waiters = still;
+  }
+
+  /** Rebuild groups and pending entries from the journal and re-land them in the cloud store. */
+  private async recover(): Promise<void> {
+    const journal = this.options.journal;
+    if (!journal) return;
+    let entries: Entry[] = [];
+    for (const rec of journal.recovered) {
+      const kind = rec.payload[0];
+      if (kind === REC_CUT) {
+        const seq = rec.payload.readDoubleBE(1);
+        this.groups.push(makeGroup(seq, rec.lsn, entries));
+        this.nextSeq = Math.max(this.nextSeq, seq + 1);
+        entries = [];
+      } else {
+        const op = decodeOp(rec.payload);
+        entries.push({ lsn: rec.lsn, tUs: rec.tUs, op });
+        // Replaying in LSN order leaves the store holding the latest acknowledged bytes.
+        await this.land(op);
+      }
+    }
+    this.pending = entries;
+    this.pendingBytes = entries.reduce((n, e) => n + (e.op.zero ? 0 : e.op.data.length), 0);
+    await this.options.store.flush();
+    await this.map.persist();
+    if (this.groups.length) void this.pump();
+    this.afterAck();
+  }
+
+  private checkAlive(): void {
+    if (this.dead) throw new BlockError(E_CLOSED, `${this.name}: closed (or killed)`);
+  }
+}
+
+function makeGroup(seq: number, cutLsn: number, entries: Entry[]): Group {
+  const ops = coalesce(entries.map((e) => e.op));
+  return {
+    seq, cutLsn, ops,
+    bytes: ops.reduce((n, o) => n + (o.zero ? 0 : o.data.length), 0),
+    oldestUs: entries[0]?.tUs ?? 0,
+    opCount: entries.length,
+  };
+}
+
+interface Seg {
+  start: number;
+  end: number;
+  /** undefined: zeros */
+  data: Uint8Array | undefined;
+}
+
+/**
+ * Later ops win where they overlap; the result is sorted by address with
+ * adjacent pieces of the same kind merged, so a group carries each byte once.
+ */
+export function coalesce(ops: readonly GroupOp[]): GroupOp[] {
+  let segs: Seg[] = [];
+  for (const op of ops) {
+    const start = op.offset;
+    const end = start + (op.zero ? op.length : op.data.length);
+    if (end === start) continue;
+    const next: Seg[] = [];
+    for (const s of segs) {
+      if (s.end <= start || s.start >= end) { next.push(s); continue; }
+      if (s.start < start) next.push({ start: s.start, end: start, data: s.data?.subarray(0, start - s.start) });
+      if (s.end > end) next.push({ start: end, end: s.end, data: s.data?.subarray(end - s.start) });
+    }
+    next.push({ start, end, data: op.zero ? undefined : op.data });
+    segs = next;
+  }
+  segs.sort((a, b) => a.start - b.start);
+  const out: GroupOp[] = [];
+  let i = 0;
+  while (i < segs.length) {
+    const run = [segs[i]!];
+    while (i + run.length < segs.length) {
+      const n = segs[i + run.length]!;
+      const prev = run[run.length - 1]!;
+      if (n.start !== prev.end || (n.data === undefined) !== (prev.data === undefined)) break;
+      run.push(n);
+    }
+    const first = run[0]!;
+    const last = run[run.length - 1]!;
+    if (first.data === undefined) out.push({ offset: first.start, length: last.end - first.start, zero: true });
+    else out.push({ offset: first.start, data: run.length === 1 ? first.data : Buffer.concat(run.map((s) => s.data!)) });
+    i += run.length;
+  }
+  return out;
+}
+
+function encodeOp(op: GroupOp): Buffer {
+  if (op.zero) {
+    const b = Buffer.alloc(17);
+    b[0] = REC_ZERO;
+    b.writeDoubleBE(op.offset, 1);
+    b.writeDoubleBE(op.length, 9);
+    return b;
+  }
+  const b = Buffer.alloc(9 + op.data.length);
+  b[0] = REC_WRITE;
+  b.writeDoubleBE(op.offset, 1);
+  b.set(op.data, 9);
+  return b;
+}
+
+function decodeOp(p: Buffer): GroupOp {
+  if (p[0] === REC_ZERO) return { offset: p.readDoubleBE(1), length: p.readDoubleBE(9), zero: true };
+  if (p[0] === REC_WRITE) return { offset: p.readDoubleBE(1), data: Buffer.from(p.subarray(9)) };
+  throw new SpillwayError('E_JOURNAL_CORRUPT', `write-behind: unknown journal record kind ${p[0]}`);
+}
+
+function encodeCut(seq: number): Buffer {
+  const b = Buffer.alloc(9);
+  b[0] = REC_CUT;
+  b.writeDoubleBE(seq, 1);
+  return b;
+}
+
+/**
+ * The on-prem end of FIG 4's step 413: applies groups to the on-prem disk
+ * atomically and idempotently. A group is first staged in its own journal
+ * (durable), then written to the disk and the disk flushed, then the journal
+ * is truncated with the group's seq as the new "applied" mark. A crash
+ * mid-apply replays the staged group on open; a group whose seq is not above
+ * the applied mark is acknowledged without touching the disk.
+ */
+export class GroupApplier implements WriteSink {
+  private serial: Promise<unknown> = Promise.resolve();
+  /** How many times each seq was actually written to the disk (tests assert 1). */
+  readonly applications = new Map<number, number>();
+  duplicates = 0;
+
+  private constructor(readonly disk: BlockDevice, private readonly journal: Journal, readonly diskId: string | undefined) {}
+
+  static async open(disk: BlockDevice, journal: Journal, diskId?: string): Promise<GroupApplier> {
+    const applier = new GroupApplier(disk, journal, diskId);
+    for (const rec of journal.recovered) {
+      const group = decodeGroup(rec.payload);
+      if (group.seq > journal.meta) await applier.applyStaged(group, rec.lsn);
+    }
+    return applier;
+  }
+
+  /** The highest group seq applied and durable. */
+  get appliedSeq(): number {
+    return this.journal.meta;
+  }
+
+  applyGroup(group: WriteGroup): Promise<void> {
+    const run = this.serial.then(async () => {
+      if (this.diskId !== undefined && group.diskId !== this.diskId) {
+        throw new SpillwayError(E_WB_CONFIG, `group for disk ${group.diskId} sent to the applier of ${this.diskId}`);
+      }
+      if (group.seq <= this.journal.meta) {
+        this.duplicates++;
+        return;
+      }
+      if (group.seq !== this.journal.meta + 1) {
+        throw new SpillwayError(E_WB_SEQ_GAP, `disk ${group.diskId}: got group ${group.seq} but ${this.journal.meta + 1} is next; a group was lost`,
+          { details: { seq: group.seq, applied: this.journal.meta } });
+      }
+      const lsn = await this.journal.append(encodeGroup(group), 0);
+      await this.applyStaged(group, lsn);
+    });
+    this.serial = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyStaged(group: WriteGroup, lsn: number): Promise<void> {
+    for (const op of group.writes) {
+      if (op.zero) await this.disk.writeZeroes(op.offset, op.length);
+      else await this.disk.write(op.offset, op.data);
+    }
+    await this.disk.flush();
+    await this.journal.truncate(lsn, group.seq);
+    this.applications.set(group.seq, (this.applications.get(group.seq) ?? 0) + 1);
+  }
+}
+
+function encodeGroup(group: WriteGroup): Buffer {
+  const id = Buffer.from(group.diskId, 'utf8');
+  const head = Buffer.alloc(14);
+  head.writeDoubleBE(group.seq, 0);
+  head.writeUInt16BE(id.length, 8);
+  head.writeUInt32BE(group.writes.length, 10);
+  const parts: Buffer[] = [head, id];
+  // Each op is length-prefixed so the records can be split apart again.
+  for (const op of group.writes) {
+    const rec = encodeOp(op);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(rec.length);
+    parts.push(len, rec);
+  }
+  return Buffer.concat(parts);
+}
+
+function decodeGroup(p: Buffer): WriteGroup {
+  const seq = p.readDoubleBE(0);
+  const idLen = p.readUInt16BE(8);
+  const count = p.readUInt32BE(10);
+  const diskId = p.subarray(14, 14 + idLen).toString('utf8');
+  let pos = 14 + idLen;
+  const writes: GroupOp[] = [];
+  for (let i = 0; i < count; i++) {
+    const len = p.readUInt32BE(pos);
+    writes.push(decodeOp(p.subarray(pos + 4, pos + 4 + len)));
+    pos += 4 + len;
+  }
+  return { diskId, seq, writes };
+}
