@@ -37,6 +37,21 @@ class SocketTransport implements Transport {
     if (this.closed || this.socket.destroyed) return false;
     return this.socket.write(data);
   }
+  writev(chunks: readonly Uint8Array[]): boolean {
+    if (this.closed || this.socket.destroyed) return false;
+    // cork/uncork hands the batch to libuv as one writev instead of a syscall per buffer.
+    this.socket.cork();
+    let ok = true;
+    for (const c of chunks) ok = this.socket.write(c);
+    this.socket.uncork();
+    return ok;
+  }
+  pause(): void {
+    this.socket.pause();
+  }
+  resume(): void {
+    this.socket.resume();
+  }
   onData(cb: (chunk: Buffer) => void): void {
     this.socket.on('data', cb);
   }

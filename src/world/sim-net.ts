@@ -62,6 +62,7 @@ class SimEndpoint implements Transport {
   private pendingData: Buffer[] = [];
   private wantDrain = false;
   private ending = false;
+  private paused = false;
 
   constructor(
     readonly localAddress: string,
@@ -87,9 +88,21 @@ class SimEndpoint implements Transport {
     return ok;
   }
 
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    const pending = this.pendingData;
+    this.pendingData = [];
+    for (const chunk of pending) this.receive(chunk);
+  }
+
   receive(chunk: Buffer): void {
     if (this.closed) return;
-    if (this.dataCbs.length === 0) {
+    if (this.dataCbs.length === 0 || this.paused) {
       this.pendingData.push(chunk);
       return;
     }

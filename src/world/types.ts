@@ -46,6 +46,11 @@ export interface Transport {
   readonly remoteAddress: string;
   /** Queue bytes; returns false when the caller should wait for `onDrain`. */
   write(data: Uint8Array): boolean;
+  /** Queue several buffers as one batch (one writev where the platform has it). */
+  writev?(chunks: readonly Uint8Array[]): boolean;
+  /** Stop delivering data (and let the peer's window fill) until `resume`: receiver backpressure. */
+  pause?(): void;
+  resume?(): void;
   onData(cb: (chunk: Buffer) => void): void;
   onDrain(cb: () => void): void;
   /** Fires once, with an error when the stream was reset rather than ended. */

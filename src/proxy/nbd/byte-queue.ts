@@ -1,0 +1,113 @@
+/**
+ * Incoming bytes as a queue of received chunks. Parsers peek at fixed-size
+ * headers and take payloads without copying when a payload lies inside one
+ * chunk (the common case for small requests); only payloads that straddle
+ * chunks are gathered into a new buffer.
+ */
+export class ByteQueue {
+  private chunks: Buffer[] = [];
+  private head = 0;
+  /** Offset into chunks[head] of the first unread byte. */
+  private offset = 0;
+  private total = 0;
+
+  get length(): number {
+    return this.total;
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.total += chunk.length;
+  }
+
+  /** The next `n` bytes without consuming them; a view when possible. */
+  peek(n: number): Buffer {
+    return this.gather(n, false);
+  }
+
+  take(n: number): Buffer {
+    return this.gather(n, true);
+  }
+
+  /** Drop up to `n` bytes; returns how many were dropped. */
+  skip(n: number): number {
+    let left = Math.min(n, this.total);
+    const dropped = left;
+    while (left > 0) {
+      const chunk = this.chunks[this.head]!;
+      const avail = chunk.length - this.offset;
+      if (avail > left) {
+        this.offset += left;
+        left = 0;
+      } else {
+        left -= avail;
+        this.advanceChunk();
+      }
+    }
+    this.total -= dropped;
+    this.compact();
+    return dropped;
+  }
+
+  clear(): void {
+    this.chunks = [];
+    this.head = 0;
+    this.offset = 0;
+    this.total = 0;
+  }
+
+  private gather(n: number, consume: boolean): Buffer {
+    if (n > this.total) throw new RangeError(`byte queue holds ${this.total} bytes, ${n} wanted`);
+    const first = this.chunks[this.head];
+    if (n === 0 || !first) return Buffer.alloc(0);
+    if (first.length - this.offset >= n) {
+      const view = first.subarray(this.offset, this.offset + n);
+      if (consume) {
+        this.offset += n;
+        this.total -= n;
+        if (this.offset === first.length) this.advanceChunk();
+        this.compact();
+      }
+      return view;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    let index = this.head;
+    let off = this.offset;
+    while (filled < n) {
+      const chunk = this.chunks[index]!;
+      const m = Math.min(chunk.length - off, n - filled);
+      chunk.copy(out, filled, off, off + m);
+      filled += m;
+      if (off + m === chunk.length) { index++; off = 0; } else off += m;
+    }
+    if (consume) {
+      for (let i = this.head; i < index; i++) this.chunks[i] = EMPTY;
+      this.head = index;
+      this.offset = off;
+      this.total -= n;
+      this.compact();
+    }
+    return out;
+  }
+
+  private advanceChunk(): void {
+    this.chunks[this.head] = EMPTY;
+    this.head++;
+    this.offset = 0;
+  }
+
+  private compact(): void {
+    if (this.total === 0) {
+      this.chunks = [];
+      this.head = 0;
+      this.offset = 0;
+    } else if (this.head > 64 && this.head * 2 > this.chunks.length) {
+      this.chunks = this.chunks.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

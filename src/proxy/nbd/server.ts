@@ -1,0 +1,133 @@
+import { InputError } from '../../errors.js';
+import type { Listener, Transport, World } from '../../world/types.js';
+import type { BlockDevice } from '../block-device.js';
+import { NbdConnection } from './connection.js';
+
+/** One export served by an NbdServer. */
+export interface NbdExport {
+  /** The name clients ask for; the first export is also the default ("" name). */
+  name: string;
+  device: BlockDevice;
+  description?: string;
+  /** Refuse writes with EPERM and advertise READ_ONLY. */
+  readOnly?: boolean;
+  /**
+   * Advertise CAN_MULTI_CONN. Safe when every connection reaches the same
+   * device object (one cache, one flush) — true for every export here, so the
+   * default is on; turn it off for a device whose flush is per-connection.
+   */
+  multiConn?: boolean;
+}
+
+export interface NbdServerOptions {
+  exports: NbdExport[];
+  /** Largest READ/WRITE payload accepted; larger requests get EINVAL (default 32 MiB). */
+  maxPayloadBytes?: number;
+  /** Requests in flight per connection before the server stops reading (default 256). */
+  maxInFlight?: number;
+  /** READ/WRITE bytes in flight per connection before the server stops reading (default 64 MiB). */
+  maxInFlightBytes?: number;
+  /** Trace/log source name (default "proxy/nbd"). */
+  src?: string;
+}
+
+export interface NbdServerStats {
+  connections: number;
+  activeConnections: number;
+  requests: number;
+  errors: number;
+  bytesRead: number;
+  bytesWritten: number;
+  protocolViolations: number;
+}
+
+export const DEFAULT_MAX_PAYLOAD_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_MAX_IN_FLIGHT = 256;
+export const DEFAULT_MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
+
+export interface ResolvedServerOptions {
+  exports: NbdExport[];
+  maxPayloadBytes: number;
+  maxInFlight: number;
+  maxInFlightBytes: number;
+  src: string;
+}
+
+/**
+ * An NBD server (fixed newstyle) over the World's net, so the same code serves
+ * a simulated guest on virtual time and qemu over a real unix socket.
+ */
+export class NbdServer {
+  readonly options: ResolvedServerOptions;
+  readonly stats: NbdServerStats = {
+    connections: 0, activeConnections: 0, requests: 0, errors: 0, bytesRead: 0, bytesWritten: 0, protocolViolations: 0,
+  };
+  private readonly connections = new Set<NbdConnection>();
+  private readonly listeners: Listener[] = [];
+  private shuttingDown = false;
+  private nextConnectionId = 1;
+
+  constructor(readonly world: World, options: NbdServerOptions) {
+    if (options.exports.length === 0) throw new InputError('E_NBD_NO_EXPORTS', 'nbd server: at least one export is needed');
+    const names = new Set<string>();
+    for (const e of options.exports) {
+      if (Buffer.byteLength(e.name) > 4096) throw new InputError('E_NBD_EXPORT_NAME', `nbd export name "${e.name.slice(0, 40)}…" is longer than 4096 bytes`);
+      if (names.has(e.name)) throw new InputError('E_NBD_EXPORT_NAME', `nbd export "${e.name}" is listed twice`);
+      names.add(e.name);
+    }
+    const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 4096 || maxPayloadBytes > 2 ** 31) {
+      throw new InputError('E_NBD_MAX_PAYLOAD', `nbd maxPayloadBytes: expected an integer from 4096 to 2147483648, got ${maxPayloadBytes}`);
+    }
+    this.options = {
+      exports: options.exports,
+      maxPayloadBytes,
+      maxInFlight: Math.max(1, options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT),
+      maxInFlightBytes: Math.max(maxPayloadBytes, options.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES),
+      src: options.src ?? 'proxy/nbd',
+    };
+  }
+
+  /** Serve on an address ("host:port", "unix:/path", or a simulated name); resolves with the bound address. */
+  async listen(address: string): Promise<Listener> {
+    const listener = await this.world.net.listen(address, (t) => this.accept(t));
+    this.listeners.push(listener);
+    return listener;
+  }
+
+  /** Serve one already-connected transport (also used by tests and in-process pairs). */
+  accept(transport: Transport): void {
+    if (this.shuttingDown) {
+      transport.destroy();
+      return;
+    }
+    const conn = new NbdConnection(this, transport, this.nextConnectionId++);
+    this.connections.add(conn);
+    this.stats.connections++;
+    this.stats.activeConnections++;
+    conn.closed.then(() => {
+      this.connections.delete(conn);
+      this.stats.activeConnections--;
+    }, () => undefined);
+    conn.start();
+  }
+
+  findExport(name: string): NbdExport | undefined {
+    if (name === '') return this.options.exports[0];
+    return this.options.exports.find((e) => e.name === name);
+  }
+
+  get isShuttingDown(): boolean {
+    return this.shuttingDown;
+  }
+
+  /**
+   * Stop accepting, let requests in flight finish (new ones get ESHUTDOWN),
+   * then close every connection. Devices are not closed: their owner does that.
+   */
+  async close(): Promise<void> {
+    this.shuttingDown = true;
+    await Promise.all(this.listeners.splice(0).map((l) => l.close()));
+    await Promise.all([...this.connections].map((c) => c.shutdown()));
+  }
+}
