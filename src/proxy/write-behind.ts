@@ -455,6 +455,7 @@ export class WriteBehind extends Layer {
         // The group's bytes are in the cloud store too: make that (and its map) durable before the journal forgets them.
         await this.options.store.flush();
         await this.map.persist();
+        if (this.dead) return;
         await this.options.journal!.truncate(g.cutLsn, g.seq);
         if (this.dead) return;
         this.groups.shift();
