@@ -1,0 +1,321 @@
+import { errorCode } from '../../errors.js';
+import type { Timer, World } from '../../world/types.js';
+import { LinkConnection } from './connection.js';
+import { FATAL_CODES, LinkError, E_LINK_CLOSED, E_LINK_DOWN, E_LINK_TIMEOUT, E_NOT_PAIRED, E_PROTOCOL } from './errors.js';
+import type { AttachMode, AttachReply, AuthMsg, ChallengeMsg, ErrorMsg, HelloMsg } from './messages.js';
+import { drawNonce, proof, proofMatches, sessionKeys } from './secure-channel.js';
+import { F_ERROR, Op, PROTOCOL_VERSION, WireReader, WireWriter, jsonPayload, parseJson, type Frame } from './wire.js';
+import { RemoteDisk } from './remote-disk.js';
+
+export interface LinkClientOptions {
+  address: string;
+  pairingKey: Buffer;
+  /** This cloud proxy's stable identity (leases and dedup memory are keyed by it). */
+  peer: string;
+  rateBytesPerS?: number;
+  compressionLevel?: number;
+  /** Bytes of server pushes allowed in flight; keeps demand replies from queueing behind pushes. */
+  pushWindowBytes?: number;
+  /** Announce that the cache can answer by sha256 signature. */
+  sigs?: 'sha256' | null;
+  reconnectMinUs?: number;
+  reconnectMaxUs?: number;
+  /** Give up on a request after this long without an answer (across reconnects); none by default. */
+  requestTimeoutUs?: number;
+  /** Give up reconnecting after this many failed attempts in a row; never by default. */
+  maxReconnectAttempts?: number;
+}
+
+interface Pending {
+  id: number;
+  op: number;
+  flags: number;
+  payload: Buffer;
+  resolve: (payload: Buffer) => void;
+  reject: (err: Error) => void;
+  timer: Timer | null;
+  sent: number;
+}
+
+export interface LinkClientStats {
+  requests: number;
+  retried: number;
+  reconnects: number;
+  pushesReceived: number;
+  pushBytes: number;
+  wireBytesOut: number;
+  wireBytesIn: number;
+}
+
+type State = 'idle' | 'connecting' | 'open' | 'down' | 'closed' | 'failed';
+
+/**
+ * The cloud end of the link: one authenticated, encrypted connection that
+ * multiplexes requests by id and survives drops. Every request is kept until
+ * it is answered; after a reconnect the attached disks are attached again and
+ * unanswered requests are sent again. That is safe because every op is
+ * idempotent: reads and flushes trivially, write groups by their seq.
+ */
+export class LinkClient {
+  readonly stats: LinkClientStats = { requests: 0, retried: 0, reconnects: 0, pushesReceived: 0, pushBytes: 0, wireBytesOut: 0, wireBytesIn: 0 };
+  private state: State = 'idle';
+  private conn: LinkConnection | null = null;
+  private nextId = 1;
+  private readonly inflight = new Map<number, Pending>();
+  private readonly disks = new Map<number, RemoteDisk>();
+  private nextHandle = 1;
+  private failure: Error | null = null;
+  private readonly rng;
+  private creditOwed = 0;
+  private readonly stateCbs = new Set<(state: string, err?: Error) => void>();
+  private attempts = 0;
+  private reconnectTimer: Timer | null = null;
+
+  constructor(private readonly world: World, readonly options: LinkClientOptions) {
+    this.rng = world.rng(`link-client/${options.peer}`);
+  }
+
+  get connected(): boolean {
+    return this.state === 'open';
+  }
+
+  get pushWindowBytes(): number {
+    return this.options.pushWindowBytes ?? 512 * 1024;
+  }
+
+  /** Be told when the link goes up or down (for traces and tests). */
+  onState(cb: (state: string, err?: Error) => void): () => void {
+    this.stateCbs.add(cb);
+    return () => this.stateCbs.delete(cb);
+  }
+
+  private setState(state: State, err?: Error): void {
+    this.state = state;
+    this.world.trace.emit(`proxy/cloud/${this.options.peer}`, 'link.state', { state, ...(err ? { code: errorCode(err) ?? 'E_IO' } : {}) });
+    for (const cb of this.stateCbs) cb(state, err);
+  }
+
+  /** Connect and authenticate. Refused pairing and other fatal errors reject; nothing is retried then. */
+  async connect(): Promise<void> {
+    if (this.state !== 'idle') throw new LinkError(E_PROTOCOL, `connect() called in state ${this.state}`);
+    this.state = 'connecting';
+    try {
+      await this.open();
+    } catch (err) {
+      this.fail(err as Error);
+      throw err;
+    }
+  }
+
+  /** Attach a disk on the on-prem side (takes its lease when `mode` is rw). */
+  async attach(disk: string, options: { mode?: AttachMode; image?: string; blockBytes?: number; sigResolver?: (sig: Buffer) => Promise<Buffer | undefined> } = {}): Promise<RemoteDisk> {
+    const handle = this.nextHandle++;
+    const req = { handle, disk, mode: options.mode ?? 'rw', ...(options.image ? { image: options.image } : {}), blockBytes: options.blockBytes ?? 4096 };
+    const reply = parseJson<AttachReply>(await this.request(Op.ATTACH, 0, jsonPayload(req)), 'ATTACH reply');
+    const remote = new RemoteDisk(this, handle, req, reply, options.sigResolver);
+    this.disks.set(handle, remote);
+    return remote;
+  }
+
+  /** Send a request; resolves with the reply payload, rejects with the peer's error code. */
+  request(op: number, flags: number, payload: Buffer): Promise<Buffer> {
+    if (this.state === 'closed' || this.state === 'failed') {
+      return Promise.reject(this.failure ?? new LinkError(E_LINK_CLOSED, 'the link client is closed'));
+    }
+    this.stats.requests++;
+    return new Promise<Buffer>((resolve, reject) => {
+      const id = this.nextId++;
+      const p: Pending = { id, op, flags, payload, resolve, reject, timer: null, sent: 0 };
+      if (this.options.requestTimeoutUs) {
+        p.timer = this.world.clock.schedule(this.options.requestTimeoutUs, () => {
+          this.inflight.delete(id);
+          reject(new LinkError(E_LINK_TIMEOUT, `link request ${id} got no answer within ${this.options.requestTimeoutUs}us`));
+        });
+      }
+      this.inflight.set(id, p);
+      if (this.state === 'open') this.transmit(p);
+    });
+  }
+
+  /** Fire-and-forget frames (CREDIT). Lost on a drop, which is fine: a new connection starts with a full window. */
+  private sendRaw(op: number, payload: Buffer): void {
+    if (this.state === 'open') this.conn!.send({ op, flags: 0, id: 0, payload });
+  }
+
+  private transmit(p: Pending): void {
+    if (p.sent > 0) this.stats.retried++;
+    p.sent++;
+    this.conn!.send({ op: p.op, flags: p.flags, id: p.id, payload: p.payload });
+  }
+
+  /** Cut the current connection as a WAN drop would (tests, fault injection). */
+  dropConnection(): void {
+    this.conn?.transport.destroy(new LinkError('ECONNRESET', 'link dropped'));
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.reconnectTimer?.cancel();
+    this.state = 'closed';
+    this.conn?.end();
+    this.conn?.destroy();
+    this.rejectAll(new LinkError(E_LINK_CLOSED, 'the link client was closed'));
+  }
+
+  /** Forget everything without a goodbye, as a killed process would. */
+  crash(): void {
+    this.reconnectTimer?.cancel();
+    this.state = 'closed';
+    this.conn?.transport.destroy(new LinkError('ECONNRESET', 'cloud proxy crashed'));
+    for (const p of this.inflight.values()) p.timer?.cancel();
+    this.inflight.clear();
+  }
+
+  private rejectAll(err: Error): void {
+    const all = [...this.inflight.values()];
+    this.inflight.clear();
+    for (const p of all) { p.timer?.cancel(); p.reject(err); }
+  }
+
+  private fail(err: Error): void {
+    this.failure = err;
+    this.setState('failed', err);
+    this.rejectAll(err);
+  }
+
+  /** Connect, handshake, re-attach, then resend what is unanswered. */
+  private async open(): Promise<void> {
+    const o = this.options;
+    const transport = await this.world.net.connect(o.address);
+    const clientNonce = drawNonce(this.rng);
+    let phase: 'challenge' | 'authok' | 'open' = 'challenge';
+    let settle!: { resolve: () => void; reject: (err: Error) => void };
+    const handshake = new Promise<void>((resolve, reject) => { settle = { resolve, reject }; });
+    let serverNonce: Buffer | null = null;
+
+    const conn: LinkConnection = new LinkConnection(transport, {
+      clock: this.world.clock,
+      ...(o.rateBytesPerS ? { rateBytesPerS: o.rateBytesPerS } : {}),
+      onFrame: (f) => {
+        if (phase === 'open') { this.onFrame(f); return; }
+        if (f.op === Op.REPLY && (f.flags & F_ERROR)) {
+          const e = parseJson<ErrorMsg>(f.payload, 'ERROR');
+          settle.reject(new LinkError(e.code, `on-prem proxy refused the link: ${e.message}`));
+          conn.destroy();
+          return;
+        }
+        if (phase === 'challenge' && f.op === Op.CHALLENGE) {
+          const ch = parseJson<ChallengeMsg>(f.payload, 'CHALLENGE');
+          serverNonce = Buffer.from(ch.nonce, 'hex');
+          if (!proofMatches(proof(o.pairingKey, 'server', clientNonce, serverNonce), Buffer.from(String(ch.proof), 'hex'))) {
+            settle.reject(new LinkError(E_NOT_PAIRED, `the on-prem proxy at ${o.address} is not paired with this cloud proxy (its proof does not match the pairing key)`));
+            conn.destroy();
+            return;
+          }
+          conn.send({ op: Op.AUTH, flags: 0, id: 0, payload: jsonPayload({ proof: proof(o.pairingKey, 'client', clientNonce, serverNonce).toString('hex') } satisfies AuthMsg) });
+          phase = 'authok';
+          return;
+        }
+        if (phase === 'authok' && f.op === Op.AUTH_OK) {
+          const keys = sessionKeys(o.pairingKey, clientNonce, serverNonce!);
+          conn.secure(keys.c2s, keys.s2c);
+          phase = 'open';
+          settle.resolve();
+          return;
+        }
+        settle.reject(new LinkError(E_PROTOCOL, `unexpected frame 0x${f.op.toString(16)} during the handshake`));
+        conn.destroy();
+      },
+      onClose: (err) => {
+        this.stats.wireBytesOut += conn.wireBytesOut;
+        this.stats.wireBytesIn += conn.wireBytesIn;
+        if (phase !== 'open') {
+          settle.reject(new LinkError(E_LINK_DOWN, `link to ${o.address} closed during the handshake`, err ? { cause: err } : {}));
+          return;
+        }
+        if (this.conn === conn) this.lost(err);
+      },
+    });
+    const hello: HelloMsg = { v: PROTOCOL_VERSION, nonce: clientNonce.toString('hex'), peer: o.peer, pushWindowBytes: this.pushWindowBytes, sigs: o.sigs ?? null };
+    conn.send({ op: Op.HELLO, flags: 0, id: 0, payload: jsonPayload(hello) });
+    await handshake;
+    this.conn = conn;
+    this.creditOwed = 0;
+    this.attempts = 0;
+    this.setState('open');
+    // Attach first: the server processes a handle's requests only once its ATTACH is done.
+    const pending = [...this.inflight.values()].sort((a, b) => a.id - b.id);
+    const reattach = [...this.disks.values()].map((d) => d.reattach());
+    for (const p of pending) this.transmit(p);
+    await Promise.all(reattach);
+    for (const d of this.disks.values()) d.resumePushes();
+  }
+
+  private lost(err?: Error): void {
+    if (this.state === 'closed' || this.state === 'failed') return;
+    this.conn = null;
+    this.setState('down', err);
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    const o = this.options;
+    const min = o.reconnectMinUs ?? 100_000;
+    const delay = Math.min(o.reconnectMaxUs ?? 5_000_000, min * 2 ** Math.min(this.attempts, 16));
+    this.attempts++;
+    this.reconnectTimer = this.world.clock.schedule(delay, () => {
+      this.reconnectTimer = null;
+      if (this.state !== 'down') return;
+      this.stats.reconnects++;
+      this.open().catch((err: Error) => {
+        if (this.state !== 'down') return;
+        const code = errorCode(err);
+        if ((code && FATAL_CODES.has(code)) || (o.maxReconnectAttempts !== undefined && this.attempts >= o.maxReconnectAttempts)) this.fail(err);
+        else this.scheduleReconnect();
+      });
+    });
+  }
+
+  private onFrame(f: Frame): void {
+    if (f.op === Op.REPLY) {
+      const p = this.inflight.get(f.id);
+      if (!p) return; // answered before a drop and resent; the first answer won
+      this.inflight.delete(f.id);
+      p.timer?.cancel();
+      if (f.flags & F_ERROR) {
+        const e = parseJson<ErrorMsg>(f.payload, 'ERROR');
+        p.reject(new LinkError(e.code, e.message));
+      } else {
+        p.resolve(f.payload);
+      }
+      return;
+    }
+    if (f.op === Op.PUSH) {
+      this.stats.pushesReceived++;
+      this.stats.pushBytes += f.payload.length;
+      const r = new WireReader(f.payload);
+      const disk = this.disks.get(r.u16());
+      disk?.receivePush(r, f.flags);
+      this.creditOwed += f.payload.length;
+      if (this.creditOwed >= this.pushWindowBytes / 4) {
+        this.sendRaw(Op.CREDIT, new WireWriter().u32(this.creditOwed).done());
+        this.creditOwed = 0;
+      }
+      return;
+    }
+    this.conn?.destroy(new LinkError(E_PROTOCOL, `unexpected frame 0x${f.op.toString(16)} from the server`));
+  }
+
+  /** Bytes on the wire both ways, including the current connection. */
+  wireBytes(): { out: number; in: number } {
+    return {
+      out: this.stats.wireBytesOut + (this.conn?.wireBytesOut ?? 0),
+      in: this.stats.wireBytesIn + (this.conn?.wireBytesIn ?? 0),
+    };
+  }
+
+  /** @internal used by RemoteDisk to drop a handle after DETACH. */
+  forget(handle: number): void {
+    this.disks.delete(handle);
+  }
+}

@@ -1,0 +1,135 @@
+import type { Clock, Transport } from '../../world/types.js';
+import { LinkError, E_LINK_CLOSED } from './errors.js';
+import { FrameCipher } from './secure-channel.js';
+import { TokenBucket } from './token-bucket.js';
+import { FrameSplitter, decodeBody, encodeBody, lengthPrefix, type Frame } from './wire.js';
+
+export interface ConnectionOptions {
+  clock: Clock;
+  /** Outbound rate limit; none when undefined. */
+  rateBytesPerS?: number;
+  burstBytes?: number;
+  onFrame: (frame: Frame) => void;
+  onClose: (err?: Error) => void;
+}
+
+/**
+ * One framed connection: splits the byte stream into frames, seals and opens
+ * them once a cipher pair is installed, and paces outbound bytes through a
+ * token bucket. Used by both ends of the link.
+ */
+export class LinkConnection {
+  wireBytesOut = 0;
+  wireBytesIn = 0;
+  framesOut = 0;
+  framesIn = 0;
+  closed = false;
+  private readonly splitter = new FrameSplitter();
+  private sendCipher: FrameCipher | null = null;
+  private recvCipher: FrameCipher | null = null;
+  private readonly bucket: TokenBucket | null;
+  private readonly queue: Buffer[] = [];
+  private pumpArmed = false;
+  private closeCbs: Array<(err?: Error) => void> = [];
+
+  constructor(readonly transport: Transport, private readonly options: ConnectionOptions) {
+    this.bucket = options.rateBytesPerS
+      ? new TokenBucket(options.clock, options.rateBytesPerS, options.burstBytes ?? Math.max(64 * 1024, options.rateBytesPerS / 20))
+      : null;
+    this.closeCbs.push(options.onClose);
+    transport.onData((chunk) => this.receive(chunk));
+    transport.onClose((err) => this.finish(err));
+  }
+
+  /** Switch both directions to AES-256-GCM; frames after this call are sealed. */
+  secure(sendKey: Buffer, recvKey: Buffer): void {
+    this.sendCipher = new FrameCipher(sendKey);
+    this.recvCipher = new FrameCipher(recvKey);
+  }
+
+  get secured(): boolean {
+    return this.sendCipher !== null;
+  }
+
+  send(frame: Frame): void {
+    if (this.closed) return;
+    let body = encodeBody(frame);
+    if (this.sendCipher) body = this.sendCipher.seal(body);
+    const bytes = lengthPrefix(body);
+    this.framesOut++;
+    if (!this.bucket) {
+      this.put(bytes);
+      return;
+    }
+    this.queue.push(bytes);
+    this.pump();
+  }
+
+  /** Bytes waiting for the rate limiter. */
+  get queuedBytes(): number {
+    let n = 0;
+    for (const b of this.queue) n += b.length;
+    return n;
+  }
+
+  private pump(): void {
+    if (this.pumpArmed || this.closed) return;
+    while (this.queue.length) {
+      const wait = this.bucket!.delayUs();
+      if (wait > 0) {
+        this.pumpArmed = true;
+        this.options.clock.schedule(wait, () => { this.pumpArmed = false; this.pump(); });
+        return;
+      }
+      const bytes = this.queue.shift()!;
+      this.bucket!.take(bytes.length);
+      this.put(bytes);
+    }
+  }
+
+  private put(bytes: Buffer): void {
+    this.wireBytesOut += bytes.length;
+    this.transport.write(bytes);
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.closed) return;
+    this.wireBytesIn += chunk.length;
+    try {
+      this.splitter.push(chunk, (body) => {
+        if (this.closed) return;
+        const plain = this.recvCipher ? this.recvCipher.open(body) : body;
+        this.framesIn++;
+        this.options.onFrame(decodeBody(plain));
+      });
+    } catch (err) {
+      this.destroy(err as Error);
+    }
+  }
+
+  onClose(cb: (err?: Error) => void): void {
+    if (this.closed) cb();
+    else this.closeCbs.push(cb);
+  }
+
+  /** Send queued frames, then close. */
+  end(): void {
+    if (this.closed) return;
+    this.transport.end();
+  }
+
+  destroy(err?: Error): void {
+    if (this.closed) return;
+    this.transport.destroy(err);
+    this.finish(err ?? new LinkError(E_LINK_CLOSED, 'link connection closed'));
+  }
+
+  private finish(err?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.length = 0;
+    const cbs = this.closeCbs;
+    this.closeCbs = [];
+    for (const cb of cbs) cb(err);
+  }
+}

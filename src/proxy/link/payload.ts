@@ -1,0 +1,187 @@
+import { createHash } from 'node:crypto';
+import { deflateRawSync, inflateRawSync, constants as zlibConstants } from 'node:zlib';
+import { LinkError, E_PROTOCOL } from './errors.js';
+import { WireReader, WireWriter } from './wire.js';
+
+/**
+ * How block content travels on the link. A range is cut at block boundaries
+ * and each block becomes one of:
+ *  - ZERO: all-zero content, sent as a marker and never as data;
+ *  - SIG: the content's signature, when the peer's cache may already hold it;
+ *  - PUSHED: the block was pushed earlier on this connection and so has
+ *    already arrived (the stream is ordered);
+ *  - data, merged with its neighbours into runs that are deflated when that
+ *    pays and sent RAW when it does not.
+ */
+export const enum Seg {
+  ZERO = 0,
+  RAW = 1,
+  DEFLATE = 2,
+  SIG = 3,
+  PUSHED = 4,
+}
+
+export const SIGNATURE_BYTES = 32;
+/** Deflated data must save at least 1/8 of its size to be worth the peer's inflate. */
+const DEFLATE_MAX_RATIO = 0.875;
+const MAX_RUN_BYTES = 1024 * 1024;
+
+/** The content signature used for dedup on both sides: sha256 of the block's plaintext. */
+export function contentSignature(block: Uint8Array): Buffer {
+  return createHash('sha256').update(block).digest();
+}
+
+export function isZero(buf: Uint8Array): boolean {
+  // Compare 8 bytes at a time where alignment allows; boot disks are half zeros.
+  const n = buf.length;
+  let i = 0;
+  if (buf.byteOffset % 8 === 0) {
+    const words = new BigUint64Array(buf.buffer, buf.byteOffset, n >>> 3);
+    for (let w = 0; w < words.length; w++) if (words[w] !== 0n) return false;
+    i = words.length * 8;
+  }
+  for (; i < n; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+export interface CodecStats {
+  /** Plaintext bytes described by segments. */
+  plainBytes: number;
+  zeroBytes: number;
+  sigBytes: number;
+  pushedBytes: number;
+  rawBytes: number;
+  deflateInBytes: number;
+  deflateOutBytes: number;
+  /** Data runs that were tried but sent raw because deflate did not pay. */
+  deflateSkipped: number;
+}
+
+export const newCodecStats = (): CodecStats => ({
+  plainBytes: 0, zeroBytes: 0, sigBytes: 0, pushedBytes: 0, rawBytes: 0, deflateInBytes: 0, deflateOutBytes: 0, deflateSkipped: 0,
+});
+
+export interface EncodeOptions {
+  blockBytes: number;
+  /** zlib level; 0 turns compression off. */
+  level: number;
+  /** Return true when the block at `blockIndex` may be sent as PUSHED. */
+  pushed?: (blockIndex: number) => boolean;
+  /** Return true when the peer may hold content with this signature. */
+  peerHas?: (sig: Buffer) => boolean;
+  /** Told of every data block actually sent, with its signature. */
+  sentData?: (sig: Buffer, blockIndex: number) => void;
+  stats?: CodecStats;
+}
+
+/** Encode `data`, the content at absolute `offset`, as a segment list. */
+export function encodeSegments(w: WireWriter, offset: number, data: Buffer, options: EncodeOptions): void {
+  const { blockBytes, stats } = options;
+  const segs: Array<{ kind: Seg; length: number; body?: Buffer }> = [];
+  let runStart = -1;
+  let runEnd = -1;
+  const flushRun = (): void => {
+    if (runStart < 0) return;
+    const raw = data.subarray(runStart, runEnd);
+    runStart = -1;
+    if (options.level > 0 && raw.length >= 256) {
+      const packed = deflateRawSync(raw, { level: options.level, strategy: zlibConstants.Z_DEFAULT_STRATEGY });
+      if (packed.length <= raw.length * DEFLATE_MAX_RATIO) {
+        segs.push({ kind: Seg.DEFLATE, length: raw.length, body: packed });
+        if (stats) { stats.deflateInBytes += raw.length; stats.deflateOutBytes += packed.length; }
+        return;
+      }
+      if (stats) stats.deflateSkipped++;
+    }
+    segs.push({ kind: Seg.RAW, length: raw.length, body: raw });
+    if (stats) stats.rawBytes += raw.length;
+  };
+  const pushSimple = (kind: Seg, length: number, body?: Buffer): void => {
+    flushRun();
+    const last = segs[segs.length - 1];
+    if (kind === Seg.ZERO || kind === Seg.PUSHED) {
+      if (last && last.kind === kind) { last.length += length; return; }
+    }
+    segs.push(body ? { kind, length, body } : { kind, length });
+  };
+
+  let pos = 0;
+  while (pos < data.length) {
+    const abs = offset + pos;
+    const blockIndex = Math.floor(abs / blockBytes);
+    const end = Math.min(data.length, (blockIndex + 1) * blockBytes - offset);
+    const block = data.subarray(pos, end);
+    const whole = block.length === blockBytes;
+    if (stats) stats.plainBytes += block.length;
+    if (isZero(block)) {
+      pushSimple(Seg.ZERO, block.length);
+      if (stats) stats.zeroBytes += block.length;
+    } else if (whole && options.pushed?.(blockIndex)) {
+      pushSimple(Seg.PUSHED, block.length);
+      if (stats) stats.pushedBytes += block.length;
+    } else {
+      const sig = whole && (options.peerHas || options.sentData) ? contentSignature(block) : undefined;
+      if (sig && options.peerHas?.(sig)) {
+        pushSimple(Seg.SIG, block.length, sig);
+        if (stats) stats.sigBytes += block.length;
+      } else {
+        if (sig) options.sentData?.(sig, blockIndex);
+        if (runStart < 0) runStart = pos;
+        runEnd = end;
+        if (runEnd - runStart >= MAX_RUN_BYTES) flushRun();
+      }
+    }
+    pos = end;
+  }
+  flushRun();
+
+  w.u32(segs.length);
+  for (const s of segs) {
+    w.u8(s.kind).u32(s.length);
+    if (s.kind === Seg.RAW) w.bytes(s.body!);
+    else if (s.kind === Seg.DEFLATE) w.u32(s.body!.length).bytes(s.body!);
+    else if (s.kind === Seg.SIG) w.bytes(s.body!);
+  }
+}
+
+/** A decoded segment list: data filled in, plus what the caller must resolve. */
+export interface DecodedSegments {
+  data: Buffer;
+  /** SIG segments: position within `data` and the signature. */
+  sigs: Array<{ at: number; length: number; sig: Buffer }>;
+  /** PUSHED segments: position within `data`. */
+  pushed: Array<{ at: number; length: number }>;
+  /** Bytes these segments took on the wire. */
+  wireBytes: number;
+}
+
+export function decodeSegments(r: WireReader, expectLength: number): DecodedSegments {
+  const before = r.remaining;
+  const n = r.u32();
+  const data = Buffer.alloc(expectLength);
+  const sigs: DecodedSegments['sigs'] = [];
+  const pushed: DecodedSegments['pushed'] = [];
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const kind = r.u8();
+    const length = r.u32();
+    if (at + length > expectLength) throw new LinkError(E_PROTOCOL, `segments describe more than the ${expectLength} bytes asked for`);
+    switch (kind) {
+      case Seg.ZERO: break;
+      case Seg.RAW: r.bytes(length).copy(data, at); break;
+      case Seg.DEFLATE: {
+        const packed = r.bytes(r.u32());
+        const plain = inflateRawSync(packed);
+        if (plain.length !== length) throw new LinkError(E_PROTOCOL, `deflated segment inflates to ${plain.length} bytes, header says ${length}`);
+        plain.copy(data, at);
+        break;
+      }
+      case Seg.SIG: sigs.push({ at, length, sig: Buffer.from(r.bytes(SIGNATURE_BYTES)) }); break;
+      case Seg.PUSHED: pushed.push({ at, length }); break;
+      default: throw new LinkError(E_PROTOCOL, `unknown segment kind ${kind}`);
+    }
+    at += length;
+  }
+  if (at !== expectLength) throw new LinkError(E_PROTOCOL, `segments cover ${at} bytes, expected ${expectLength}`);
+  return { data, sigs, pushed, wireBytes: before - r.remaining };
+}

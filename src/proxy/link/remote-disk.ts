@@ -1,0 +1,270 @@
+import { BlockError, E_CLOSED, E_READONLY, checkRange, type BlockDevice, type Extent } from '../block-device.js';
+import type { LinkClient } from './client.js';
+import type { AttachReply, AttachReq } from './messages.js';
+import { PushKind, encodePushReq, encodeRangeReq } from './messages.js';
+import { decodeSegments, encodeSegments, type DecodedSegments } from './payload.js';
+import { F_NO_PUSHED, F_PROFILE, F_SIGS_OK, Op, WireReader, WireWriter, jsonPayload } from './wire.js';
+
+/** A write-behind group as it is shipped (the WriteSink contract). */
+export interface WriteGroup {
+  diskId: string;
+  seq: number;
+  writes: Array<{ offset: number; data: Uint8Array }>;
+}
+
+export interface RemoteDiskStats {
+  reads: number;
+  readBytes: number;
+  sigHits: number;
+  sigMisses: number;
+  pushedHits: number;
+  pushedMisses: number;
+  refetches: number;
+  groupsShipped: number;
+  groupsDuplicate: number;
+}
+
+const RECENT_PUSH_BYTES = 32 * 1024 * 1024;
+
+/**
+ * One on-prem disk seen through the link, as a read-only BlockDevice (the
+ * remote end of FIG 5) plus a WriteSink for write-behind groups. A reply may
+ * name a signature or say "already pushed": the first is resolved from the
+ * cache, the second from recently pushed blocks, and what neither can supply
+ * is asked for again as plain data.
+ */
+export class RemoteDisk implements BlockDevice {
+  readonly name: string;
+  readonly diskId: string;
+  readonly blockBytes: number;
+  readonly stats: RemoteDiskStats = { reads: 0, readBytes: 0, sigHits: 0, sigMisses: 0, pushedHits: 0, pushedMisses: 0, refetches: 0, groupsShipped: 0, groupsDuplicate: 0 };
+  /** Highest group seq the on-prem side reported applied, at attach time. */
+  lastSeqAtAttach: number;
+  readonly profileBlocks: number;
+  private readonly sizeBytes: number;
+  private readonly recent = new Map<number, Buffer>();
+  private recentBytes = 0;
+  private readonly pushCbs = new Set<(offset: number, data: Buffer, profile: boolean) => void>();
+  private profilePos = 0;
+  private streaming = false;
+  private failed: Error | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly client: LinkClient,
+    readonly handle: number,
+    private readonly req: AttachReq,
+    reply: AttachReply,
+    private readonly sigResolver?: (sig: Buffer) => Promise<Buffer | undefined>,
+  ) {
+    this.diskId = req.disk;
+    this.name = `remote:${req.disk}`;
+    this.sizeBytes = reply.sizeBytes;
+    this.blockBytes = reply.blockBytes;
+    this.lastSeqAtAttach = reply.lastSeq;
+    this.profileBlocks = reply.profileBlocks;
+  }
+
+  size(): number {
+    return this.sizeBytes;
+  }
+
+  private check(): void {
+    if (this.closed) throw new BlockError(E_CLOSED, `${this.name}: device is closed`);
+    if (this.failed) throw this.failed;
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    this.check();
+    checkRange(this, offset, length);
+    this.stats.reads++;
+    this.stats.readBytes += length;
+    if (length === 0) return Buffer.alloc(0);
+    const flags = this.sigResolver ? F_SIGS_OK : 0;
+    const reply = await this.client.request(Op.READ, flags, encodeRangeReq({ handle: this.handle, offset, length }));
+    const dec = decodeSegments(new WireReader(reply), length);
+    const missing = await this.resolve(offset, dec);
+    for (const m of missing) {
+      this.stats.refetches++;
+      const again = await this.client.request(Op.READ, F_NO_PUSHED, encodeRangeReq({ handle: this.handle, offset: offset + m.at, length: m.length }));
+      const plain = decodeSegments(new WireReader(again), m.length);
+      plain.data.copy(dec.data, m.at);
+    }
+    return dec.data;
+  }
+
+  /** Fill SIG and PUSHED segments locally; return what could not be filled. */
+  private async resolve(offset: number, dec: DecodedSegments): Promise<Array<{ at: number; length: number }>> {
+    const missing: Array<{ at: number; length: number }> = [];
+    for (const s of dec.sigs) {
+      const found = this.sigResolver ? await this.sigResolver(s.sig) : undefined;
+      if (found && found.length >= s.length) { found.copy(dec.data, s.at, 0, s.length); this.stats.sigHits++; }
+      else { missing.push({ at: s.at, length: s.length }); this.stats.sigMisses++; }
+    }
+    const bb = this.blockBytes;
+    for (const p of dec.pushed) {
+      for (let at = p.at; at < p.at + p.length; at += bb) {
+        const block = this.recent.get((offset + at) / bb);
+        if (block) { block.copy(dec.data, at); this.stats.pushedHits++; }
+        else { missing.push({ at, length: bb }); this.stats.pushedMisses++; }
+      }
+    }
+    return missing;
+  }
+
+  /** Ship one write-behind group; resolves once it is applied (or known applied) on-prem. */
+  async applyGroup(group: WriteGroup): Promise<void> {
+    this.check();
+    const w = new WireWriter().u16(this.handle).u48(group.seq).u32(group.writes.length);
+    for (const wr of group.writes) {
+      checkRange(this, wr.offset, wr.data.length, 'write');
+      const data = Buffer.from(wr.data.buffer, wr.data.byteOffset, wr.data.byteLength);
+      w.u48(wr.offset).u32(data.length);
+      encodeSegments(w, wr.offset, data, { blockBytes: this.blockBytes, level: this.client.options.compressionLevel ?? 1 });
+    }
+    const reply = await this.client.request(Op.WRITE_BATCH, 0, w.done());
+    const r = JSON.parse(reply.toString('utf8')) as { duplicate: boolean };
+    if (r.duplicate) this.stats.groupsDuplicate++;
+    else this.stats.groupsShipped++;
+  }
+
+  async write(): Promise<void> {
+    throw new BlockError(E_READONLY, `${this.name}: writes reach on-prem only as write-behind groups (applyGroup)`);
+  }
+
+  async trim(): Promise<void> {
+    throw new BlockError(E_READONLY, `${this.name}: trims reach on-prem only as write-behind groups (applyGroup)`);
+  }
+
+  async writeZeroes(): Promise<void> {
+    throw new BlockError(E_READONLY, `${this.name}: zeroing reaches on-prem only as write-behind groups (applyGroup)`);
+  }
+
+  /** On-prem makes everything applied so far durable. */
+  async flush(): Promise<void> {
+    this.check();
+    await this.client.request(Op.FLUSH, 0, new WireWriter().u16(this.handle).done());
+  }
+
+  /** Ask the on-prem side to push this range (PREFETCH_PUSH); returns once queued there. */
+  async prefetch(offset: number, length: number): Promise<void> {
+    this.check();
+    checkRange(this, offset, length);
+    await this.client.request(Op.PROFILE, 0, encodePushReq({ handle: this.handle, kind: PushKind.RANGES, skip: 0, ranges: [{ offset, length }] }));
+  }
+
+  /** Ask the on-prem side to stream this disk's profile (FIG 21/22) at link speed. */
+  async streamProfile(): Promise<void> {
+    this.check();
+    this.streaming = true;
+    await this.client.request(Op.PROFILE, 0, encodePushReq({ handle: this.handle, kind: PushKind.PROFILE, skip: this.profilePos, ranges: [] }));
+  }
+
+  /** Per block of the range: its sha256 signature, or null when it reads as zeros. */
+  async signatures(offset: number, length: number): Promise<Array<Buffer | null>> {
+    this.check();
+    checkRange(this, offset, length);
+    const reply = await this.client.request(Op.SIGS, 0, encodeRangeReq({ handle: this.handle, offset, length }));
+    const r = new WireReader(reply);
+    const n = r.u32();
+    const out: Array<Buffer | null> = [];
+    for (let i = 0; i < n; i++) out.push(r.u8() === 0 ? null : Buffer.from(r.bytes(32)));
+    return out;
+  }
+
+  async extents(offset: number, length: number): Promise<Extent[]> {
+    const sigs = await this.signatures(offset, length);
+    const out: Extent[] = [];
+    const bb = this.blockBytes;
+    let pos = offset;
+    for (const sig of sigs) {
+      const end = Math.min(offset + length, (Math.floor(pos / bb) + 1) * bb);
+      const type = sig ? 'data' : 'zero';
+      const last = out[out.length - 1];
+      if (last && last.type === type) last.length += end - pos;
+      else out.push({ offset: pos, length: end - pos, type });
+      pos = end;
+    }
+    return out;
+  }
+
+  /** Be given every pushed range as it arrives (the cloud proxy fills its cache). */
+  onPush(cb: (offset: number, data: Buffer, profile: boolean) => void): () => void {
+    this.pushCbs.add(cb);
+    return () => this.pushCbs.delete(cb);
+  }
+
+  /** @internal a PUSH frame for this handle. */
+  receivePush(r: WireReader, flags: number): void {
+    const offset = r.u48();
+    const length = r.u32();
+    const profileEnd = r.u32();
+    const profile = (flags & F_PROFILE) !== 0;
+    if (profile) this.profilePos = Math.max(this.profilePos, profileEnd);
+    const dec = decodeSegments(r, length);
+    const bb = this.blockBytes;
+    const remember = (at: number, n: number): void => {
+      for (let a = at; a + bb <= at + n; a += bb) {
+        const index = (offset + a) / bb;
+        if (!Number.isInteger(index) || this.recent.has(index)) continue;
+        this.recent.set(index, dec.data.subarray(a, a + bb));
+        this.recentBytes += bb;
+      }
+      while (this.recentBytes > RECENT_PUSH_BYTES) {
+        const first = this.recent.keys().next().value!;
+        this.recent.delete(first);
+        this.recentBytes -= bb;
+      }
+    };
+    // Deliver contiguous pieces; blocks named by a signature we could not find are left out.
+    const deliver = (lost: Array<{ at: number; length: number }>): void => {
+      let at = 0;
+      for (const h of [...lost, { at: length, length: 0 }]) {
+        if (h.at > at) {
+          remember(at, h.at - at);
+          for (const cb of this.pushCbs) cb(offset + at, dec.data.subarray(at, h.at), profile);
+        }
+        at = h.at + h.length;
+      }
+    };
+    if (dec.sigs.length === 0 || !this.sigResolver) {
+      deliver(dec.sigs);
+      return;
+    }
+    void (async () => {
+      const lost: Array<{ at: number; length: number }> = [];
+      for (const s of dec.sigs) {
+        const found = await this.sigResolver!(s.sig);
+        if (found && found.length >= s.length) found.copy(dec.data, s.at, 0, s.length);
+        else lost.push(s);
+      }
+      deliver(lost);
+    })();
+  }
+
+  /** @internal re-attach on a fresh connection (same handle). */
+  async reattach(): Promise<void> {
+    try {
+      await this.client.request(Op.ATTACH, 0, jsonPayload({ ...this.req }));
+    } catch (err) {
+      this.failed = err as Error;
+    }
+  }
+
+  /** @internal resume the profile stream where it stopped. */
+  resumePushes(): void {
+    if (this.streaming && !this.failed) this.streamProfile().catch(() => {});
+  }
+
+  /** Release the on-prem lease and stop using the handle. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.client.request(Op.DETACH, 0, new WireWriter().u16(this.handle).done());
+    } finally {
+      this.client.forget(this.handle);
+    }
+  }
+}
+

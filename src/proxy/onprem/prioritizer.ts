@@ -1,0 +1,193 @@
+import type { ByteRange } from '../link/server.js';
+
+/** A file of the guest's file view, as block ranges (FIG 21 step 2107). */
+export interface FileExtents {
+  path: string;
+  ranges: ByteRange[];
+  /** When the boot first touched it (any unit, smaller is earlier); files without it sort last. */
+  firstAccess?: number;
+  /** How often the workload reads it; breaks ties in first access. */
+  accessCount?: number;
+}
+
+interface SessionTrace {
+  /** Block index -> rank of its first read in this session. */
+  firstRead: Map<number, number>;
+}
+
+interface ImageState {
+  bootFiles: FileExtents[];
+  /** Block -> the group (file) it belongs to, for FIG 23. */
+  groupOf: Map<number, number>;
+  groups: ByteRange[][];
+  sessions: Map<string, SessionTrace>;
+}
+
+export interface PrioritizerOptions {
+  /** Granularity of recorded reads and profiles. */
+  blockBytes?: number;
+  /** A group larger than this is pushed only in part, around the block that was read. */
+  maxGroupPushBytes?: number;
+}
+
+/**
+ * Block priorities for streaming (FIG 7 step 719):
+ *  - FIG 21: files sorted by how early / how often the boot uses them, mapped
+ *    to block ranges, prioritised in that order;
+ *  - FIG 22: per image, the order in which each cloud session first read
+ *    blocks; blocks read by more sessions (VMs) rank higher, and within a
+ *    rank the earlier first read goes first, so the profile streams in boot
+ *    order;
+ *  - FIG 23: a read of one block of a group (a file) yields the rest of the
+ *    group to push.
+ */
+export class Prioritizer {
+  readonly blockBytes: number;
+  private readonly maxGroupPushBytes: number;
+  private readonly images = new Map<string, ImageState>();
+
+  constructor(options: PrioritizerOptions = {}) {
+    this.blockBytes = options.blockBytes ?? 4096;
+    this.maxGroupPushBytes = options.maxGroupPushBytes ?? 4 * 1024 * 1024;
+  }
+
+  private image(image: string): ImageState {
+    let s = this.images.get(image);
+    if (!s) {
+      s = { bootFiles: [], groupOf: new Map(), groups: [], sessions: new Map() };
+      this.images.set(image, s);
+    }
+    return s;
+  }
+
+  /** FIG 21: the files a boot (or workload) uses, from a static analysis of the guest file view. */
+  setBootFiles(image: string, files: FileExtents[]): void {
+    const sorted = files.map((f, i) => ({ f, i })).sort((a, b) =>
+      (a.f.firstAccess ?? Infinity) - (b.f.firstAccess ?? Infinity) ||
+      (b.f.accessCount ?? 0) - (a.f.accessCount ?? 0) ||
+      a.i - b.i);
+    this.image(image).bootFiles = sorted.map((x) => x.f);
+  }
+
+  /** FIG 23: groups of blocks that are read together (files, a file set). */
+  setGroups(image: string, groups: ByteRange[][]): void {
+    const s = this.image(image);
+    s.groups = groups;
+    s.groupOf.clear();
+    const bb = this.blockBytes;
+    groups.forEach((ranges, gi) => {
+      for (const r of ranges) for (let b = Math.floor(r.offset / bb); b * bb < r.offset + r.length; b++) s.groupOf.set(b, gi);
+    });
+  }
+
+  /** FIG 22 input: a demand read by one cloud session of a disk cloned from `image`. */
+  recordRead(image: string, session: string, offset: number, length: number): void {
+    const s = this.image(image);
+    let t = s.sessions.get(session);
+    if (!t) { t = { firstRead: new Map() }; s.sessions.set(session, t); }
+    const bb = this.blockBytes;
+    for (let b = Math.floor(offset / bb); b * bb < offset + length; b++) {
+      if (!t.firstRead.has(b)) t.firstRead.set(b, t.firstRead.size);
+    }
+  }
+
+  /** FIG 23: the rest of every group the range touches, bounded in size, nearest first. */
+  groupFor(image: string, offset: number, length: number): ByteRange[] {
+    const s = this.images.get(image);
+    if (!s || s.groups.length === 0) return [];
+    const bb = this.blockBytes;
+    const seen = new Set<number>();
+    const out: ByteRange[] = [];
+    for (let b = Math.floor(offset / bb); b * bb < offset + length; b++) {
+      const g = s.groupOf.get(b);
+      if (g === undefined || seen.has(g)) continue;
+      seen.add(g);
+      let budget = this.maxGroupPushBytes;
+      // Ranges after the read first (files are mostly read forwards), then the ones before it.
+      const ranges = [...s.groups[g]!].sort((x, y) => x.offset - y.offset);
+      const after = ranges.filter((r) => r.offset + r.length > offset + length);
+      const before = ranges.filter((r) => r.offset + r.length <= offset + length).reverse();
+      for (const r of [...after, ...before]) {
+        let start = r.offset;
+        let end = r.offset + r.length;
+        if (start < offset + length && end > offset) start = offset + length;
+        if (end <= start) continue;
+        if (end - start > budget) end = start + budget;
+        if (end <= start) break;
+        out.push({ offset: start, length: end - start });
+        budget -= end - start;
+        if (budget <= 0) break;
+      }
+    }
+    return out;
+  }
+
+  /** FIG 22 output: blocks read by more than one session, hottest first. */
+  hotspots(image: string): Array<{ block: number; sessions: number }> {
+    const counts = this.counts(image);
+    return [...counts.entries()].filter(([, c]) => c.n > 1).sort((a, b) => b[1].n - a[1].n || a[1].rank - b[1].rank || a[0] - b[0]).map(([block, c]) => ({ block, sessions: c.n }));
+  }
+
+  private counts(image: string): Map<number, { n: number; rank: number }> {
+    const out = new Map<number, { n: number; rank: number }>();
+    const s = this.images.get(image);
+    if (!s) return out;
+    for (const t of s.sessions.values()) {
+      // Normalise ranks so a long session does not push everyone else's blocks back.
+      const scale = 1 / Math.max(1, t.firstRead.size);
+      for (const [b, r] of t.firstRead) {
+        const c = out.get(b);
+        if (c) { c.n++; c.rank = Math.min(c.rank, r * scale); }
+        else out.set(b, { n: 1, rank: r * scale });
+      }
+    }
+    return out;
+  }
+
+  /** Sessions recorded for the image (FIG 22 needs at least one). */
+  sessions(image: string): number {
+    return this.images.get(image)?.sessions.size ?? 0;
+  }
+
+  /**
+   * What to stream to a cold cache, most urgent first: blocks recorded by
+   * earlier sessions (hot ones — read by at least half the sessions — first,
+   * each class in boot order), then the static boot files not covered yet.
+   */
+  profile(image: string, exceptSession?: string): ByteRange[] {
+    const s = this.images.get(image);
+    if (!s) return [];
+    const bb = this.blockBytes;
+    const counts = new Map<number, { n: number; rank: number }>();
+    let sessions = 0;
+    for (const [key, t] of s.sessions) {
+      if (key === exceptSession) continue;
+      sessions++;
+      const scale = 1 / Math.max(1, t.firstRead.size);
+      for (const [b, r] of t.firstRead) {
+        const c = counts.get(b);
+        if (c) { c.n++; c.rank = Math.min(c.rank, r * scale); }
+        else counts.set(b, { n: 1, rank: r * scale });
+      }
+    }
+    const hot = Math.max(1, Math.ceil(sessions / 2));
+    const blocks = [...counts.entries()]
+      .sort((a, b) => Number(b[1].n >= hot) - Number(a[1].n >= hot) || a[1].rank - b[1].rank || a[0] - b[0])
+      .map(([b]) => b);
+    const seen = new Set(blocks);
+    for (const f of s.bootFiles) {
+      for (const r of f.ranges) {
+        for (let b = Math.floor(r.offset / bb); b * bb < r.offset + r.length; b++) {
+          if (!seen.has(b)) { seen.add(b); blocks.push(b); }
+        }
+      }
+    }
+    const out: ByteRange[] = [];
+    for (const b of blocks) {
+      const last = out[out.length - 1];
+      if (last && last.offset + last.length === b * bb) last.length += bb;
+      else out.push({ offset: b * bb, length: bb });
+    }
+    return out;
+  }
+}
