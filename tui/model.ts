@@ -36,8 +36,8 @@ interface VmState {
 }
 
 /**
- * Everything the model knows, as plain data (Maps and arrays): cloneable with
- * structuredClone, which is how replay checkpoints are taken.
+ * Everything the model knows, as plain data (Maps and arrays). Replay
+ * checkpoints are copies of it (copyState).
  */
 export interface ModelState {
   eventCount: number;
@@ -71,9 +71,35 @@ function emptyState(): ModelState {
 const n = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 const s = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : null);
 
+/** Append; trim back to `limit` only once the list doubles, so appends stay O(1) amortized. */
 function push<T>(list: T[], item: T, limit: number): void {
   list.push(item);
-  if (list.length > limit) list.splice(0, list.length - limit);
+  if (list.length >= limit * 2) list.splice(0, list.length - limit);
+}
+
+/** The newest `limit` entries, as a new array. */
+function tail<T>(list: readonly T[], limit: number): T[] {
+  return list.length > limit ? list.slice(list.length - limit) : list.slice();
+}
+
+/**
+ * Entries inside the state (samples, log entries, host/instance/proxy views)
+ * are never mutated once stored — changes replace them — so a copy of the
+ * containers is a full copy of the state, and snapshots may share entries.
+ */
+function copyState(st: ModelState): ModelState {
+  return {
+    ...st,
+    hosts: new Map(st.hosts),
+    instances: new Map(st.instances),
+    proxies: new Map(st.proxies),
+    vms: new Map([...st.vms].map(([k, v]) => [k, {
+      ...v, states: v.states.slice(), ioSeries: v.ioSeries.slice(), blocks: v.blocks.slice(), events: v.events.slice(),
+    }])),
+    wanSeries: st.wanSeries.slice(),
+    cost: st.cost.slice(),
+    log: st.log.slice(),
+  };
 }
 
 /** `vm/web-03` → `web-03`; `proxy/cloud/web-03` → `web-03`. */
@@ -97,13 +123,13 @@ export class TuiModel {
     this.st = state ?? emptyState();
   }
 
-  /** A deep copy of the state, for a replay checkpoint. */
+  /** A copy of the state that later events do not change, for a replay checkpoint. */
   save(): ModelState {
-    return structuredClone(this.st);
+    return copyState(this.st);
   }
 
   static restore(state: ModelState): TuiModel {
-    return new TuiModel(structuredClone(state));
+    return new TuiModel(copyState(state));
   }
 
   get eventCount(): number {
@@ -172,6 +198,8 @@ export class TuiModel {
             const inst = st.instances.get(vm.instance);
             if (inst) st.instances.set(vm.instance, { ...inst, vm: vmName });
           }
+          // Back on-prem, its cloud proxy is gone; its last counters would otherwise linger in the totals.
+          if (vm.where === 'onprem') st.proxies.delete(`proxy/cloud/${vmName}`);
         }
         break;
       case 'vm.power':
@@ -300,12 +328,12 @@ export class TuiModel {
     const detail: VmDetail | null = detailState
       ? {
         vm: vmView(detailState),
-        states: detailState.states.slice(),
-        io: detailState.ioSeries.slice(),
-        blocks: detailState.blocks.slice(),
+        states: tail(detailState.states, LIMITS.vmStates),
+        io: tail(detailState.ioSeries, LIMITS.vmSamples),
+        blocks: tail(detailState.blocks, LIMITS.vmSamples),
         blocksTotal: { ...detailState.blocksTotal },
         proxy: proxies.find((p) => p.vm === detailState.name) ?? null,
-        events: detailState.events.slice(),
+        events: tail(detailState.events, LIMITS.vmEvents),
       }
       : null;
     const snap: Snapshot = {
@@ -315,15 +343,16 @@ export class TuiModel {
       hosts: [...st.hosts.values()].sort((a, b) => NAME_ORDER.compare(a.id, b.id)),
       instances,
       vms: vmViews,
-      wan: { current: st.wanSeries.at(-1) ?? null, series: st.wanSeries.slice(), outage: st.wanOutage, outages: st.wanOutages },
+      wan: { current: st.wanSeries.at(-1) ?? null, series: tail(st.wanSeries, LIMITS.wanSamples), outage: st.wanOutage, outages: st.wanOutages },
       proxies: { hitRatio: hits + misses > 0 ? hits / (hits + misses) : null, prefetchQueued: queued, wbBacklogBytes: backlog, wbLagUsMax: lag, byVm: proxies },
-      cost: { cloudUsd: st.cloudUsd, onpremUsd: st.onpremUsd, series: st.cost.slice() },
-      log: st.log.slice(),
+      cost: { cloudUsd: st.cloudUsd, onpremUsd: st.onpremUsd, series: tail(st.cost, LIMITS.costSamples) },
+      log: tail(st.log, LIMITS.logEntries),
       detail,
     };
-    // Freezing copies is what makes a snapshot safe to hand to views: the
-    // model keeps mutating its own state, never what it gave away.
-    const frozen = deepFreeze(structuredClone(snap));
+    // Every container here is new and every shared entry is never mutated,
+    // so freezing makes the snapshot safe to hand to views: the model keeps
+    // changing its own state, never what it gave away.
+    const frozen = deepFreeze(snap);
     this.cached = { version: this.version, detailVm, snap: frozen };
     return frozen;
   }
