@@ -245,6 +245,11 @@ export class EmulatedHypervisor implements Hypervisor {
     return this.info(this.vmState(vmId));
   }
 
+  /** A VM's power state, without copying its configuration (hot path of the load loop). */
+  powerOf(vmId: string): PowerState {
+    return this.vmState(vmId).power;
+  }
+
   disk(diskId: string): DiskInfo {
     const d = this.diskState(diskId);
     return { id: d.def.id, vmId: d.vmId, sizeBytes: d.def.sizeBytes, tier: d.def.tier, imageId: d.def.imageId };
@@ -390,6 +395,7 @@ export class EmulatedHypervisor implements Hypervisor {
   /** Set what a VM's workload wants now; takes effect at the next `rebalance()`. */
   setDemand(vmId: string, vcpus: number): void {
     const vm = this.vmState(vmId);
+    this.settleVm(vm);
     vm.baseDemand = Math.max(0, Math.min(vm.def.vcpus, vcpus));
   }
 

@@ -1,0 +1,256 @@
+import { errorCode } from '../errors.js';
+import { EmulatedHypervisor } from '../providers/emulated/hypervisor.js';
+import { globToRegExp } from '../scenario/names.js';
+import type { Scenario, TimelineEvent } from '../scenario/schema.js';
+import { US_PER_H } from '../util/units.js';
+import { SimWorld } from '../world/sim-world.js';
+import type { TraceEvent } from '../world/types.js';
+import { buildReport, evaluateExpectations, type Report, type SeriesPoint } from './report.js';
+import { buildGuestConfig } from './vm-guest.js';
+import { WanLink } from './wan-link.js';
+import { VmDemand } from './workload/demand.js';
+import type { WorkloadSpec } from './workload/spec.js';
+
+/** What the TUI and the CLI drive: a world that can be stepped to a virtual time. */
+export interface Simulation {
+  readonly world: SimWorld;
+  readonly endUs: number;
+  readonly done: boolean;
+  step(untilUs: number): Promise<void>;
+}
+
+export interface SimulationOptions {
+  /** Overrides the scenario's seed. */
+  seed?: number;
+  /** Stop here instead of at the scenario's duration. */
+  untilUs?: number;
+  /** Subscribed before the first event, so it sees every trace line. */
+  onTrace?: (event: TraceEvent, line: string) => void;
+}
+
+interface VmRuntime {
+  name: string;
+  workload: WorkloadSpec;
+  demand: VmDemand;
+  /** Load events (indexes into the timeline) that apply to this VM. */
+  factors: number[];
+}
+
+interface ActiveLoad {
+  index: number;
+  factor: number;
+}
+
+/**
+ * Builds a scenario's data center on a SimWorld and runs it: load curves
+ * re-evaluated every `tickEvery`, batch tasks started on schedule, timeline
+ * events applied, host load sampled every `sampleEvery`. Nothing happens until
+ * the first `step`: the first event (t = 0) places the VMs, so a trace
+ * subscriber attached after creation still sees the whole run.
+ */
+export class ScenarioSimulation implements Simulation {
+  readonly world: SimWorld;
+  readonly hypervisor: EmulatedHypervisor;
+  readonly wan: WanLink | null;
+  readonly endUs: number;
+  readonly seed: number;
+  private readonly runtimes: VmRuntime[] = [];
+  private readonly webTiers = new Map<string, VmRuntime[]>();
+  private readonly activeLoads: ActiveLoad[] = [];
+  private readonly series: SeriesPoint[] = [];
+  private finalReport: Report | null = null;
+
+  constructor(readonly scenario: Scenario, options: SimulationOptions = {}) {
+    this.seed = options.seed ?? scenario.seed;
+    this.world = new SimWorld(this.seed);
+    if (options.onTrace) this.world.trace.subscribe(options.onTrace);
+    this.endUs = options.untilUs ?? scenario.durationUs;
+    const dc = scenario.datacenter;
+    this.hypervisor = new EmulatedHypervisor(this.world, { hosts: dc.hosts, latencies: dc.latencies, ha: dc.ha });
+    this.wan = scenario.wan ? new WanLink(this.world, scenario.wan) : null;
+    const images = new Map(dc.images.map((im) => [im.id, im]));
+    dc.vms.forEach((vm, i) => {
+      const workload = scenario.workloads[vm.workload]!;
+      this.hypervisor.addVm({
+        id: vm.name, name: vm.name, vcpus: vm.vcpus, ramMiB: vm.ramMiB, workload: vm.workload, batch: workload.kind === 'batch',
+        disks: vm.disks.map((d) => ({ id: d.id, sizeBytes: d.sizeBytes, tier: d.tier ?? dc.storage[0]!.name, imageId: d.imageId })),
+        guest: buildGuestConfig(vm, images.get(vm.image)!, i, this.world.rng(`guest/${vm.name}`)),
+        dirtyRateBytesPerS: workload.dirtyRateBytesPerS,
+      });
+      const rt: VmRuntime = { name: vm.name, workload, demand: new VmDemand(vm.vcpus, workload, this.world.rng(`workload/${vm.name}`)), factors: [] };
+      scenario.timeline.forEach((ev) => {
+        if (ev.event !== 'load') return;
+        if ((ev.workload === null || ev.workload === vm.workload) && (ev.vms === null || globToRegExp(ev.vms).test(vm.name))) rt.factors.push(ev.index);
+      });
+      this.runtimes.push(rt);
+      if (workload.kind === 'web') {
+        const tier = this.webTiers.get(vm.workload) ?? [];
+        tier.push(rt);
+        this.webTiers.set(vm.workload, tier);
+      }
+    });
+    this.world.clock.schedule(0, () => this.boot());
+  }
+
+  get done(): boolean {
+    return this.finalReport !== null;
+  }
+
+  async step(untilUs: number): Promise<void> {
+    if (this.done) return;
+    await this.world.run({ untilUs: Math.min(untilUs, this.endUs) });
+    if (this.world.nowUs >= this.endUs) this.finish();
+  }
+
+  /** Run to the end; `onProgress` is called about 50 times on the way. */
+  async runToEnd(onProgress?: (nowUs: number, endUs: number) => void): Promise<Report> {
+    if (!this.done) {
+      await this.world.run({
+        untilUs: this.endUs,
+        ...(onProgress ? { onProgress: (t: number) => onProgress(t, this.endUs), progressEveryUs: Math.max(1, Math.floor(this.endUs / 50)) } : {}),
+      });
+      this.finish();
+    }
+    return this.report();
+  }
+
+  /** The final report once done; before that, the report of the run so far (expectations not yet traced). */
+  report(): Report {
+    if (this.finalReport) return this.finalReport;
+    const report = this.buildReport();
+    report.expectations = evaluateExpectations(report, this.scenario.expect);
+    report.traceHash = this.world.trace.hash();
+    return report;
+  }
+
+  // ---- the run --------------------------------------------------------------------
+
+  private boot(): void {
+    const s = this.scenario;
+    this.world.trace.emit('world', 'run.start', { scenario: s.name, seed: this.seed, vms: s.datacenter.vms.length, hosts: s.datacenter.hosts.length });
+    for (const vm of s.datacenter.vms) this.hypervisor.placeRunning(vm.name, vm.host ?? undefined);
+    this.every(s.tickEveryUs, () => this.tick());
+    this.every(s.sampleEveryUs, () => this.sample());
+    for (const rt of this.runtimes) {
+      const w = rt.workload;
+      if (w.kind !== 'batch' || w.startUs > this.endUs) continue;
+      const vm = s.datacenter.vms.find((v) => v.name === rt.name)!;
+      this.world.clock.schedule(w.startUs, () => {
+        this.hypervisor.startTask(rt.name, { name: w.name, workVcpuUs: w.workVcpuHours * US_PER_H, maxRate: w.parallelism * vm.vcpus });
+      });
+    }
+    for (const ev of s.timeline) this.world.clock.schedule(ev.atUs, () => this.apply(ev));
+    // Guarantees an event at the end, so the world's clock reaches it.
+    this.world.clock.schedule(this.endUs, () => undefined);
+  }
+
+  private every(periodUs: number, fn: () => void): void {
+    const loop = (): void => {
+      fn();
+      this.world.clock.schedule(periodUs, loop);
+    };
+    loop();
+  }
+
+  private tick(): void {
+    const now = this.world.nowUs;
+    const tickUs = this.scenario.tickEveryUs;
+    const hv = this.hypervisor;
+    for (const [, tier] of this.webTiers) {
+      let running = 0;
+      for (const rt of tier) if (hv.powerOf(rt.name) === 'running') running++;
+      const scale = running > 0 ? tier.length / running : 1;
+      for (const rt of tier) hv.setDemand(rt.name, rt.demand.at(now, tickUs, this.factorOf(rt), scale));
+    }
+    for (const rt of this.runtimes) {
+      if (rt.workload.kind === 'web') continue;
+      hv.setDemand(rt.name, rt.demand.at(now, tickUs, this.factorOf(rt)));
+    }
+    hv.rebalance();
+  }
+
+  private factorOf(rt: VmRuntime): number {
+    let f = 1;
+    if (rt.factors.length === 0) return f;
+    for (const a of this.activeLoads) if (rt.factors.includes(a.index)) f *= a.factor;
+    return f;
+  }
+
+  private sample(): void {
+    this.hypervisor.emitSamples();
+    const load = this.hypervisor.hostLoadNow();
+    this.series.push({
+      tUs: this.world.nowUs,
+      demandRatio: load.map((l) => l.demand / l.capacity),
+      utilization: load.map((l) => l.granted / l.capacity),
+    });
+  }
+
+  private apply(ev: TimelineEvent): void {
+    const hv = this.hypervisor;
+    switch (ev.event) {
+      case 'load': {
+        const active = { index: ev.index, factor: ev.factor };
+        this.activeLoads.push(active);
+        if (ev.forUs !== null) {
+          this.world.clock.schedule(ev.forUs, () => {
+            this.activeLoads.splice(this.activeLoads.indexOf(active), 1);
+            this.tick();
+          });
+        }
+        this.tick();
+        return;
+      }
+      case 'host-fail':
+        hv.failHost(ev.host);
+        if (ev.forUs !== null) this.world.clock.schedule(ev.forUs, () => hv.recoverHost(ev.host));
+        return;
+      case 'host-recover':
+        hv.recoverHost(ev.host);
+        return;
+      case 'wan-outage':
+        this.wan!.scheduleOutage(this.world.nowUs, ev.forUs, ev.reset);
+        return;
+      case 'power-off':
+        this.attempt(ev, hv.powerOff(ev.vm));
+        return;
+      case 'power-on':
+        this.attempt(ev, hv.powerOn(ev.vm));
+        return;
+      case 'snapshot':
+        this.attempt(ev, hv.snapshot(ev.vm, ev.name, { memory: ev.memory }));
+        return;
+    }
+  }
+
+  /** A timeline operation the hypervisor refuses (power-on of a running VM) is logged, not fatal. */
+  private attempt(ev: TimelineEvent, op: Promise<unknown>): void {
+    op.catch((err: unknown) => {
+      this.world.log('warn', 'timeline', `timeline[${ev.index}] ${ev.event} failed: ${(err as Error).message}`, { code: errorCode(err) ?? 'E_UNKNOWN' });
+    });
+  }
+
+  private finish(): void {
+    if (this.finalReport) return;
+    this.world.trace.emit('world', 'run.end', { reason: this.endUs < this.scenario.durationUs ? 'until' : 'duration', events: this.world.eventsRun });
+    const report = this.buildReport();
+    report.expectations = evaluateExpectations(report, this.scenario.expect);
+    for (const r of report.expectations) {
+      this.world.trace.emit('world', 'expect.result', { id: r.id, pass: r.pass, actual: r.actual ?? null, expected: `${r.op} ${String(r.value)}` });
+    }
+    report.traceHash = this.world.trace.hash();
+    this.finalReport = report;
+  }
+
+  private buildReport(): Report {
+    const stats = this.hypervisor.stats();
+    return buildReport({
+      scenario: this.scenario, seed: this.seed, endUs: this.world.nowUs, events: this.world.eventsRun,
+      hosts: stats.hosts, vms: stats.vms, anySaturatedUs: stats.anySaturatedUs, series: this.series, sim: this,
+    });
+  }
+}
+
+export async function createSimulation(scenario: Scenario, options: SimulationOptions = {}): Promise<ScenarioSimulation> {
+  return new ScenarioSimulation(scenario, options);
+}
