@@ -127,7 +127,10 @@ export class NbdServer {
    */
   async close(): Promise<void> {
     this.shuttingDown = true;
-    await Promise.all(this.listeners.splice(0).map((l) => l.close()));
-    await Promise.all([...this.connections].map((c) => c.shutdown()));
+    // A node listener's close resolves only after its connections end, so both run together.
+    await Promise.all([
+      ...this.listeners.splice(0).map((l) => l.close()),
+      ...[...this.connections].map((c) => c.shutdown()),
+    ]);
   }
 }
