@@ -579,7 +579,8 @@ export interface CacheLayerStats {
  */
 export class CacheLayer extends Layer {
   readonly name: string;
-  private readonly fills = new Map<number, Promise<Buffer>>();
+  /** Fetches in flight per block; `foreground` once a read joined it (then it is no longer ahead of demand). */
+  private readonly fills = new Map<number, { data: Promise<Buffer>; foreground: boolean }>();
   private readonly readPriority: number;
   private readonly writePriority: number;
   private readonly counters: CacheLayerStats = { readHits: 0, readMisses: 0, bytesFromCache: 0, bytesFromBelow: 0, joinedFills: 0 };
@@ -667,8 +668,11 @@ export class CacheLayer extends Layer {
     for (const b of blocks) {
       const pending = this.fills.get(b);
       if (pending) {
-        if (!prefetched) this.counters.joinedFills++;
-        waits.push(pending.then((data) => { result.set(b, data); }));
+        if (!prefetched) {
+          this.counters.joinedFills++;
+          pending.foreground = true;
+        }
+        waits.push(pending.data.then((data) => { result.set(b, data); }));
       } else todo.push(b);
     }
     for (const run of runs(todo)) waits.push(this.fillRun(run[0]!, run[run.length - 1]!, priority, prefetched, result));
@@ -687,14 +691,15 @@ export class CacheLayer extends Layer {
       const from = b * B - start;
       const p = fetch.then((all) => all.subarray(from, Math.min(all.length, from + B)));
       p.catch(() => undefined);
-      this.fills.set(b, p);
+      this.fills.set(b, { data: p, foreground: !prefetched });
     }
     return fetch.then(async (all) => {
       this.counters.bytesFromBelow += all.length;
       for (let b = first; b <= last; b++) {
         const data = all.subarray(b * B - start, Math.min(all.length, b * B - start + B));
         result.set(b, data);
-        await this.cache.put(b, data, priority, { ticket: tickets[b - first]!, prefetched });
+        const ahead = prefetched && !this.fills.get(b)?.foreground;
+        await this.cache.put(b, data, priority, { ticket: tickets[b - first]!, prefetched: ahead });
       }
     }).finally(() => {
       for (let b = first; b <= last; b++) this.fills.delete(b);
