@@ -16,10 +16,10 @@ import { US_PER_H } from '../util/units.js';
 
 export interface SeriesPoint {
   tUs: number;
-  /** Per host: demand / capacity (0 while failed). */
-  demandRatio: number[];
-  /** Per host: granted / capacity. */
-  utilization: number[];
+  /** Per host: demand / capacity; null while the host is failed. */
+  demandRatio: Array<number | null>;
+  /** Per host: granted / capacity; null while the host is failed. */
+  utilization: Array<number | null>;
 }
 
 export interface ReportInput {
@@ -118,7 +118,8 @@ export interface Report {
   };
   vms: Record<string, VmReport>;
   hosts: Record<string, HostReport>;
-  series: { everyHours: number; tHours: number[]; hostIds: string[]; demandRatio: number[][]; utilization: number[][] };
+  /** Sampled every `everyHours`; one row per host, null where the host was failed. */
+  series: { everyHours: number; tHours: number[]; hostIds: string[]; demandRatio: Array<Array<number | null>>; utilization: Array<Array<number | null>> };
   expectations: ExpectationResult[];
   [section: string]: unknown;
 }
@@ -136,6 +137,8 @@ const round = (x: number, digits = 3): number => {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
 };
+
+const roundOrNull = (x: number | null | undefined): number | null => (x === null || x === undefined ? null : round(x));
 
 export function buildReport(input: ReportInput): Report {
   const { scenario } = input;
@@ -240,7 +243,7 @@ export function buildReport(input: ReportInput): Report {
     grantedAll += s?.grantedVcpuUs ?? 0;
   }
   let peakUtilization = 0;
-  for (const p of input.series) for (const u of p.utilization) peakUtilization = Math.max(peakUtilization, u);
+  for (const p of input.series) for (const u of p.utilization) peakUtilization = Math.max(peakUtilization, u ?? 0);
 
   const hostIds = scenario.datacenter.hosts.map((x) => x.id);
   const report: Report = {
@@ -283,8 +286,8 @@ export function buildReport(input: ReportInput): Report {
       everyHours: h(scenario.sampleEveryUs),
       tHours: input.series.map((p) => h(p.tUs)),
       hostIds,
-      demandRatio: hostIds.map((_, i) => input.series.map((p) => round(p.demandRatio[i] ?? 0))),
-      utilization: hostIds.map((_, i) => input.series.map((p) => round(p.utilization[i] ?? 0))),
+      demandRatio: hostIds.map((_, i) => input.series.map((p) => roundOrNull(p.demandRatio[i]))),
+      utilization: hostIds.map((_, i) => input.series.map((p) => roundOrNull(p.utilization[i]))),
     },
     expectations: [],
   };

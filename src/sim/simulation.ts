@@ -181,8 +181,8 @@ export class ScenarioSimulation implements Simulation {
     const load = this.hypervisor.hostLoadNow();
     this.series.push({
       tUs: this.world.nowUs,
-      demandRatio: load.map((l) => l.demand / l.capacity),
-      utilization: load.map((l) => l.granted / l.capacity),
+      demandRatio: load.map((l) => (l.failed ? null : l.demand / l.capacity)),
+      utilization: load.map((l) => (l.failed ? null : l.granted / l.capacity)),
     });
   }
 

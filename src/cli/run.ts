@@ -1,0 +1,110 @@
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { loadScenarioFile } from '../scenario/load.js';
+import { renderReport } from '../sim/report-text.js';
+import { createSimulation } from '../sim/simulation.js';
+import { formatDurationUs, parseDurationUs } from '../util/units.js';
+import { wallMs } from '../world/live-world.js';
+import { EXIT_EXPECTATION_FAILED, EXIT_OK, parseFlags, parseSeed, requirePositional, type Command, type CommandIo } from './command.js';
+import { InputError } from '../errors.js';
+
+const usage = `Usage: spillway run <scenario.yaml> [--seed N] [--until DURATION] [--json] [--trace FILE]
+
+Run a scenario in virtual time and print its report.
+
+  --seed N          use this seed instead of the scenario's (0..4294967295)
+  --until DURATION  stop at this virtual time (e.g. 6h, 1d12h) instead of the scenario's duration
+  --json            print exactly one JSON object on stdout (banner and progress go to stderr)
+  --trace FILE      write the JSONL trace to FILE
+
+Exit status: 0 every expectation holds, 1 one fails, 2 bad input (the error names the field).
+A failing run prints the command that replays it exactly.`;
+
+/** The exact command that reproduces a run. */
+export function replayCommand(file: string, seed: number, until?: string): string {
+  return `npx spillway run ${file} --seed ${seed}${until ? ` --until ${until}` : ''}`;
+}
+
+export const runCommand: Command = {
+  name: 'run',
+  summary: 'run a scenario and print its report',
+  usage,
+  async run(args: string[], io: CommandIo): Promise<number> {
+    const { values, positionals } = parseFlags(args, {
+      seed: { type: 'string' }, until: { type: 'string' }, json: { type: 'boolean' }, trace: { type: 'string' },
+    }, usage);
+    const file = requirePositional(positionals, 0, 'the scenario file', usage);
+    if (positionals.length > 1) throw new InputError('E_BAD_FLAG', `unexpected argument "${positionals[1]}"\n\n${usage}`);
+    const seedFlag = parseSeed(values.seed);
+    const untilUs = values.until === undefined ? undefined : parseDurationUs(values.until, '--until');
+    if (untilUs !== undefined && untilUs <= 0) throw new InputError('E_BAD_DURATION', `--until: expected a positive duration, got "${values.until}"`);
+    const scenario = loadScenarioFile(file);
+    const seed = seedFlag ?? scenario.seed;
+    const replay = replayCommand(file, seed, values.until);
+    const banner = (values.json ? io.err : io.out);
+    banner(`spillway run ${file}: scenario ${scenario.name}, seed ${seed} (replay: ${replay})`);
+
+    const traceFd = values.trace ? openTrace(values.trace) : null;
+    let pending: string[] = [];
+    let pendingBytes = 0;
+    const flushTrace = (): void => {
+      if (traceFd === null || pending.length === 0) return;
+      writeSync(traceFd, pending.join(''));
+      pending = [];
+      pendingBytes = 0;
+    };
+    const sim = await createSimulation(scenario, {
+      seed,
+      ...(untilUs !== undefined ? { untilUs } : {}),
+      ...(traceFd !== null ? {
+        onTrace: (_e, line) => {
+          pending.push(line, '\n');
+          pendingBytes += line.length + 1;
+          if (pendingBytes > 1 << 20) flushTrace();
+        },
+      } : {}),
+    });
+
+    const startedMs = wallMs();
+    let shown = false;
+    let lastQuarter = -1;
+    const report = await sim.runToEnd((nowUs, endUs) => {
+      // Short runs stay quiet; long ones redraw in place on a terminal, or log each quarter otherwise.
+      const elapsedMs = wallMs() - startedMs;
+      if (elapsedMs < 2000) return;
+      const pct = Math.floor((100 * nowUs) / endUs);
+      const text = `  ${formatDurationUs(nowUs)} of ${formatDurationUs(endUs)} virtual (${pct}%), ${(elapsedMs / 1000).toFixed(1)} s`;
+      if (io.errIsTty) {
+        process.stderr.write(`\r${text}\x1b[K`);
+        shown = true;
+      } else if (Math.floor(pct / 25) > lastQuarter) {
+        lastQuarter = Math.floor(pct / 25);
+        io.err(text);
+      }
+    });
+    if (shown && io.errIsTty) process.stderr.write('\r\x1b[K');
+    flushTrace();
+    if (traceFd !== null) closeSync(traceFd);
+
+    const failed = report.expectations.filter((e) => !e.pass);
+    if (values.json) {
+      io.out(JSON.stringify({ ...report, passed: failed.length === 0, replay }));
+    } else {
+      io.out(renderReport(report, { width: process.stdout.columns ?? 100 }));
+      if (values.trace) io.out(`trace written to ${values.trace}`);
+    }
+    if (failed.length > 0) {
+      io.err(`${failed.length} expectation(s) failed: ${failed.map((e) => e.id).join(', ')}`);
+      io.err(`replay: ${replay}`);
+      return EXIT_EXPECTATION_FAILED;
+    }
+    return EXIT_OK;
+  },
+};
+
+function openTrace(path: string): number {
+  try {
+    return openSync(path, 'w');
+  } catch (err) {
+    throw new InputError('E_BAD_TRACE_FILE', `--trace: cannot write ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}

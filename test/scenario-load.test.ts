@@ -1,0 +1,154 @@
+import { stringify } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { InputError } from '../src/errors.js';
+import { loadScenarioFile, parseScenario } from '../src/scenario/load.js';
+import { expandNames } from '../src/scenario/names.js';
+import { registerPolicy } from '../src/scenario/policies.js';
+import { reportMetricPaths } from '../src/sim/report.js';
+import { US_PER_H } from '../src/util/units.js';
+
+/** A valid scenario as plain data; each bad variant below breaks one field. */
+function base(): Record<string, any> {
+  return {
+    name: 'mini',
+    duration: '6h',
+    datacenter: {
+      hosts: [{ id: 'h-{1..2}', cpuCores: 8, ramGiB: 64 }],
+      images: [{ id: 'img', size: '10GiB', os: { family: 'linux', distro: 'rhel', version: '8.9' } }],
+      vms: [
+        { name: 'app-{01..03}', image: 'img', vcpus: 2, ramGiB: 4, workload: 'app' },
+        { name: 'job-1', image: 'img', vcpus: 4, ramGiB: 8, workload: 'job', host: 'h-2' },
+      ],
+    },
+    workloads: { app: { kind: 'database', base: 0.5 }, job: { kind: 'batch', work: 4, start: '1h' } },
+    expect: [{ metric: 'totals.batch.completionHours', op: '<=', value: 5 }],
+  };
+}
+
+function parse(doc: Record<string, any>) {
+  return parseScenario(stringify(doc), 'mini.yaml');
+}
+
+function errorOf(fn: () => unknown): InputError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(InputError);
+    return err as InputError;
+  }
+  throw new Error('expected an InputError');
+}
+
+describe('scenario loading', () => {
+  it('fills defaults, expands name patterns and places every VM', () => {
+    const s = parse(base());
+    expect(s.seed).toBe(1);
+    expect(s.durationUs).toBe(6 * US_PER_H);
+    expect(s.sampleEveryUs).toBe(5 * 60_000_000);
+    expect(s.datacenter.hosts.map((h) => h.id)).toEqual(['h-1', 'h-2']);
+    expect(s.datacenter.vms.map((v) => v.name)).toEqual(['app-01', 'app-02', 'app-03', 'job-1']);
+    expect(s.datacenter.vms[3]!.host).toBe('h-2');
+    expect(s.datacenter.vms[0]!.disks[0]).toMatchObject({ id: 'app-01-disk0', sizeBytes: 10 * 1024 ** 3, persistence: 'on-prem', imageId: 'img' });
+    expect(s.policies.burst.enabled).toBe(false);
+    expect(s.cloud.region).toBe('us-east-1');
+    expect(s.wan).toBeNull();
+    expect(s.expect[0]!.id).toBe('totals.batch.completionHours <= 5');
+  });
+
+  it('loads the shipped scenarios', () => {
+    const q = loadScenarioFile('scenarios/quarter-end.yaml');
+    expect(q.datacenter.vms.length).toBeGreaterThanOrEqual(24);
+    expect(q.datacenter.hosts.length).toBeGreaterThanOrEqual(3);
+    expect(q.wan?.rttUs).toBe(40_000);
+    expect(loadScenarioFile('scenarios/host-failure.yaml').timeline).toHaveLength(5);
+  });
+
+  it('expands ranges keeping the width of the first bound', () => {
+    expect(expandNames('batch-{08..10}', 'p')).toEqual(['batch-08', 'batch-09', 'batch-10']);
+    expect(expandNames('n{1..3}', 'p')).toEqual(['n1', 'n2', 'n3']);
+    expect(() => expandNames('a.b', 'p')).toThrow(/letters, digits/);
+  });
+
+  const bad: Array<[string, (d: Record<string, any>) => void, RegExp]> = [
+    ['unknown top-level field', (d) => { d.hostz = 1; }, /^mini\.yaml line \d+: hostz: unknown field; allowed here: name, description/],
+    ['missing name', (d) => { delete d.name; }, /name: expected a non-empty string, got nothing/],
+    ['bad duration', (d) => { d.duration = 'soon'; }, /duration: "soon" is not a duration/],
+    ['negative vcpus', (d) => { d.datacenter.vms[0].vcpus = -2; }, /datacenter\.vms\[0\]\.vcpus: expected an integer >= 1 <= 512, got -2/],
+    ['unknown image', (d) => { d.datacenter.vms[1].image = 'nope'; }, /datacenter\.vms\[1\]\.image: expected one of img, got "nope"/],
+    ['unknown workload', (d) => { d.datacenter.vms[0].workload = 'ap'; }, /datacenter\.vms\[0\]\.workload: expected one of app, job/],
+    ['unknown host', (d) => { d.datacenter.vms[1].host = 'h-9'; }, /datacenter\.vms\[1\]\.host: expected one of auto, h-1, h-2/],
+    ['unknown VM field', (d) => { d.datacenter.vms[0].cpus = 2; }, /datacenter\.vms\[0\]\.cpus: unknown field/],
+    ['bad workload kind', (d) => { d.workloads.app.kind = 'olap'; }, /workloads\.app\.kind: expected one of batch, database, web, trading/],
+    ['batch without work', (d) => { delete d.workloads.job.work; }, /workloads\.job\.work: expected a number/],
+    ['bad persistence', (d) => { d.datacenter.vms[0].persistence = 'cloud'; }, /datacenter\.vms\[0\]\.persistence: expected one of on-prem, cloud-only/],
+    ['duplicate VM names', (d) => { d.datacenter.vms[1].name = 'app-02'; }, /datacenter\.vms\[1\]\.name: expected VM names that are unique/],
+    ['VM too big for any host', (d) => { d.datacenter.vms[0].ramGiB = 100; }, /datacenter\.vms\[0\]\.ramGiB: VM app-01 does not fit/],
+    ['timeline event unknown', (d) => { d.timeline = [{ at: '1h', event: 'meteor' }]; }, /timeline\[0\]\.event: expected one of load, host-fail/],
+    ['timeline after the end', (d) => { d.timeline = [{ at: '7h', event: 'host-fail', host: 'h-1' }]; }, /timeline\[0\]\.at: expected a time within the scenario's duration/],
+    ['load change on batch', (d) => { d.timeline = [{ at: '1h', event: 'load', workload: 'job', factor: 2 }]; }, /timeline\[0\]\.workload: expected a steady workload/],
+    ['wan outage without wan', (d) => { d.timeline = [{ at: '1h', event: 'wan-outage', for: '1m' }]; }, /timeline\[0\]\.event: .*no wan: section/],
+    ['bad wan field', (d) => { d.wan = { rtt: '40ms', bandwidth: 'fast' }; }, /wan\.bandwidth/],
+    ['bad cloud field', (d) => { d.cloud = { region: 'moon' }; }, /cloud\.region/],
+    ['burst enabled before it exists', (d) => { d.policies = { burst: { enabled: true } }; }, /policies\.burst\.enabled: expected false/],
+    ['burst typo', (d) => { d.policies = { burst: { enabled: false, maxVm: 3 } }; }, /policies\.burst\.maxVm: unknown field; allowed here: enabled, trigger/],
+    ['unknown policy', (d) => { d.policies = { bursting: {} }; }, /policies\.bursting: unknown field/],
+    ['bad expect op', (d) => { d.expect[0].op = '=~'; }, /expect\[0\]\.op: expected one of <, <=, >, >=, ==, !=/],
+    ['numeric op on a string', (d) => { d.expect[0] = { metric: 'vms.job-1.host', op: '<', value: 'h-1' }; }, /expect\[0\]\.op: expected == or !=/],
+  ];
+
+  it.each(bad)('refuses %s and names the field', (_what, breakIt, message) => {
+    const d = base();
+    breakIt(d);
+    const err = errorOf(() => parse(d));
+    expect(err.message).toMatch(message);
+    expect(err.message).toMatch(/^mini\.yaml( line \d+)?: /);
+  });
+
+  it('lists close matches for an unknown metric', () => {
+    const d = base();
+    d.expect[0].metric = 'totals.batch.completionHour';
+    const err = errorOf(() => parse(d));
+    expect(err.code).toBe('E_UNKNOWN_METRIC');
+    expect(err.message).toMatch(/expect\[0\]\.metric: "totals\.batch\.completionHour" is not a report metric; close matches: totals\.batch\.completionHours/);
+  });
+
+  it('gives the line of the bad field', () => {
+    const text = [
+      'name: mini', 'datacenter:', '  hosts:', '    - { id: h1, cpuCores: 8, ramGiB: 64 }', '  images:',
+      '    - { id: img, size: 10GiB, os: { family: linux, distro: rhel, version: "9" } }', '  vms:',
+      '    - name: a', '      image: img', '      vcpus: lots', '      ramGiB: 2', '      workload: w',
+      'workloads:', '  w: { kind: web, base: 0.5 }',
+    ].join('\n');
+    const err = errorOf(() => parseScenario(text, 's.yaml'));
+    expect(err.message).toMatch(/^s\.yaml line 10: datacenter\.vms\[0\]\.vcpus: expected an integer/);
+    expect(err.details).toMatchObject({ path: 'datacenter.vms[0].vcpus', line: 10 });
+  });
+
+  it('reports YAML syntax errors with their line', () => {
+    const err = errorOf(() => parseScenario('name: x\ndatacenter: [\n', 'broken.yaml'));
+    expect(err.code).toBe('E_BAD_YAML');
+    expect(err.message).toMatch(/broken\.yaml \(line \d+, column \d+\): not valid YAML/);
+  });
+
+  it('derives metric paths from the scenario: per-VM task metrics only for batch VMs', () => {
+    const paths = reportMetricPaths(parse(base()));
+    expect(paths.has('vms.job-1.task.delayHours')).toBe(true);
+    expect(paths.has('vms.app-01.task.delayHours')).toBe(false);
+    expect(paths.has('vms.app-01.cpu.servedPct')).toBe(true);
+    expect(paths.has('hosts.h-2.hoursSaturated')).toBe(true);
+    expect(paths.has('baseline.batchCompletionHours')).toBe(true);
+    expect([...paths].some((p) => p.startsWith('series.'))).toBe(false);
+  });
+
+  it('lets another component add a policy block', () => {
+    registerPolicy('quiet-hours', (raw, path) => {
+      if (raw !== undefined && typeof raw !== 'boolean') throw new InputError('E_BAD_FIELD', `${path}: expected true or false`, { details: { path } });
+      return raw ?? false;
+    });
+    const d = base();
+    d.policies = { 'quiet-hours': true };
+    expect(parse(d).policies['quiet-hours']).toBe(true);
+    d.policies = { 'quiet-hours': 3 };
+    expect(errorOf(() => parse(d)).message).toMatch(/policies\.quiet-hours: expected true or false/);
+  });
+});
