@@ -18,7 +18,8 @@ export function openScreen(streams: ScreenStreams = {}): blessed.Widgets.Screen 
     warnings: false,
     fullUnicode: true,
     smartCSR: true,
-    autoPadding: false,
+    // Children sit inside their parent's border (charts inside panels).
+    autoPadding: true,
     title: 'spillway',
   } as blessed.Widgets.IScreenOptions);
 }

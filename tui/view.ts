@@ -108,8 +108,9 @@ export class TuiView {
       if (layout.wide) {
         const textW = Math.floor(body.width * 0.55);
         detailBox = this.box({ ...body, width: textW }, ' VM detail ', true);
-        const chartBox = this.box({ ...body, left: body.left + textW, width: body.width - textW }, ' blocks streamed (KiB per sample) ', true);
-        detailChart = this.chart(chartBox);
+        const chartRect = { ...body, left: body.left + textW, width: body.width - textW };
+        const chartBox = this.box(chartRect, ' blocks streamed (KiB per sample) ', true);
+        detailChart = this.chart(blessed.box({ parent: chartBox, top: 0, left: 0, width: chartRect.width - 2, height: chartRect.height - 2 }));
       } else {
         detailBox = this.box(body, ' VM detail ', true);
       }
@@ -119,8 +120,8 @@ export class TuiView {
       if (layout.wide) {
         const inner = layout.panels.wan;
         wanText = blessed.box({ parent: boxes.wan, top: 0, left: 0, width: inner.width - 2, height: 3, tags: true, wrap: false });
-        const holder = blessed.box({ parent: boxes.wan, top: 3, left: 0, width: inner.width - 2, height: inner.height - 5 });
-        wanChart = this.chart(holder, true);
+        const holder = blessed.box({ parent: boxes.wan, top: 3, left: 0, width: inner.width - 2, height: inner.height - 2 - 3 });
+        wanChart = this.chart(holder);
       }
     }
     help.setFront();
@@ -135,10 +136,10 @@ export class TuiView {
   }
 
   /** A blessed-contrib line chart filling `holder`, created through a grid as contrib requires. */
-  private chart(holder: Box, legend = false): LineChart {
+  private chart(holder: Box): LineChart {
     const grid = new contrib.grid({ rows: 1, cols: 1, screen: holder as unknown as blessed.Widgets.Screen, hideBorder: true });
     return grid.set(0, 0, 1, 1, contrib.line, {
-      style: { line: 'green', text: 'white', baseline: 'gray' }, showLegend: legend, legend: { width: 10 }, xLabelPadding: 3, xPadding: 5, wholeNumbersOnly: false,
+      style: { line: 'green', text: 'white', baseline: 'white' }, showLegend: false, xLabelPadding: 3, xPadding: 5, wholeNumbersOnly: false,
     }) as unknown as LineChart;
   }
 

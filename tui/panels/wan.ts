@@ -26,9 +26,12 @@ export function wanLines(snap: Snapshot, width: number, height: number): string[
 export function wanSummary(snap: Snapshot, width: number): string {
   const cur = snap.wan.current;
   if (!cur) return '{gray-fg}no wan.stats samples yet{/gray-fg}';
-  const text = `↑ ${fmtRate(cur.upBps)}  ↓ ${fmtRate(cur.downBps)}  rtt ${(cur.rttUs / 1000).toFixed(1)}ms  loss ${cur.lossPct.toFixed(2)}%  outages ${snap.wan.outages}`;
-  const down = !cur.up || snap.wan.outage;
-  return down ? color('red', esc(fit(`LINK DOWN  ${text}`, width).trimEnd())) : esc(fit(text, width).trimEnd());
+  const up = `↑ ${fmtRate(cur.upBps)}`;
+  const dn = `↓ ${fmtRate(cur.downBps)}`;
+  const rest = `rtt ${(cur.rttUs / 1000).toFixed(1)}ms  loss ${cur.lossPct.toFixed(2)}%  outages ${snap.wan.outages}`;
+  if (!cur.up || snap.wan.outage) return color('red', esc(fit(`LINK DOWN  ${up}  ${dn}  ${rest}`, width).trimEnd()));
+  // The arrows take the colors of the chart's lines below, which serves as its legend.
+  return `${color('green', up)}  ${color('cyan', dn)}  ${esc(fit(rest, Math.max(0, width - up.length - dn.length - 4)).trimEnd())}`;
 }
 
 /** Loss and RTT sparklines for the wide layout, under the summary. */
