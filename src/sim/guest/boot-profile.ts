@@ -61,9 +61,9 @@ export interface BootProfile {
 function readSize(rng: Rng, spec: BootProfileSpec): number {
   const u = rng.next();
   const blocks = (b: number): number => Math.max(spec.minReadBytes, Math.min(spec.maxReadBytes, b * CONTENT_BLOCK_BYTES));
-  if (u < 0.45) return blocks(1);
-  if (u < 0.65) return blocks(rng.pick([2, 3, 4]));
-  if (u < 0.85) return blocks(8);
+  if (u < 0.5) return blocks(1);
+  if (u < 0.75) return blocks(rng.pick([2, 3, 4]));
+  if (u < 0.9) return blocks(8);
   return spec.maxReadBytes;
 }
 
