@@ -106,7 +106,7 @@ export class Ec2Cloud implements Cloud {
     const out: InstanceTypeInfo[] = [];
     let token: string | undefined;
     do {
-      const page = await this.call<DescribeInstanceTypesCommandOutput>('DescribeInstanceTypes', new DescribeInstanceTypesCommand({
+      const page = await this.send<DescribeInstanceTypesCommandOutput>('DescribeInstanceTypes', new DescribeInstanceTypesCommand({
         ...(names?.length ? { InstanceTypes: names as _InstanceType[] } : {}), ...(token ? { NextToken: token } : {}),
       }));
       for (const t of page.InstanceTypes ?? []) {
@@ -128,7 +128,7 @@ export class Ec2Cloud implements Cloud {
   }
 
   async describeImages(filter: { ids?: string[]; tags?: Tags } = {}): Promise<ImageInfo[]> {
-    const out = await this.call<DescribeImagesCommandOutput>('DescribeImages', new DescribeImagesCommand({
+    const out = await this.send<DescribeImagesCommandOutput>('DescribeImages', new DescribeImagesCommand({
       ...(filter.ids?.length ? { ImageIds: filter.ids } : { Owners: ['self'] }),
       ...(filter.tags ? { Filters: tagFilters(filter.tags) } : {}),
     }));
@@ -137,7 +137,7 @@ export class Ec2Cloud implements Cloud {
 
   async runInstances(request: RunInstancesRequest): Promise<CloudInstance[]> {
     const tags = this.withRunTag(request.tags);
-    const out = await this.call<RunInstancesCommandOutput>('RunInstances', new RunInstancesCommand({
+    const out = await this.send<RunInstancesCommandOutput>('RunInstances', new RunInstancesCommand({
       ClientToken: request.clientToken,
       ImageId: request.imageId,
       InstanceType: request.instanceType as _InstanceType,
@@ -158,7 +158,7 @@ export class Ec2Cloud implements Cloud {
     const out: CloudInstance[] = [];
     let token: string | undefined;
     do {
-      const page = await this.call<DescribeInstancesCommandOutput>('DescribeInstances', new DescribeInstancesCommand({
+      const page = await this.send<DescribeInstancesCommandOutput>('DescribeInstances', new DescribeInstancesCommand({
         ...(filter.ids?.length ? { InstanceIds: filter.ids } : {}),
         ...(filters.length ? { Filters: filters } : {}),
         ...(token ? { NextToken: token } : {}),
@@ -170,28 +170,28 @@ export class Ec2Cloud implements Cloud {
   }
 
   async startInstances(ids: string[]): Promise<void> {
-    const out = await this.call<StartInstancesCommandOutput>('StartInstances', new StartInstancesCommand({ InstanceIds: ids }));
+    const out = await this.send<StartInstancesCommandOutput>('StartInstances', new StartInstancesCommand({ InstanceIds: ids }));
     this.stateChanges(out.StartingInstances);
   }
 
   async stopInstances(ids: string[]): Promise<void> {
-    const out = await this.call<StopInstancesCommandOutput>('StopInstances', new StopInstancesCommand({ InstanceIds: ids }));
+    const out = await this.send<StopInstancesCommandOutput>('StopInstances', new StopInstancesCommand({ InstanceIds: ids }));
     this.stateChanges(out.StoppingInstances);
   }
 
   async terminateInstances(ids: string[]): Promise<void> {
-    const out = await this.call<TerminateInstancesCommandOutput>('TerminateInstances', new TerminateInstancesCommand({ InstanceIds: ids }));
+    const out = await this.send<TerminateInstancesCommandOutput>('TerminateInstances', new TerminateInstancesCommand({ InstanceIds: ids }));
     this.stateChanges(out.TerminatingInstances);
   }
 
   async modifyInstanceType(id: string, type: string): Promise<void> {
-    await this.call<ModifyInstanceAttributeCommandOutput>('ModifyInstanceAttribute', new ModifyInstanceAttributeCommand({ InstanceId: id, InstanceType: { Value: type } }));
+    await this.send<ModifyInstanceAttributeCommandOutput>('ModifyInstanceAttribute', new ModifyInstanceAttributeCommand({ InstanceId: id, InstanceType: { Value: type } }));
     const seen = this.observed.get(id);
     if (seen) seen.type = type;
   }
 
   async createVolume(request: { sizeGiB: number; type?: string; zone: string; tags?: Tags; clientToken?: string }): Promise<CloudVolume> {
-    const out = await this.call<CreateVolumeCommandOutput>('CreateVolume', new CreateVolumeCommand({
+    const out = await this.send<CreateVolumeCommandOutput>('CreateVolume', new CreateVolumeCommand({
       Size: request.sizeGiB,
       VolumeType: (request.type ?? 'gp3') as SdkVolumeType,
       AvailabilityZone: request.zone,
@@ -202,22 +202,22 @@ export class Ec2Cloud implements Cloud {
   }
 
   async attachVolume(volumeId: string, instanceId: string, device: string): Promise<void> {
-    await this.call<AttachVolumeCommandOutput>('AttachVolume', new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device }));
+    await this.send<AttachVolumeCommandOutput>('AttachVolume', new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device }));
   }
 
   async detachVolume(volumeId: string): Promise<void> {
-    await this.call<DetachVolumeCommandOutput>('DetachVolume', new DetachVolumeCommand({ VolumeId: volumeId }));
+    await this.send<DetachVolumeCommandOutput>('DetachVolume', new DetachVolumeCommand({ VolumeId: volumeId }));
   }
 
   async deleteVolume(volumeId: string): Promise<void> {
-    await this.call<DeleteVolumeCommandOutput>('DeleteVolume', new DeleteVolumeCommand({ VolumeId: volumeId }));
+    await this.send<DeleteVolumeCommandOutput>('DeleteVolume', new DeleteVolumeCommand({ VolumeId: volumeId }));
   }
 
   async describeVolumes(filter: VolumeFilter = {}): Promise<CloudVolume[]> {
     const out: CloudVolume[] = [];
     let token: string | undefined;
     do {
-      const page = await this.call<DescribeVolumesCommandOutput>('DescribeVolumes', new DescribeVolumesCommand({
+      const page = await this.send<DescribeVolumesCommandOutput>('DescribeVolumes', new DescribeVolumesCommand({
         ...(filter.ids?.length ? { VolumeIds: filter.ids } : {}),
         ...(filter.tags ? { Filters: tagFilters(filter.tags) } : {}),
         ...(token ? { NextToken: token } : {}),
@@ -229,7 +229,7 @@ export class Ec2Cloud implements Cloud {
   }
 
   async createSnapshot(volumeId: string, tags?: Tags): Promise<CloudSnapshot> {
-    const out = await this.call<CreateSnapshotCommandOutput>('CreateSnapshot', new CreateSnapshotCommand({
+    const out = await this.send<CreateSnapshotCommandOutput>('CreateSnapshot', new CreateSnapshotCommand({
       VolumeId: volumeId,
       Description: `spillway run ${this.runId}`,
       TagSpecifications: [tagSpec('snapshot', this.withRunTag(tags))],
@@ -241,7 +241,7 @@ export class Ec2Cloud implements Cloud {
     const out: CloudSnapshot[] = [];
     let token: string | undefined;
     do {
-      const page = await this.call<DescribeSnapshotsCommandOutput>('DescribeSnapshots', new DescribeSnapshotsCommand({
+      const page = await this.send<DescribeSnapshotsCommandOutput>('DescribeSnapshots', new DescribeSnapshotsCommand({
         OwnerIds: ['self'],
         ...(filter.ids?.length ? { SnapshotIds: filter.ids } : {}),
         ...(filter.tags ? { Filters: tagFilters(filter.tags) } : {}),
@@ -254,11 +254,11 @@ export class Ec2Cloud implements Cloud {
   }
 
   async deleteSnapshot(snapshotId: string): Promise<void> {
-    await this.call<DeleteSnapshotCommandOutput>('DeleteSnapshot', new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
+    await this.send<DeleteSnapshotCommandOutput>('DeleteSnapshot', new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
   }
 
   async createTags(resourceIds: string[], tags: Tags): Promise<void> {
-    await this.call<CreateTagsCommandOutput>('CreateTags', new CreateTagsCommand({ Resources: resourceIds, Tags: toTags(tags) }));
+    await this.send<CreateTagsCommandOutput>('CreateTags', new CreateTagsCommand({ Resources: resourceIds, Tags: toTags(tags) }));
   }
 
   /**
@@ -282,8 +282,12 @@ export class Ec2Cloud implements Cloud {
 
   // ---- plumbing ------------------------------------------------------------
 
-  /** One SDK call: an external op on the World, traced, errors mapped to CloudError. */
-  private async call<O>(api: string, command: { readonly input: object }): Promise<O> {
+  /**
+   * One SDK call: an external op on the World, traced, errors mapped to
+   * CloudError. Public for tools that need calls the port does not name
+   * (DryRun permission checks).
+   */
+  async send<O>(api: string, command: { readonly input: object }): Promise<O> {
     const clock = this.world.clock;
     const startUs = clock.nowUs();
     const send = (): Promise<O> => this.client.send(command as never) as Promise<O>;

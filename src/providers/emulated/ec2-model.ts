@@ -161,6 +161,12 @@ export class Ec2Model {
     return used;
   }
 
+  /** The user data an instance was launched with, decoded (what the staging image's cloud-init reads). */
+  instanceUserData(id: string): string | undefined {
+    const data = this.instances.get(id)?.userData;
+    return data === undefined ? undefined : Buffer.from(data, 'base64').toString('utf8');
+  }
+
   /** Resources still alive (not terminated/deleted), for cleanup checks. */
   liveResourceIds(): string[] {
     return [
