@@ -22,8 +22,6 @@ export interface MigrationOptions {
   persistEveryChunks?: number;
   /** Ask below for extents and write holes as zeros instead of fetching them. Default true. */
   skipHoles?: boolean;
-  /** Trace source for migration events. */
-  src?: string;
 }
 
 export interface MigrationProgress {
@@ -67,8 +65,7 @@ export class MigrationLayer extends Layer {
   private readonly target: BlockDevice;
   private readonly chunk: number;
   private readonly chunks: number;
-  private readonly opts: Required<Omit<MigrationOptions, 'world' | 'target' | 'logStore' | 'src'>>;
-  private readonly src: string;
+  private readonly opts: Required<Omit<MigrationOptions, 'world' | 'target' | 'logStore'>>;
   private readonly locks = new Map<number, Promise<void>>();
   private sinceFlush = 0;
   private running = false;
@@ -93,7 +90,6 @@ export class MigrationLayer extends Layer {
     this.chunk = this.opts.chunkBytes;
     this.chunks = Math.ceil(below.size() / this.chunk);
     this.intervalUs = this.opts.maxIntervalUs;
-    this.src = options.src ?? 'migration';
   }
 
   static async open(below: BlockDevice, options: MigrationOptions): Promise<MigrationLayer> {
@@ -132,7 +128,6 @@ export class MigrationLayer extends Layer {
     if (this.running) return;
     this.running = true;
     this.stopRequested = false;
-    this.world.trace.emit(this.src, 'machine.state', { machine: 'migration', state: 'syncing' });
     this.loop = this.syncLoop().finally(() => { this.running = false; });
   }
 
@@ -284,7 +279,6 @@ export class MigrationLayer extends Layer {
     if (++this.sinceFlush >= this.opts.persistEveryChunks) await this.persist();
     if (this.log.count === this.chunks) {
       await this.persist();
-      this.world.trace.emit(this.src, 'machine.state', { machine: 'migration', state: 'synced' });
       const waiters = this.completeWaiters;
       this.completeWaiters = [];
       waiters.forEach((w) => w());
@@ -337,7 +331,6 @@ export class MigrationLayer extends Layer {
       this.wakeTimer = undefined;
     }
     await this.persist();
-    if (this.stopRequested) this.world.trace.emit(this.src, 'machine.state', { machine: 'migration', state: 'stopped' });
   }
 }
 
