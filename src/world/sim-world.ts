@@ -31,6 +31,14 @@ export interface RunResult {
   reason: 'idle' | 'until' | 'stopped' | 'max-events';
 }
 
+/** A class rather than a closure per timer: scheduling is the simulator's hottest path. */
+class SimTimer implements Timer {
+  constructor(private readonly queue: EventQueue, private readonly event: ScheduledEvent) {}
+  cancel(): void {
+    this.queue.cancel(this.event);
+  }
+}
+
 class SimClock implements Clock {
   constructor(private readonly world: SimWorld) {}
 
@@ -40,7 +48,7 @@ class SimClock implements Clock {
 
   schedule(delayUs: number, fn: () => void): Timer {
     const event = this.world.queue.push(this.world.nowUs + Math.max(0, Math.round(delayUs)), fn);
-    return { cancel: () => this.world.queue.cancel(event) };
+    return new SimTimer(this.world.queue, event);
   }
 
   sleepUs(delayUs: number): Promise<void> {
