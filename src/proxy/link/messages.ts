@@ -48,6 +48,13 @@ export interface AttachReply {
   lastSeq: number;
   /** Blocks in the disk's boot/access profile (what a PROFILE request would stream). */
   profileBlocks: number;
+  /**
+   * The key (hex, 32 bytes) that encrypts this disk's cloud cache at rest, and
+   * an epoch never handed out before with it. It travels only inside the
+   * encrypted link and is never written down on the cloud side.
+   */
+  cacheKey: string;
+  keyEpoch: number;
 }
 
 export interface RangeReq {

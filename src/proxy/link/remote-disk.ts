@@ -1,16 +1,12 @@
 import { BlockError, E_CLOSED, E_READONLY, checkRange, type BlockDevice, type Extent } from '../block-device.js';
+import type { WriteGroup, WriteSink } from '../write-behind.js';
 import type { LinkClient } from './client.js';
+import { LinkError, E_FRAME_TOO_LARGE } from './errors.js';
 import type { AttachReply, AttachReq } from './messages.js';
 import { PushKind, encodePushReq, encodeRangeReq } from './messages.js';
 import { decodeSegments, encodeSegments, type DecodedSegments } from './payload.js';
-import { F_NO_PUSHED, F_PROFILE, F_SIGS_OK, Op, WireReader, WireWriter, jsonPayload } from './wire.js';
+import { F_NO_PUSHED, F_PROFILE, F_SIGS_OK, MAX_FRAME_BYTES, Op, WireReader, WireWriter, jsonPayload } from './wire.js';
 
-/** A write-behind group as it is shipped (the WriteSink contract). */
-export interface WriteGroup {
-  diskId: string;
-  seq: number;
-  writes: Array<{ offset: number; data: Uint8Array }>;
-}
 
 export interface RemoteDiskStats {
   reads: number;
@@ -25,6 +21,7 @@ export interface RemoteDiskStats {
 }
 
 const RECENT_PUSH_BYTES = 32 * 1024 * 1024;
+const EXTENTS_SIGS_MAX_BYTES = 4 * 1024 * 1024;
 
 /**
  * One on-prem disk seen through the link, as a read-only BlockDevice (the
@@ -33,7 +30,7 @@ const RECENT_PUSH_BYTES = 32 * 1024 * 1024;
  * cache, the second from recently pushed blocks, and what neither can supply
  * is asked for again as plain data.
  */
-export class RemoteDisk implements BlockDevice {
+export class RemoteDisk implements BlockDevice, WriteSink {
   readonly name: string;
   readonly diskId: string;
   readonly blockBytes: number;
@@ -41,6 +38,9 @@ export class RemoteDisk implements BlockDevice {
   /** Highest group seq the on-prem side reported applied, at attach time. */
   lastSeqAtAttach: number;
   readonly profileBlocks: number;
+  /** The cache key and epoch on-prem handed out with this attach (never persisted here). */
+  readonly cacheKey: Buffer;
+  readonly keyEpoch: number;
   private readonly sizeBytes: number;
   private readonly recent = new Map<number, Buffer>();
   private recentBytes = 0;
@@ -55,7 +55,7 @@ export class RemoteDisk implements BlockDevice {
     readonly handle: number,
     private readonly req: AttachReq,
     reply: AttachReply,
-    private readonly sigResolver?: (sig: Buffer) => Promise<Buffer | undefined>,
+    private sigResolver?: (sig: Buffer) => Promise<Buffer | undefined>,
   ) {
     this.diskId = req.disk;
     this.name = `remote:${req.disk}`;
@@ -63,10 +63,17 @@ export class RemoteDisk implements BlockDevice {
     this.blockBytes = reply.blockBytes;
     this.lastSeqAtAttach = reply.lastSeq;
     this.profileBlocks = reply.profileBlocks;
+    this.cacheKey = Buffer.from(reply.cacheKey, 'hex');
+    this.keyEpoch = reply.keyEpoch;
   }
 
   size(): number {
     return this.sizeBytes;
+  }
+
+  /** Where SIG answers are looked up (the cache's findBySignature), once the cache exists. */
+  setSignatureResolver(resolver: (sig: Buffer) => Promise<Buffer | undefined>): void {
+    this.sigResolver = resolver;
   }
 
   private check(): void {
@@ -115,14 +122,26 @@ export class RemoteDisk implements BlockDevice {
   /** Ship one write-behind group; resolves once it is applied (or known applied) on-prem. */
   async applyGroup(group: WriteGroup): Promise<void> {
     this.check();
-    const w = new WireWriter().u16(this.handle).u48(group.seq).u32(group.writes.length);
-    for (const wr of group.writes) {
-      checkRange(this, wr.offset, wr.data.length, 'write');
-      const data = Buffer.from(wr.data.buffer, wr.data.byteOffset, wr.data.byteLength);
-      w.u48(wr.offset).u32(data.length);
-      encodeSegments(w, wr.offset, data, { blockBytes: this.blockBytes, level: this.client.options.compressionLevel ?? 1 });
+    if (group.diskId !== this.diskId) {
+      throw new LinkError('E_WB_CONFIG', `${this.name}: got a write group for disk ${group.diskId}`);
     }
-    const reply = await this.client.request(Op.WRITE_BATCH, 0, w.done());
+    const w = new WireWriter().u16(this.handle).u48(group.seq).u32(group.writes.length);
+    for (const op of group.writes) {
+      if (op.zero) {
+        checkRange(this, op.offset, op.length, 'write');
+        w.u8(1).u48(op.offset).u48(op.length);
+        continue;
+      }
+      checkRange(this, op.offset, op.data.length, 'write');
+      const data = Buffer.from(op.data.buffer, op.data.byteOffset, op.data.byteLength);
+      w.u8(0).u48(op.offset).u32(data.length);
+      encodeSegments(w, op.offset, data, { blockBytes: this.blockBytes, level: this.client.options.compressionLevel ?? 1 });
+    }
+    const payload = w.done();
+    if (payload.length > MAX_FRAME_BYTES - 64) {
+      throw new LinkError(E_FRAME_TOO_LARGE, `${this.name}: write group ${group.seq} encodes to ${payload.length} bytes; a frame holds at most ${MAX_FRAME_BYTES} (lower the write-behind ship threshold)`);
+    }
+    const reply = await this.client.request(Op.WRITE_BATCH, 0, payload);
     const r = JSON.parse(reply.toString('utf8')) as { duplicate: boolean };
     if (r.duplicate) this.stats.groupsDuplicate++;
     else this.stats.groupsShipped++;
@@ -146,8 +165,13 @@ export class RemoteDisk implements BlockDevice {
     await this.client.request(Op.FLUSH, 0, new WireWriter().u16(this.handle).done());
   }
 
-  /** Ask the on-prem side to push this range (PREFETCH_PUSH); returns once queued there. */
-  async prefetch(offset: number, length: number): Promise<void> {
+  /** NBD CACHE on the remote: ask on-prem to push the range (PREFETCH_PUSH). */
+  prefetch(offset: number, length: number): Promise<void> {
+    return this.requestPush(offset, length);
+  }
+
+  /** Ask the on-prem side to push this range (PREFETCH_PUSH); resolves once it is queued there. */
+  async requestPush(offset: number, length: number): Promise<void> {
     this.check();
     checkRange(this, offset, length);
     await this.client.request(Op.PROFILE, 0, encodePushReq({ handle: this.handle, kind: PushKind.RANGES, skip: 0, ranges: [{ offset, length }] }));
@@ -173,6 +197,12 @@ export class RemoteDisk implements BlockDevice {
   }
 
   async extents(offset: number, length: number): Promise<Extent[]> {
+    // Signatures need the on-prem side to read the range; beyond a few MiB report "data" (always correct).
+    if (length > EXTENTS_SIGS_MAX_BYTES) {
+      this.check();
+      checkRange(this, offset, length);
+      return length ? [{ offset, length, type: 'data' }] : [];
+    }
     const sigs = await this.signatures(offset, length);
     const out: Extent[] = [];
     const bb = this.blockBytes;

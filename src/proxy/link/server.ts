@@ -1,4 +1,5 @@
 import { errorCode } from '../../errors.js';
+import type { GroupOp } from '../write-behind.js';
 import type { Listener, Transport, World } from '../../world/types.js';
 import { LinkConnection } from './connection.js';
 import { LinkError, E_BAD_HANDLE, E_NOT_PAIRED, E_PROTOCOL, E_VERSION } from './errors.js';
@@ -17,11 +18,8 @@ export interface ByteRange {
   length: number;
 }
 
-/** One write of a write-behind group as it crosses the link. */
-export interface GroupWrite {
-  offset: number;
-  data: Buffer;
-}
+/** One op of a write-behind group as it crosses the link: bytes, or a range to zero. */
+export type GroupWrite = GroupOp;
 
 /** A disk the backend has opened (and leased) for one peer. */
 export interface AttachedDisk {
@@ -41,6 +39,9 @@ export interface AttachedDisk {
   profile(): ByteRange[];
   /** Give the lease back. */
   detach(): Promise<void>;
+  /** Key for the peer's cache of this disk, and a fresh epoch for it (see AttachReply). */
+  readonly cacheKey: Buffer;
+  readonly keyEpoch: number;
 }
 
 export interface LinkBackend {
@@ -307,7 +308,10 @@ export class LinkServer {
           handles.set(req.handle, p);
           p.catch(() => handles.delete(req.handle));
           const h = await p;
-          reply(f.id, jsonPayload({ sizeBytes: h.disk.sizeBytes, blockBytes: h.bb, lastSeq: h.disk.lastSeq(), profileBlocks: rangesToBlocks(h.disk.profile(), h.bb, h.disk.sizeBytes).length } satisfies AttachReply));
+          reply(f.id, jsonPayload({
+            sizeBytes: h.disk.sizeBytes, blockBytes: h.bb, lastSeq: h.disk.lastSeq(), profileBlocks: rangesToBlocks(h.disk.profile(), h.bb, h.disk.sizeBytes).length,
+            cacheKey: h.disk.cacheKey.toString('hex'), keyEpoch: h.disk.keyEpoch,
+          } satisfies AttachReply));
           return;
         }
         case Op.READ: {
@@ -337,7 +341,10 @@ export class LinkServer {
           const h = await getHandle(handle);
           const writes: GroupWrite[] = [];
           for (let i = 0; i < n; i++) {
+            const kind = r.u8();
             const offset = r.u48();
+            if (kind === 1) { writes.push({ offset, length: r.u48(), zero: true }); continue; }
+            if (kind !== 0) throw new LinkError(E_PROTOCOL, `unknown write kind ${kind}`);
             const length = r.u32();
             const dec = decodeSegments(r, length);
             if (dec.sigs.length || dec.pushed.length) throw new LinkError(E_PROTOCOL, 'a write batch may carry only data and zero segments');
@@ -351,7 +358,8 @@ export class LinkServer {
             const bb = h.bb;
             for (const other of this.byDisk.get(h.disk.diskId) ?? []) {
               for (const w of writes) {
-                for (let b = Math.floor(w.offset / bb); b * bb < w.offset + w.data.length; b++) { other.pushed.delete(b); other.sent.delete(b); }
+                const end = w.offset + (w.zero ? w.length : w.data.length);
+                for (let b = Math.floor(w.offset / bb); b * bb < end; b++) { other.pushed.delete(b); other.sent.delete(b); }
               }
             }
           }

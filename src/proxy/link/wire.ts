@@ -8,7 +8,7 @@ import { LinkError, E_FRAME_TOO_LARGE, E_PROTOCOL } from './errors.js';
  */
 export const PROTOCOL_VERSION = 1;
 export const HEADER_BYTES = 6;
-export const MAX_FRAME_BYTES = 32 * 1024 * 1024;
+export const MAX_FRAME_BYTES = 128 * 1024 * 1024;
 
 export const enum Op {
   HELLO = 0x01,

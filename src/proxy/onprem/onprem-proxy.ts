@@ -1,9 +1,12 @@
+import { createHmac, hkdfSync } from 'node:crypto';
 import type { World } from '../../world/types.js';
 import { BlockError, E_READONLY, type BlockDevice } from '../block-device.js';
 import { parsePairingKey } from '../link/pairing-key.js';
-import { LinkServer, type AttachedDisk, type ByteRange, type GroupWrite, type LinkBackend, type LinkServerStats } from '../link/server.js';
-import { DiskManager, type ManagedDisk } from './disk-manager.js';
-import { MemoryGroupState, type GroupStateStore } from './group-state.js';
+import { LinkServer, type AttachedDisk, type ByteRange, type LinkBackend, type LinkServerStats } from '../link/server.js';
+import { DiskManager } from './disk-manager.js';
+import { StoreJournal } from '../journal.js';
+import { SparseStore } from '../sparse-store.js';
+import { GroupApplier } from '../write-behind.js';
 import { Prioritizer, type FileExtents } from './prioritizer.js';
 
 export interface OnpremDiskOptions {
@@ -15,6 +18,12 @@ export interface OnpremDiskOptions {
   bootFiles?: FileExtents[];
   /** FIG 23: groups pushed whole when one block is read (default: the boot files' ranges). */
   groups?: ByteRange[][];
+  /**
+   * Durable store of the apply journal (the group being applied and the last
+   * applied seq). Keep it across restarts: a SparseStore the test holds in a
+   * simulation, a FileStore live. Default: a fresh in-memory store.
+   */
+  applyJournal?: BlockDevice;
 }
 
 export interface OnpremProxyOptions {
@@ -24,19 +33,31 @@ export interface OnpremProxyOptions {
   pairingKey: string | Buffer;
   disks: OnpremDiskOptions[];
   name?: string;
-  /** Survives restarts: last applied group per disk and the group being applied. */
-  groupState?: GroupStateStore;
   prioritizer?: Prioritizer;
   rateBytesPerS?: number;
   compressionLevel?: number;
   /** Push a whole group when one of its blocks is read (FIG 23); on by default. */
   groupPush?: boolean;
+  /**
+   * Secret (32 bytes) from which each disk's cloud cache key is derived. It
+   * never leaves on-prem; only per-disk keys do, inside the encrypted link.
+   * Default: derived from the pairing key (set your own in production).
+   */
+  cacheSecret?: Buffer;
+  /**
+   * First cache key epoch handed out; every attach gets the next one. Use a
+   * value above any epoch used before with these keys (e.g. seconds since
+   * 1970 when live) so a cloud cache never reuses a nonce.
+   */
+  keyEpochBase?: number;
 }
 
 export interface OnpremProxy {
   readonly server: LinkServer;
   readonly disks: DiskManager;
   readonly prioritizer: Prioritizer;
+  /** Per disk: applies write groups atomically and idempotently. */
+  readonly appliers: ReadonlyMap<string, GroupApplier>;
   readonly address: string;
   stats(): LinkServerStats;
   /** Cut every link connection (fault injection). */
@@ -55,8 +76,9 @@ export async function createOnpremProxy(world: World, options: OnpremProxyOption
   const name = options.name ?? 'onprem';
   const disks = new DiskManager();
   const prioritizer = options.prioritizer ?? new Prioritizer();
-  const state = options.groupState ?? new MemoryGroupState();
   const groupPush = options.groupPush ?? true;
+  const cacheSecret = options.cacheSecret ?? Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'spillway cache secret', 32));
+  let nextEpoch = options.keyEpochBase ?? 1;
   for (const d of options.disks) {
     const image = d.image ?? d.id;
     disks.add({ id: d.id, device: d.device, image });
@@ -65,22 +87,11 @@ export async function createOnpremProxy(world: World, options: OnpremProxyOption
     if (groups) prioritizer.setGroups(image, groups);
   }
 
-  /** One apply at a time per disk, in arrival order (the client ships in seq order). */
-  const applyChains = new Map<string, Promise<unknown>>();
-
-  const applyStaged = async (disk: ManagedDisk, seq: number, writes: GroupWrite[]): Promise<void> => {
-    for (const w of writes) await disk.device.write(w.offset, w.data);
-    await disk.device.flush();
-    await state.commit(disk.id, seq);
-  };
-
-  // Recovery: a group staged before a crash but not committed is applied now.
-  for (const disk of disks.list()) {
-    const staged = state.staged(disk.id);
-    if (staged && staged.seq > state.lastSeq(disk.id)) {
-      await applyStaged(disk, staged.seq, staged.writes);
-      world.log('info', `proxy/${name}`, `re-applied write group ${staged.seq} of ${disk.id} staged before a restart`);
-    }
+  // Recovery happens in GroupApplier.open: a group staged before a crash but not committed is applied now.
+  const appliers = new Map<string, GroupApplier>();
+  for (const d of options.disks) {
+    const journal = await StoreJournal.open(d.applyJournal ?? new SparseStore(`apply-journal:${d.id}`, 256 * 1024 * 1024));
+    appliers.set(d.id, await GroupApplier.open(d.device, journal, d.id));
   }
 
   const backend: LinkBackend = {
@@ -88,31 +99,28 @@ export async function createOnpremProxy(world: World, options: OnpremProxyOption
       const disk = disks.acquire(diskId, peer, mode, world.clock.nowUs());
       const image = requestedImage ?? disk.image;
       const session = `${peer}/${diskId}`;
+      const applier = appliers.get(diskId)!;
       // The profile a new session gets comes from other sessions and the static boot files.
       const profile = prioritizer.profile(image, session);
       return {
         diskId,
         sizeBytes: disk.device.size(),
-        lastSeq: () => state.lastSeq(diskId),
+        lastSeq: () => applier.appliedSeq,
         read: (offset, length) => disk.device.read(offset, length),
         noteRead(offset, length) {
           prioritizer.recordRead(image, session, offset, length);
           return groupPush ? prioritizer.groupFor(image, offset, length) : [];
         },
-        applyGroup(seq, writes) {
-          const prev = applyChains.get(diskId) ?? Promise.resolve();
-          const next = prev.catch(() => {}).then(async () => {
-            if (mode !== 'rw') throw new BlockError(E_READONLY, `disk "${diskId}" is attached read-only by ${peer}; write groups need a rw attach`);
-            if (seq <= state.lastSeq(diskId)) return { duplicate: true };
-            await state.stage(diskId, seq, writes);
-            await applyStaged(disk, seq, writes);
-            return { duplicate: false };
-          });
-          applyChains.set(diskId, next);
-          return next;
+        async applyGroup(seq, writes) {
+          if (mode !== 'rw') throw new BlockError(E_READONLY, `disk "${diskId}" is attached read-only by ${peer}; write groups need a rw attach`);
+          const duplicate = seq <= applier.appliedSeq;
+          await applier.applyGroup({ diskId, seq, writes });
+          return { duplicate };
         },
         flush: () => disk.device.flush(),
         profile: () => profile,
+        cacheKey: createHmac('sha256', cacheSecret).update(`cache-key/${diskId}`).digest(),
+        keyEpoch: nextEpoch++,
         detach: async () => {
           if (mode === 'rw') disks.release(diskId, peer);
         },
@@ -134,6 +142,7 @@ export async function createOnpremProxy(world: World, options: OnpremProxyOption
     server,
     disks,
     prioritizer,
+    appliers,
     get address() { return server.address; },
     stats: () => server.stats,
     dropConnections: () => server.dropConnections(),

@@ -1,0 +1,205 @@
+import type { Timer, World } from '../../world/types.js';
+import type { BlockDevice } from '../block-device.js';
+import { StoreJournal } from '../journal.js';
+import { Layer } from '../layer.js';
+import { LinkClient } from '../link/client.js';
+import { parsePairingKey } from '../link/pairing-key.js';
+import type { RemoteDisk } from '../link/remote-disk.js';
+import { PrefetchLayer, type PrefetchOptions } from '../prefetch.js';
+import { ReadAheadLayer, type ReadAheadOptions } from '../read-ahead.js';
+import { ReadPath, type LocalSource } from '../read-path.js';
+import { SecureCache } from '../secure-cache.js';
+import { SparseStore } from '../sparse-store.js';
+import { StatsLayer, StatsRegistry, emitProxyStats } from '../stats.js';
+import { WriteBehind, type ByteRange, type Persistence } from '../write-behind.js';
+
+/**
+ * Where the cloud proxy keeps what must survive it: the write-behind store,
+ * its written-granule map and its journal. In a simulation the caller keeps
+ * these objects across a crash/restart (as a disk would); live they are
+ * FileStores in a state directory. The cache store may be anything: the cache
+ * index lives in memory, so after a restart the cache starts empty anyway.
+ */
+export interface CloudStores {
+  writeStore: BlockDevice;
+  writeMap: BlockDevice;
+  journal: BlockDevice;
+  cache?: BlockDevice;
+}
+
+export interface CloudProxyOptions {
+  /** The VM (or disk session) this proxy serves; names the trace source proxy/cloud/<name>. */
+  name: string;
+  /** Where the on-prem link server listens. */
+  onprem: string;
+  pairingKey: string | Buffer;
+  /** This proxy's stable identity on the link (leases, dedup memory). Default: name. */
+  peer?: string;
+  disk: {
+    id: string;
+    image?: string;
+    persistence?: Persistence;
+    /** Regions that never go back on-prem (swap, /tmp). */
+    nonPersistent?: ByteRange[];
+  };
+  stores: CloudStores;
+  cacheCapacityBytes?: number;
+  /** Cache block: also the unit of signatures and pushes on the link. Default 4 KiB. */
+  blockBytes?: number;
+  /** Local drives and sibling clones tried before on-prem (FIG 5, FIG 14). */
+  locals?: LocalSource[];
+  siblings?: BlockDevice[];
+  /** Stream the disk's profile (FIG 21/22) when the cache is cold: default true. */
+  streamProfile?: boolean;
+  rateBytesPerS?: number;
+  compressionLevel?: number;
+  pushWindowBytes?: number;
+  readAhead?: ReadAheadOptions | false;
+  prefetch?: PrefetchOptions;
+  rpoUs?: number;
+  shipThresholdBytes?: number;
+  /** Emit proxy.stats every this many µs (keeps a simulation from going idle; off by default). */
+  statsEveryUs?: number;
+  reconnectMinUs?: number;
+  reconnectMaxUs?: number;
+}
+
+export interface CloudProxy {
+  /** What the storage target (NBD / the simulated guest) reads and writes. */
+  readonly device: BlockDevice;
+  readonly link: LinkClient;
+  readonly remote: RemoteDisk;
+  readonly cache: SecureCache;
+  readonly readPath: ReadPath;
+  readonly writeBehind: WriteBehind;
+  readonly prefetch: PrefetchLayer;
+  readonly readAhead: ReadAheadLayer | null;
+  readonly registry: StatsRegistry;
+  /** Bytes the guest read through the target. */
+  guestBytes(): number;
+  /** Link bytes both ways. */
+  wireBytes(): number;
+  /** Emit one proxy.stats trace event now. */
+  emitStats(): void;
+  /** Wait until every acknowledged write is applied on-prem. */
+  drain(): Promise<void>;
+  /** Die without a goodbye (no flush, no detach): what a killed process leaves behind. */
+  crash(): void;
+  /** Flush, ship nothing more, release the on-prem lease, disconnect. */
+  close(): Promise<void>;
+}
+
+/** Counts guest read bytes at the top of the stack. */
+class GuestCounter extends Layer {
+  readonly name = 'target';
+  bytes = 0;
+  override read(offset: number, length: number): Promise<Buffer> {
+    this.bytes += length;
+    return this.below.read(offset, length);
+  }
+}
+
+/**
+ * The cloud edge proxy (§2.5). The storage target's device is the stack
+ *   stats → write-behind (FIG 4) → read-ahead → prefetch → read-path (FIG 5:
+ *   secure cache → local drives → sibling clones → on-prem through the link)
+ * The cache key comes from on-prem with the attach, over the encrypted link.
+ * Writes are journaled before they are acknowledged and ship as groups; a
+ * restart over the same stores replays the journal and ships what is left.
+ */
+export async function createCloudProxy(world: World, options: CloudProxyOptions): Promise<CloudProxy> {
+  const key = parsePairingKey(options.pairingKey, 'cloud.pairingKey');
+  const src = `proxy/cloud/${options.name}`;
+  const blockBytes = options.blockBytes ?? 4096;
+  const link = new LinkClient(world, {
+    address: options.onprem,
+    pairingKey: key,
+    peer: options.peer ?? options.name,
+    sigs: 'sha256',
+    ...(options.rateBytesPerS ? { rateBytesPerS: options.rateBytesPerS } : {}),
+    ...(options.compressionLevel !== undefined ? { compressionLevel: options.compressionLevel } : {}),
+    ...(options.pushWindowBytes ? { pushWindowBytes: options.pushWindowBytes } : {}),
+    ...(options.reconnectMinUs ? { reconnectMinUs: options.reconnectMinUs } : {}),
+    ...(options.reconnectMaxUs ? { reconnectMaxUs: options.reconnectMaxUs } : {}),
+  });
+  await link.connect();
+  const remote = await link.attach(options.disk.id, { mode: 'rw', blockBytes, ...(options.disk.image ? { image: options.disk.image } : {}) });
+  const capacity = options.cacheCapacityBytes ?? 256 * 1024 * 1024;
+  const cacheStore = options.stores.cache ?? new SparseStore(`cache-store:${options.name}`, 4096 + Math.ceil(capacity / blockBytes) * (blockBytes + 16) + blockBytes);
+  const cache = await SecureCache.open({ name: `secure-cache:${options.name}`, key: remote.cacheKey, keyEpoch: remote.keyEpoch, store: cacheStore, capacityBytes: capacity, blockBytes });
+  remote.setSignatureResolver((sig) => cache.findBySignature(sig));
+  const readPath = new ReadPath({
+    world, name: `read-path:${options.name}`, cache, remote,
+    ...(options.locals ? { locals: options.locals } : {}),
+    ...(options.siblings ? { siblings: options.siblings } : {}),
+  });
+  remote.onPush((offset, data) => { void readPath.acceptPush(offset, data); });
+
+  const registry = new StatsRegistry();
+  const prefetch = new PrefetchLayer(readPath, { blockBytes, ...options.prefetch });
+  const readAhead = options.readAhead === false ? null : new ReadAheadLayer(prefetch, options.readAhead ?? {});
+  const journal = await StoreJournal.open(options.stores.journal);
+  const writeBehind = await WriteBehind.open(readAhead ?? prefetch, {
+    world,
+    diskId: options.disk.id,
+    persistence: options.disk.persistence ?? 'on-prem',
+    ...(options.disk.nonPersistent ? { nonPersistent: options.disk.nonPersistent } : {}),
+    store: options.stores.writeStore,
+    mapStore: options.stores.writeMap,
+    journal,
+    sink: remote,
+    ...(options.rpoUs ? { rpoUs: options.rpoUs } : {}),
+    ...(options.shipThresholdBytes ? { shipThresholdBytes: options.shipThresholdBytes } : {}),
+  });
+  const counter = new GuestCounter(writeBehind);
+  const device = new StatsLayer(counter, { clock: world.clock, registry, name: `target:${options.name}` });
+
+  if ((options.streamProfile ?? true) && remote.profileBlocks > 0 && cache.stats().usedBytes === 0) {
+    remote.streamProfile().catch((err: Error) => world.log('warn', src, `profile stream not started: ${err.message}`));
+  }
+
+  const wireBytes = (): number => { const w = link.wireBytes(); return w.in + w.out; };
+  const emitStats = (): void => emitProxyStats(world, src, {
+    cache: { stats: () => cache.stats() },
+    prefetch: { stats: () => prefetch.stats() },
+    writeBehind: { stats: () => writeBehind.stats() },
+    wireBytes,
+    guestBytes: () => counter.bytes,
+  });
+  let statsTimer: Timer | null = null;
+  const arm = (): void => {
+    if (!options.statsEveryUs) return;
+    statsTimer = world.clock.schedule(options.statsEveryUs, () => { emitStats(); arm(); });
+  };
+  arm();
+
+  return {
+    device, link, remote, cache, readPath, writeBehind, prefetch, readAhead, registry,
+    guestBytes: () => counter.bytes,
+    wireBytes,
+    emitStats,
+    drain: () => writeBehind.drain(),
+    crash() {
+      statsTimer?.cancel();
+      writeBehind.kill();
+      link.crash();
+    },
+    async close() {
+      statsTimer?.cancel();
+      await writeBehind.flush();
+      writeBehind.kill();
+      await remote.close().catch(() => undefined);
+      await link.close();
+    },
+  };
+}
+
+/** Stores for a simulated cloud proxy: sparse, so a large disk costs only what is written. */
+export function memoryCloudStores(name: string, diskSizeBytes: number, options: { journalBytes?: number; granuleBytes?: number } = {}): CloudStores {
+  const granule = options.granuleBytes ?? 4096;
+  return {
+    writeStore: new SparseStore(`wb-store:${name}`, diskSizeBytes),
+    writeMap: new SparseStore(`wb-map:${name}`, Math.max(4096, Math.ceil(diskSizeBytes / granule / 8))),
+    journal: new SparseStore(`wb-journal:${name}`, options.journalBytes ?? 256 * 1024 * 1024),
+  };
+}

@@ -1,0 +1,1 @@
+export { createCloudProxy, memoryCloudStores, type CloudProxy, type CloudProxyOptions, type CloudStores } from './cloud-proxy.js';

@@ -1,0 +1,323 @@
+import { errorCode } from '../errors.js';
+import type { World } from '../world/types.js';
+import { BlockError, E_READONLY, checkRange, type BlockDevice, type Extent } from './block-device.js';
+import type { SecureCache } from './secure-cache.js';
+
+export const E_NOT_HELD = 'E_NOT_HELD';
+
+/** A cloud-side disk that may hold some of the blocks (FIG 5 step 511: local drives, e.g. a migration copy). */
+export interface LocalSource {
+  device: BlockDevice;
+  /** True when the whole range is there and current. */
+  holds(offset: number, length: number): boolean | Promise<boolean>;
+}
+
+export interface ReadPathOptions {
+  world: World;
+  name?: string;
+  /** The secure cache; without one every miss goes down the path. */
+  cache?: SecureCache;
+  /** Local drives, tried after the cache (FIG 5 step 511). */
+  locals?: LocalSource[];
+  /**
+   * Sibling clones of the same image in this cloud (FIG 14 step 1417). A
+   * sibling that does not hold a range fails with E_NOT_HELD (see `cleanView`).
+   */
+  siblings?: BlockDevice[];
+  /** The on-prem disk through the link (FIG 5 step 517). */
+  remote: BlockDevice;
+  /** Cache priority of blocks a demand read brings in. */
+  readPriority?: number;
+  /** Cache priority of pushed / prefetched blocks (evicted before demand blocks). */
+  pushPriority?: number;
+  /**
+   * How `prefetch` brings blocks in: `push` asks on-prem to stream them (one
+   * request, data at link speed, returns at once); `fetch` reads them through
+   * (one round trip per call, returns when cached). `push` needs a remote
+   * with `requestPush` (the link's RemoteDisk).
+   */
+  prefetchVia?: 'push' | 'fetch';
+}
+
+/** A remote that can be asked to push ranges (RemoteDisk). */
+interface PushCapable {
+  requestPush(offset: number, length: number): Promise<void>;
+}
+
+export interface ReadPathStats {
+  reads: number;
+  guestBytes: number;
+  /** Blocks served per source. */
+  cacheBlocks: number;
+  localBlocks: number;
+  siblingBlocks: number;
+  remoteBlocks: number;
+  /** Blocks a read found already being fetched (by another read, a prefetch or a push). */
+  joinedBlocks: number;
+  pushedBlocks: number;
+  pushesIgnored: number;
+  /** Remote fetches (each one round trip). */
+  remoteFetches: number;
+  /** Requests asking on-prem to push ranges. */
+  pushRequests: number;
+}
+
+/**
+ * FIG 5: a read is served from the secure cache, else from a local drive,
+ * else from a sibling clone (FIG 14), else from on-prem through the link —
+ * which may answer with a content signature that the cache resolves
+ * (the remote device is built with the cache's findBySignature). What comes
+ * from below the cache is put in it. Concurrent fetches of a block are joined.
+ *
+ * The read path sees only clean on-prem content: writes are owned by the
+ * write-behind layer above it (FIG 4), which keeps written blocks in its own
+ * cloud-side store and ships them. So writes here are refused.
+ */
+export class ReadPath implements BlockDevice {
+  readonly name: string;
+  readonly blockBytes: number;
+  readonly counters: ReadPathStats = {
+    reads: 0, guestBytes: 0, cacheBlocks: 0, localBlocks: 0, siblingBlocks: 0, remoteBlocks: 0, joinedBlocks: 0, pushedBlocks: 0, pushesIgnored: 0, remoteFetches: 0, pushRequests: 0,
+  };
+  private readonly fills = new Map<number, Promise<Buffer>>();
+  /** Blocks on-prem was asked to push (not asked again). */
+  private readonly pushAsked = new Set<number>();
+  private readonly readPriority: number;
+  private readonly pushPriority: number;
+  private closed = false;
+
+  constructor(private readonly options: ReadPathOptions) {
+    this.name = options.name ?? 'read-path';
+    this.blockBytes = options.cache?.blockBytes ?? 4096;
+    this.readPriority = options.readPriority ?? 2;
+    this.pushPriority = options.pushPriority ?? 1;
+  }
+
+  size(): number {
+    return this.options.remote.size();
+  }
+
+  get cache(): SecureCache | undefined {
+    return this.options.cache;
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    checkRange(this, offset, length);
+    this.counters.reads++;
+    this.counters.guestBytes += length;
+    if (length === 0) return Buffer.alloc(0);
+    return this.readBlocks(offset, length, this.readPriority, false);
+  }
+
+  private async readBlocks(offset: number, length: number, priority: number, prefetched: boolean): Promise<Buffer> {
+    const B = this.blockBytes;
+    const first = Math.floor(offset / B);
+    const last = Math.floor((offset + length - 1) / B);
+    const parts = new Map<number, Buffer>();
+    const missing: number[] = [];
+    const cache = this.options.cache;
+    for (let b = first; b <= last; b++) {
+      const joined = this.fills.get(b);
+      if (joined) { parts.set(b, await joined); this.counters.joinedBlocks++; continue; }
+      const hit = cache ? await cache.get(b) : undefined;
+      if (hit) { parts.set(b, hit); this.counters.cacheBlocks++; }
+      else missing.push(b);
+    }
+    // A fill may have started while we looked at the cache; join it rather than fetch twice.
+    const todo: number[] = [];
+    for (const b of missing) {
+      const joined = this.fills.get(b);
+      if (joined) { parts.set(b, await joined); this.counters.joinedBlocks++; }
+      else todo.push(b);
+    }
+    await Promise.all(runs(todo).map(async (run) => {
+      const fetched = await this.fillRun(run[0]!, run[run.length - 1]!, priority, prefetched);
+      for (const [b, data] of fetched) parts.set(b, data);
+    }));
+    const out = Buffer.alloc(length);
+    for (let b = first; b <= last; b++) {
+      const data = parts.get(b)!;
+      const blockStart = b * B;
+      const from = Math.max(offset, blockStart);
+      const to = Math.min(offset + length, blockStart + data.length);
+      data.copy(out, from - offset, from - blockStart, to - blockStart);
+    }
+    return out;
+  }
+
+  /** Fetch blocks first..last from the first source below the cache that has them, then cache them. */
+  private fillRun(first: number, last: number, priority: number, prefetched: boolean): Promise<Map<number, Buffer>> {
+    const B = this.blockBytes;
+    const start = first * B;
+    const end = Math.min(this.size(), (last + 1) * B);
+    const cache = this.options.cache;
+    const tickets = cache ? blockRange(first, last).map((b) => cache.beginFill(b)) : [];
+    const fetch = this.fetchBelow(start, end - start);
+    for (let b = first; b <= last; b++) {
+      const from = b * B - start;
+      const p = fetch.then((all) => all.subarray(from, Math.min(all.length, from + B)));
+      p.catch(() => undefined);
+      this.fills.set(b, p);
+    }
+    return fetch.then(async (all) => {
+      const result = new Map<number, Buffer>();
+      for (let b = first; b <= last; b++) {
+        const data = all.subarray(b * B - start, Math.min(all.length, b * B - start + B));
+        result.set(b, data);
+        if (cache) await cache.put(b, data, priority, { ticket: tickets[b - first]!, prefetched });
+      }
+      return result;
+    }, (err) => {
+      for (const t of tickets) cache!.abandonFill(t);
+      throw err;
+    }).finally(() => {
+      for (let b = first; b <= last; b++) this.fills.delete(b);
+    });
+  }
+
+  private async fetchBelow(offset: number, length: number): Promise<Buffer> {
+    const nBlocks = Math.ceil(length / this.blockBytes);
+    for (const local of this.options.locals ?? []) {
+      if (await local.holds(offset, length)) {
+        this.counters.localBlocks += nBlocks;
+        return local.device.read(offset, length);
+      }
+    }
+    for (const sibling of this.options.siblings ?? []) {
+      try {
+        const data = await sibling.read(offset, length);
+        this.counters.siblingBlocks += nBlocks;
+        return data;
+      } catch (err) {
+        if (errorCode(err) !== E_NOT_HELD) {
+          this.options.world.log('warn', this.name, `sibling ${sibling.name} failed a read, going on-prem: ${(err as Error).message}`);
+        }
+      }
+    }
+    this.counters.remoteFetches++;
+    this.counters.remoteBlocks += nBlocks;
+    return this.options.remote.read(offset, length);
+  }
+
+  /**
+   * A range pushed by on-prem (profile stream, FIG 23 group, prefetch). Whole
+   * cache blocks not cached and not being fetched are put in the cache.
+   */
+  async acceptPush(offset: number, data: Buffer): Promise<void> {
+    const cache = this.options.cache;
+    if (!cache || this.closed) return;
+    const B = this.blockBytes;
+    const size = this.size();
+    for (let b = Math.ceil(offset / B); b * B < offset + data.length; b++) {
+      const blockLen = Math.min(B, size - b * B);
+      const at = b * B - offset;
+      if (at + blockLen > data.length) break;
+      if (cache.has(b) || this.fills.has(b)) { this.counters.pushesIgnored++; continue; }
+      this.counters.pushedBlocks++;
+      await cache.put(b, data.subarray(at, at + blockLen), this.pushPriority, { prefetched: true });
+    }
+  }
+
+  /** Bring the range into the cache (priority-ordered by the prefetch layer above). */
+  async prefetch(offset: number, length: number, priority?: number): Promise<void> {
+    checkRange(this, offset, length);
+    if (length === 0) return;
+    const cache = this.options.cache;
+    if (!cache) return;
+    const B = this.blockBytes;
+    const first = Math.floor(offset / B);
+    const last = Math.floor((offset + length - 1) / B);
+    const missing = blockRange(first, last).filter((b) => !cache.has(b) && !this.fills.has(b) && !this.pushAsked.has(b));
+    if (missing.length === 0) return;
+    const remote = this.options.remote as BlockDevice & Partial<PushCapable>;
+    if ((this.options.prefetchVia ?? 'push') === 'push' && typeof remote.requestPush === 'function') {
+      for (const run of runs(missing)) {
+        for (const b of run) this.pushAsked.add(b);
+        const start = run[0]! * B;
+        const end = Math.min(this.size(), (run[run.length - 1]! + 1) * B);
+        this.counters.pushRequests++;
+        remote.requestPush(start, end - start).catch((err: Error) => {
+          for (const b of run) this.pushAsked.delete(b);
+          this.options.world.log('warn', this.name, `push request failed: ${err.message}`);
+        });
+      }
+      return;
+    }
+    await Promise.all(runs(missing).map((run) => this.fillRun(run[0]!, run[run.length - 1]!, priority ?? this.pushPriority, true)));
+  }
+
+  /**
+   * This read path as a sibling for another clone of the same image (FIG 14):
+   * it serves only what its cache already holds and never goes further.
+   */
+  cleanView(): BlockDevice {
+    const self = this;
+    const refuse = async (): Promise<never> => {
+      throw new BlockError(E_READONLY, `${self.name}: a sibling view is read-only`);
+    };
+    return {
+      name: `${this.name}:sibling`,
+      size: () => self.size(),
+      async read(offset: number, length: number): Promise<Buffer> {
+        checkRange(this, offset, length);
+        const cache = self.options.cache;
+        const B = self.blockBytes;
+        const out = Buffer.alloc(length);
+        if (length === 0) return out;
+        for (let b = Math.floor(offset / B); b * B < offset + length; b++) {
+          const data = cache?.has(b) ? await cache.get(b) : undefined;
+          if (!data) throw new BlockError(E_NOT_HELD, `${self.name}: block ${b} is not cached here`);
+          const from = Math.max(offset, b * B);
+          const to = Math.min(offset + length, b * B + data.length);
+          data.copy(out, from - offset, from - b * B, to - b * B);
+        }
+        return out;
+      },
+      write: refuse, trim: refuse, writeZeroes: refuse,
+      flush: async () => undefined,
+      prefetch: async () => undefined,
+      extents: async (offset: number, length: number) => [{ offset, length, type: 'data' as const }],
+      close: async () => undefined,
+    };
+  }
+
+  async write(): Promise<void> {
+    throw new BlockError(E_READONLY, `${this.name}: the read path serves clean on-prem content; writes belong to the write-behind layer above it`);
+  }
+  async trim(): Promise<void> {
+    return this.write();
+  }
+  async writeZeroes(): Promise<void> {
+    return this.write();
+  }
+
+  /** On-prem durability is the write-behind layer's business; nothing is dirty here. */
+  async flush(): Promise<void> {}
+
+  async extents(offset: number, length: number): Promise<Extent[]> {
+    checkRange(this, offset, length);
+    if (length === 0) return [];
+    return this.options.remote.extents(offset, length);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.options.remote.close();
+  }
+}
+
+function blockRange(from: number, to: number): number[] {
+  const out: number[] = [];
+  for (let i = from; i <= to; i++) out.push(i);
+  return out;
+}
+
+function runs(blocks: number[]): number[][] {
+  const out: number[][] = [];
+  for (const b of blocks) {
+    const cur = out[out.length - 1];
+    if (cur && cur[cur.length - 1] === b - 1) cur.push(b);
+    else out.push([b]);
+  }
+  return out;
+}
