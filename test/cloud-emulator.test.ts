@@ -56,7 +56,7 @@ describe('emulated EC2 through the real SDK: every call', () => {
     const { result, cloud } = await inSim(7, PLAIN, async (cloud, world) => {
       const [inst] = await cloud.runInstances({ clientToken: 'boot-1', imageId: STAGING, instanceType: 'm6i.large', count: 1, userData, tags: { vm: 'web-03' } });
       const launchedAt = world.clock.nowUs();
-      await until(world, async () => (await cloud.describeInstances({ ids: [inst!.id] }))[0]!.state === 'running', 600_000_000, 500_000);
+      await until(world, async () => (await cloud.describeInstances({ ids: [inst!.id] }))[0]!.state === 'running', 600_000_000, 2_000_000);
       return { inst: inst!, bootUs: world.clock.nowUs() - launchedAt };
     });
     expect(result.inst.state).toBe('pending');
@@ -276,5 +276,16 @@ describe('emulated EC2: every error path', () => {
     expect(result.vols).toEqual([]);
     expect(result.nowUs).toBeGreaterThanOrEqual(3_000_000);
     expect(traceOf(events, 'cloud.call').filter((e) => e.api === 'DescribeVolumes' && e.ok === false).length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('secrets stay out of errors and traces', () => {
+  it('a CloudError carries no credentials, signature or raw HTTP exchange, even when inspected', async () => {
+    const { inspect } = await import('node:util');
+    const { result, events } = await inSim(8, PLAIN, async (cloud) => expectCloudError(cloud.describeImages({ ids: ['ami-0123456789abcdef0'] }), 'InvalidAMIID.NotFound'));
+    const shown = inspect(result, { depth: 10 }) + JSON.stringify(events);
+    expect(shown).not.toMatch(/AKIA|Signature=|Credential=|authorization|spillway-emulated-ec2-not-a-secret/i);
+    expect(result.details).toMatchObject({ api: 'DescribeImages', httpStatus: 400 });
+    expect((result.details as { requestId: string }).requestId).toMatch(/^[0-9a-f-]{36}$/);
   });
 });

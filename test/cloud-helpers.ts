@@ -38,7 +38,12 @@ export async function expectCloudError(promise: Promise<unknown>, code: string):
 /** Poll (on virtual time) until `check` holds; fails the test after `limitUs`. */
 export async function until(world: SimWorld, check: () => Promise<boolean>, limitUs = 600_000_000, stepUs = 2_000_000): Promise<void> {
   const deadline = world.clock.nowUs() + limitUs;
-  while (!(await check())) {
+  // A retryable cloud error (eventual consistency, throttling) just means "not yet".
+  const attempt = (): Promise<boolean> => check().catch((err: unknown) => {
+    if (err instanceof CloudError && err.retryable) return false;
+    throw err;
+  });
+  while (!(await attempt())) {
     if (world.clock.nowUs() > deadline) throw new Error('condition not reached in virtual time');
     await world.clock.sleepUs(stepUs);
   }

@@ -320,13 +320,13 @@ export class Ec2Cloud implements Cloud {
       // Any 5xx is the service's own trouble and worth another try.
       const retryable = RETRYABLE_CLOUD_CODES.has(e.name) || (status !== undefined && status >= 500);
       return new CloudError(e.name, `${api}: ${e.message ?? e.name}`, retryable, {
-        cause: err, details: { api, httpStatus: status, requestId: e.$metadata.requestId },
+        cause: scrubbed(e), details: { api, httpStatus: status, requestId: e.$metadata.requestId },
       });
     }
     if (e?.name === 'CredentialsProviderError') {
-      return new CloudError('E_CLOUD_CREDENTIALS', `${api}: no AWS credentials could be loaded (${e.message ?? ''})`, false, { cause: err, details: { api } });
+      return new CloudError('E_CLOUD_CREDENTIALS', `${api}: no AWS credentials could be loaded (${e.message ?? ''})`, false, { cause: scrubbed(e), details: { api } });
     }
-    return new CloudError('E_CLOUD_TRANSPORT', `${api}: ${e?.message ?? String(err)}`, true, { cause: err, details: { api } });
+    return new CloudError('E_CLOUD_TRANSPORT', `${api}: ${e?.message ?? String(err)}`, true, { cause: scrubbed(e), details: { api } });
   }
 
   private withRunTag(tags: Tags = {}): Tags {
@@ -362,6 +362,20 @@ export class Ec2Cloud implements Cloud {
     this.observed.set(id, { type: knownType, state });
     this.world.trace.emit(TRACE_SRC, 'cloud.instance', { id, type: knownType, state });
   }
+}
+
+/**
+ * The SDK's error keeps the raw HTTP exchange (`$response`), whose request
+ * carries the Authorization header: access key id and signature. Anything that
+ * printed the cause would leak them, so the cause is a copy without it.
+ */
+function scrubbed(e: { name?: string; message?: string; $metadata?: object; $fault?: string } | undefined): Error {
+  const copy = new Error(e?.message ?? String(e));
+  copy.name = e?.name ?? 'Error';
+  return Object.assign(copy, {
+    ...(e?.$fault ? { $fault: e.$fault } : {}),
+    ...(e?.$metadata ? { $metadata: { ...e.$metadata } } : {}),
+  });
 }
 
 function parseNetworkGbit(text: string | undefined): number {

@@ -39,7 +39,12 @@ function ensureServer(): void {
       const responder = responders.get(new URL(request.url).hostname);
       if (!responder) return undefined;
       const reply = await responder(await request.text());
-      return new HttpResponse(reply.body, { status: reply.status, headers: { 'content-type': 'text/xml;charset=UTF-8' } });
+      // EC2 also sends the request id as a header; the SDK reads it from there into $metadata.
+      const requestId = /<(?:requestId|RequestID)>([^<]+)</.exec(reply.body)?.[1];
+      return new HttpResponse(reply.body, {
+        status: reply.status,
+        headers: { 'content-type': 'text/xml;charset=UTF-8', ...(requestId ? { 'x-amzn-requestid': requestId } : {}) },
+      });
     }),
   );
   created.listen({ onUnhandledRequest: 'error' });
