@@ -158,7 +158,7 @@ describe('guest spec parsers', () => {
     bad(() => parseContentSpec({ zeros: 0.9, random: 0.9 }, 'images[0].content'), /images\[0\]\.content: the fractions .* must add up to about 1, got 1\.8/);
     bad(() => parseContentSpec({ zeros: -1 }, 'content'), /content\.zeros: expected a number >= 0 <= 1/);
     bad(() => parseContentSpec({ zero: 0.5 }, 'content'), /content\.zero: unknown field; allowed here: zeros, random/);
-    bad(() => parseBootProfileSpec('fast', 'images[1].bootProfile'), /images\[1\]\.bootProfile: expected a preset \(default, minimal, heavy\)/);
+    bad(() => parseBootProfileSpec('fast', 'images[1].bootProfile'), /images\[1\]\.bootProfile: expected a preset \(default, linux-systemd, windows-server, minimal, heavy\)/);
     bad(() => parseBootProfileSpec({ files: 0 }), /bootProfile\.files: expected an integer >= 1/);
     bad(() => parseBootProfileSpec({ maxRead: '6KiB' }), /bootProfile\.maxRead: expected a multiple of 4KiB/);
     bad(() => parseBootProfileSpec({ files: 100, reads: 10 }), /bootProfile\.reads: expected at least one read per file/);

@@ -27,6 +27,8 @@ export const DEFAULT_BOOT_PROFILE: BootProfileSpec = { files: 150, reads: 2000, 
 
 export const BOOT_PROFILE_PRESETS: Record<string, BootProfileSpec> = {
   default: DEFAULT_BOOT_PROFILE,
+  'linux-systemd': DEFAULT_BOOT_PROFILE,
+  'windows-server': { files: 200, reads: 3000, minReadBytes: 4096, maxReadBytes: 65536 },
   minimal: { files: 60, reads: 600, minReadBytes: 4096, maxReadBytes: 65536 },
   heavy: { files: 300, reads: 5000, minReadBytes: 4096, maxReadBytes: 131072 },
 };
