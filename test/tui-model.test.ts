@@ -156,6 +156,15 @@ describe('TuiModel over the recorded quarter-end trace', () => {
     expect(b.vms.find((v) => v.name === 'web-01')!.state).toBe('snapshot');
   });
 
+  it('shows a batch task\'s progress until it is done', () => {
+    const m = new TuiModel();
+    m.apply({ t: 1, src: 'vm/b1', type: 'vm.progress', data: { done: 8.1, total: 32.4, rate: 2 } });
+    expect(m.snapshot().vms[0]!.progress).toEqual({ done: 8.1, total: 32.4, rate: 2 });
+    m.apply({ t: 2, src: 'vm/b1', type: 'vm.task.done', data: { task: 'close', startedUs: 0, finishedUs: 2, delayedUs: 0 } });
+    expect(m.snapshot().vms[0]!.progress).toBeNull();
+    expect(m.snapshot().log.at(-1)!.text).toBe('task close done');
+  });
+
   it('keeps unknown event types visible in the log', () => {
     const m = new TuiModel();
     m.apply({ t: 1, src: 'proxy/cloud/x', type: 'proxy.resize', data: { fromBytes: 1, toBytes: 2 } });
@@ -241,6 +250,25 @@ describe('live source', () => {
     source.close();
     expect(content(source.model.snapshot())).toEqual(content(modelUpTo(trace.events, END_US).snapshot()));
     expect(source.canSeek).toBe(false);
+  });
+});
+
+describe('live source over the real scenario runner', () => {
+  it('shows the quarter-end data center as the simulation runs', async () => {
+    const { loadScenarioFile } = await import('../src/scenario/load.js');
+    const { createSimulation } = await import('../src/sim/simulation.js');
+    const scenario = loadScenarioFile(join(import.meta.dirname, '..', 'scenarios', 'quarter-end.yaml'));
+    const sim = await createSimulation(scenario, {});
+    const source = new LiveSource(sim, { scenario: scenario.name });
+    await source.advance(34 * 60 * MIN); // the batch run starts at 09:00 on the second day
+    source.close();
+    const snap = source.model.snapshot();
+    expect(snap.clock).toMatchObject({ scenario: 'quarter-end', seed: scenario.seed, nowUs: 34 * 60 * MIN });
+    expect(snap.hosts.map((h) => h.id)).toEqual(['esx-01', 'esx-02', 'esx-03', 'esx-04', 'esx-05', 'esx-06']);
+    expect(snap.hosts.every((h) => h.cpuCapacity === 48 && h.cpuDemand > 0)).toBe(true);
+    expect(snap.vms).toHaveLength(scenario.datacenter.vms.length);
+    expect(snap.vms.every((v) => v.where === 'onprem' && v.host !== null)).toBe(true);
+    expect(snap.vms.filter((v) => v.progress !== null).length).toBeGreaterThan(0); 
   });
 });
 

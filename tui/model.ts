@@ -2,7 +2,7 @@ import type { TraceEvent } from '../src/world/types.js';
 import { describeEvent } from './event-text.js';
 import { deepFreeze } from './freeze.js';
 import type {
-  BlocksSample, CostSample, HostView, InstanceView, IoSample, LogEntry, ProxyView, Snapshot, StateEntry, VmDetail, VmView, WanSample, Where,
+  BlocksSample, CostSample, Progress, HostView, InstanceView, IoSample, LogEntry, ProxyView, Snapshot, StateEntry, VmDetail, VmView, WanSample, Where,
 } from './snapshot.js';
 
 /** How much history the model keeps; older entries fall off the front. */
@@ -28,6 +28,7 @@ interface VmState {
   io: IoSample;
   outcome: string | null;
   error: string | null;
+  progress: Progress | null;
   states: StateEntry[];
   ioSeries: IoSample[];
   blocks: BlocksSample[];
@@ -216,6 +217,12 @@ export class TuiModel {
           push(vm.ioSeries, vm.io, LIMITS.vmSamples);
         }
         break;
+      case 'vm.progress':
+        if (vmName !== null) this.vm(vmName, e.t).progress = { done: n(d.done), total: n(d.total), rate: n(d.rate) };
+        break;
+      case 'vm.task.done':
+        if (vmName !== null) this.vm(vmName, e.t).progress = null;
+        break;
       case 'machine.state':
         if (vmName !== null) {
           const vm = this.vm(vmName, e.t);
@@ -295,7 +302,7 @@ export class TuiModel {
     if (!vm) {
       vm = {
         name, where: 'unknown', host: null, instance: null, instanceType: null, power: null, machine: null, state: null, stateSinceUs: t,
-        io: { t, readBps: 0, writeBps: 0, readIops: 0, writeIops: 0 }, outcome: null, error: null,
+        io: { t, readBps: 0, writeBps: 0, readIops: 0, writeIops: 0 }, outcome: null, error: null, progress: null,
         states: [], ioSeries: [], blocks: [], blocksTotal: { fetched: 0, pushed: 0, bytes: 0 }, events: [],
       };
       this.st.vms.set(name, vm);
@@ -367,6 +374,6 @@ function vmView(vm: VmState): VmView {
     name: vm.name, where: vm.where, host: vm.host, instance: vm.instance, instanceType: vm.instanceType, power: vm.power,
     machine: vm.machine, state: vm.state, stateSinceUs: vm.stateSinceUs,
     io: { readBps: vm.io.readBps, writeBps: vm.io.writeBps, readIops: vm.io.readIops, writeIops: vm.io.writeIops },
-    outcome: vm.outcome, error: vm.error,
+    outcome: vm.outcome, error: vm.error, progress: vm.progress,
   };
 }

@@ -48,6 +48,15 @@ export interface VmView {
   readonly outcome: string | null;
   /** Code of the last machine error, cleared when the machine moves on. */
   readonly error: string | null;
+  /** The running batch task's progress (vm.progress), null when none is reported. */
+  readonly progress: Progress | null;
+}
+
+export interface Progress {
+  /** Work units done and in total (the hypervisor reports vCPU-hours). */
+  readonly done: number;
+  readonly total: number;
+  readonly rate: number;
 }
 
 export interface WanSample {

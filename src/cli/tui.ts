@@ -1,8 +1,8 @@
 import type blessed from 'blessed';
 import { DEFAULT_SPEED, type TuiApp } from '../../tui/app.js';
-import { LiveSource, type LiveSimulation } from '../../tui/live-source.js';
+import { LiveSource } from '../../tui/live-source.js';
 import { openScreen } from '../../tui/terminal.js';
-import { InputError, SpillwayError } from '../errors.js';
+import { InputError } from '../errors.js';
 import { EXIT_OK, parseFlags, parseSeed, requirePositional, type Command } from './command.js';
 
 const usage = `Usage: spillway tui <scenario.yaml> [--seed N] [--speed X]
@@ -40,34 +40,6 @@ export async function runInTerminal(makeApp: (screen: blessed.Widgets.Screen) =>
   }
 }
 
-/** The runner's contract as the TUI uses it (src/sim/simulation.ts, src/scenario/load.ts). */
-interface SimulationModule {
-  createSimulation(scenario: unknown, options: { seed?: number }): Promise<LiveSimulation>;
-}
-interface LoadModule {
-  loadScenarioFile(path: string): unknown;
-}
-
-/**
- * The scenario runner is built in parallel with the TUI; until it lands, say
- * so plainly instead of failing with a module resolution stack.
- */
-async function importRunner(): Promise<{ sim: SimulationModule; load: LoadModule }> {
-  const simPath = '../sim/simulation.js';
-  const loadPath = '../scenario/load.js';
-  try {
-    const [sim, load] = await Promise.all([import(simPath) as Promise<SimulationModule>, import(loadPath) as Promise<LoadModule>]);
-    if (typeof sim.createSimulation !== 'function' || typeof load.loadScenarioFile !== 'function') throw new Error('missing exports');
-    return { sim, load };
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' || (err instanceof Error && err.message === 'missing exports')) {
-      throw new SpillwayError('E_TUI_NO_RUNNER', 'the scenario runner (src/sim/simulation.ts createSimulation, src/scenario/load.ts loadScenarioFile) is not available in this build; `spillway replay <trace.jsonl>` works without it', { cause: err });
-    }
-    throw err;
-  }
-}
-
 export const tuiCommand: Command = {
   name: 'tui',
   summary: 'watch a scenario run live in the terminal',
@@ -77,12 +49,12 @@ export const tuiCommand: Command = {
     const path = requirePositional(positionals, 0, 'a scenario file', usage);
     const seed = parseSeed(values.seed);
     const speed = parseSpeed(values.speed);
-    const runner = await importRunner();
-    const scenario = runner.load.loadScenarioFile(path);
-    const sim = await runner.sim.createSimulation(scenario, seed === undefined ? {} : { seed });
-    const name = (scenario as { name?: unknown }).name;
-    const source = new LiveSource(sim, { scenario: typeof name === 'string' ? name : path });
-    const { TuiApp } = await import('../../tui/app.js');
+    const [{ loadScenarioFile }, { createSimulation }, { TuiApp }] = await Promise.all([
+      import('../scenario/load.js'), import('../sim/simulation.js'), import('../../tui/app.js'),
+    ]);
+    const scenario = loadScenarioFile(path);
+    const sim = await createSimulation(scenario, seed === undefined ? {} : { seed });
+    const source = new LiveSource(sim, { scenario: scenario.name });
     await runInTerminal((screen) => new TuiApp({ screen, source, speed }));
     return EXIT_OK;
   },

@@ -17,6 +17,7 @@ export function detailLines(d: VmDetail, nowUs: number, width: number, height: n
     vm.error
       ? color('red', line(`state ${vm.machine ?? '—'}:${vm.state ?? '—'} for ${fmtAge(nowUs - vm.stateSinceUs)}  error ${vm.error}`))
       : line(`state ${vm.machine ?? '—'}:${vm.state ?? '—'} for ${fmtAge(nowUs - vm.stateSinceUs)}  outcome ${vm.outcome ?? '—'}`),
+    ...(vm.progress ? [line(`task  ${vm.progress.done}/${vm.progress.total} units (${vm.progress.total > 0 ? Math.floor((vm.progress.done / vm.progress.total) * 100) : 0}%), ${vm.progress.rate} per hour`)] : []),
     line(`I/O  read ${fmtRate(vm.io.readBps)}  write ${fmtRate(vm.io.writeBps)}  iops ${Math.round(vm.io.readIops)}r/${Math.round(vm.io.writeIops)}w`),
   ];
   const p = d.proxy;

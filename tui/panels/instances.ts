@@ -7,7 +7,7 @@ const STATE_COLOR: Record<string, string> = { running: 'green', pending: 'yellow
 export function instanceLines(snap: Snapshot, width: number, height: number): string[] {
   const list = snap.instances;
   if (list.length === 0) return ['{gray-fg}no cloud instances{/gray-fg}'];
-  const idW = Math.min(19, Math.max(6, Math.floor(width * 0.36)));
+  const idW = Math.min(19, Math.floor(width * 0.4), Math.max(6, ...list.map((i) => [...i.id].length)));
   const stateW = width >= 44 ? 13 : 8;
   const typeW = width >= 44 ? 10 : 0;
   const vmW = Math.max(4, width - idW - stateW - typeW - (typeW ? 3 : 2));

@@ -11,8 +11,9 @@ interface Column {
 }
 
 function stateText(vm: VmView): string {
-  if (vm.machine === null) return vm.power ?? '—';
-  return `${vm.machine}:${vm.state ?? '?'}`;
+  const base = vm.machine === null ? vm.power ?? '—' : `${vm.machine}:${vm.state ?? '?'}`;
+  const p = vm.progress;
+  return p && p.total > 0 ? `${base} · task ${Math.floor((p.done / p.total) * 100)}%` : base;
 }
 
 function whereText(vm: VmView): string {
