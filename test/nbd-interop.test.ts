@@ -133,7 +133,7 @@ describe('nbd interop with real clients', () => {
       // And a difference is found: a copy with one byte changed.
       const changed = join(dir, 'changed.img');
       const bytes = readFileSync(src);
-      bytes[7 * MiB + 3] ^= 0xff;
+      bytes.writeUInt8(bytes.readUInt8(7 * MiB + 3) ^ 0xff, 7 * MiB + 3);
       writeFileSync(changed, bytes);
       await expect(run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', changed, s.uri])).rejects.toThrow(/Content mismatch at offset 7340032/);
     } finally {

@@ -1,0 +1,152 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InputError } from '../errors.js';
+import { createCloudProxy, type CloudProxy } from '../proxy/cloud/index.js';
+import { FileStore } from '../proxy/file-store.js';
+import { LinkClient } from '../proxy/link/client.js';
+import { NbdServer } from '../proxy/nbd/index.js';
+import { PersistentBitmap } from '../proxy/persistent-bitmap.js';
+import type { LiveWorld } from '../world/live-world.js';
+import { checkAddress, parseCacheSize, parsePersistence, parseRpoUs, requireFlag } from './serve-options.js';
+
+export const cloudUsage = `Cloud flags:
+  --nbd ADDR|unix:PATH  where VMs attach over NBD (e.g. unix:/run/spillway.sock or 127.0.0.1:10809)
+  --disk ID             (cloud) which on-prem disk to attach; serve onprem prints the ids
+  --cache-dir DIR       the encrypted cache and the write-behind journal live here
+  --cache-size SIZE     cache capacity, e.g. 20GiB
+  --persistence MODE    on-prem (default: writes ship back within the RPO) or cloud-only
+  --rpo DURATION        ship pending writes at least this often (default 30s)
+  --name NAME           this cloud proxy's identity on the link (default cloud-<disk id>)
+  --read-only           export the disk read-only over NBD`;
+
+export const cloudFlagSpec = {
+  nbd: { type: 'string' },
+  disk: { type: 'string' },
+  'pair-key': { type: 'string' },
+  'cache-dir': { type: 'string' },
+  'cache-size': { type: 'string' },
+  persistence: { type: 'string' },
+  rpo: { type: 'string' },
+  name: { type: 'string' },
+  'read-only': { type: 'boolean' },
+} as const;
+
+export interface CloudFlags {
+  nbd: string;
+  disk: string | undefined;
+  cacheDir: string;
+  cacheSizeBytes: number;
+  persistence: 'on-prem' | 'cloud-only';
+  rpoUs: number | undefined;
+  name: string | undefined;
+  readOnly: boolean;
+}
+
+export function parseCloudFlags(values: { nbd?: string; disk?: string; 'cache-dir'?: string; 'cache-size'?: string; persistence?: string; rpo?: string; name?: string; 'read-only'?: boolean }): CloudFlags {
+  return {
+    nbd: checkAddress(requireFlag(values.nbd, '--nbd', 'where VMs attach, e.g. unix:/tmp/spillway.sock or 127.0.0.1:10809'), '--nbd'),
+    disk: values.disk,
+    cacheDir: requireFlag(values['cache-dir'], '--cache-dir', 'a directory for the encrypted cache and the write journal'),
+    cacheSizeBytes: parseCacheSize(values['cache-size']),
+    persistence: parsePersistence(values.persistence),
+    rpoUs: parseRpoUs(values.rpo),
+    name: values.name,
+    readOnly: values['read-only'] ?? false,
+  };
+}
+
+export interface CloudSide {
+  proxy: CloudProxy;
+  nbd: NbdServer;
+  nbdAddress: string;
+  lines: string[];
+  stop(): Promise<void>;
+}
+
+const JOURNAL_BYTES = 512 * 1024 * 1024;
+const BLOCK_BYTES = 4096;
+
+/** The disk's size, from a short read-only attach: the write store must match it before the proxy opens. */
+async function probeDiskSize(world: LiveWorld, onprem: string, pairingKey: Buffer, disk: string, peer: string): Promise<number> {
+  const link = new LinkClient(world, { address: onprem, pairingKey, peer: `${peer}/probe`, maxReconnectAttempts: 1 });
+  try {
+    await link.connect();
+    const remote = await link.attach(disk, { mode: 'ro' });
+    const size = remote.size();
+    await remote.close().catch(() => undefined);
+    return size;
+  } finally {
+    await link.close().catch(() => undefined);
+  }
+}
+
+/**
+ * The cloud proxy, live: stores are sparse files under --cache-dir (the cache
+ * index is in memory, so a restart begins cold; the write journal survives and
+ * ships what it holds), and the device is served over NBD.
+ */
+export async function startCloudSide(world: LiveWorld, options: CloudFlags & { onprem: string; pairingKey: Buffer }): Promise<CloudSide> {
+  const diskId = options.disk;
+  if (!diskId) throw new InputError('E_MISSING_FLAG', '--disk ID is required: which on-prem disk to attach (serve onprem prints "onprem disk ID: IMAGE")');
+  const name = options.name ?? `cloud-${diskId}`;
+  await mkdir(options.cacheDir, { recursive: true });
+  const sizeBytes = await probeDiskSize(world, options.onprem, options.pairingKey, diskId, name);
+  const files: FileStore[] = [];
+  const file = async (base: string, bytes: number) => {
+    const f = await FileStore.open(join(options.cacheDir, base), { sizeBytes: bytes });
+    files.push(f);
+    return f;
+  };
+  let proxy: CloudProxy | undefined;
+  try {
+    const cacheBytes = BLOCK_BYTES + Math.ceil(options.cacheSizeBytes / BLOCK_BYTES) * (BLOCK_BYTES + 16) + BLOCK_BYTES;
+    const stores = {
+      writeStore: await file(`${diskId}.writes`, sizeBytes),
+      writeMap: await file(`${diskId}.writes.map`, Math.max(4096, PersistentBitmap.bytesFor(Math.ceil(sizeBytes / BLOCK_BYTES)))),
+      journal: await file(`${diskId}.journal`, JOURNAL_BYTES),
+      cache: await file(`${diskId}.cache`, cacheBytes),
+    };
+    proxy = await createCloudProxy(world, {
+      name,
+      onprem: options.onprem,
+      pairingKey: options.pairingKey,
+      disk: { id: diskId, persistence: options.persistence },
+      stores,
+      cacheCapacityBytes: options.cacheSizeBytes,
+      blockBytes: BLOCK_BYTES,
+      ...(options.rpoUs !== undefined ? { rpoUs: options.rpoUs } : {}),
+    });
+    const nbd = new NbdServer(world, {
+      exports: [{ name: diskId, device: proxy.device, description: `spillway cloud proxy for on-prem disk ${diskId}`, readOnly: options.readOnly }],
+      src: `proxy/cloud/${name}/nbd`,
+    });
+    const listener = await nbd.listen(options.nbd);
+    const p = proxy;
+    return {
+      proxy: p,
+      nbd,
+      nbdAddress: listener.address,
+      lines: [
+        `cloud proxy ${name} attached disk ${diskId} (${sizeBytes} bytes) via ${options.onprem}, persistence ${options.persistence}`,
+        `nbd serving on ${listener.address} export ${diskId} (e.g. nbdinfo ${nbdUri(listener.address, diskId)})`,
+      ],
+      async stop() {
+        // NBD first: requests in flight are answered, then acknowledged writes ship on-prem before the link closes.
+        await nbd.close();
+        await p.device.flush();
+        if (options.persistence === 'on-prem') await p.drain();
+        await p.close();
+        for (const f of files) await f.close().catch(() => undefined);
+      },
+    };
+  } catch (err) {
+    await proxy?.close().catch(() => undefined);
+    for (const f of files) await f.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+export function nbdUri(address: string, exportName: string): string {
+  if (address.startsWith('unix:')) return `nbd+unix:///${exportName}?socket=${address.slice(5)}`;
+  return `nbd://${address}/${exportName}`;
+}

@@ -1,0 +1,186 @@
+import { InputError } from '../errors.js';
+import { FileStore } from '../proxy/file-store.js';
+import { createOnpremProxy } from '../proxy/onprem/index.js';
+import { LiveWorld } from '../world/live-world.js';
+import { startRelay, type Relay } from '../world/live-relay.js';
+import { EXIT_OK, parseFlags, type Command, type CommandIo } from './command.js';
+import { checkAddress, diskIdFor, parseShaping, readPairKey, requireFlag, type WanShaping } from './serve-options.js';
+import { cloudFlagSpec, cloudUsage, parseCloudFlags, startCloudSide } from './serve-cloud.js';
+
+const usage = `Usage:
+  spillway serve onprem --disk IMAGE [--disk IMAGE…] --listen ADDR --pair-key FILE [--wan-rtt D --wan-mbit N]
+  spillway serve cloud  --onprem ADDR --pair-key FILE --nbd ADDR|unix:PATH --cache-dir DIR --cache-size SIZE
+                        [--persistence on-prem|cloud-only] [--rpo DURATION] [--wan-rtt D --wan-mbit N]
+  spillway serve pair   --disk IMAGE --pair-key FILE --nbd ADDR|unix:PATH --cache-dir DIR --cache-size SIZE [cloud flags]
+
+onprem  serves disk images (raw files) to cloud proxies over the paired,
+        encrypted link. Each disk is leased to one writer at a time; the
+        order in which each cloud session first reads blocks is recorded per
+        image (FIG 22) and streamed to the next cold cloud proxy.
+cloud   attaches to an on-prem proxy and serves the disk to VMs over NBD
+        (qemu, nbdcopy, nbdinfo, the kernel's nbd-client) through an
+        encrypted cache with read-ahead, prefetch and write-behind.
+pair    both in one process, for a demo or a test.
+
+${cloudUsage}
+  --disk IMAGE        a raw disk image file; its disk id is the file name without .img/.raw
+  --listen ADDR       where the on-prem link listens: HOST:PORT (e.g. 0.0.0.0:7000)
+  --pair-key FILE     the shared pairing key (spillway keygen FILE)
+  --wan-rtt D         emulate WAN latency on the link (e.g. 40ms), in userspace
+  --wan-mbit N        emulate WAN bandwidth on the link, megabits per second per direction
+
+Each side prints the address it serves. SIGINT/SIGTERM stop cleanly: NBD
+requests in flight are answered, pending writes are flushed and shipped,
+then the link closes.`;
+
+interface Running {
+  lines: string[];
+  stop(): Promise<void>;
+}
+
+async function startRelayIfAsked(shaping: WanShaping | undefined, listen: string, target: string): Promise<Relay | undefined> {
+  if (!shaping) return undefined;
+  return startRelay({ listen, target, rttUs: shaping.rttUs, rateBytesPerS: shaping.rateBytesPerS });
+}
+
+export interface OnpremSide extends Running {
+  address: string;
+  diskIds: string[];
+}
+
+/** The on-prem proxy over real image files. With shaping, the link listens privately and a relay serves `listen`. */
+export async function startOnpremSide(world: LiveWorld, options: { images: string[]; listen: string; pairingKey: Buffer; shaping?: WanShaping }): Promise<OnpremSide> {
+  const ids = options.images.map(diskIdFor);
+  const dup = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (dup) throw new InputError('E_BAD_FLAG', `--disk: two images map to the disk id "${dup}"; rename one of them`);
+  const opened: FileStore[] = [];
+  try {
+    const disks = [];
+    for (const [i, image] of options.images.entries()) {
+      const device = await FileStore.open(image).catch((err: Error) => {
+        throw new InputError('E_BAD_DISK', `--disk ${image}: cannot open: ${err.message}`, { cause: err });
+      });
+      opened.push(device);
+      // The apply journal makes shipped write groups atomic across an on-prem crash; it lives beside the image.
+      const journal = await FileStore.open(`${image}.spillway-journal`, { sizeBytes: 256 * 1024 * 1024 });
+      opened.push(journal);
+      disks.push({ id: ids[i]!, device, applyJournal: journal });
+    }
+    const proxy = await createOnpremProxy(world, {
+      address: options.shaping ? '127.0.0.1:0' : options.listen,
+      pairingKey: options.pairingKey,
+      disks,
+    });
+    const relay = await startRelayIfAsked(options.shaping, options.listen, proxy.address);
+    const address = relay?.address ?? proxy.address;
+    return {
+      address,
+      diskIds: ids,
+      lines: [
+        `onprem link listening on ${address}${relay ? ` (WAN shaped: ${options.shaping!.rttUs / 1000} ms RTT, ${(options.shaping!.rateBytesPerS * 8) / 1e6} Mbit/s)` : ''}`,
+        ...ids.map((id, i) => `onprem disk ${id}: ${options.images[i]}`),
+      ],
+      async stop() {
+        await relay?.close();
+        await proxy.close();
+        for (const d of opened) {
+          await d.flush().catch(() => undefined);
+          await d.close();
+        }
+      },
+    };
+  } catch (err) {
+    for (const d of opened) await d.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals) => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(sig);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}
+
+async function runUntilSignal(io: CommandIo, running: Running[]): Promise<number> {
+  for (const r of running) for (const line of r.lines) io.out(line);
+  io.out('ready (Ctrl-C to stop)');
+  const sig = await untilSignal();
+  io.err(`${sig}: stopping; answering requests in flight and flushing pending writes…`);
+  // Cloud side first: its NBD server drains and its write-behind ships to on-prem before the link goes away.
+  for (const r of [...running].reverse()) await r.stop();
+  io.err('stopped cleanly');
+  return EXIT_OK;
+}
+
+const onpremFlags = {
+  disk: { type: 'string', multiple: true },
+  listen: { type: 'string' },
+  'pair-key': { type: 'string' },
+  'wan-rtt': { type: 'string' },
+  'wan-mbit': { type: 'string' },
+} as const;
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'serve a real disk through the proxy pair (onprem | cloud | pair)',
+  usage,
+  async run(args, io) {
+    const [mode, ...rest] = args;
+    const world = new LiveWorld(undefined, (line) => io.err(line));
+    world.logLevel = process.env.SPILLWAY_LOG === 'debug' ? 'debug' : 'warn';
+    switch (mode) {
+      case 'onprem': {
+        const { values, positionals } = parseFlags(rest, onpremFlags, usage, false);
+        void positionals;
+        const images = values.disk ?? [];
+        if (images.length === 0) throw new InputError('E_MISSING_FLAG', `--disk IMAGE is required (a raw disk image file)\n\n${usage}`);
+        const listen = checkAddress(requireFlag(values.listen, '--listen', 'where the link listens, e.g. 0.0.0.0:7000'), '--listen');
+        const pairingKey = await readPairKey(values['pair-key']);
+        const shaping = parseShaping(values['wan-rtt'], values['wan-mbit']);
+        const onprem = await startOnpremSide(world, { images, listen, pairingKey, ...(shaping ? { shaping } : {}) });
+        return runUntilSignal(io, [onprem]);
+      }
+      case 'cloud': {
+        const { values } = parseFlags(rest, { ...cloudFlagSpec, onprem: { type: 'string' }, 'wan-rtt': { type: 'string' }, 'wan-mbit': { type: 'string' } }, usage, false);
+        const onpremAddress = checkAddress(requireFlag(values.onprem, '--onprem', 'the on-prem link address, e.g. onprem.example:7000'), '--onprem');
+        const pairingKey = await readPairKey(values['pair-key']);
+        const cloud = parseCloudFlags(values);
+        const shaping = parseShaping(values['wan-rtt'], values['wan-mbit']);
+        const relay = await startRelayIfAsked(shaping, '127.0.0.1:0', onpremAddress);
+        try {
+          const side = await startCloudSide(world, { ...cloud, onprem: relay?.address ?? onpremAddress, pairingKey });
+          return await runUntilSignal(io, [{ lines: [], stop: async () => { await relay?.close(); } }, side]);
+        } catch (err) {
+          await relay?.close();
+          throw err;
+        }
+      }
+      case 'pair': {
+        const { values } = parseFlags(rest, { ...cloudFlagSpec, disk: { type: 'string' }, 'wan-rtt': { type: 'string' }, 'wan-mbit': { type: 'string' } }, usage, false);
+        const image = requireFlag(values.disk, '--disk', 'the raw disk image to serve');
+        const pairingKey = await readPairKey(values['pair-key']);
+        const cloud = parseCloudFlags(values);
+        const shaping = parseShaping(values['wan-rtt'], values['wan-mbit']);
+        const onprem = await startOnpremSide(world, { images: [image], listen: '127.0.0.1:0', pairingKey, ...(shaping ? { shaping } : {}) });
+        try {
+          const side = await startCloudSide(world, { ...cloud, onprem: onprem.address, pairingKey, disk: onprem.diskIds[0]! });
+          return await runUntilSignal(io, [onprem, side]);
+        } catch (err) {
+          await onprem.stop();
+          throw err;
+        }
+      }
+      case undefined:
+        throw new InputError('E_MISSING_ARGUMENT', `serve needs a side: onprem, cloud or pair\n\n${usage}`);
+      default:
+        throw new InputError('E_BAD_ARGUMENT', `serve: unknown side "${mode}"; use onprem, cloud or pair\n\n${usage}`);
+    }
+  },
+};
