@@ -77,6 +77,27 @@ describe.skipIf(!hasTmux && !required)('spillway replay in tmux', () => {
     tmux('kill-session', '-t', 'tui');
   });
 
+  it('runs a scenario live with spillway tui, then quits cleanly', async () => {
+    const shell = `NCURSES_NO_UTF8_ACS=1 TERM=xterm node bin/spillway.js tui scenarios/quarter-end.yaml --speed 3600 --seed 5; echo SPILLWAY_EXIT=$?; exec sleep 600`;
+    tmux('new-session', '-d', '-s', 'tui', '-x', '100', '-y', '30', 'sh', '-c', shell);
+    let screen = await waitFor('the live view', (s) => /LIVE │ T\+\d+:\d\d:\d\d\/72:00:00/.test(s) && /esx-06/.test(s));
+    expect(screen).toMatch(/seed 5/);
+    expect(screen).toMatch(/VMs 82/);
+    const first = /T\+(\d+):(\d\d):(\d\d)/.exec(screen)!;
+    await sleep(1000);
+    screen = capture();
+    const later = /T\+(\d+):(\d\d):(\d\d)/.exec(screen)!;
+    const secs = (m: RegExpExecArray): number => Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]);
+    expect(secs(later)).toBeGreaterThan(secs(first)); // virtual time moves on its own
+    tmux('send-keys', '-t', 'tui', ']');
+    await waitFor('the replay-only note', (s) => /stepping and seeking work in replay only/.test(s));
+    tmux('send-keys', '-t', 'tui', 'q');
+    screen = await waitFor('the exit', (s) => s.includes('SPILLWAY_EXIT='));
+    expect(screen).toMatch(/SPILLWAY_EXIT=0/);
+    expect(tmux('display-message', '-p', '-t', 'tui', '#{alternate_on}').trim()).toBe('0');
+    tmux('kill-session', '-t', 'tui');
+  });
+
   it('restores the terminal when the process is terminated by a signal', async () => {
     const shell = `NCURSES_NO_UTF8_ACS=1 TERM=xterm node bin/spillway.js replay ${FIXTURE}; echo SPILLWAY_EXIT=$?; exec sleep 600`;
     tmux('new-session', '-d', '-s', 'tui', '-x', '80', '-y', '24', 'sh', '-c', shell);
