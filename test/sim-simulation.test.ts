@@ -123,6 +123,32 @@ describe('simulation run', () => {
   });
 });
 
+describe('simulated disks', () => {
+  it('serves an image disk with generated content at its tier\'s speed, and data disks empty', async () => {
+    const text = MINI.replace('images: [{ id: img, size: 10GiB, os: { family: linux, distro: rhel, version: "8.9" } }]',
+      'storage: [{ name: slow, preset: hdd, readLatency: 8ms }]\n  images: [{ id: img, size: 10GiB, tier: slow, content: { zeros: 0, random: 1 }, os: { family: linux, distro: rhel, version: "8.9" } }]')
+      .replace('{ name: "db-{1..2}", image: img, vcpus: 4, ramGiB: 8, workload: db }', '{ name: "db-{1..2}", image: img, vcpus: 4, ramGiB: 8, workload: db, disks: [{ size: 1GiB, tier: slow }] }');
+    const sim = await createSimulation(parseScenario(text, 'disks.yaml'));
+    await sim.step(0);
+    const root = sim.hypervisor.openDisk('db-1-disk0');
+    const data = sim.hypervisor.openDisk('db-1-disk1');
+    expect(sim.hypervisor.disk('db-1-disk0')).toMatchObject({ tier: 'slow', imageId: 'img', sizeBytes: 10 * 1024 ** 3 });
+    let readAt = -1;
+    const reads = Promise.all([root.read(1 << 20, 4096), data.read(0, 4096)]).then((r) => { readAt = sim.world.nowUs; return r; });
+    await sim.step(1_000_000);
+    const [rootBytes, dataBytes] = await reads;
+    expect(rootBytes.some((b) => b !== 0)).toBe(true);
+    expect(dataBytes.every((b) => b === 0)).toBe(true);
+    expect(readAt).toBeGreaterThanOrEqual(8000);
+    // Two clones of one image share its base content.
+    const other = sim.hypervisor.openDisk('db-2-disk0');
+    const p = other.read(1 << 20, 4096);
+    await sim.step(2_000_000);
+    expect((await p).equals(rootBytes)).toBe(true);
+    expect(sim.guestImage('img').boot.reads.length).toBeGreaterThan(0);
+  });
+});
+
 describe('load curves', () => {
   it('interpolates linearly and wraps around midnight', () => {
     const c = new DailyCurve([{ hour: 6, factor: 1 }, { hour: 18, factor: 2 }]);

@@ -9,6 +9,8 @@ import { bool, duration, fail, join, known, list, num, obj, optStr, size, str, t
 import { SimWorld } from '../world/sim-world.js';
 import { closest, expandNames, globToRegExp } from './names.js';
 import { parsePolicies } from './policies.js';
+import { parseAppRole, parseBootProfileSpec, parseContentSpec } from '../sim/guest/spec.js';
+import { TIER_PRESETS, parseTierSpec } from '../sim/storage-tier.js';
 import { EXPECT_OPS, type DatacenterSpec, type Expectation, type HostSpec, type ImageSpec, type MountSpec, type Scenario, type StorageTierSpec, type TimelineEvent, type VmSpec } from './schema.js';
 import { parseWanSection } from './wan.js';
 
@@ -127,14 +129,9 @@ function parseDatacenter(raw: unknown, path: string, workloads: Record<string, W
 
   const storagePath = join(path, 'storage');
   const storage: StorageTierSpec[] = o.storage === undefined
-    ? [{ name: 'default', config: {} }]
-    : list(o.storage, storagePath).map((entry, i) => {
-      const p = join(storagePath, i);
-      const t = obj(entry, p);
-      const tierName = str(t, 'name', p, { pattern: /^[\w-]+$/ });
-      const { name: _n, ...config } = t;
-      return { name: tierName, config: validateTier(config, p) };
-    });
+    ? Object.values(TIER_PRESETS).map((t) => ({ ...t }))
+    : list(o.storage, storagePath).map((entry, i) => parseTierSpec(entry, join(storagePath, i)));
+  if (storage.length === 0) fail(storagePath, 'at least one storage tier', o.storage);
   const tierNames = storage.map((t) => t.name);
   storage.forEach((t, i) => {
     if (tierNames.indexOf(t.name) !== i) fail(join(join(storagePath, i), 'name'), 'tier names that are unique', t.name);
@@ -175,23 +172,12 @@ function parseLatencies(raw: unknown, path: string): HypervisorLatencies {
   return out;
 }
 
-/** A storage tier's limits; the storage model reads them from `config`. */
-function validateTier(config: Raw, path: string): Record<string, unknown> {
-  known(config, path, ['name', 'readLatency', 'writeLatency', 'iops', 'throughput']);
-  if (config.readLatency !== undefined) duration(config, 'readLatency', path);
-  if (config.writeLatency !== undefined) duration(config, 'writeLatency', path);
-  if (config.iops !== undefined) num(config, 'iops', path, { min: 1 });
-  if (config.throughput !== undefined) size(config, 'throughput', path);
-  return config;
-}
-
 function parseImage(raw: unknown, path: string, tiers: string[]): ImageSpec {
   const o = obj(raw, path);
-  known(o, path, ['id', 'size', 'os', 'tier', 'content', 'bootProfile']);
+  known(o, path, ['id', 'size', 'os', 'tier', 'content', 'bootProfile', 'app']);
   const osPath = join(path, 'os');
   const os = obj(o.os, osPath);
   known(os, osPath, ['family', 'distro', 'version']);
-  const content = o.content === undefined ? null : obj(o.content, join(path, 'content'));
   return {
     id: str(o, 'id', path, { pattern: /^[\w.-]+$/ }),
     sizeBytes: size(o, 'size', path),
@@ -201,8 +187,9 @@ function parseImage(raw: unknown, path: string, tiers: string[]): ImageSpec {
       version: String(os.version ?? fail(join(osPath, 'version'), 'a version such as "8.9" or "2019"', os.version)),
     },
     tier: optStr(o, 'tier', path, { allowed: tiers }) ?? null,
-    content,
-    bootProfile: optStr(o, 'bootProfile', path) ?? null,
+    content: parseContentSpec(o.content, join(path, 'content')),
+    bootProfile: parseBootProfileSpec(o.bootProfile, join(path, 'bootProfile')),
+    app: parseAppRole(o, 'app', path),
   };
 }
 

@@ -1,5 +1,9 @@
 import type { CloudConfig } from '../providers/emulated/ec2-config.js';
 import type { HypervisorLatencies } from '../providers/emulated/hypervisor.js';
+import type { BootProfileSpec } from '../sim/guest/boot-profile.js';
+import type { AppRole } from '../sim/guest/file-view.js';
+import type { ContentSpec } from '../sim/guest/spec.js';
+import type { TierConfig } from '../sim/storage-tier.js';
 import type { WanConfig } from '../sim/wan-link.js';
 import type { WorkloadSpec } from '../sim/workload/spec.js';
 
@@ -45,11 +49,8 @@ export interface HostSpec {
   ramMiB: number;
 }
 
-export interface StorageTierSpec {
-  name: string;
-  /** The tier's raw settings, validated by the storage model when it is available. */
-  config: Record<string, unknown>;
-}
+/** A storage tier as the storage model parsed it (src/sim/storage-tier.ts). */
+export type StorageTierSpec = TierConfig;
 
 export interface OsSpec {
   family: 'linux' | 'windows';
@@ -62,9 +63,11 @@ export interface ImageSpec {
   sizeBytes: number;
   os: OsSpec;
   tier: string | null;
-  /** The disk content mix, as the guest content generator parsed it (null: its default). */
-  content: unknown;
-  bootProfile: string | null;
+  /** The disk content mix, as the guest content generator parsed it. */
+  content: ContentSpec;
+  bootProfile: BootProfileSpec;
+  /** What the guest's file tree is shaped for (database files, web roots, …). */
+  app: AppRole;
 }
 
 export type Persistence = 'on-prem' | 'cloud-only';

@@ -1,4 +1,7 @@
-import { errorCode } from '../errors.js';
+import { SpillwayError, errorCode } from '../errors.js';
+import { SparseStore } from '../proxy/sparse-store.js';
+import { GuestImage } from './guest/image.js';
+import { DEFAULT_TIER, StorageTier } from './storage-tier.js';
 import { EmulatedHypervisor } from '../providers/emulated/hypervisor.js';
 import { globToRegExp } from '../scenario/names.js';
 import type { Scenario, TimelineEvent } from '../scenario/schema.js';
@@ -59,6 +62,7 @@ export class ScenarioSimulation implements Simulation {
   private readonly activeLoads: ActiveLoad[] = [];
   private readonly series: SeriesPoint[] = [];
   private finalReport: Report | null = null;
+  private readonly guestImages = new Map<string, GuestImage>();
 
   constructor(readonly scenario: Scenario, options: SimulationOptions = {}) {
     this.seed = options.seed ?? scenario.seed;
@@ -69,11 +73,21 @@ export class ScenarioSimulation implements Simulation {
     this.hypervisor = new EmulatedHypervisor(this.world, { hosts: dc.hosts, latencies: dc.latencies, ha: dc.ha });
     this.wan = scenario.wan ? new WanLink(this.world, scenario.wan) : null;
     const images = new Map(dc.images.map((im) => [im.id, im]));
+    const tiers = new Map(dc.storage.map((t) => [t.name, t]));
+    const defaultTier = tiers.get(DEFAULT_TIER) ?? dc.storage[0]!;
     dc.vms.forEach((vm, i) => {
       const workload = scenario.workloads[vm.workload]!;
       this.hypervisor.addVm({
         id: vm.name, name: vm.name, vcpus: vm.vcpus, ramMiB: vm.ramMiB, workload: vm.workload, batch: workload.kind === 'batch',
-        disks: vm.disks.map((d) => ({ id: d.id, sizeBytes: d.sizeBytes, tier: d.tier ?? dc.storage[0]!.name, imageId: d.imageId })),
+        disks: vm.disks.map((d) => {
+          const tier = (d.tier ? tiers.get(d.tier) : undefined) ?? defaultTier;
+          const fromImage = images.has(d.imageId);
+          return {
+            id: d.id, sizeBytes: d.sizeBytes, tier: tier.name, imageId: d.imageId,
+            // Image disks read the image's generated content; data disks start empty. Both answer at their tier's speed.
+            create: () => new StorageTier(this.world, fromImage ? this.guestImage(d.imageId).disk(d.id, d.sizeBytes) : new SparseStore(`disk:${d.id}`, d.sizeBytes), tier),
+          };
+        }),
         guest: buildGuestConfig(vm, images.get(vm.image)!, i, this.world.rng(`guest/${vm.name}`)),
         dirtyRateBytesPerS: workload.dirtyRateBytesPerS,
       });
@@ -121,6 +135,21 @@ export class ScenarioSimulation implements Simulation {
     report.expectations = evaluateExpectations(report, this.scenario.expect);
     report.traceHash = this.world.trace.hash();
     return report;
+  }
+
+  /** An image's generated content, file tree and boot profile (built on first use, shared by its clones). */
+  guestImage(imageId: string): GuestImage {
+    let image = this.guestImages.get(imageId);
+    if (!image) {
+      const spec = this.scenario.datacenter.images.find((im) => im.id === imageId);
+      if (!spec) throw new SpillwayError('E_NO_IMAGE', `no image ${imageId} in scenario ${this.scenario.name}`);
+      image = new GuestImage({
+        seed: this.seed, imageId, sizeBytes: spec.sizeBytes, os: spec.os.family, version: spec.os.version, app: spec.app,
+        content: spec.content, bootProfile: spec.bootProfile,
+      });
+      this.guestImages.set(imageId, image);
+    }
+    return image;
   }
 
   // ---- the run --------------------------------------------------------------------
