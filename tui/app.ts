@@ -46,7 +46,7 @@ export class TuiApp {
   private lastMs: number;
   private advancing = false;
   private ticker: Ticker | null = null;
-  private lastDrawn: { frame: Frame; version: number } | null = null;
+  private lastDrawn: Frame | null = null;
   private settle: { resolve: () => void; reject: (err: unknown) => void } | null = null;
   private readonly clock: RealClock;
   private readonly onKeypress = (ch: string | undefined, key: { full?: string } | undefined): void => {
@@ -165,7 +165,7 @@ export class TuiApp {
           source.step(command === 'step-back' ? -1 : 1);
           return;
         }
-        const span = Math.max(1_000_000, Math.round(((source.endUs ?? source.positionUs) - 0) * 0.05));
+        const span = Math.max(1_000_000, Math.round((source.endUs ?? source.positionUs) * 0.05));
         source.seek(source.positionUs + (command === 'seek-back' ? -span : span));
         return;
       }
@@ -187,13 +187,13 @@ export class TuiApp {
 
   private draw(force = false): void {
     const frame = this.frame();
-    const prev = this.lastDrawn?.frame;
+    const prev = this.lastDrawn;
     const same = prev && !force && prev.snap === frame.snap && prev.view === frame.view && prev.message === frame.message &&
       prev.playback.paused === frame.playback.paused && prev.playback.speed === frame.playback.speed &&
       prev.playback.positionUs === frame.playback.positionUs && prev.playback.done === frame.playback.done;
     if (same) return;
     this.view.render(frame);
-    this.lastDrawn = { frame, version: frame.snap.version };
+    this.lastDrawn = frame;
   }
 
   private fail(err: unknown): void {

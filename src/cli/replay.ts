@@ -1,6 +1,5 @@
 import { TuiApp, DEFAULT_SPEED } from '../../tui/app.js';
 import { ReplaySource } from '../../tui/replay-source.js';
-import { openScreen } from '../../tui/terminal.js';
 import { describeProblem, readTraceFile } from '../../tui/trace-file.js';
 import { InputError } from '../errors.js';
 import { EXIT_OK, parseFlags, requirePositional, type Command } from './command.js';
