@@ -7,7 +7,7 @@ import { LinkClient } from '../proxy/link/client.js';
 import { NbdServer } from '../proxy/nbd/index.js';
 import { PersistentBitmap } from '../proxy/persistent-bitmap.js';
 import type { LiveWorld } from '../world/live-world.js';
-import { checkAddress, parseCacheSize, parsePersistence, parseRpoUs, requireFlag } from './serve-options.js';
+import { checkAddress, parseCacheSize, parseCompression, parsePersistence, parseRpoUs, requireFlag } from './serve-options.js';
 
 export const cloudUsage = `Cloud flags:
   --nbd ADDR|unix:PATH  where VMs attach over NBD (e.g. unix:/run/spillway.sock or 127.0.0.1:10809)
@@ -17,7 +17,8 @@ export const cloudUsage = `Cloud flags:
   --persistence MODE    on-prem (default: writes ship back within the RPO) or cloud-only
   --rpo DURATION        ship pending writes at least this often (default 30s)
   --name NAME           this cloud proxy's identity on the link (default cloud-<disk id>)
-  --read-only           export the disk read-only over NBD`;
+  --read-only           export the disk read-only over NBD
+  --compression LEVEL   zlib level for link payloads, 0 (off) to 9 (default 1)`;
 
 export const cloudFlagSpec = {
   nbd: { type: 'string' },
@@ -29,6 +30,7 @@ export const cloudFlagSpec = {
   rpo: { type: 'string' },
   name: { type: 'string' },
   'read-only': { type: 'boolean' },
+  compression: { type: 'string' },
 } as const;
 
 export interface CloudFlags {
@@ -40,9 +42,10 @@ export interface CloudFlags {
   rpoUs: number | undefined;
   name: string | undefined;
   readOnly: boolean;
+  compressionLevel: number | undefined;
 }
 
-export function parseCloudFlags(values: { nbd?: string; disk?: string; 'cache-dir'?: string; 'cache-size'?: string; persistence?: string; rpo?: string; name?: string; 'read-only'?: boolean }): CloudFlags {
+export function parseCloudFlags(values: { nbd?: string; disk?: string; 'cache-dir'?: string; 'cache-size'?: string; persistence?: string; rpo?: string; name?: string; 'read-only'?: boolean; compression?: string }): CloudFlags {
   return {
     nbd: checkAddress(requireFlag(values.nbd, '--nbd', 'where VMs attach, e.g. unix:/tmp/spillway.sock or 127.0.0.1:10809'), '--nbd'),
     disk: values.disk,
@@ -52,6 +55,7 @@ export function parseCloudFlags(values: { nbd?: string; disk?: string; 'cache-di
     rpoUs: parseRpoUs(values.rpo),
     name: values.name,
     readOnly: values['read-only'] ?? false,
+    compressionLevel: parseCompression(values.compression),
   };
 }
 
@@ -60,6 +64,7 @@ export interface CloudSide {
   nbd: NbdServer;
   nbdAddress: string;
   lines: string[];
+  stats(): string;
   stop(): Promise<void>;
 }
 
@@ -115,6 +120,7 @@ export async function startCloudSide(world: LiveWorld, options: CloudFlags & { o
       cacheCapacityBytes: options.cacheSizeBytes,
       blockBytes: BLOCK_BYTES,
       ...(options.rpoUs !== undefined ? { rpoUs: options.rpoUs } : {}),
+      ...(options.compressionLevel !== undefined ? { compressionLevel: options.compressionLevel } : {}),
     });
     const nbd = new NbdServer(world, {
       exports: [{ name: diskId, device: proxy.device, description: `spillway cloud proxy for on-prem disk ${diskId}`, readOnly: options.readOnly }],
@@ -130,6 +136,11 @@ export async function startCloudSide(world: LiveWorld, options: CloudFlags & { o
         `cloud proxy ${name} attached disk ${diskId} (${sizeBytes} bytes) via ${options.onprem}, persistence ${options.persistence}`,
         `nbd serving on ${listener.address} export ${diskId} (e.g. nbdinfo ${nbdUri(listener.address, diskId)})`,
       ],
+      stats() {
+        const s = p.link.stats;
+        return `cloud proxy ${name} stats: guest read ${p.guestBytes()} bytes, nbd requests ${nbd.stats.requests}, link bytes ${p.wireBytes()}, `
+          + `profile blocks ${p.remote.profileBlocks}, pushes received ${s.pushesReceived} (${s.pushBytes} bytes), cache used ${p.cache.stats().usedBytes} bytes`;
+      },
       async stop() {
         // NBD first: requests in flight are answered, then acknowledged writes ship on-prem before the link closes.
         await nbd.close();

@@ -65,3 +65,10 @@ export function diskIdFor(image: string): string {
   const name = basename(image).replace(/\.(img|raw|bin|disk)$/i, '');
   return name.replace(/[^A-Za-z0-9._-]/g, '-') || 'disk';
 }
+
+export function parseCompression(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 9) throw new InputError('E_BAD_FLAG', `--compression: expected a zlib level from 0 (off) to 9, got "${value}"`);
+  return n;
+}

@@ -4,7 +4,7 @@ import { createOnpremProxy } from '../proxy/onprem/index.js';
 import { LiveWorld } from '../world/live-world.js';
 import { startRelay, type Relay } from '../world/live-relay.js';
 import { EXIT_OK, parseFlags, type Command, type CommandIo } from './command.js';
-import { checkAddress, diskIdFor, parseShaping, readPairKey, requireFlag, type WanShaping } from './serve-options.js';
+import { checkAddress, diskIdFor, parseCompression, parseShaping, readPairKey, requireFlag, type WanShaping } from './serve-options.js';
 import { cloudFlagSpec, cloudUsage, parseCloudFlags, startCloudSide } from './serve-cloud.js';
 
 const usage = `Usage:
@@ -28,6 +28,7 @@ ${cloudUsage}
   --pair-key FILE     the shared pairing key (spillway keygen FILE)
   --wan-rtt D         emulate WAN latency on the link (e.g. 40ms), in userspace
   --wan-mbit N        emulate WAN bandwidth on the link, megabits per second per direction
+  --compression LEVEL (onprem) zlib level for link payloads, 0 (off) to 9 (default 1)
 
 Each side prints the address it serves. SIGINT/SIGTERM stop cleanly: NBD
 requests in flight are answered, pending writes are flushed and shipped,
@@ -35,6 +36,8 @@ then the link closes.`;
 
 interface Running {
   lines: string[];
+  /** A one-line summary printed when stopping. */
+  stats?(): string;
   stop(): Promise<void>;
 }
 
@@ -49,7 +52,7 @@ export interface OnpremSide extends Running {
 }
 
 /** The on-prem proxy over real image files. With shaping, the link listens privately and a relay serves `listen`. */
-export async function startOnpremSide(world: LiveWorld, options: { images: string[]; listen: string; pairingKey: Buffer; shaping?: WanShaping }): Promise<OnpremSide> {
+export async function startOnpremSide(world: LiveWorld, options: { images: string[]; listen: string; pairingKey: Buffer; shaping?: WanShaping; compressionLevel?: number }): Promise<OnpremSide> {
   const ids = options.images.map(diskIdFor);
   const dup = ids.find((id, i) => ids.indexOf(id) !== i);
   if (dup) throw new InputError('E_BAD_FLAG', `--disk: two images map to the disk id "${dup}"; rename one of them`);
@@ -70,6 +73,7 @@ export async function startOnpremSide(world: LiveWorld, options: { images: strin
       address: options.shaping ? '127.0.0.1:0' : options.listen,
       pairingKey: options.pairingKey,
       disks,
+      ...(options.compressionLevel !== undefined ? { compressionLevel: options.compressionLevel } : {}),
     });
     const relay = await startRelayIfAsked(options.shaping, options.listen, proxy.address);
     const address = relay?.address ?? proxy.address;
@@ -114,7 +118,11 @@ async function runUntilSignal(io: CommandIo, running: Running[]): Promise<number
   const sig = await untilSignal();
   io.err(`${sig}: stopping; answering requests in flight and flushing pending writes…`);
   // Cloud side first: its NBD server drains and its write-behind ships to on-prem before the link goes away.
-  for (const r of [...running].reverse()) await r.stop();
+  for (const r of [...running].reverse()) {
+    const line = r.stats?.();
+    if (line) io.err(line);
+    await r.stop();
+  }
   io.err('stopped cleanly');
   return EXIT_OK;
 }
@@ -125,6 +133,7 @@ const onpremFlags = {
   'pair-key': { type: 'string' },
   'wan-rtt': { type: 'string' },
   'wan-mbit': { type: 'string' },
+  compression: { type: 'string' },
 } as const;
 
 export const serveCommand: Command = {
@@ -144,7 +153,8 @@ export const serveCommand: Command = {
         const listen = checkAddress(requireFlag(values.listen, '--listen', 'where the link listens, e.g. 0.0.0.0:7000'), '--listen');
         const pairingKey = await readPairKey(values['pair-key']);
         const shaping = parseShaping(values['wan-rtt'], values['wan-mbit']);
-        const onprem = await startOnpremSide(world, { images, listen, pairingKey, ...(shaping ? { shaping } : {}) });
+        const compressionLevel = parseCompression(values.compression);
+        const onprem = await startOnpremSide(world, { images, listen, pairingKey, ...(shaping ? { shaping } : {}), ...(compressionLevel !== undefined ? { compressionLevel } : {}) });
         return runUntilSignal(io, [onprem]);
       }
       case 'cloud': {
@@ -168,7 +178,10 @@ export const serveCommand: Command = {
         const pairingKey = await readPairKey(values['pair-key']);
         const cloud = parseCloudFlags(values);
         const shaping = parseShaping(values['wan-rtt'], values['wan-mbit']);
-        const onprem = await startOnpremSide(world, { images: [image], listen: '127.0.0.1:0', pairingKey, ...(shaping ? { shaping } : {}) });
+        const onprem = await startOnpremSide(world, {
+          images: [image], listen: '127.0.0.1:0', pairingKey, ...(shaping ? { shaping } : {}),
+          ...(cloud.compressionLevel !== undefined ? { compressionLevel: cloud.compressionLevel } : {}),
+        });
         try {
           const side = await startCloudSide(world, { ...cloud, onprem: onprem.address, pairingKey, disk: onprem.diskIds[0]! });
           return await runUntilSignal(io, [onprem, side]);
