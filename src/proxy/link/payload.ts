@@ -74,6 +74,18 @@ export interface EncodeOptions {
   stats?: CodecStats;
 }
 
+const PROBE_BYTES = 4096;
+
+/**
+ * Deflating incompressible data costs CPU for nothing: a long run is first
+ * sampled (its first 4 KiB) and sent raw when the sample does not shrink.
+ */
+function probePays(raw: Buffer, level: number): boolean {
+  if (raw.length <= 2 * PROBE_BYTES) return true;
+  const sample = deflateRawSync(raw.subarray(0, PROBE_BYTES), { level });
+  return sample.length <= PROBE_BYTES * DEFLATE_MAX_RATIO;
+}
+
 /** Encode `data`, the content at absolute `offset`, as a segment list. */
 export function encodeSegments(w: WireWriter, offset: number, data: Buffer, options: EncodeOptions): void {
   const { blockBytes, stats } = options;
@@ -84,15 +96,15 @@ export function encodeSegments(w: WireWriter, offset: number, data: Buffer, opti
     if (runStart < 0) return;
     const raw = data.subarray(runStart, runEnd);
     runStart = -1;
-    if (options.level > 0 && raw.length >= 256) {
+    if (options.level > 0 && raw.length >= 256 && probePays(raw, options.level)) {
       const packed = deflateRawSync(raw, { level: options.level, strategy: zlibConstants.Z_DEFAULT_STRATEGY });
       if (packed.length <= raw.length * DEFLATE_MAX_RATIO) {
         segs.push({ kind: Seg.DEFLATE, length: raw.length, body: packed });
         if (stats) { stats.deflateInBytes += raw.length; stats.deflateOutBytes += packed.length; }
         return;
       }
-      if (stats) stats.deflateSkipped++;
     }
+    if (stats && options.level > 0 && raw.length >= 256) stats.deflateSkipped++;
     segs.push({ kind: Seg.RAW, length: raw.length, body: raw });
     if (stats) stats.rawBytes += raw.length;
   };
