@@ -1,0 +1,45 @@
+import type { World } from '../world/types.js';
+import { Ec2Cloud } from './aws/ec2-cloud.js';
+import { fileRecorder, type WireRecord } from './aws/recorder.js';
+import type { Cloud } from './cloud.js';
+import type { CloudConfig } from './emulated/ec2-config.js';
+
+export interface OpenCloudOptions {
+  /** `--cloud`: overrides the scenario's `cloud.provider`. */
+  cloud?: 'emulated' | 'aws';
+  /** `--region`: overrides the scenario's region (live only). */
+  region?: string;
+  /** `--profile`: the AWS profile for the SDK's default credential chain (live only). */
+  profile?: string;
+  /** `--record FILE`: write the wire traffic as a replayable JSONL fixture. */
+  recordFile?: string;
+}
+
+export type OpenedCloud = Cloud & { dispose(): void };
+
+/**
+ * The one switch between emulated and live EC2: the same adapter either way,
+ * pointed at msw's emulator or at AWS with the SDK's default credential chain.
+ * The emulator module (and so msw) is loaded only when asked for, so a live
+ * process never patches node:http.
+ */
+export async function openCloud(world: World, config: CloudConfig, runId: string, options: OpenCloudOptions = {}): Promise<OpenedCloud> {
+  const provider = options.cloud ?? config.provider;
+  const region = options.region ?? config.region;
+  const record: ((entry: WireRecord) => void) | undefined = options.recordFile
+    ? fileRecorder(options.recordFile, { fixture: 'spillway-ec2-wire', version: 1, source: provider === 'aws' ? 'aws' : 'emulator', region })
+    : undefined;
+  if (provider === 'emulated') {
+    const { createEmulatedCloud } = await import('./emulated/emulated-cloud.js');
+    return createEmulatedCloud(world, config, runId, record ? { record } : {});
+  }
+  const cloud = new Ec2Cloud({
+    world, runId, region,
+    ...(options.profile ? { profile: options.profile } : {}),
+    prices: Object.fromEntries(config.catalog.map((c) => [c.type, c.pricePerHour])),
+    // The scenario's quota is the operator's statement of the account's Service Quotas value.
+    vcpuLimit: config.quotas.vcpus,
+    ...(record ? { record } : {}),
+  });
+  return Object.assign(cloud, { dispose: () => cloud.destroy() });
+}
