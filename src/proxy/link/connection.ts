@@ -72,8 +72,10 @@ export class LinkConnection {
     return n;
   }
 
+  /** Send queued bytes in slices no bigger than the burst, each when the bucket allows. */
   private pump(): void {
     if (this.pumpArmed || this.closed) return;
+    const slice = Math.max(1024, Math.min(16 * 1024, this.bucket!.burstBytes));
     while (this.queue.length) {
       const wait = this.bucket!.delayUs();
       if (wait > 0) {
@@ -81,7 +83,10 @@ export class LinkConnection {
         this.options.clock.schedule(wait, () => { this.pumpArmed = false; this.pump(); });
         return;
       }
-      const bytes = this.queue.shift()!;
+      const head = this.queue[0]!;
+      const bytes = head.length <= slice ? head : head.subarray(0, slice);
+      if (bytes === head) this.queue.shift();
+      else this.queue[0] = head.subarray(slice);
       this.bucket!.take(bytes.length);
       this.put(bytes);
     }

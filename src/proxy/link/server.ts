@@ -155,7 +155,7 @@ export class LinkServer {
 
   private accept(transport: Transport): void {
     const o = this.options;
-    let phase: 'hello' | 'auth' | 'open' = 'hello';
+    let phase: 'hello' | 'auth' | 'open' | 'refused' = 'hello';
     let hello: HelloMsg | null = null;
     let serverNonce: Buffer | null = null;
     let credit = 0;
@@ -190,6 +190,7 @@ export class LinkServer {
     });
 
     const refuse = (code: string, message: string): void => {
+      phase = 'refused';
       this.stats.refused++;
       this.trace('refused', { peer: hello?.peer ?? '', code });
       this.world.log('warn', `proxy/${this.name}`, `refused link peer ${hello?.peer ?? '?'}: ${message}`, { code });
@@ -427,6 +428,7 @@ export class LinkServer {
     };
 
     const onFrame = (f: Frame): void => {
+      if (phase === 'refused') return;
       if (phase === 'hello') {
         if (f.op !== Op.HELLO) throw new LinkError(E_PROTOCOL, 'expected HELLO');
         hello = parseJson<HelloMsg>(f.payload, 'HELLO');
