@@ -281,6 +281,7 @@ export class SecureCache {
         return this.dropPut();
       }
       const entry: Entry = { block, slot, length: plaintext.length, counter, sig: signatureOf(plaintext).toString('hex'), priority, prefetched };
+      this.remove(block); // only the latest put installs, so nothing should be here; never leak an entry if it is
       this.install(entry);
       installed = true;
       this.counters.puts++;
