@@ -36,6 +36,7 @@ const TRACE_READS = Number(process.env.SPILLWAY_BENCH_TRACE_READS ?? 2000);
 const WAN_RTT_US = 40_000;
 const WAN_RATE_BYTES_PER_S = 100e6 / 8;
 const REPO = join(import.meta.dirname, '..');
+const DISK_ID = 'boot';
 
 // ---- helpers ----
 
@@ -235,9 +236,12 @@ function makeImage(path: string, bytes: number): void {
   const fd = openSync(path, 'w');
   ftruncateSync(fd, bytes);
   const block = Buffer.alloc(16 * MiB);
-  // Data over the first 2 GiB (where the trace reads); the rest stays sparse.
+  const text = Buffer.from('#!/bin/sh\n# boot script line, libraries and config text compress like real system files\n'.repeat(64)).subarray(0, 4096);
+  // Data over the first 2 GiB (where the trace reads), half random and half text-like
+  // 4 KiB blocks so link compression sees what a real system disk offers; the rest stays sparse.
   for (let at = 0; at < Math.min(bytes, 2 * GiB); at += block.length) {
     randomFillSync(block);
+    for (let b = 0; b < block.length; b += 8192) text.copy(block, b);
     writeSync(fd, block, 0, block.length, at);
   }
   closeSync(fd);
@@ -247,7 +251,7 @@ async function runWan(work: string): Promise<BenchFigure[]> {
   const missing = need(['nbdkit', 'qemu-nbd']);
   if (missing.length) throw new Error(`WAN bench needs ${missing.join(', ')} (apt-get install -y nbdkit qemu-utils)`);
   const diskBytes = 4 * GiB;
-  const image = join(work, 'boot.img');
+  const image = join(work, `${DISK_ID}.img`);
   makeImage(image, diskBytes);
   const trace = bootTrace(TRACE_READS, diskBytes);
   const unique = uniqueBytes(trace);
@@ -302,15 +306,16 @@ async function runWanSpillway(work: string, image: string, trace: TraceRead[], b
       const sock = join(work, `cloud${i}-${n}.sock`);
       const cacheDir = join(work, `cache${i}-${n}`);
       mkdirSync(cacheDir, { recursive: true });
+      // Each cloud proxy is a different VM (peer): the second one gets the first one's recorded profile.
       const d = await daemon(process.execPath, [join(REPO, 'bin/spillway.js'), 'serve', 'cloud', '--onprem', relay.address, '--pair-key', key,
-        '--nbd', `unix:${sock}`, '--cache-dir', cacheDir, '--cache-size', '4GiB'], /nbd serving on/);
+        '--disk', DISK_ID, '--name', `vm-${i}-${n}`, '--nbd', `unix:${sock}`, '--cache-dir', cacheDir, '--cache-size', '4GiB'], /ready/);
       return { sock, d, cacheDir };
     };
     try {
       const first = await cloud(1);
       try {
-        cold.push(await replay(`unix:${first.sock}`, '', trace));
-        warm.push(await replay(`unix:${first.sock}`, '', trace));
+        cold.push(await replay(`unix:${first.sock}`, DISK_ID, trace));
+        warm.push(await replay(`unix:${first.sock}`, DISK_ID, trace));
       } finally {
         await first.d.stop();
         rmSync(first.cacheDir, { recursive: true, force: true });
@@ -318,7 +323,7 @@ async function runWanSpillway(work: string, image: string, trace: TraceRead[], b
       // A second VM from the same image: a new cloud proxy with a cold cache; on-prem streams the recorded profile.
       const second = await cloud(2);
       try {
-        profiled.push(await replay(`unix:${second.sock}`, '', trace));
+        profiled.push(await replay(`unix:${second.sock}`, DISK_ID, trace));
       } finally {
         await second.d.stop();
         rmSync(second.cacheDir, { recursive: true, force: true });
