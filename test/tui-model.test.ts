@@ -253,6 +253,28 @@ describe('live source', () => {
   });
 });
 
+describe('live source pacing', () => {
+  it('advances in chunks with the same result, and stops on an idle world instead of spinning', async () => {
+    const world = new SimWorld(7);
+    scheduleStory(world);
+    const steps: number[] = [];
+    const sim = {
+      world, endUs: END_US, get done() { return world.nowUs >= END_US; },
+      async step(untilUs: number) { steps.push(untilUs); await world.run({ untilUs }); },
+    };
+    const source = new LiveSource(sim, undefined, 5 * MIN);
+    await source.advance(30 * MIN);
+    expect(steps).toEqual([5, 10, 15, 20, 25, 30].map((m) => m * MIN));
+    expect(content(source.model.snapshot())).toEqual(content(modelUpTo(trace.events, 30 * MIN).snapshot()));
+
+    const idle = new SimWorld(1);
+    const calls: number[] = [];
+    const stuck = { world: idle, endUs: 10 * MIN, done: false, async step(u: number) { calls.push(u); } };
+    await new LiveSource(stuck).advance(10 * MIN);
+    expect(calls).toHaveLength(1);
+  });
+});
+
 describe('live source over the real scenario runner', () => {
   it('shows the quarter-end data center as the simulation runs', async () => {
     const { loadScenarioFile } = await import('../src/scenario/load.js');

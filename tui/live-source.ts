@@ -1,3 +1,4 @@
+import { drainMicrotasks } from '../src/world/live-drain.js';
 import type { Trace } from '../src/world/types.js';
 import { TuiModel } from './model.js';
 import type { Source } from './source.js';
@@ -20,8 +21,13 @@ export class LiveSource implements Source {
   readonly canSeek = false;
   readonly model = new TuiModel();
   private readonly unsubscribe: () => void;
+  private closed = false;
 
-  constructor(private readonly sim: LiveSimulation, runInfo: { scenario: string | null } = { scenario: null }) {
+  constructor(
+    private readonly sim: LiveSimulation,
+    runInfo: { scenario: string | null } = { scenario: null },
+    private readonly chunkUs = 15 * 60_000_000,
+  ) {
     this.unsubscribe = sim.world.trace.subscribe((event) => this.model.apply(event));
     // Shown until (or unless) the simulation's own run.start arrives.
     this.model.setRunInfo(runInfo.scenario, sim.world.seed);
@@ -39,11 +45,21 @@ export class LiveSource implements Source {
     return this.sim.done;
   }
 
+  /**
+   * Run the simulation `deltaUs` further, in chunks of at most `chunkUs`
+   * virtual time with a real event-loop turn between them, so keys and
+   * redraws are handled while a long slice computes.
+   */
   async advance(deltaUs: number): Promise<void> {
-    if (this.sim.done) return;
     const until = Math.min(this.sim.endUs, this.sim.world.nowUs + Math.max(0, deltaUs));
-    await this.sim.step(until);
-    this.model.setNow(this.sim.world.nowUs);
+    while (!this.sim.done && !this.closed && this.sim.world.nowUs < until) {
+      const before = this.sim.world.nowUs;
+      await this.sim.step(Math.min(until, before + this.chunkUs));
+      this.model.setNow(this.sim.world.nowUs);
+      // A world with nothing left to do does not move its clock: stop rather than spin.
+      if (this.sim.world.nowUs === before) break;
+      if (this.sim.world.nowUs < until) await drainMicrotasks();
+    }
   }
 
   step(): void {}
@@ -51,6 +67,7 @@ export class LiveSource implements Source {
   seek(): void {}
 
   close(): void {
+    this.closed = true;
     this.unsubscribe();
   }
 }

@@ -5,7 +5,7 @@ import { color, esc, fit, fmtRate, sparkline } from '../text.js';
 export function wanLines(snap: Snapshot, width: number, height: number): string[] {
   const wan = snap.wan;
   const cur = wan.current;
-  if (!cur) return ['{gray-fg}no wan.stats samples yet{/gray-fg}'];
+  if (!cur) return ['{gray-fg}no WAN samples yet{/gray-fg}'];
   const labelW = 14;
   const sparkW = Math.max(0, width - labelW - 1);
   const rows: Array<[string, string, number[], string]> = [
@@ -25,7 +25,7 @@ export function wanLines(snap: Snapshot, width: number, height: number): string[
 /** One line of current WAN figures, for the wide layout above the chart. */
 export function wanSummary(snap: Snapshot, width: number): string {
   const cur = snap.wan.current;
-  if (!cur) return '{gray-fg}no wan.stats samples yet{/gray-fg}';
+  if (!cur) return '{gray-fg}no WAN samples yet{/gray-fg}';
   const up = `↑ ${fmtRate(cur.upBps)}`;
   const dn = `↓ ${fmtRate(cur.downBps)}`;
   const rest = `rtt ${(cur.rttUs / 1000).toFixed(1)}ms  loss ${cur.lossPct.toFixed(2)}%  outages ${snap.wan.outages}`;
