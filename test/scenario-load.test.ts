@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
@@ -61,6 +62,14 @@ describe('scenario loading', () => {
     expect(q.datacenter.hosts.length).toBeGreaterThanOrEqual(3);
     expect(q.wan?.rttUs).toBe(40_000);
     expect(loadScenarioFile('scenarios/host-failure.yaml').timeline).toHaveLength(5);
+  });
+
+  it('accepts the complete example in docs/scenarios.md', () => {
+    const md = readFileSync('docs/scenarios.md', 'utf8');
+    const example = /## A complete example\n\n```yaml\n([\s\S]*?)```/.exec(md)![1]!;
+    const s = parseScenario(example, 'docs/scenarios.md');
+    expect(s.datacenter.vms).toHaveLength(24);
+    expect(s.datacenter.storage.map((t) => t.name)).toEqual(['ssd', 'capacity']);
   });
 
   it('expands ranges keeping the width of the first bound', () => {
