@@ -1,0 +1,6 @@
+export * from './content.js';
+export * from './file-view.js';
+export * from './boot-profile.js';
+export * from './io-profile.js';
+export * from './spec.js';
+export { GuestImage, type GuestImageOptions } from './image.js';
