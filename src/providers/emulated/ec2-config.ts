@@ -55,20 +55,20 @@ export interface CloudConfig {
 
 /**
  * On-demand Linux prices in us-east-1 (USD per hour) for the types a burst
- * most often lands on. EBS IOPS are the types' baseline figures.
+ * most often lands on. EBS IOPS are the types' baseline (not burst) figures.
  */
 export const DEFAULT_CATALOG: readonly CatalogEntry[] = [
-  { type: 'm6i.large', vcpus: 2, memoryGiB: 8, ebsIops: 6667, networkGbit: 12.5, pricePerHour: 0.096 },
-  { type: 'm6i.xlarge', vcpus: 4, memoryGiB: 16, ebsIops: 6667, networkGbit: 12.5, pricePerHour: 0.192 },
+  { type: 'm6i.large', vcpus: 2, memoryGiB: 8, ebsIops: 3600, networkGbit: 12.5, pricePerHour: 0.096 },
+  { type: 'm6i.xlarge', vcpus: 4, memoryGiB: 16, ebsIops: 6000, networkGbit: 12.5, pricePerHour: 0.192 },
   { type: 'm6i.2xlarge', vcpus: 8, memoryGiB: 32, ebsIops: 12000, networkGbit: 12.5, pricePerHour: 0.384 },
   { type: 'm6i.4xlarge', vcpus: 16, memoryGiB: 64, ebsIops: 20000, networkGbit: 12.5, pricePerHour: 0.768 },
   { type: 'm6i.8xlarge', vcpus: 32, memoryGiB: 128, ebsIops: 40000, networkGbit: 12.5, pricePerHour: 1.536 },
-  { type: 'c6i.large', vcpus: 2, memoryGiB: 4, ebsIops: 6667, networkGbit: 12.5, pricePerHour: 0.085 },
-  { type: 'c6i.xlarge', vcpus: 4, memoryGiB: 8, ebsIops: 6667, networkGbit: 12.5, pricePerHour: 0.17 },
+  { type: 'c6i.large', vcpus: 2, memoryGiB: 4, ebsIops: 3600, networkGbit: 12.5, pricePerHour: 0.085 },
+  { type: 'c6i.xlarge', vcpus: 4, memoryGiB: 8, ebsIops: 6000, networkGbit: 12.5, pricePerHour: 0.17 },
   { type: 'c6i.2xlarge', vcpus: 8, memoryGiB: 16, ebsIops: 12000, networkGbit: 12.5, pricePerHour: 0.34 },
   { type: 'c6i.4xlarge', vcpus: 16, memoryGiB: 32, ebsIops: 20000, networkGbit: 12.5, pricePerHour: 0.68 },
-  { type: 'r6i.large', vcpus: 2, memoryGiB: 16, ebsIops: 6667, networkGbit: 12.5, pricePerHour: 0.126 },
-  { type: 'r6i.xlarge', vcpus: 4, memoryGiB: 32, ebsIops: 6667, networkGbit: 12.5, pricePerHour: 0.252 },
+  { type: 'r6i.large', vcpus: 2, memoryGiB: 16, ebsIops: 3600, networkGbit: 12.5, pricePerHour: 0.126 },
+  { type: 'r6i.xlarge', vcpus: 4, memoryGiB: 32, ebsIops: 6000, networkGbit: 12.5, pricePerHour: 0.252 },
   { type: 'r6i.2xlarge', vcpus: 8, memoryGiB: 64, ebsIops: 12000, networkGbit: 12.5, pricePerHour: 0.504 },
 ];
 
@@ -165,7 +165,7 @@ function parseCatalogEntry(raw: unknown, path: string): CatalogEntry {
     type: str(o, 'type', path, { pattern: TYPE_PATTERN }),
     vcpus: num(o, 'vcpus', path, { min: 1, integer: true }),
     memoryGiB: num(o, 'memoryGiB', path, { min: 0.5 }),
-    ebsIops: num(o, 'ebsIops', path, { default: 6667, min: 1, integer: true }),
+    ebsIops: num(o, 'ebsIops', path, { default: 3600, min: 1, integer: true }),
     networkGbit: num(o, 'networkGbit', path, { default: 12.5, min: 0.1 }),
     pricePerHour: num(o, 'pricePerHour', path, { min: 0 }),
   };
