@@ -172,6 +172,29 @@ describe('EmulatedHypervisor operations', () => {
     expect(placements.map((p) => [p.atUs, p.where, p.host])).toEqual([[0, 'onprem', 'h1'], [US_PER_H, 'none', null], [US_PER_H + 120 * US_PER_S, 'onprem', 'h2']]);
   });
 
+  it('reverting a snapshot rolls the disk back to its blocks at snapshot time', async () => {
+    const { world, hv } = small();
+    const lease = hv.lockDisk('a-disk0', 'test');
+    const disk = hv.openDisk('a-disk0');
+    const flow = (async () => {
+      await disk.write(0, Buffer.from('before'));
+      const snap = await hv.snapshot('a', 'pre-change');
+      await disk.write(0, Buffer.from('AFTER!'));
+      await disk.write(1 << 20, Buffer.from('new data'));
+      expect((await disk.read(0, 6)).toString()).toBe('AFTER!');
+      await hv.revertToSnapshot(snap.id);
+      expect((await disk.read(0, 6)).toString()).toBe('before');
+      expect((await disk.read(1 << 20, 8)).every((b) => b === 0)).toBe(true);
+      // Reverting twice to one snapshot gives the same state both times.
+      await disk.write(0, Buffer.from('again!'));
+      await hv.revertToSnapshot(snap.id);
+      expect((await disk.read(0, 6)).toString()).toBe('before');
+    })();
+    await world.run();
+    await flow;
+    lease.release();
+  });
+
   it('keeps guest changes, and revert restores the snapshot configuration', async () => {
     const { world, hv } = small();
     const flow = (async () => {

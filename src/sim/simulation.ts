@@ -85,7 +85,8 @@ export class ScenarioSimulation implements Simulation {
           return {
             id: d.id, sizeBytes: d.sizeBytes, tier: tier.name, imageId: d.imageId,
             // Image disks read the image's generated content; data disks start empty. Both answer at their tier's speed.
-            create: () => new StorageTier(this.world, fromImage ? this.guestImage(d.imageId).disk(d.id, d.sizeBytes) : new SparseStore(`disk:${d.id}`, d.sizeBytes), tier),
+            create: () => (fromImage ? this.guestImage(d.imageId).disk(d.id, d.sizeBytes) : new SparseStore(`disk:${d.id}`, d.sizeBytes)),
+            layers: (below) => new StorageTier(this.world, below, tier),
           };
         }),
         guest: buildGuestConfig(vm, images.get(vm.image)!, i, this.world.rng(`guest/${vm.name}`)),

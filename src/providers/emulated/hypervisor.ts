@@ -3,6 +3,7 @@ import { BlockError, type BlockDevice, type WriteOptions, type ZeroOptions } fro
 import { Layer } from '../../proxy/layer.js';
 import { SparseStore } from '../../proxy/sparse-store.js';
 import { shareCpu, type CpuClaim } from '../../sim/cpu-share.js';
+import { DiskChain, SnapshotDelta } from '../../sim/snapshot-disk.js';
 import { US_PER_H, US_PER_S } from '../../util/units.js';
 import type { Timer, World } from '../../world/types.js';
 import type {
@@ -61,8 +62,10 @@ export interface DiskDef {
   sizeBytes: number;
   tier: string;
   imageId: string;
-  /** Builds the disk's blocks on first open (generated content or an empty sparse store). */
+  /** Builds the disk's blocks on first open (generated content; default an empty sparse store). */
   create?: () => BlockDevice;
+  /** Stacks layers over the disk's blocks (its storage tier). */
+  layers?: (below: BlockDevice) => BlockDevice;
 }
 
 export interface VmDef {
@@ -145,12 +148,16 @@ interface VmState extends VmStats {
 interface DiskState {
   def: DiskDef;
   vmId: string;
+  /** The disk's contents; snapshots swap what is underneath. */
+  chain: DiskChain | null;
   device: BlockDevice | null;
   lease: DiskLease | null;
 }
 
 interface SnapshotState extends SnapshotInfo {
   power: PowerState;
+  /** Each disk's contents as frozen at snapshot time. */
+  frozen: Map<string, BlockDevice>;
 }
 
 const GiB_MiB = 1024;
@@ -202,7 +209,7 @@ export class EmulatedHypervisor implements Hypervisor {
     this.vmById.set(def.id, vm);
     for (const d of def.disks) {
       if (this.disks.has(d.id)) throw new SpillwayError('E_DUPLICATE_DISK', `disk ${d.id} is defined twice`);
-      this.disks.set(d.id, { def: d, vmId: def.id, device: null, lease: null });
+      this.disks.set(d.id, { def: d, vmId: def.id, chain: null, device: null, lease: null });
     }
   }
 
@@ -302,9 +309,17 @@ export class EmulatedHypervisor implements Hypervisor {
     }
     const latency = this.latencies.snapshotUs + (memory ? Math.round((vm.def.ramMiB / GiB_MiB) * this.latencies.memoryPerGiBUs) : 0);
     await this.world.clock.sleepUs(latency);
+    const id = `${vmId}/snap-${++this.snapshotSeq}`;
+    // Freeze each disk's current contents; later writes go to a fresh delta on top.
+    const frozen = new Map<string, BlockDevice>();
+    for (const d of vm.def.disks) {
+      const chain = this.chainOf(this.diskState(d.id));
+      frozen.set(d.id, chain.current);
+      chain.current = new SnapshotDelta(chain.current, `${d.id}@${id}`);
+    }
     const snap: SnapshotState = {
-      id: `${vmId}/snap-${++this.snapshotSeq}`, vmId, name, takenAtUs: this.world.clock.nowUs(),
-      guest: structuredClone(vm.guest), diskIds: vm.def.disks.map((d) => d.id), hasMemory: memory, power: vm.power,
+      id, vmId, name, takenAtUs: this.world.clock.nowUs(),
+      guest: structuredClone(vm.guest), diskIds: vm.def.disks.map((d) => d.id), hasMemory: memory, power: vm.power, frozen,
     };
     this.snapshots.set(snap.id, snap);
     return publicSnapshot(snap);
@@ -315,6 +330,7 @@ export class EmulatedHypervisor implements Hypervisor {
     const vm = this.vmState(snap.vmId);
     await this.world.clock.sleepUs(this.latencies.revertUs + (snap.hasMemory ? Math.round((vm.def.ramMiB / GiB_MiB) * this.latencies.memoryPerGiBUs) : 0));
     vm.guest = structuredClone(snap.guest);
+    for (const [diskId, base] of snap.frozen) this.chainOf(this.diskState(diskId)).current = new SnapshotDelta(base, `${diskId}@${snap.id}`);
     // A memory snapshot resumes the guest where it was; a disk-only one leaves it powered off.
     if (snap.hasMemory && snap.power === 'running' && vm.host && !vm.host.failed) {
       if (vm.power !== 'running') this.start(vm, vm.host);
@@ -386,8 +402,16 @@ export class EmulatedHypervisor implements Hypervisor {
 
   openDisk(diskId: string): BlockDevice {
     const d = this.diskState(diskId);
-    if (!d.device) d.device = d.def.create ? d.def.create() : new SparseStore(`disk:${diskId}`, d.def.sizeBytes);
+    if (!d.device) {
+      const chain = this.chainOf(d);
+      d.device = d.def.layers ? d.def.layers(chain) : chain;
+    }
     return new LeaseGuard(d.device, () => d.lease !== null, diskId);
+  }
+
+  private chainOf(d: DiskState): DiskChain {
+    d.chain ??= new DiskChain(d.def.create ? d.def.create() : new SparseStore(`disk:${d.def.id}`, d.def.sizeBytes), d.def.id);
+    return d.chain;
   }
 
   // ---- CPU demand and batch tasks ---------------------------------------------------
