@@ -116,7 +116,12 @@ async function runUntilSignal(io: CommandIo, running: Running[]): Promise<number
   for (const r of running) for (const line of r.lines) io.out(line);
   io.out('ready (Ctrl-C to stop)');
   const sig = await untilSignal();
-  io.err(`${sig}: stopping; answering requests in flight and flushing pending writes…`);
+  io.err(`${sig}: stopping; answering requests in flight and flushing pending writes… (signal again to exit at once)`);
+  // A drain can wait on an unreachable on-prem side forever; a second signal is the operator's way out.
+  void untilSignal().then((again) => {
+    io.err(`${again}: exiting without finishing; unshipped writes stay in the cloud journal and ship on the next start`);
+    process.exit(130);
+  });
   // Cloud side first: its NBD server drains and its write-behind ships to on-prem before the link goes away.
   for (const r of [...running].reverse()) {
     const line = r.stats?.();
