@@ -101,6 +101,32 @@ describe('spillway run', () => {
     expect(r.err).toMatch(/bad\.yaml line \d+: datacenter\.vms\[0\]\.vcpus: expected an integer >= 1 <= 512, got "four"/);
   });
 
+  const variants: Array<[string, string, RegExp]> = [
+    ['unknown field', 'duration: 8h', 'duration: 8h\nduraton: 9h', /duraton: unknown field/],
+    ['bad seed', 'seed: 11', 'seed: -1', /seed: expected an integer >= 0/],
+    ['bad duration', 'duration: 8h', 'duration: 8 hours', /duration: "8 hours" is not a duration/],
+    ['zero cores', 'cpuCores: 8', 'cpuCores: 0', /datacenter\.hosts\[0\]\.cpuCores: expected an integer >= 1/],
+    ['bad os family', 'family: linux', 'family: bsd', /datacenter\.images\[0\]\.os\.family: expected one of linux, windows/],
+    ['unknown image', 'image: img, vcpus: 4, ramGiB: 8, workload: job', 'image: im, vcpus: 4, ramGiB: 8, workload: job', /datacenter\.vms\[1\]\.image: expected one of img/],
+    ['bad host', 'workload: db }', 'workload: db, host: h7 }', /datacenter\.vms\[0\]\.host: expected one of auto, h1, h2/],
+    ['bad kind', 'kind: database', 'kind: db', /workloads\.db\.kind: expected one of batch, database, web, trading/],
+    ['base over 1', 'base: 0.7', 'base: 7', /workloads\.db\.base: expected a number >= 0 <= 1/],
+    ['bad parallelism', 'work: 6, start: 1h', 'work: 6, start: 1h, parallelism: 2', /workloads\.job\.parallelism: expected a number >= 0\.01 <= 1/],
+    ['unknown metric', 'metric: totals.batch.unfinished', 'metric: totals.batch.unfinishd', /expect\[0\]\.metric: .*close matches: totals\.batch\.unfinished/],
+    ['bad op', 'op: "=="', 'op: "="', /expect\[0\]\.op: expected one of/],
+    ['not yaml', 'workloads:', 'workloads: [', /not valid YAML/],
+  ];
+
+  it.each(variants)('exits 2 on a scenario with %s, naming the field', async (name, from, to, message) => {
+    expect(MINI).toContain(from);
+    const path = file(`variant-${name.replace(/\W+/g, '-')}.yaml`, MINI.replace(from, to));
+    for (const cmd of ['run', 'validate']) {
+      const r = await cli(cmd, path);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(message);
+    }
+  });
+
   it('exits 2 on bad flags', async () => {
     expect((await cli('run', good, '--seed', 'x')).code).toBe(2);
     expect((await cli('run', good, '--until', 'later')).err).toMatch(/--until: "later" is not a duration/);
