@@ -35,3 +35,21 @@ describe('determinism of the emulated cloud', () => {
     expect(alone.hash).toBe(a.hash);
   });
 });
+
+describe('two adapters on one emulated model', () => {
+  it('requests issued at the same virtual instant reach the model in issue order', async () => {
+    const { Ec2Cloud } = await import('../src/providers/aws/ec2-cloud.js');
+    const { EMULATED_CREDENTIALS } = await import('../src/providers/emulated/emulated-cloud.js');
+    const once = async () => (await inSim(5, { consistencyWindowMs: 0 }, async (a, world) => {
+      const b = new Ec2Cloud({ world, runId: 'run-b', region: 'us-east-1', endpoint: a.endpoint, credentials: EMULATED_CREDENTIALS, sequential: true });
+      const launch = (cloud: typeof b, token: string) => cloud.runInstances({ clientToken: token, imageId: 'ami-0a5ba6e0c57a9e001', instanceType: 'm6i.large', count: 1 });
+      const [fromA, fromB] = await Promise.all([launch(a, 'a'), launch(b, 'b')]);
+      const [fromB2, fromA2] = await Promise.all([launch(b, 'b2'), launch(a, 'a2')]);
+      b.destroy();
+      return [fromA[0]!.id, fromB[0]!.id, fromB2[0]!.id, fromA2[0]!.id];
+    })).result;
+    const first = await once();
+    expect(await once()).toEqual(first);
+    expect(new Set(first).size).toBe(4);
+  });
+});

@@ -57,6 +57,8 @@ export interface Ec2CloudOptions {
 }
 
 const STANDARD_FAMILIES = /^[acdhimrtz]/;
+/** Tail of the in-flight queue per endpoint, for `sequential` adapters. */
+const SEQUENCES = new Map<string, Promise<void>>();
 
 /** Normal latency around a mean, never below 1 ms: the default external-op latency model. */
 export function normalLatencyUs(world: World, meanUs: number, sdUs: number): () => number {
@@ -73,8 +75,7 @@ export class Ec2Cloud implements Cloud {
   private readonly epochMs: number;
   private readonly configuredLimit: number | undefined;
   private learnedLimit: number | undefined;
-  private chain: Promise<unknown> = Promise.resolve();
-  private readonly sequential: boolean;
+  private readonly sequenceKey: string | undefined;
   private readonly observed = new Map<string, { type: string | undefined; state: InstanceState }>();
   private readonly typeVcpus = new Map<string, number>();
 
@@ -85,7 +86,8 @@ export class Ec2Cloud implements Cloud {
     this.prices = options.prices ?? Object.fromEntries(DEFAULT_CATALOG.map((c) => [c.type, c.pricePerHour]));
     this.epochMs = options.epochMs ?? 0;
     this.configuredLimit = options.vcpuLimit;
-    this.sequential = options.sequential ?? false;
+    // Every adapter on one endpoint shares one queue, so two adapters on one model stay in issue order too.
+    this.sequenceKey = options.sequential ? options.endpoint ?? `region:${options.region}` : undefined;
     this.client = new EC2Client({
       region: options.region,
       maxAttempts: 1,
@@ -303,9 +305,13 @@ export class Ec2Cloud implements Cloud {
   }
 
   private issue<O>(send: () => Promise<O>): Promise<O> {
-    if (!this.sequential) return send();
-    const result = this.chain.then(send);
-    this.chain = result.then(() => undefined, () => undefined);
+    const key = this.sequenceKey;
+    if (key === undefined) return send();
+    const result = (SEQUENCES.get(key) ?? Promise.resolve()).then(send);
+    const tail = result.then(() => undefined, () => undefined);
+    SEQUENCES.set(key, tail);
+    // Forget an idle queue so a long-lived process does not keep one per endpoint forever.
+    void tail.then(() => { if (SEQUENCES.get(key) === tail) SEQUENCES.delete(key); });
     return result;
   }
 
