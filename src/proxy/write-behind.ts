@@ -310,13 +310,15 @@ export class WriteBehind extends Layer {
       const piece: GroupOp = op.zero
         ? { offset: start, length: end - start, zero: true }
         : { offset: start, data: op.data.subarray(start - op.offset, end - op.offset) };
+      // Fetch what an unaligned edge needs first: if below fails, nothing was journaled.
+      const bases = await this.baseGranules(piece);
       if (persistent && this.options.persistence === 'on-prem') {
         await this.journalOp(piece);
       } else {
         cloudOnlyTouched = true;
         if (!piece.zero) this.counters.cloudOnlyBytes += piece.data.length;
       }
-      await this.land(piece);
+      await this.land(piece, bases);
     }
     if (fua && cloudOnlyTouched) {
       await this.options.store.flush();
@@ -361,12 +363,24 @@ export class WriteBehind extends Layer {
     this.pendingBytes += op.zero ? 0 : op.data.length;
   }
 
-  /** Put an op into the cloud-side store and mark its granules written (read-modify-write at unaligned edges). */
-  private async land(op: GroupOp): Promise<void> {
+  /** The partly covered granules of an op that are not in the store yet, read from below. */
+  private async baseGranules(op: GroupOp): Promise<Map<number, Buffer>> {
+    const bases = new Map<number, Buffer>();
+    const [, edges] = this.split(op);
+    for (const [a] of edges) {
+      const g = Math.floor(a / this.G);
+      if (this.map.get(g) || bases.has(g)) continue;
+      const gStart = g * this.G;
+      bases.set(g, await this.below.read(gStart, Math.min(this.size(), gStart + this.G) - gStart));
+    }
+    return bases;
+  }
+
+  /** [first and last full-granule boundaries, partly covered edge ranges] of an op. */
+  private split(op: GroupOp): [[number, number], Array<[number, number]>] {
     const G = this.G;
     const start = op.offset;
     const end = op.offset + (op.zero ? op.length : op.data.length);
-    const store = this.options.store;
     const firstFull = Math.ceil(start / G) * G;
     const lastFull = Math.floor(end / G) * G;
     const edges: Array<[number, number]> = [];
@@ -375,14 +389,26 @@ export class WriteBehind extends Layer {
       if (start < firstFull) edges.push([start, firstFull]);
       if (lastFull < end) edges.push([lastFull, end]);
     }
-    const size = this.size();
+    return [[firstFull, lastFull], edges];
+  }
+
+  /**
+   * Put an op into the cloud-side store and mark its granules written. A
+   * partly covered granule not written before is completed from `bases`
+   * (fetched before the op was journaled, so a failing fetch fails the write
+   * cleanly) or, during recovery, from below.
+   */
+  private async land(op: GroupOp, bases?: Map<number, Buffer>): Promise<void> {
+    const G = this.G;
+    const start = op.offset;
+    const store = this.options.store;
+    const [[firstFull, lastFull], edges] = this.split(op);
+    const fetched = bases ?? await this.baseGranules(op);
     for (const [a, b] of edges) {
       const g = Math.floor(a / G);
       const gStart = g * G;
-      const gEnd = Math.min(size, gStart + G);
-      if (!this.map.get(g)) {
-        // The granule's other bytes still live below: bring them up once.
-        const base = await this.below.read(gStart, gEnd - gStart);
+      const base = this.map.get(g) ? undefined : fetched.get(g);
+      if (base) {
         if (op.zero) base.fill(0, a - gStart, b - gStart);
         else base.set(op.data.subarray(a - start, b - start), a - gStart);
         await store.write(gStart, base);
