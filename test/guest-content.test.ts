@@ -118,6 +118,33 @@ describe('generated disk content', () => {
     await expect(disk.read(16 * 1024 * 1024 - 10, 11)).rejects.toMatchObject({ code: 'E_RANGE' });
   });
 
+  it('extents agree block by block with what reads return, after scattered writes, trims and zeroes', async () => {
+    const image = new ImageContent({ seed: 21, imageId: 'ext' });
+    const size = 8 * 1024 * 1024 + 3 * 4096;
+    const disk = image.disk('d', size);
+    let x = 12345;
+    const rand = (n: number) => { x = (Math.imul(x, 1103515245) + 12345) >>> 0; return x % n; };
+    for (let i = 0; i < 60; i++) {
+      const offset = rand(size - 70_000);
+      const length = 1 + rand(70_000);
+      const what = rand(3);
+      if (what === 0) await disk.write(offset, Buffer.alloc(length, 1 + rand(255)));
+      else if (what === 1) await disk.trim(offset, length);
+      else await disk.writeZeroes(offset, length, { noHole: rand(2) === 0 });
+    }
+    const ext = await disk.extents(4096 * 5 + 100, size - 4096 * 5 - 100);
+    expect(ext[0]!.offset).toBe(4096 * 5 + 100);
+    expect(ext.reduce((s, e) => s + e.length, 0)).toBe(size - 4096 * 5 - 100);
+    // Wherever an extent says hole or zero, the bytes are zero.
+    for (const e of ext) {
+      if (e.type === 'data') continue;
+      const bytes = await disk.read(e.offset, e.length);
+      expect(bytes.equals(Buffer.alloc(e.length))).toBe(true);
+    }
+    // Adjacent extents never share a type (they are merged).
+    expect(ext.every((e, i) => i === 0 || e.type !== ext[i - 1]!.type)).toBe(true);
+  });
+
   it('keeps a 100 GiB disk sparse: scattered reads and writes hold only what was written', async () => {
     const image = new ImageContent({ seed: 11, imageId: 'big' });
     const disk = image.disk('d', 100 * GiB);

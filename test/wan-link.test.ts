@@ -104,6 +104,19 @@ describe('WanLink timing (exact, virtual time)', () => {
     expect(bulk.got.lastUs).toBe(20_000 + serializeUs(12_504_096, cfg.downBytesPerS));
   });
 
+  it('end() closes the stream after the last byte has crossed the link', async () => {
+    const cfg = wanConfig({ rttUs: 40_000, downBytesPerS: 100 * MBIT, headerBytes: 0 });
+    const { world, connect } = await setup(1, cfg);
+    const { client, server, got } = await connect();
+    let closedAt = -1;
+    client.onClose(() => (closedAt = world.clock.nowUs()));
+    server.write(Buffer.alloc(1_250_000));
+    server.end();
+    await world.run();
+    expect(got.lastUs).toBe(120_000);
+    expect(closedAt).toBe(120_000);
+  });
+
   it('uses the up bandwidth towards the server', async () => {
     const cfg = wanConfig({ rttUs: 40_000, downBytesPerS: 100 * MBIT, upBytesPerS: 10 * MBIT, headerBytes: 0 });
     const { world, connect } = await setup(1, cfg);
