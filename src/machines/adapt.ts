@@ -98,7 +98,8 @@ export function installDrivers(g: GuestConfig, target: PlatformProfile): void {
 
 /** Proxied address of a disk as the guest sees it after remapping (step 713). */
 export function proxiedDevice(exp: DiskExport, original: string): string {
-  const partition = /(p?\d+)$/.exec(original)?.[1] ?? '';
+  const n = /(\d+)$/.exec(original)?.[1];
+  const partition = n === undefined ? '' : `p${n}`;
   return exp.policy === 'cloud-only' ? `local:${exp.exportName}${partition}` : `nbd:${exp.exportName}${partition}`;
 }
 

@@ -146,9 +146,10 @@ async function adaptGuest(env: MachineEnv, vmId: string, name: string, done: str
   return { adaptations: [...(done ?? []).filter((a) => a !== name), name] };
 }
 
-function bestHost(env: MachineEnv, vm: VmInfo): string {
+/** The on-prem host with the most spare CPU that has room, other than the one the VM left. */
+function bestHost(env: MachineEnv, vm: VmInfo, leaving: string | null | undefined): string {
   const hosts = env.hypervisor.hosts()
-    .filter((h) => !h.failed && h.id !== vm.hostId && h.ramMiB - h.ramAllocatedMiB >= vm.ramMiB)
+    .filter((h) => !h.failed && h.id !== (vm.hostId ?? leaving) && h.ramMiB - h.ramAllocatedMiB >= vm.ramMiB)
     .sort((a, b) => (b.cpuCores - b.cpuDemand) - (a.cpuCores - a.cpuDemand) || a.id.localeCompare(b.id));
   if (!hosts[0]) throw new SpillwayError('E_NO_FIT', `no on-prem host has ${vm.ramMiB} MiB free for ${vm.id}`);
   return hosts[0].id;
@@ -209,7 +210,7 @@ export function transferActors(env: MachineEnv) {
     chooseServer: act<I, D>(async ({ input, data }) => {
       const analysis = need(data.analysis, 'analysis');
       if (cloudTarget(input.direction)) return { serverType: await chooseCloudType(env, analysis, input.instanceTypes, input.iops) };
-      const targetHostId = input.targetHostId ?? bestHost(env, hv.vm(input.vmId));
+      const targetHostId = input.targetHostId ?? bestHost(env, hv.vm(input.vmId), data.originHostId);
       return { serverType: `host:${targetHostId}`, targetHostId };
     }),
     provision: act<I, D>(async ({ input, data, token, id }) => {
