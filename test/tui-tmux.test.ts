@@ -1,6 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { readTraceFile } from '../tui/trace-file.js';
 
 /**
  * Drives the real `spillway replay` in a real terminal (tmux): start, pause,
@@ -78,7 +81,8 @@ describe.skipIf(!hasTmux && !required)('spillway replay in tmux', () => {
   });
 
   it('runs a scenario live with spillway tui, then quits cleanly', async () => {
-    const shell = `NCURSES_NO_UTF8_ACS=1 TERM=xterm node bin/spillway.js tui scenarios/quarter-end.yaml --speed 3600 --seed 5; echo SPILLWAY_EXIT=$?; exec sleep 600`;
+    const tracePath = join(mkdtempSync(join(tmpdir(), 'spillway-tui-')), 'live.jsonl');
+    const shell = `NCURSES_NO_UTF8_ACS=1 TERM=xterm node bin/spillway.js tui scenarios/quarter-end.yaml --speed 3600 --seed 5 --trace ${tracePath}; echo SPILLWAY_EXIT=$?; exec sleep 600`;
     tmux('new-session', '-d', '-s', 'tui', '-x', '100', '-y', '30', 'sh', '-c', shell);
     let screen = await waitFor('the live view', (s) => /LIVE │ T\+\d+:\d\d:\d\d\/72:00:00/.test(s) && /esx-06/.test(s));
     expect(screen).toMatch(/seed 5/);
@@ -94,8 +98,15 @@ describe.skipIf(!hasTmux && !required)('spillway replay in tmux', () => {
     tmux('send-keys', '-t', 'tui', 'q');
     screen = await waitFor('the exit', (s) => s.includes('SPILLWAY_EXIT='));
     expect(screen).toMatch(/SPILLWAY_EXIT=0/);
+    expect(screen).toMatch(/seed 5, stopped at T\+/);
     expect(tmux('display-message', '-p', '-t', 'tui', '#{alternate_on}').trim()).toBe('0');
     tmux('kill-session', '-t', 'tui');
+    // What was watched was recorded, and replays.
+    const recorded = readTraceFile(tracePath);
+    expect(recorded.problem).toBeNull();
+    expect(recorded.events[0]).toMatchObject({ type: 'run.start', data: { seed: 5, scenario: 'quarter-end' } });
+    expect(recorded.events.length).toBeGreaterThan(100);
+    rmSync(dirname(tracePath), { recursive: true, force: true });
   });
 
   it('restores the terminal when the process is terminated by a signal', async () => {

@@ -1,15 +1,18 @@
+import { closeSync, openSync, writeSync } from 'node:fs';
 import type blessed from 'blessed';
 import { DEFAULT_SPEED, type TuiApp } from '../../tui/app.js';
 import { LiveSource } from '../../tui/live-source.js';
 import { openScreen } from '../../tui/terminal.js';
 import { InputError } from '../errors.js';
+import { formatDurationUs } from '../util/units.js';
 import { EXIT_OK, parseFlags, parseSeed, requirePositional, type Command } from './command.js';
 
-const usage = `Usage: spillway tui <scenario.yaml> [--seed N] [--speed X]
+const usage = `Usage: spillway tui <scenario.yaml> [--seed N] [--speed X] [--trace FILE]
 
 Run a scenario's simulation at an adjustable pace and watch it live.
-  --seed N    seed for the run (default: the scenario's seed)
-  --speed X   virtual seconds per real second to start at (default ${DEFAULT_SPEED}; + and - change it)
+  --seed N      seed for the run (default: the scenario's seed)
+  --speed X     virtual seconds per real second to start at (default ${DEFAULT_SPEED}; + and - change it)
+  --trace FILE  also write the JSONL trace of what was watched, for spillway replay
 
 Keys: space pause, +/- speed, / filter, enter detail, esc back, tab focus, ? help, q quit.
 Stepping and seeking need a recorded trace: spillway replay <trace.jsonl>. See docs/tui.md.`;
@@ -29,9 +32,7 @@ export function parseSpeed(value: string | undefined): number {
  * on SIGINT/SIGTERM itself).
  */
 export async function runInTerminal(makeApp: (screen: blessed.Widgets.Screen) => TuiApp): Promise<void> {
-  if (!process.stdout.isTTY || !process.stdin.isTTY) {
-    throw new InputError('E_NOT_A_TERMINAL', 'the terminal UI needs an interactive terminal on stdin and stdout (it is not a pipe-friendly command)');
-  }
+  requireTerminal();
   const screen = openScreen();
   try {
     await makeApp(screen).run();
@@ -40,12 +41,26 @@ export async function runInTerminal(makeApp: (screen: blessed.Widgets.Screen) =>
   }
 }
 
+export function requireTerminal(): void {
+  if (!process.stdout.isTTY || !process.stdin.isTTY) {
+    throw new InputError('E_NOT_A_TERMINAL', 'the terminal UI needs an interactive terminal on stdin and stdout (it is not a pipe-friendly command)');
+  }
+}
+
+function openTrace(path: string): number {
+  try {
+    return openSync(path, 'w');
+  } catch (err) {
+    throw new InputError('E_BAD_TRACE_FILE', `--trace: cannot write ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 export const tuiCommand: Command = {
   name: 'tui',
   summary: 'watch a scenario run live in the terminal',
   usage,
-  async run(args) {
-    const { values, positionals } = parseFlags(args, { seed: { type: 'string' }, speed: { type: 'string' } }, usage);
+  async run(args, io) {
+    const { values, positionals } = parseFlags(args, { seed: { type: 'string' }, speed: { type: 'string' }, trace: { type: 'string' } }, usage);
     const path = requirePositional(positionals, 0, 'a scenario file', usage);
     const seed = parseSeed(values.seed);
     const speed = parseSpeed(values.speed);
@@ -53,9 +68,31 @@ export const tuiCommand: Command = {
       import('../scenario/load.js'), import('../sim/simulation.js'), import('../../tui/app.js'),
     ]);
     const scenario = loadScenarioFile(path);
-    const sim = await createSimulation(scenario, seed === undefined ? {} : { seed });
-    const source = new LiveSource(sim, { scenario: scenario.name });
-    await runInTerminal((screen) => new TuiApp({ screen, source, speed }));
+    requireTerminal(); // before --trace creates a file
+    const traceFd = values.trace === undefined ? null : openTrace(values.trace);
+    let pending: string[] = [];
+    const flush = (): void => {
+      if (traceFd !== null && pending.length > 0) writeSync(traceFd, pending.join(''));
+      pending = [];
+    };
+    try {
+      const sim = await createSimulation(scenario, {
+        ...(seed === undefined ? {} : { seed }),
+        ...(traceFd === null ? {} : {
+          onTrace: (_e: unknown, line: string) => {
+            pending.push(line + '\n');
+            if (pending.length >= 4096) flush();
+          },
+        }),
+      });
+      const source = new LiveSource(sim, { scenario: scenario.name });
+      await runInTerminal((screen) => new TuiApp({ screen, source, speed }));
+      io.out(`spillway tui ${path}: seed ${sim.world.seed}, stopped at T+${formatDurationUs(sim.world.nowUs)} of ${formatDurationUs(sim.endUs)}`);
+      if (values.trace !== undefined) io.out(`trace written to ${values.trace} (${sim.world.trace.count} events); replay it: spillway replay ${values.trace}`);
+    } finally {
+      flush();
+      if (traceFd !== null) closeSync(traceFd);
+    }
     return EXIT_OK;
   },
 };
