@@ -117,6 +117,25 @@ describe('WanLink timing (exact, virtual time)', () => {
     expect(closedAt).toBe(120_000);
   });
 
+  it('a destroyed connection stops using the link and is forgotten', async () => {
+    const cfg = wanConfig({ rttUs: 40_000, downBytesPerS: 100 * MBIT, headerBytes: 0 });
+    const { world, wan, connect } = await setup(1, cfg);
+    const a = await connect();
+    const b = await connect();
+    a.server.write(Buffer.alloc(12_500_000));
+    world.clock.schedule(100_000, () => { a.client.destroy(); b.server.write(Buffer.alloc(125_000)); });
+    await world.run();
+    // b waits for the turn on the wire (a's queue is gone), then needs 10 ms + 20 ms.
+    const turnUs = serializeUs(1448 * SEGMENTS_PER_TURN, cfg.downBytesPerS);
+    expect(b.got.lastUs).toBeLessThanOrEqual(100_000 + turnUs + 10_000 + 20_000);
+    expect(a.got.bytes).toBeLessThan(2_000_000);
+    expect(wan.stats().down.queuedBytes).toBe(0);
+    expect(wan.openConnections).toBe(1);
+    b.client.end();
+    await world.run();
+    expect(wan.openConnections).toBe(0);
+  });
+
   it('uses the up bandwidth towards the server', async () => {
     const cfg = wanConfig({ rttUs: 40_000, downBytesPerS: 100 * MBIT, upBytesPerS: 10 * MBIT, headerBytes: 0 });
     const { world, connect } = await setup(1, cfg);

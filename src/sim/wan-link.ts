@@ -158,7 +158,14 @@ class Flow implements Pipe {
   dead = false;
   private readonly progress: Array<() => void> = [];
 
-  constructor(private readonly direction: Direction) {}
+  constructor(private readonly direction: Direction, private readonly onClosed: () => void = () => undefined) {}
+
+  /** The endpoint closed (end, destroy or reset): what is still queued stops using the link. */
+  close(): void {
+    if (this.dead) return;
+    this.direction.drop(this);
+    this.onClosed();
+  }
 
   send(chunk: Buffer, deliver: (chunk: Buffer) => void): void {
     if (this.dead || chunk.length === 0) return;
@@ -219,6 +226,7 @@ class Direction {
   }
 
   drop(flow: Flow): void {
+    if (flow.dead) return;
     for (const c of flow.chunks) {
       this.backlogWire -= wireBytesFor(c.data.length - c.at, this.cfg);
       this.stats.queuedBytes -= c.data.length - c.at;
@@ -329,9 +337,18 @@ export class WanLink implements LinkModel {
   }
 
   open(conn: ConnectionControl): { toServer: Pipe; toClient: Pipe } {
-    const entry = { control: conn, up: new Flow(this.up), down: new Flow(this.down) };
+    let open = 2;
+    const closed = (): void => {
+      if (--open === 0) this.conns.delete(conn.id);
+    };
+    const entry = { control: conn, up: new Flow(this.up, closed), down: new Flow(this.down, closed) };
     this.conns.set(conn.id, entry);
     return { toServer: entry.up, toClient: entry.down };
+  }
+
+  /** Connections the link carries now. */
+  get openConnections(): number {
+    return this.conns.size;
   }
 
   /**

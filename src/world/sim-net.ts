@@ -9,6 +9,8 @@ export interface Pipe {
   readonly queuedBytes: number;
   /** Called whenever queuedBytes drops. */
   onProgress(cb: () => void): void;
+  /** The connection closed: bytes still queued will never be delivered, so a link may drop them. */
+  close?(): void;
 }
 
 /** What a link model may do to a connection it carries. */
@@ -147,6 +149,7 @@ class SimEndpoint implements Transport {
   close(err?: Error): void {
     if (this.closed) return;
     this.closed = true;
+    this.outbound.close?.();
     const cbs = this.closeCbs;
     this.closeCbs = [];
     for (const cb of cbs) cb(err);
