@@ -183,8 +183,9 @@ class Flow implements Pipe {
   }
 
   delivered(piece: Buffer, deliver: (chunk: Buffer) => void): void {
-    this.queued -= piece.length;
+    // A dropped flow already forgot its queue; a piece still in flight must not count again.
     if (this.dead) return;
+    this.queued -= piece.length;
     deliver(piece);
     for (const cb of this.progress) cb();
   }
