@@ -10,6 +10,7 @@ type Phase = 'client-flags' | 'options' | 'transmission' | 'closing' | 'closed';
 const MAX_OPTION_BYTES = 64 * 1024;
 const BASE_ALLOCATION_ID = 1;
 const ZEROES_124 = Buffer.alloc(124);
+const SMALL_BATCH_BYTES = 16 * 1024;
 
 interface Request {
   flags: number;
@@ -519,7 +520,11 @@ export class NbdConnection {
     this.outQueue = [];
     for (const b of out) this.unflushedBytes += b.length;
     let ok: boolean;
-    if (this.transport.writev) ok = this.transport.writev(out);
+    let bytes = 0;
+    for (const b of out) bytes += b.length;
+    // Small batches (4 KiB reads, acks) are cheaper copied into one write than corked into a writev.
+    if (out.length === 1 || bytes <= SMALL_BATCH_BYTES) ok = this.transport.write(out.length === 1 ? out[0]! : Buffer.concat(out, bytes));
+    else if (this.transport.writev) ok = this.transport.writev(out);
     else {
       ok = true;
       for (const b of out) ok = this.transport.write(b);
