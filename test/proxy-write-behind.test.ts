@@ -7,6 +7,7 @@ import { Layer } from '../src/proxy/layer.js';
 import { BlockError } from '../src/proxy/block-device.js';
 import { signatureOf } from '../src/proxy/secure-cache.js';
 import type { Rng } from '../src/world/types.js';
+import type { BlockDevice } from '../src/proxy/block-device.js';
 
 const KiB = 1024;
 
@@ -24,6 +25,53 @@ class FlakySink implements WriteSink {
   }
 }
 
+/**
+ * A disk with a volatile write cache: writes are visible at once but reach
+ * stable storage only on flush. A crash keeps a random prefix of the
+ * unflushed writes (in order) and drops the rest — so it tests that every
+ * "durable" claim is backed by a flush in the right order.
+ */
+class CrashableStore implements BlockDevice {
+  private live: SparseStore;
+  private readonly durable: SparseStore;
+  private pending: Array<(s: SparseStore) => void> = [];
+  constructor(readonly name: string, private readonly sizeBytes: number) {
+    this.live = new SparseStore(name, sizeBytes);
+    this.durable = new SparseStore(name, sizeBytes);
+  }
+  size(): number { return this.sizeBytes; }
+  readSync(offset: number, length: number): Buffer { return this.live.readSync(offset, length); }
+  /** Setup only: the bytes are on stable storage from the start. */
+  writeSync(offset: number, data: Uint8Array): void { this.live.writeSync(offset, data); this.durable.writeSync(offset, data); }
+  async read(offset: number, length: number): Promise<Buffer> { return this.live.readSync(offset, length); }
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    const copy = Buffer.from(data);
+    this.live.writeSync(offset, copy);
+    this.pending.push((s) => s.writeSync(offset, copy));
+  }
+  async trim(offset: number, length: number): Promise<void> { await this.writeZeroes(offset, length); }
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    this.live.zeroSync(offset, length, false);
+    this.pending.push((s) => s.zeroSync(offset, length, false));
+  }
+  async flush(): Promise<void> {
+    for (const p of this.pending) p(this.durable);
+    this.pending = [];
+  }
+  async prefetch(): Promise<void> {}
+  async extents(offset: number, length: number) { return this.live.extents(offset, length); }
+  async close(): Promise<void> {}
+  crash(rng: Rng): void {
+    const keep = rng.int(0, this.pending.length + 1);
+    for (const p of this.pending.slice(0, keep)) p(this.durable);
+    this.pending = [];
+    this.live = new SparseStore(this.name, this.sizeBytes);
+    this.live.writeSync(0, this.durable.readSync(0, this.sizeBytes));
+  }
+}
+
+type TestStore = SparseStore | CrashableStore;
+
 /** Resolve `p` while advancing virtual time (shipping retries live on the world clock). */
 async function settleOn<T>(world: SimWorld, p: Promise<T>, stepUs = 1_000_000, maxSteps = 10_000): Promise<T> {
   let done = false;
@@ -38,27 +86,28 @@ async function settleOn<T>(world: SimWorld, p: Promise<T>, stepUs = 1_000_000, m
 
 interface Rig {
   world: SimWorld;
-  onprem: SparseStore;
-  cloud: SparseStore;
-  map: SparseStore;
-  journalStore: SparseStore;
-  applierStore: SparseStore;
+  onprem: TestStore;
+  cloud: TestStore;
+  map: TestStore;
+  journalStore: TestStore;
+  applierStore: TestStore;
   sink: FlakySink;
   wb: WriteBehind;
   options: Omit<WriteBehindOptions, 'journal' | 'sink'>;
 }
 
-async function makeRig(seed: number, sizeBytes: number, extra: Partial<WriteBehindOptions> = {}, journalBytes = 64 * KiB): Promise<Rig> {
+async function makeRig(seed: number, sizeBytes: number, extra: Partial<WriteBehindOptions> = {}, journalBytes = 64 * KiB, crashable = false): Promise<Rig> {
   const world = new SimWorld(seed);
-  const onprem = new SparseStore('onprem', sizeBytes, 4096);
+  const store = (name: string, size: number): TestStore => (crashable ? new CrashableStore(name, size) : new SparseStore(name, size));
+  const onprem = store('onprem', sizeBytes);
   const init = world.rng('init');
   const original = Buffer.alloc(sizeBytes);
   for (let i = 0; i < sizeBytes; i++) original[i] = init.int(0, 256);
   onprem.writeSync(0, original);
-  const cloud = new SparseStore('cloud', sizeBytes);
-  const map = new SparseStore('map', 64 * KiB);
-  const journalStore = new SparseStore('journal', 8 * KiB + journalBytes);
-  const applierStore = new SparseStore('applier', 1024 * KiB);
+  const cloud = store('cloud', sizeBytes);
+  const map = store('map', 64 * KiB);
+  const journalStore = store('journal', 8 * KiB + journalBytes);
+  const applierStore = store('applier', 1024 * KiB);
   const applier = await GroupApplier.open(onprem, await StoreJournal.open(applierStore), 'd1');
   const sink = new FlakySink(applier, world.rng('faults'));
   const options = { world, diskId: 'd1', persistence: 'on-prem' as const, store: cloud, mapStore: map, ...extra };
@@ -69,6 +118,9 @@ async function makeRig(seed: number, sizeBytes: number, extra: Partial<WriteBehi
 async function restart(rig: Rig, alsoOnPrem: boolean): Promise<void> {
   rig.wb.kill();
   await rig.world.advance(0);
+  const crash = (s: TestStore): void => { if (s instanceof CrashableStore) s.crash(rig.world.rng('crash')); };
+  [rig.cloud, rig.map, rig.journalStore].forEach(crash);
+  if (alsoOnPrem) [rig.onprem, rig.applierStore].forEach(crash);
   if (alsoOnPrem) rig.sink.applier = await GroupApplier.open(rig.onprem, await StoreJournal.open(rig.applierStore), 'd1');
   rig.wb = await WriteBehind.open(rig.onprem, { ...rig.options, journal: await StoreJournal.open(rig.journalStore), sink: rig.sink });
 }
@@ -87,6 +139,93 @@ describe('coalesce', () => {
       .toEqual(['0:bbbb', '4z6', '10:d', '100:aaaaccaaaa']);
   });
 });
+
+async function modelRun(seeds: number, crashable: boolean): Promise<{ crashes: number; groups: number; duplicates: number; failures: number }> {
+    const SIZE = 64 * KiB;
+    const G = 512;
+    const NP = { offset: 56 * KiB, length: 8 * KiB };
+    const npEnd = NP.offset + NP.length;
+    const totals = { crashes: 0, groups: 0, duplicates: 0, failures: 0 };
+    for (let seed = 1; seed <= seeds; seed++) {
+      const rig = await makeRig(seed, SIZE, { granuleBytes: G, rpoUs: 2_000_000, shipThresholdBytes: 6 * KiB, retryUs: 100_000, nonPersistent: [NP] }, 24 * KiB, crashable);
+      const original = rig.onprem.readSync(0, SIZE);
+      const model = Buffer.from(original);
+      // Per non-persistent granule: every value it held since the last flush (any may survive a crash).
+      const npHist: Buffer[][] = [];
+      const resetHist = (): void => { for (let g = NP.offset; g < npEnd; g += G) npHist[(g - NP.offset) / G] = [Buffer.from(model.subarray(g, g + G))]; };
+      const noteNp = (): void => { for (let g = NP.offset; g < npEnd; g += G) npHist[(g - NP.offset) / G]!.push(Buffer.from(model.subarray(g, g + G))); };
+      resetHist();
+      const rng = rig.world.rng('ops');
+      rig.sink.failBefore = 0.15;
+      rig.sink.loseAck = 0.15;
+      const where = (op: string): string => `seed ${seed} after ${op}`;
+      const ops: string[] = [];
+      for (let step = 0; step < 120; step++) {
+        const r = rng.next();
+        const off = rng.chance(0.5) ? rng.int(0, SIZE / G) * G : rng.int(0, SIZE - 1);
+        const len = Math.min(SIZE - off, rng.chance(0.5) ? rng.int(1, 4) * G : rng.int(1, 3 * G));
+        if (r < 0.35) {
+          const data = Buffer.alloc(len);
+          for (let i = 0; i < len; i++) data[i] = rng.int(0, 256);
+          await rig.wb.write(off, data, { fua: rng.chance(0.1) });
+          data.copy(model, off);
+          noteNp();
+          ops.push(`write ${off}+${len}`);
+        } else if (r < 0.45) {
+          const burst = Array.from({ length: rng.int(2, 5) }, () => {
+            const o = rng.int(0, SIZE - 2 * G);
+            return { o, d: Buffer.alloc(rng.int(1, 2 * G), rng.int(0, 256)) };
+          });
+          await Promise.all(burst.map((b) => rig.wb.write(b.o, b.d)));
+          for (const b of burst) { b.d.copy(model, b.o); noteNp(); }
+          ops.push('burst');
+        } else if (r < 0.55) {
+          await (rng.chance(0.5) ? rig.wb.trim(off, len) : rig.wb.writeZeroes(off, len));
+          model.fill(0, off, off + len);
+          noteNp();
+          ops.push(`zero ${off}+${len}`);
+        } else if (r < 0.75) {
+          const got = await rig.wb.read(off, len);
+          if (!got.equals(model.subarray(off, off + len))) throw new Error(`${where(ops.join(', '))}: read ${off}+${len} is not the latest acknowledged write`);
+        } else if (r < 0.82) {
+          await rig.wb.flush();
+          resetHist();
+          ops.push('flush');
+        } else if (r < 0.92) {
+          await rig.world.advance(rng.int(0, 3_000_000));
+        } else {
+          await restart(rig, rng.chance(0.5));
+          ops.push('crash');
+          // Persistent regions: every acknowledged write survived. A non-persistent granule written
+          // since the last flush may hold any value it had since then, or (its map bit lost) the original.
+          const got = await rig.wb.read(0, SIZE);
+          if (!got.subarray(0, NP.offset).equals(model.subarray(0, NP.offset))) throw new Error(`${where(ops.join(', '))}: persistent data lost in the crash`);
+          for (let g = NP.offset; g < npEnd; g += G) {
+            const now = got.subarray(g, g + G);
+            const ok = npHist[(g - NP.offset) / G]!.some((v) => v.equals(now)) || now.equals(original.subarray(g, g + G));
+            if (!ok) throw new Error(`${where(ops.join(', '))}: non-persistent granule ${g} holds a value it never had since the last flush`);
+          }
+          got.copy(model, NP.offset, NP.offset, npEnd);
+          resetHist();
+        }
+      }
+      await settleOn(rig.world, rig.wb.flush());
+      await settleOn(rig.world, rig.wb.drain());
+      const onprem = rig.onprem.readSync(0, SIZE);
+      const expect = (v: unknown, msg: string) => ({ toBe: (want: unknown) => { if (v !== want) throw new Error(`${msg}: got ${String(v)}, want ${String(want)}`); } });
+      expect(onprem.subarray(0, NP.offset).equals(model.subarray(0, NP.offset)), `seed ${seed}: on-prem equals the model`).toBe(true);
+      expect(onprem.subarray(NP.offset).equals(original.subarray(NP.offset)), `seed ${seed}: swap never shipped`).toBe(true);
+      expect((await rig.wb.read(0, SIZE)).equals(model), `seed ${seed}: cloud view equals the model`).toBe(true);
+      for (const [s, n] of rig.sink.applier.applications) expect(n, `seed ${seed}: group ${s} applied once`).toBe(1);
+      expect(rig.wb.stats().backlogBytes, `seed ${seed}: backlog`).toBe(0);
+      expect(rig.wb.stats().lagUs, `seed ${seed}: lag`).toBe(0);
+      totals.crashes += ops.filter((o) => o === 'crash').length;
+      totals.groups += rig.sink.applier.appliedSeq;
+      totals.duplicates += rig.sink.applier.duplicates;
+      totals.failures += rig.sink.calls - rig.sink.applier.appliedSeq;
+    }
+    return totals;
+}
 
 describe('WriteBehind', () => {
   it('journals before acking, ships on the RPO timer, and applies on-prem', async () => {
@@ -210,85 +349,17 @@ describe('WriteBehind', () => {
   });
 
   it('model-based: random read/write/trim/flush/crash-restart against a reference model, many seeds', async () => {
-    const SIZE = 64 * KiB;
-    const G = 512;
-    const NP = { offset: 56 * KiB, length: 8 * KiB };
-    const npEnd = NP.offset + NP.length;
-    const totals = { crashes: 0, groups: 0, duplicates: 0, failures: 0 };
-    for (let seed = 1; seed <= 40; seed++) {
-      const rig = await makeRig(seed, SIZE, { granuleBytes: G, rpoUs: 2_000_000, shipThresholdBytes: 6 * KiB, retryUs: 100_000, nonPersistent: [NP] }, 24 * KiB);
-      const original = rig.onprem.readSync(0, SIZE);
-      const model = Buffer.from(original);
-      let flushedNp = Buffer.from(model.subarray(NP.offset, npEnd));
-      const rng = rig.world.rng('ops');
-      rig.sink.failBefore = 0.15;
-      rig.sink.loseAck = 0.15;
-      const where = (op: string): string => `seed ${seed} after ${op}`;
-      const ops: string[] = [];
-      for (let step = 0; step < 120; step++) {
-        const r = rng.next();
-        const off = rng.chance(0.5) ? rng.int(0, SIZE / G) * G : rng.int(0, SIZE - 1);
-        const len = Math.min(SIZE - off, rng.chance(0.5) ? rng.int(1, 4) * G : rng.int(1, 3 * G));
-        if (r < 0.35) {
-          const data = Buffer.alloc(len);
-          for (let i = 0; i < len; i++) data[i] = rng.int(0, 256);
-          await rig.wb.write(off, data, { fua: rng.chance(0.1) });
-          data.copy(model, off);
-          ops.push(`write ${off}+${len}`);
-        } else if (r < 0.45) {
-          const burst = Array.from({ length: rng.int(2, 5) }, () => {
-            const o = rng.int(0, SIZE - 2 * G);
-            return { o, d: Buffer.alloc(rng.int(1, 2 * G), rng.int(0, 256)) };
-          });
-          await Promise.all(burst.map((b) => rig.wb.write(b.o, b.d)));
-          for (const b of burst) b.d.copy(model, b.o);
-          ops.push('burst');
-        } else if (r < 0.55) {
-          await (rng.chance(0.5) ? rig.wb.trim(off, len) : rig.wb.writeZeroes(off, len));
-          model.fill(0, off, off + len);
-          ops.push(`zero ${off}+${len}`);
-        } else if (r < 0.75) {
-          const got = await rig.wb.read(off, len);
-          if (!got.equals(model.subarray(off, off + len))) throw new Error(`${where(ops.join(', '))}: read ${off}+${len} is not the latest acknowledged write`);
-        } else if (r < 0.82) {
-          await rig.wb.flush();
-          flushedNp = Buffer.from(model.subarray(NP.offset, npEnd));
-          ops.push('flush');
-        } else if (r < 0.92) {
-          await rig.world.advance(rng.int(0, 3_000_000));
-        } else {
-          await restart(rig, rng.chance(0.5));
-          ops.push('crash');
-          // Persistent regions: every acknowledged write survived. The non-persistent region
-          // was not flushed since some writes: each granule is either the latest or the flushed value.
-          const got = await rig.wb.read(0, SIZE);
-          if (!got.subarray(0, NP.offset).equals(model.subarray(0, NP.offset))) throw new Error(`${where(ops.join(', '))}: persistent data lost in the crash`);
-          for (let g = NP.offset; g < npEnd; g += G) {
-            const now = got.subarray(g, g + G);
-            const ok = now.equals(model.subarray(g, g + G)) || now.equals(flushedNp.subarray(g - NP.offset, g - NP.offset + G));
-            if (!ok) throw new Error(`${where(ops.join(', '))}: non-persistent granule ${g} is neither latest nor flushed`);
-          }
-          got.copy(model, NP.offset, NP.offset, npEnd);
-          flushedNp = Buffer.from(model.subarray(NP.offset, npEnd));
-        }
-      }
-      await settleOn(rig.world, rig.wb.flush());
-      await settleOn(rig.world, rig.wb.drain());
-      const onprem = rig.onprem.readSync(0, SIZE);
-      expect(onprem.subarray(0, NP.offset).equals(model.subarray(0, NP.offset)), `seed ${seed}: on-prem equals the model`).toBe(true);
-      expect(onprem.subarray(NP.offset).equals(original.subarray(NP.offset)), `seed ${seed}: swap never shipped`).toBe(true);
-      expect((await rig.wb.read(0, SIZE)).equals(model), `seed ${seed}: cloud view equals the model`).toBe(true);
-      for (const [s, n] of rig.sink.applier.applications) expect(n, `seed ${seed}: group ${s} applied once`).toBe(1);
-      expect(rig.wb.stats()).toMatchObject({ backlogBytes: 0, lagUs: 0 });
-      totals.crashes += ops.filter((o) => o === 'crash').length;
-      totals.groups += rig.sink.applier.appliedSeq;
-      totals.duplicates += rig.sink.applier.duplicates;
-      totals.failures += rig.sink.calls - rig.sink.applier.appliedSeq;
-    }
+    const totals = await modelRun(40, false);
     // The run must actually have exercised crashes, shipping, lost acks and retries.
     expect(totals.crashes).toBeGreaterThan(50);
     expect(totals.groups).toBeGreaterThan(200);
     expect(totals.duplicates).toBeGreaterThan(10);
     expect(totals.failures).toBeGreaterThan(20);
+  });
+
+  it('model-based, on disks that lose unflushed writes when they crash (random prefix kept)', async () => {
+    const totals = await modelRun(20, true);
+    expect(totals.crashes).toBeGreaterThan(25);
+    expect(totals.groups).toBeGreaterThan(100);
   });
 });
