@@ -101,7 +101,7 @@ describe('spillway run', () => {
     expect(r.err).toMatch(/bad\.yaml line \d+: datacenter\.vms\[0\]\.vcpus: expected an integer >= 1 <= 512, got "four"/);
   });
 
-  const variants: Array<[string, string, RegExp]> = [
+  const variants: Array<[string, string, string, RegExp]> = [
     ['unknown field', 'duration: 8h', 'duration: 8h\nduraton: 9h', /duraton: unknown field/],
     ['bad seed', 'seed: 11', 'seed: -1', /seed: expected an integer >= 0/],
     ['bad duration', 'duration: 8h', 'duration: 8 hours', /duration: "8 hours" is not a duration/],

@@ -262,7 +262,7 @@ export class ScenarioSimulation implements Simulation {
 
   private finish(): void {
     if (this.finalReport) return;
-    this.world.trace.emit('world', 'run.end', { reason: this.endUs < this.scenario.durationUs ? 'until' : 'duration', events: this.world.eventsRun });
+    this.world.trace.emit('world', 'run.end', { reason: this.endUs === this.scenario.durationUs ? 'duration' : 'until', events: this.world.eventsRun });
     const report = this.buildReport();
     report.expectations = evaluateExpectations(report, this.scenario.expect);
     for (const r of report.expectations) {
