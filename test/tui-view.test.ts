@@ -181,6 +181,24 @@ describe('headless render at 80x24', () => {
     await h.running;
   });
 
+  it('scrolls the hosts panel when it has focus and the hosts do not fit', async () => {
+    const hosts: TraceEvent[] = Array.from({ length: 8 }, (_, i) => ({
+      t: 0, src: `host/esx-0${i + 1}`, type: 'host.load', data: { cpuDemand: 10 + i, cpuCapacity: 48, ramUsedMiB: 1, ramMiB: 2, vms: i },
+    }));
+    const h = await start(80, 24, hosts);
+    await h.frames(1);
+    expect(h.text()).toMatch(/esx-01/);
+    expect(h.text()).toMatch(/\+4 more hosts/);
+    expect(h.text()).not.toMatch(/esx-08/);
+    await h.type('\t\t'); // focus: VMs → events → hosts
+    expect(h.app.viewState.focus).toBe('hosts');
+    await h.type('\x1b[B\x1b[B\x1b[B\x1b[B\x1b[B'); // ↓ × 5
+    expect(h.text()).toMatch(/esx-08 +█+░+ +35% +7vm/);
+    expect(h.text()).not.toMatch(/esx-01/);
+    h.app.key({ full: 'q' });
+    await h.running;
+  });
+
   it('escapes untrusted names: tags and terminal escapes are shown, not obeyed', async () => {
     const evil: TraceEvent[] = [
       { t: 0, src: 'world', type: 'run.start', data: { scenario: '{red-fg}x', seed: 1, vms: 2, hosts: 0 } },

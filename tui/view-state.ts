@@ -23,12 +23,15 @@ export interface ViewState {
   readonly selectedVm: string | null;
   /** Lines scrolled back from the newest log entry (0 follows the tail). */
   readonly logScroll: number;
+  /** First host / instance row shown (when there are more than fit). */
+  readonly hostsScroll: number;
+  readonly instancesScroll: number;
   /** The VM whose detail is open. */
   readonly detailVm: string | null;
 }
 
 export const initialViewState: ViewState = Object.freeze({
-  mode: 'main', underHelp: 'main', focus: 'vms', filter: '', editingFilter: false, filterDraft: '', selectedVm: null, logScroll: 0, detailVm: null,
+  mode: 'main', underHelp: 'main', focus: 'vms', filter: '', editingFilter: false, filterDraft: '', selectedVm: null, logScroll: 0, hostsScroll: 0, instancesScroll: 0, detailVm: null,
 });
 
 /** Commands a key asks of the controller (pace and position are not view state). */
@@ -142,7 +145,12 @@ export function reduceKey(state: ViewState, key: Key, snap: Snapshot): KeyResult
         const scroll = Math.max(0, Math.min(max, state.logScroll - (Number.isFinite(delta) ? delta : Math.sign(delta) * max)));
         return same({ ...state, logScroll: scroll });
       }
-      if (state.focus !== 'vms') return same();
+      if (state.focus === 'hosts' || state.focus === 'instances') {
+        const key = state.focus === 'hosts' ? 'hostsScroll' : 'instancesScroll';
+        const max = Math.max(0, (state.focus === 'hosts' ? snap.hosts.length : snap.instances.length) - 1);
+        const next = Number.isFinite(delta) ? state[key] + delta : delta < 0 ? 0 : max;
+        return same({ ...state, [key]: Math.max(0, Math.min(max, next)) });
+      }
       const visible = filterVms(snap.vms, state.filter);
       if (visible.length === 0) return same();
       const cur = visible.findIndex((v) => v.name === effectiveSelection(state, visible));

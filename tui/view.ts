@@ -172,12 +172,12 @@ export class TuiView {
     const set = (id: PanelId, lines: string[]): void => {
       w.boxes[id]!.setContent(lines.join('\n'));
     };
-    set('hosts', hostsLines(snap, inner('hosts').width, inner('hosts').height));
+    set('hosts', hostsLines(snap, inner('hosts').width, inner('hosts').height, view.hostsScroll));
     set('proxy', proxyLines(snap, inner('proxy').width, inner('proxy').height));
     w.boxes.vms!.setLabel(vmLabel(snap, view));
     set('vms', vmLines(snap, view, inner('vms').width, inner('vms').height, focus === 'vms'));
     w.boxes.instances!.setLabel(` cloud instances ${snap.instances.filter((i) => i.state === 'running').length}/${snap.instances.length} `);
-    set('instances', instanceLines(snap, inner('instances').width, inner('instances').height));
+    set('instances', instanceLines(snap, inner('instances').width, inner('instances').height, view.instancesScroll));
     w.boxes.log!.setLabel(view.logScroll > 0 ? ` events (scrolled back ${view.logScroll}) ` : ' events ');
     set('log', logLines(snap, view, inner('log').width, inner('log').height));
     if (w.wanChart && w.wanText) {

@@ -6,10 +6,12 @@ function pct(used: number, total: number): number {
 }
 
 /** On-prem hosts: a CPU bar whose length is capacity and whose fill is demand; RAM too when there is room. */
-export function hostsLines(snap: Snapshot, width: number, height: number): string[] {
-  const hosts = snap.hosts;
-  if (hosts.length === 0) return ['{gray-fg}no host.load samples yet{/gray-fg}'];
-  const twoLines = hosts.length * 2 <= height;
+export function hostsLines(snap: Snapshot, width: number, height: number, scroll = 0): string[] {
+  if (snap.hosts.length === 0) return ['{gray-fg}no host.load samples yet{/gray-fg}'];
+  const twoLines = snap.hosts.length * 2 <= height;
+  // Scrolled (focus + ↑↓) only when they do not all fit.
+  const first = twoLines ? 0 : Math.max(0, Math.min(scroll, snap.hosts.length - height));
+  const hosts = snap.hosts.slice(first);
   const nameW = Math.min(10, Math.max(4, ...hosts.map((h) => h.id.length)));
   // name, space, label, bar, pct (5), space, "NNNvm" (5)
   const barW = Math.max(3, width - nameW - 12 - (twoLines ? 4 : 0));
@@ -19,7 +21,7 @@ export function hostsLines(snap: Snapshot, width: number, height: number): strin
     lines.push(hostLine(h, nameW, barW, twoLines ? 'cpu ' : '', pct(h.cpuDemand, h.cpuCapacity), `${fit(String(h.vms), 3, 'right')}vm`));
     if (twoLines) lines.push(hostLine(h, nameW, barW, 'ram ', pct(h.ramUsedMiB, h.ramMiB), '', true));
   }
-  if (shown.length < hosts.length) lines[lines.length - 1] = `{gray-fg}+${hosts.length - shown.length + 1} more hosts{/gray-fg}`;
+  if (shown.length < hosts.length) lines[lines.length - 1] = `{gray-fg}+${hosts.length - shown.length + 1} more hosts (tab here, ↓){/gray-fg}`;
   return lines;
 }
 
