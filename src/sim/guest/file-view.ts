@@ -3,7 +3,7 @@ import { SpillwayError } from '../../errors.js';
 import type { BlockDevice } from '../../proxy/block-device.js';
 import { createRng } from '../../world/rng.js';
 import type { Rng } from '../../world/types.js';
-import { CONTENT_BLOCK_BYTES, REGION_BYTES, SPAN_BYTES, type ImageContent } from './content.js';
+import { CONTENT_BLOCK_BYTES, SPAN_BYTES, type ImageContent } from './content.js';
 
 /**
  * The guest's file-level view of a generated disk (docs/guest.md): an
@@ -186,7 +186,10 @@ function dataBytesIn(image: ImageContent, start: number, end: number): number {
   return n;
 }
 
-/** Hands out whole blocks of non-zero regions in address order. */
+/**
+ * Hands out whole blocks of non-zero regions in address order. Zero is
+ * decided per 1 MiB span (content.ts), so runs of data are runs of non-zero spans.
+ */
 class AreaAllocator {
   private pos: number;
   constructor(private readonly image: ImageContent, start: number, private readonly end: number) {
@@ -197,14 +200,14 @@ class AreaAllocator {
     let need = Math.max(1, Math.ceil(bytes / CONTENT_BLOCK_BYTES)) * CONTENT_BLOCK_BYTES;
     const out: DiskRange[] = [];
     while (need > 0) {
-      this.skipZero();
+      while (this.pos < this.end && this.image.spanIsZero(Math.floor(this.pos / SPAN_BYTES))) {
+        this.pos = (Math.floor(this.pos / SPAN_BYTES) + 1) * SPAN_BYTES;
+      }
       if (this.pos >= this.end) {
         throw new SpillwayError('E_GUEST_DISK_FULL', `guest file view: no room left for ${path} (area ends at ${this.end})`);
       }
-      const region = Math.floor(this.pos / REGION_BYTES);
-      // Take up to the end of this run of non-zero regions.
-      let runEnd = (region + 1) * REGION_BYTES;
-      while (runEnd < this.end && runEnd - this.pos < need && this.image.regionKind(runEnd / REGION_BYTES) !== 'zero') runEnd += REGION_BYTES;
+      let runEnd = (Math.floor(this.pos / SPAN_BYTES) + 1) * SPAN_BYTES;
+      while (runEnd < this.end && runEnd - this.pos < need && !this.image.spanIsZero(runEnd / SPAN_BYTES)) runEnd += SPAN_BYTES;
       const take = Math.min(need, Math.min(runEnd, this.end) - this.pos);
       const last = out[out.length - 1];
       if (last && last.offset + last.length === this.pos) last.length += take;
@@ -213,19 +216,6 @@ class AreaAllocator {
       need -= take;
     }
     return out;
-  }
-
-  private skipZero(): void {
-    while (this.pos < this.end) {
-      const region = Math.floor(this.pos / REGION_BYTES);
-      if (this.image.spanIsZero(Math.floor(this.pos / SPAN_BYTES))) {
-        this.pos = (Math.floor(this.pos / SPAN_BYTES) + 1) * SPAN_BYTES;
-      } else if (this.image.regionKind(region) === 'zero') {
-        this.pos = (region + 1) * REGION_BYTES;
-      } else {
-        return;
-      }
-    }
   }
 }
 
