@@ -70,6 +70,7 @@ export class MigrationLayer extends Layer {
   private sinceFlush = 0;
   private running = false;
   private stopRequested = false;
+  private dead = false;
   private loop: Promise<void> | undefined;
   private wakeTimer: Timer | undefined;
   private wake: (() => void) | undefined;
@@ -139,6 +140,18 @@ export class MigrationLayer extends Layer {
     await this.loop;
     await Promise.all([...this.locks.values()]);
     await this.persist();
+  }
+
+  /**
+   * Simulate the process dying: the background sync stops where it is and
+   * nothing more is persisted. Open a new layer over the same target and log
+   * to recover; chunks transferred since the last persist are fetched again.
+   */
+  kill(): void {
+    this.dead = true;
+    this.stopRequested = true;
+    this.wakeTimer?.cancel();
+    this.wake?.();
   }
 
   /** Resolve when every chunk is in the cloud storage. */
@@ -275,6 +288,7 @@ export class MigrationLayer extends Layer {
   }
 
   private async mark(c: number): Promise<void> {
+    if (this.dead) return;
     this.log.set(c);
     if (++this.sinceFlush >= this.opts.persistEveryChunks) await this.persist();
     if (this.log.count === this.chunks) {
@@ -287,6 +301,7 @@ export class MigrationLayer extends Layer {
 
   /** Target first, then the log: a persisted bit never points at data that is not durable. */
   private async persist(): Promise<void> {
+    if (this.dead) return;
     this.sinceFlush = 0;
     await this.target.flush();
     await this.log.persist();
