@@ -107,7 +107,7 @@ describe('headless render at 80x24', () => {
     expect(text).toMatch(/cloud instances 2\/2/);
     expect(text).toMatch(/i-0a001 +running +batch-01/);
     expect(text).toMatch(/0:29:27 vm\/batch-… transfer → running/);
-    expect(lines[23]).toMatch(/^space pause {2}\+\/- speed/);
+    expect(lines[23]).toMatch(/^\? help {2}q quit {2}space pause {2}\+\/- speed/);
     h.app.key({ full: 'q' });
     await h.running;
   });

@@ -28,7 +28,12 @@ export function headerLine(frame: Frame, width: number): string {
   return ` ${line}`;
 }
 
-export const KEY_HINTS = 'space pause  +/- speed  ←/→ step  [/] seek  / filter  enter detail  tab focus  ? help  q quit';
+/** Help and quit first: on a narrow terminal the tail is what gets cut. */
+export function keyHints(kind: 'live' | 'replay'): string {
+  return kind === 'replay'
+    ? '? help  q quit  space pause  +/- speed  ←/→ step  [/] seek  / filter  enter detail  tab focus'
+    : '? help  q quit  space pause  +/- speed  / filter  enter detail  tab focus';
+}
 
 /** The bottom line: the filter being typed, else a message or warning, else key hints. */
 export function footerLine(frame: Frame, width: number): string {
@@ -37,5 +42,5 @@ export function footerLine(frame: Frame, width: number): string {
   const filter = view.filter ? `{yellow-fg}[/${esc(clip(view.filter, 20))}]{/yellow-fg} ` : '';
   if (frame.message) return filter + color('cyan', esc(clip(frame.message, width - 25)));
   if (frame.warning) return filter + color('yellow', esc(clip(`⚠ ${frame.warning}`, width - 25)));
-  return filter + esc(fit(KEY_HINTS, width - (view.filter ? Math.min(view.filter.length, 20) + 4 : 0)).trimEnd());
+  return filter + esc(fit(keyHints(frame.playback.kind), width - (view.filter ? Math.min(view.filter.length, 20) + 4 : 0)).trimEnd());
 }
