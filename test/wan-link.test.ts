@@ -203,6 +203,22 @@ describe('WanLink timing (exact, virtual time)', () => {
     expect(() => wan.scheduleOutage(0, 10)).toThrow(/integer start >= now/);
   });
 
+  it('an outage injected over a configured one only adds the time it does not cover', async () => {
+    const cfg = wanConfig({
+      rttUs: 40_000, downBytesPerS: 100 * MBIT, headerBytes: 0,
+      outages: [{ atUs: 200_000, forUs: 100_000, reset: false }, { atUs: 500_000, forUs: 100_000, reset: false }],
+    });
+    const { world, wan, connect } = await setup(1, cfg);
+    const { server, got } = await connect();
+    server.write(Buffer.alloc(12_500_000));
+    // 250 ms → 650 ms: covers the rest of the first window, the gap, the second window and 50 ms more.
+    world.clock.schedule(250_000, () => wan.scheduleOutage(250_000, 400_000));
+    await world.run();
+    // Total down time: 200..650 ms = 450 ms.
+    expect(got.lastUs).toBe(1_020_000 + 450_000);
+    expect(wan.stats().outagesStarted).toBe(4);
+  });
+
   it('charges each lost transmission one RTO and a resend, per the formula, with a fixed seed', async () => {
     const cfg = wanConfig({ rttUs: 40_000, downBytesPerS: 100 * MBIT, lossRate: 0.3 });
     const { world, wan, connect } = await setup(5, cfg);

@@ -354,19 +354,31 @@ export class WanLink implements LinkModel {
 
   /**
    * Add an outage window at `atUs` (not in the past). Deliveries already
-   * scheduled past its start are pushed back by its length.
+   * scheduled past its start are pushed back by its length. Where it overlaps
+   * windows already known, it adds only the time they do not cover (a fault
+   * injected during a configured outage extends it rather than failing).
    */
   scheduleOutage(atUs: number, forUs: number, reset = false): void {
     const now = this.world.clock.nowUs();
     if (!Number.isInteger(atUs) || !Number.isInteger(forUs) || forUs <= 0 || atUs < now) {
       throw new InputError('E_WAN_OUTAGE', `${this.src}: an outage needs an integer start >= now (${now}us) and a positive length, got at ${atUs}us for ${forUs}us`);
     }
+    let start = atUs;
     const end = atUs + forUs;
+    const gaps: Array<[number, number]> = [];
     for (const o of this.outages) {
-      if (atUs < o.atUs + o.forUs && o.atUs < end) {
-        throw new InputError('E_WAN_OUTAGE', `${this.src}: outage at ${atUs}us for ${forUs}us overlaps the one at ${o.atUs}us for ${o.forUs}us`);
-      }
+      const oEnd = o.atUs + o.forUs;
+      if (oEnd <= start || o.atUs >= end) continue;
+      if (o.atUs > start) gaps.push([start, o.atUs - start]);
+      start = Math.max(start, oEnd);
     }
+    if (start < end) gaps.push([start, end - start]);
+    for (const [at, length] of gaps) this.addOutage(at, length, reset);
+  }
+
+  private addOutage(atUs: number, forUs: number, reset: boolean): void {
+    const now = this.world.clock.nowUs();
+    const end = atUs + forUs;
     const outage: WanOutage = { atUs, forUs, reset };
     this.outages.push(outage);
     this.outages.sort((a, b) => a.atUs - b.atUs);
