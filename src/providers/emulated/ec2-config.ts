@@ -82,7 +82,7 @@ export const EC2_ACTIONS = [
   'DescribeInstanceTypes', 'DescribeImages', 'RunInstances', 'DescribeInstances', 'StartInstances',
   'StopInstances', 'TerminateInstances', 'ModifyInstanceAttribute', 'CreateVolume', 'AttachVolume',
   'DetachVolume', 'DeleteVolume', 'DescribeVolumes', 'CreateSnapshot', 'DescribeSnapshots', 'DeleteSnapshot',
-  'CreateTags', 'DescribeAccountAttributes',
+  'CreateTags',
 ] as const;
 
 /** Error codes a fault may inject. */

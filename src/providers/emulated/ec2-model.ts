@@ -2,7 +2,7 @@ import type { InstanceState, VolumeState } from '../cloud.js';
 import type { Rng, Timer, World } from '../../world/types.js';
 import { US_PER_H, US_PER_S } from '../../util/units.js';
 import type { CatalogEntry, CloudConfig } from './ec2-config.js';
-import { Ec2ApiError, Params, invalid, isoFromEpochMs, type XmlValue } from './ec2-query.js';
+import { Ec2ApiError, Params, invalid, isoFromEpochMs, type ParamTree, type XmlValue } from './ec2-query.js';
 
 /**
  * A stateful EC2 on the World clock. Every request is applied at the virtual
@@ -104,8 +104,6 @@ export class Ec2Model {
   private readonly timing: Rng;
   private readonly consistency: Rng;
   private nextIp = 10;
-  /** Calls served, per action, for tests and reports. */
-  readonly served = new Map<string, number>();
 
   constructor(private readonly world: World, readonly config: CloudConfig) {
     this.catalog = new Map(config.catalog.map((c) => [c.type, c]));
@@ -120,9 +118,8 @@ export class Ec2Model {
   }
 
   /** Apply one request now. Throws Ec2ApiError with AWS's code, message and HTTP status. */
-  handle(action: string, tree: ParamTreeLike): ResponseBody {
+  handle(action: string, tree: ParamTree): ResponseBody {
     const p = new Params(tree);
-    this.served.set(action, (this.served.get(action) ?? 0) + 1);
     this.throttle(action);
     if (this.config.unauthorized.includes(action)) {
       throw new Ec2ApiError('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403);
@@ -145,7 +142,6 @@ export class Ec2Model {
       case 'DescribeSnapshots': return this.describeSnapshots(p);
       case 'DeleteSnapshot': return this.deleteSnapshot(p);
       case 'CreateTags': return this.createTags(p);
-      case 'DescribeAccountAttributes': return this.describeAccountAttributes(p);
       default:
         throw new Ec2ApiError('InvalidAction', `The action ${action || '(none)'} is not valid for this web service.`, 400);
     }
@@ -748,7 +744,7 @@ export class Ec2Model {
     };
   }
 
-  // ---- tags, account -------------------------------------------------------
+  // ---- tags ---------------------------------------------------------------
 
   private createTags(p: Params): ResponseBody {
     const ids = p.strList('ResourceId');
@@ -773,21 +769,8 @@ export class Ec2Model {
     for (const target of targets) for (const [k, v] of tags) target.set(k, v);
     return { return: true };
   }
-
-  private describeAccountAttributes(p: Params): ResponseBody {
-    this.gate('DescribeAccountAttributes', p);
-    const all: Record<string, string[]> = {
-      'supported-platforms': ['VPC'], 'default-vpc': ['vpc-0e5a1f1e2d3c4b5a6'], 'max-instances': ['20'],
-      'max-elastic-ips': ['5'], 'vpc-max-elastic-ips': ['5'], 'vpc-max-security-groups-per-interface': ['5'],
-    };
-    const names = p.strList('AttributeName');
-    for (const n of names) if (!(n in all)) throw invalid('AttributeName', n, `Allowed: ${Object.keys(all).join(', ')}.`);
-    const chosen = names.length ? names : Object.keys(all);
-    return { accountAttributeSet: chosen.map((n) => ({ attributeName: n, attributeValueSet: all[n]!.map((v) => ({ attributeValue: v })) })) };
-  }
 }
 
-export type ParamTreeLike = ConstructorParameters<typeof Params>[0];
 
 function checkInstanceId(id: string): string {
   if (!/^i-[0-9a-f]{8,17}$/.test(id)) throw new Ec2ApiError('InvalidInstanceID.Malformed', `Invalid id: "${id}" (expecting "i-...")`, 400);
