@@ -340,6 +340,21 @@ describe('WriteBehind', () => {
     expect(await once()).toBe(await once());
   });
 
+  it('reports written ranges as data in extents even where the disk below is a hole', async () => {
+    const world = new SimWorld(12);
+    const disk = new SparseStore('onprem', 256 * KiB);
+    disk.writeSync(0, Buffer.alloc(64 * KiB, 1));
+    const wb = await WriteBehind.open(disk, { world, diskId: 'e', persistence: 'cloud-only', store: new SparseStore('c', 256 * KiB), mapStore: new SparseStore('m', 4096) });
+    await wb.write(128 * KiB, Buffer.alloc(8 * KiB, 2));
+    await wb.trim(0, 64 * KiB);
+    // The trimmed range (data below) reads as zeros now: a hole; the new write is data over a hole below.
+    expect(await wb.extents(0, 256 * KiB)).toEqual([
+      { offset: 0, length: 128 * KiB, type: 'hole' },
+      { offset: 128 * KiB, length: 8 * KiB, type: 'data' },
+      { offset: 136 * KiB, length: 120 * KiB, type: 'hole' },
+    ]);
+  });
+
   it('refuses a bad configuration with the field named', async () => {
     const world = new SimWorld(1);
     const base = { world, diskId: 'x', store: new SparseStore('c', 8192), mapStore: new SparseStore('m', 4096) };

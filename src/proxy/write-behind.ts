@@ -1,6 +1,6 @@
 import { SpillwayError } from '../errors.js';
 import type { Timer, World } from '../world/types.js';
-import { BlockError, E_CLOSED, checkRange, type BlockDevice, type WriteOptions, type ZeroOptions } from './block-device.js';
+import { BlockError, E_CLOSED, checkRange, type BlockDevice, type Extent, type WriteOptions, type ZeroOptions } from './block-device.js';
 import { E_JOURNAL_FULL, type Journal } from './journal.js';
 import { Layer } from './layer.js';
 import { PersistentBitmap } from './persistent-bitmap.js';
@@ -232,6 +232,28 @@ export class WriteBehind extends Layer {
       pos = stop;
     }
     await Promise.all(reads);
+    return out;
+  }
+
+  /** Written granules report what the cloud-side store holds, the rest what below reports. */
+  override async extents(offset: number, length: number): Promise<Extent[]> {
+    this.checkAlive();
+    checkRange(this, offset, length, 'read');
+    const out: Extent[] = [];
+    const end = offset + length;
+    let pos = offset;
+    while (pos < end) {
+      const written = this.map.get(Math.floor(pos / this.G));
+      let stop = (Math.floor(pos / this.G) + 1) * this.G;
+      while (stop < end && this.map.get(stop / this.G) === written) stop += this.G;
+      stop = Math.min(stop, end);
+      for (const e of await (written ? this.options.store : this.below).extents(pos, stop - pos)) {
+        const prev = out[out.length - 1];
+        if (prev && prev.type === e.type && prev.offset + prev.length === e.offset) prev.length += e.length;
+        else out.push({ ...e });
+      }
+      pos = stop;
+    }
     return out;
   }
 
