@@ -145,6 +145,24 @@ describe('generated disk content', () => {
     expect(ext.every((e, i) => i === 0 || e.type !== ext[i - 1]!.type)).toBe(true);
   });
 
+  it('handles a disk whose size is not a whole number of blocks', async () => {
+    const image = new ImageContent({ seed: 4, imageId: 'odd', mix: { zeros: 0, random: 1, repeated: 0, text: 0 } });
+    const disk = image.disk('d', 10_000);
+    const all = await disk.read(0, 10_000);
+    expect(all.subarray(8192).equals(Buffer.alloc(1808))).toBe(false);
+    await disk.write(9_999, Buffer.from([7]));
+    const after = await disk.read(0, 10_000);
+    expect(after[9_999]).toBe(7);
+    expect(after.subarray(0, 9_999).equals(all.subarray(0, 9_999))).toBe(true);
+    await disk.trim(8192, 1808);
+    expect((await disk.read(8192, 1808)).equals(Buffer.alloc(1808))).toBe(true);
+    // The short last block lives in a partial overlay chunk, so it reports data (that reads as zeros).
+    expect(await disk.extents(0, 10_000)).toEqual([{ offset: 0, length: 10_000, type: 'data' }]);
+    await disk.trim(0, 4096);
+    expect(await disk.extents(0, 10_000)).toEqual([{ offset: 0, length: 4096, type: 'hole' }, { offset: 4096, length: 5904, type: 'data' }]);
+    await expect(disk.write(9_999, Buffer.alloc(2))).rejects.toMatchObject({ code: 'E_NOSPC' });
+  });
+
   it('keeps a 100 GiB disk sparse: scattered reads and writes hold only what was written', async () => {
     const image = new ImageContent({ seed: 11, imageId: 'big' });
     const disk = image.disk('d', 100 * GiB);

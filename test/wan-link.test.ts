@@ -342,6 +342,7 @@ describe('parseWanConfig', () => {
     bad({ bandwidth: '1Gbit' }, /wan\.rtt: expected a round-trip time/);
     bad({ rtt: '40ms' }, /wan\.bandwidth: expected a rate/);
     bad({ rtt: '40ms', bandwidth: 'fast' }, /wan\.bandwidth: expected a rate such as "100Mbit"/);
+    bad({ rtt: '40ms', bandwidth: '0Mbit' }, /wan\.bandwidth: expected a positive rate/);
     bad({ rtt: '40ms', bandwidth: '1Gbit', loss: 2 }, /wan\.loss: expected a number >= 0 <= 0\.5/);
     bad({ rtt: '40ms', bandwidth: '1Gbit', jitter: { dist: 'gauss' } }, /wan\.jitter\.dist: expected "normal"/);
     bad({ rtt: '40ms', bandwidth: '1Gbit', outages: [{ at: '1h' }] }, /wan\.outages\[0\]\.for: expected a length/);

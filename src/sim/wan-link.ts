@@ -564,6 +564,8 @@ export function parseWanConfig(raw: unknown, path = 'wan'): WanConfig {
   const rttUs = duration(o, 'rtt', path);
   const downBytesPerS = rate(o, 'bandwidth', path);
   const upBytesPerS = o.upBandwidth === undefined ? downBytesPerS : rate(o, 'upBandwidth', path);
+  if (!(downBytesPerS > 0)) fail(join(path, 'bandwidth'), 'a positive rate such as "100Mbit"', o.bandwidth);
+  if (!(upBytesPerS > 0)) fail(join(path, 'upBandwidth'), 'a positive rate such as "20Mbit"', o.upBandwidth);
   const jitter = parseJitter(o.jitter, join(path, 'jitter'));
   const lossRate = num(o, 'loss', path, { default: 0, min: 0, max: 0.5 });
   const mssBytes = size(o, 'mss', path, WAN_DEFAULTS.mssBytes);
