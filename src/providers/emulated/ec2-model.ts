@@ -280,7 +280,9 @@ export class Ec2Model {
 
   private setInstanceState(inst: Instance, state: InstanceState, reason = ''): void {
     inst.state = state;
-    inst.stateReason = reason;
+    // AWS stamps the reason with the moment of the transition: "User initiated (2026-01-05 00:05:12 GMT)".
+    const at = this.iso(this.world.clock.nowUs()).replace('T', ' ').replace(/\.\d+Z$/, ' GMT');
+    inst.stateReason = reason ? `${reason} (${at})` : '';
   }
 
   private describeInstanceTypes(p: Params): ResponseBody {
@@ -520,7 +522,7 @@ export class Ec2Model {
       instanceState: { code: STATE_CODES[i.state], name: i.state },
       privateDnsName: `ip-${i.privateIp.replace(/\./g, '-')}.ec2.internal`,
       dnsName: '',
-      reason: i.stateReason ? `${i.stateReason} (${this.iso(this.world.clock.nowUs())})` : '',
+      reason: i.stateReason,
       amiLaunchIndex: 0,
       productCodes: [],
       instanceType: i.type,
@@ -529,7 +531,7 @@ export class Ec2Model {
       monitoring: { state: 'disabled' },
       privateIpAddress: i.privateIp,
       groupSet: [],
-      stateReason: i.stateReason ? { code: 'Client.UserInitiatedShutdown', message: `Client.UserInitiatedShutdown: ${i.stateReason}` } : undefined,
+      stateReason: i.stateReason ? { code: 'Client.UserInitiatedShutdown', message: 'Client.UserInitiatedShutdown: User initiated shutdown' } : undefined,
       architecture: 'x86_64',
       rootDeviceType: 'ebs',
       rootDeviceName: '/dev/xvda',
