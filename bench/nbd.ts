@@ -12,8 +12,9 @@
  * plugin with cache and readahead filters (cold, warm), plus the physical
  * lower bound of the trace.
  *
- * Environment: SPILLWAY_BENCH_REPEAT (default 3), SPILLWAY_BENCH_ONLY=raw|wan,
- * SPILLWAY_BENCH_TRACE_READS (default 2000), SPILLWAY_BENCH_WAN_REPEAT (default 1).
+ * Environment: SPILLWAY_BENCH_REPEAT (default 3), SPILLWAY_BENCH_ONLY=raw|wan|wan-spillway,
+ * SPILLWAY_BENCH_TRACE_READS (default 2000), SPILLWAY_BENCH_WAN_REPEAT (default 1),
+ * SPILLWAY_BENCH_VERBOSE=1 (print the proxies' own output and stats).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeSync, ftruncateSync } from 'node:fs';
@@ -265,7 +266,7 @@ async function runWan(work: string): Promise<BenchFigure[]> {
   // nbdkit chain: qemu-nbd on-prem ← relay ← nbdkit nbd plugin + cache + readahead.
   const nbdkitCold: number[] = [];
   const nbdkitWarm: number[] = [];
-  for (let i = 0; i < WAN_REPEAT; i++) {
+  for (let i = 0; i < (ONLY === 'wan-spillway' ? 0 : WAN_REPEAT); i++) {
     const onpremSock = join(work, `onprem-q${i}.sock`);
     const onprem = await daemon('qemu-nbd', ['-t', '-e', '8', '-r', '-f', 'raw', '-k', onpremSock, image], { socket: onpremSock });
     const relay = await startRelay({ listen: '127.0.0.1:0', target: `unix:${onpremSock}`, rttUs: WAN_RTT_US, rateBytesPerS: WAN_RATE_BYTES_PER_S });
@@ -281,8 +282,8 @@ async function runWan(work: string): Promise<BenchFigure[]> {
       await onprem.stop();
     }
   }
-  const kCold = median(nbdkitCold);
-  const kWarm = median(nbdkitWarm);
+  const kCold = nbdkitCold.length ? median(nbdkitCold) : NaN;
+  const kWarm = nbdkitWarm.length ? median(nbdkitWarm) : NaN;
   figs.push({ name: 'wan nbdkit nbd+cache+readahead: cold', value: kCold, unit: 's' });
   figs.push({ name: 'wan nbdkit nbd+cache+readahead: warm', value: kWarm, unit: 's' });
 
@@ -318,6 +319,7 @@ async function runWanSpillway(work: string, image: string, trace: TraceRead[], b
         warm.push(await replay(`unix:${first.sock}`, DISK_ID, trace));
       } finally {
         await first.d.stop();
+        if (process.env.SPILLWAY_BENCH_VERBOSE) console.log(first.d.out());
         rmSync(first.cacheDir, { recursive: true, force: true });
       }
       // A second VM from the same image: a new cloud proxy with a cold cache; on-prem streams the recorded profile.
@@ -326,6 +328,7 @@ async function runWanSpillway(work: string, image: string, trace: TraceRead[], b
         profiled.push(await replay(`unix:${second.sock}`, DISK_ID, trace));
       } finally {
         await second.d.stop();
+        if (process.env.SPILLWAY_BENCH_VERBOSE) console.log(first.d.out(), second.d.out());
         rmSync(second.cacheDir, { recursive: true, force: true });
       }
     } finally {
@@ -385,7 +388,7 @@ async function main(): Promise<void> {
   let missed = 0;
   try {
     console.log(`spillway NBD bench: medians of ${REPEAT} runs (raw), ${WAN_REPEAT} (WAN); work dir ${work}`);
-    if (ONLY !== 'wan') missed += print('NBD raw, loopback unix socket, warm', await runRaw(work));
+    if (ONLY !== 'wan' && ONLY !== 'wan-spillway') missed += print('NBD raw, loopback unix socket, warm', await runRaw(work));
     if (ONLY !== 'raw') missed += print('NBD across a 40 ms / 100 Mbit/s WAN relay, boot trace one request at a time', await runWan(work));
   } finally {
     rmSync(work, { recursive: true, force: true });
