@@ -139,6 +139,8 @@ export class RunningMachine<TMachine extends AnyStateMachine> {
   begin(restored: boolean): void {
     this.actor.start();
     const snapshot = (this.actor.getSnapshot() as AnyMachineSnapshot);
+    // A machine whose input was refused never ran: hand the (InputError) back to the caller.
+    if (snapshot.status === 'error') throw (snapshot as { error?: unknown }).error;
     const context = snapshot.context as AnyContext;
     this.lastPath = statePath(snapshot.value as StateValue);
     this.lastError = context.errors?.[context.errors.length - 1];
