@@ -68,6 +68,28 @@ describe('EmulatedHypervisor oversubscription', () => {
     expect(hv.stats().hosts[0]!.saturatedUs).toBe(0);
   });
 
+  it('keeps a task going at the cores it gets elsewhere once its VM leaves (a burst)', async () => {
+    const world = new SimWorld(1);
+    const hv = new EmulatedHypervisor(world, { hosts: [{ id: 'h1', cpuCores: 110, ramMiB: 1 << 20 }] });
+    hv.addVm(vm('steady', 100, false));
+    hv.addVm(vm('peak', 50, true));
+    hv.placeRunning('steady');
+    hv.placeRunning('peak');
+    hv.setDemand('steady', 100);
+    hv.startTask('peak', { name: 't', workVcpuUs: 50 * 2 * WEEK_US, maxRate: 50 });
+    // One week at 10 cores (1/10 of the work), then the VM moves to a 32-vCPU instance.
+    world.clock.schedule(WEEK_US, () => {
+      hv.runElsewhere('peak', 32);
+      void hv.deactivate('peak');
+    });
+    await world.run();
+    const peak = hv.stats().vms[1]!;
+    // The remaining 90 vCPU-weeks at 32 cores: 90/32 weeks after the move.
+    expect(peak.task!.finishedUs).toBe(WEEK_US + Math.ceil((90 * WEEK_US) / 32));
+    expect(peak.placements.map((p) => p.where)).toEqual(['onprem', 'cloud']);
+    expect(hv.hosts()[0]!.cpuDemand).toBe(100);
+  });
+
   it('re-aims a task when its share changes mid-run', async () => {
     const world = new SimWorld(1);
     const hv = new EmulatedHypervisor(world, { hosts: [{ id: 'h1', cpuCores: 10, ramMiB: 1 << 20 }] });

@@ -94,7 +94,7 @@ export interface TaskInfo {
 
 export interface Placement {
   atUs: number;
-  where: 'onprem' | 'none';
+  where: 'onprem' | 'cloud' | 'none';
   host: string | null;
 }
 
@@ -143,6 +143,8 @@ interface VmState extends VmStats {
   lastUs: number;
   completion: Timer | null;
   onTaskDone: ((task: TaskInfo) => void) | null;
+  /** Cores available where the VM runs outside this hypervisor (a cloud instance); null while it runs here. */
+  elsewhereVcpus: number | null;
 }
 
 interface DiskState {
@@ -175,6 +177,7 @@ export class EmulatedHypervisor implements Hypervisor {
   private snapshotSeq = 0;
   private readonly claims: CpuClaim[] = [];
   private readonly grants: number[] = [];
+  private readonly elsewhere = new Set<VmState>();
   private saturatedHosts = 0;
   private anySaturatedUs = 0;
   private anyLastUs = 0;
@@ -202,7 +205,7 @@ export class EmulatedHypervisor implements Hypervisor {
     if (this.vmById.has(def.id)) throw new SpillwayError('E_DUPLICATE_VM', `VM ${def.id} is defined twice`);
     const vm: VmState = {
       id: def.id, def, host: null, power: 'stopped', guest: structuredClone(def.guest), baseDemand: 0, granted: 0,
-      lastUs: this.world.clock.nowUs(), completion: null, onTaskDone: null,
+      lastUs: this.world.clock.nowUs(), completion: null, onTaskDone: null, elsewhereVcpus: null,
       placements: [], task: null, demandVcpuUs: 0, grantedVcpuUs: 0, starvedUs: 0,
     };
     this.vmList.push(vm);
@@ -445,6 +448,37 @@ export class EmulatedHypervisor implements Hypervisor {
   /** Recompute every host's shares from the demands set since the last call. */
   rebalance(): void {
     for (const h of this.hostList) this.rebalanceHost(h);
+    for (const vm of this.elsewhere) this.updateVmRate(vm, Math.min(vm.elsewhereVcpus!, this.claimOf(vm).demand));
+  }
+
+  /**
+   * Run a VM's workload outside this hypervisor (a burst to a cloud instance
+   * with `vcpus` cores), or bring it back under this hypervisor's shares with
+   * null. While it runs elsewhere it takes no share of any host, its task keeps
+   * progressing at min(vcpus, demand), and its placement timeline says
+   * `cloud`; whoever moved it traces `vm.placed` with the instance.
+   */
+  runElsewhere(vmId: string, vcpus: number | null): void {
+    const vm = this.vmState(vmId);
+    this.settleVm(vm);
+    if (vm.host) this.settleHost(vm.host);
+    const now = this.world.clock.nowUs();
+    if (vcpus === null) {
+      if (vm.elsewhereVcpus === null) return;
+      vm.elsewhereVcpus = null;
+      this.elsewhere.delete(vm);
+      vm.placements.push(vm.power === 'running' && vm.host ? { atUs: now, where: 'onprem', host: vm.host.id } : { atUs: now, where: 'none', host: null });
+      if (vm.host) this.rebalanceHost(vm.host);
+      else this.updateVmRate(vm, 0);
+      return;
+    }
+    if (!(vcpus > 0)) throw new SpillwayError('E_BAD_TASK', `runElsewhere(${vmId}) needs a positive number of vCPUs, got ${vcpus}`);
+    const first = vm.elsewhereVcpus === null;
+    vm.elsewhereVcpus = vcpus;
+    this.elsewhere.add(vm);
+    if (first) vm.placements.push({ atUs: now, where: 'cloud', host: null });
+    if (vm.host) this.rebalanceHost(vm.host);
+    this.updateVmRate(vm, Math.min(vcpus, this.claimOf(vm).demand));
   }
 
   // ---- faults --------------------------------------------------------------------------
@@ -552,9 +586,10 @@ export class EmulatedHypervisor implements Hypervisor {
     vm.power = power;
     if (host === null && old) this.detach(vm);
     this.world.trace.emit(`vm/${vm.id}`, 'vm.power', { power, host: vm.host?.id ?? null });
-    if (wasRunning) vm.placements.push({ atUs: this.world.clock.nowUs(), where: 'none', host: vm.host?.id ?? null });
+    // A VM running elsewhere is still placed there; stopping its on-prem copy does not change that.
+    if (wasRunning && vm.elsewhereVcpus === null) vm.placements.push({ atUs: this.world.clock.nowUs(), where: 'none', host: vm.host?.id ?? null });
     if (old) this.rebalanceHost(old);
-    else this.updateVmRate(vm, 0);
+    else if (vm.elsewhereVcpus === null) this.updateVmRate(vm, 0);
   }
 
   private detach(vm: VmState): void {
@@ -572,6 +607,7 @@ export class EmulatedHypervisor implements Hypervisor {
     const claims = this.claims;
     claims.length = 0;
     for (const vm of host.vms) {
+      if (vm.elsewhereVcpus !== null) continue;
       if (vm.power !== 'running' || host.failed) {
         this.updateVmRate(vm, 0);
         continue;
@@ -636,7 +672,7 @@ export class EmulatedHypervisor implements Hypervisor {
     const dt = now - vm.lastUs;
     if (dt <= 0) return;
     vm.lastUs = now;
-    if (vm.power !== 'running' || !vm.host) return;
+    if (vm.elsewhereVcpus === null && (vm.power !== 'running' || !vm.host)) return;
     const demand = this.claimOf(vm).demand;
     vm.demandVcpuUs += demand * dt;
     vm.grantedVcpuUs += vm.granted * dt;
