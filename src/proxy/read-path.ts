@@ -37,11 +37,18 @@ export interface ReadPathOptions {
    * with `requestPush` (the link's RemoteDisk).
    */
   prefetchVia?: 'push' | 'fetch';
+  /**
+   * A miss whose blocks the profile stream will deliver within this many
+   * blocks waits for them (up to `pushWaitUs`) instead of paying a round trip.
+   */
+  pushWaitBlocks?: number;
+  pushWaitUs?: number;
 }
 
-/** A remote that can be asked to push ranges (RemoteDisk). */
+/** A remote that can be asked to push ranges and knows what its profile stream will bring (RemoteDisk). */
 interface PushCapable {
   requestPush(offset: number, length: number): Promise<void>;
+  pushDueSoon(offset: number, length: number, aheadBlocks: number): boolean;
 }
 
 export interface ReadPathStats {
@@ -60,6 +67,8 @@ export interface ReadPathStats {
   remoteFetches: number;
   /** Requests asking on-prem to push ranges. */
   pushRequests: number;
+  /** Misses served by waiting for the profile stream instead of a round trip. */
+  pushWaits: number;
 }
 
 /**
@@ -77,9 +86,13 @@ export class ReadPath implements BlockDevice {
   readonly name: string;
   readonly blockBytes: number;
   readonly counters: ReadPathStats = {
-    reads: 0, guestBytes: 0, cacheBlocks: 0, localBlocks: 0, siblingBlocks: 0, remoteBlocks: 0, joinedBlocks: 0, pushedBlocks: 0, pushesIgnored: 0, remoteFetches: 0, pushRequests: 0,
+    reads: 0, guestBytes: 0, cacheBlocks: 0, localBlocks: 0, siblingBlocks: 0, remoteBlocks: 0, joinedBlocks: 0, pushedBlocks: 0, pushesIgnored: 0, remoteFetches: 0, pushRequests: 0, pushWaits: 0,
   };
   private readonly fills = new Map<number, Promise<Buffer>>();
+  /** Reads waiting for a block the profile stream is about to deliver. */
+  private readonly pushWaiters = new Map<number, Array<() => void>>();
+  /** Pushed blocks handed to waiting reads (bounded). */
+  private readonly pushedRecently = new Map<number, Buffer>();
   /** Blocks on-prem was asked to push (not asked again). */
   private readonly pushAsked = new Set<number>();
   private readonly readPriority: number;
@@ -175,7 +188,42 @@ export class ReadPath implements BlockDevice {
     });
   }
 
+  /** Resolve when every block of the range has been pushed into the cache, or after `timeoutUs`. */
+  private waitForPush(first: number, last: number, timeoutUs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let left = 0;
+      let done = false;
+      const finish = (): void => { if (!done) { done = true; timer.cancel(); resolve(); } };
+      const timer = this.options.world.clock.schedule(timeoutUs, finish);
+      for (let b = first; b <= last; b++) {
+        left++;
+        const list = this.pushWaiters.get(b) ?? [];
+        list.push(() => { if (--left === 0) finish(); });
+        this.pushWaiters.set(b, list);
+      }
+    });
+  }
+
   private async fetchBelow(offset: number, length: number): Promise<Buffer> {
+    const B = this.blockBytes;
+    const remote = this.options.remote as BlockDevice & Partial<PushCapable>;
+    const cache = this.options.cache;
+    const aheadBlocks = this.options.pushWaitBlocks ?? 256;
+    if (cache && aheadBlocks > 0 && typeof remote.pushDueSoon === 'function' && remote.pushDueSoon(offset, length, aheadBlocks)) {
+      const first = Math.floor(offset / B);
+      const last = Math.floor((offset + length - 1) / B);
+      await this.waitForPush(first, last, this.options.pushWaitUs ?? 100_000);
+      const out = Buffer.alloc(length);
+      let all = true;
+      for (let b = first; b <= last && all; b++) {
+        const data = this.pushedRecently.get(b);
+        if (!data) { all = false; break; }
+        const from = Math.max(offset, b * B);
+        const to = Math.min(offset + length, b * B + data.length);
+        data.copy(out, from - offset, from - b * B, to - b * B);
+      }
+      if (all) { this.counters.pushWaits++; return out; }
+    }
     const nBlocks = Math.ceil(length / this.blockBytes);
     for (const local of this.options.locals ?? []) {
       if (await local.holds(offset, length)) {
@@ -212,6 +260,14 @@ export class ReadPath implements BlockDevice {
       const blockLen = Math.min(B, size - b * B);
       const at = b * B - offset;
       if (at + blockLen > data.length) break;
+      const waiters = this.pushWaiters.get(b);
+      if (waiters) {
+        // A read is waiting for exactly this block: hand it over directly, it fills the cache itself.
+        this.pushWaiters.delete(b);
+        this.pushedRecently.set(b, data.subarray(at, at + blockLen));
+        if (this.pushedRecently.size > 4096) this.pushedRecently.delete(this.pushedRecently.keys().next().value!);
+        for (const w of waiters) w();
+      }
       if (cache.has(b) || this.fills.has(b)) { this.counters.pushesIgnored++; continue; }
       this.counters.pushedBlocks++;
       await cache.put(b, data.subarray(at, at + blockLen), this.pushPriority, { prefetched: true });

@@ -54,6 +54,7 @@ export interface CloudProxyOptions {
   rateBytesPerS?: number;
   compressionLevel?: number;
   pushWindowBytes?: number;
+  /** Read-ahead windows (default: up to 512 KiB; on a WAN bandwidth is the scarce thing) or false for none. */
   readAhead?: ReadAheadOptions | false;
   prefetch?: PrefetchOptions;
   rpoUs?: number;
@@ -89,13 +90,48 @@ export interface CloudProxy {
   close(): Promise<void>;
 }
 
-/** Counts guest read bytes at the top of the stack. */
-class GuestCounter extends Layer {
+/**
+ * The top of the stack: counts guest read bytes and records which blocks the
+ * guest reads first, in order, and reports them to on-prem in batches (the
+ * cache serves most reads, so on-prem could not see this itself; FIG 22).
+ */
+class GuestRecorder extends Layer {
   readonly name = 'target';
   bytes = 0;
+  private readonly seen = new Set<number>();
+  private batch: Array<{ offset: number; length: number }> = [];
+  private timer: Timer | null = null;
+
+  constructor(below: BlockDevice, private readonly world: World, private readonly remote: RemoteDisk, private readonly blockBytes: number) {
+    super(below);
+  }
+
   override read(offset: number, length: number): Promise<Buffer> {
     this.bytes += length;
+    const B = this.blockBytes;
+    for (let b = Math.floor(offset / B); b * B < offset + length; b++) {
+      if (this.seen.has(b)) continue;
+      this.seen.add(b);
+      const last = this.batch[this.batch.length - 1];
+      if (last && last.offset + last.length === b * B) last.length += B;
+      else this.batch.push({ offset: b * B, length: B });
+    }
+    if (this.batch.length >= 256) this.report();
+    else if (this.batch.length && !this.timer) this.timer = this.world.clock.schedule(200_000, () => { this.timer = null; this.report(); });
     return this.below.read(offset, length);
+  }
+
+  report(): void {
+    const batch = this.batch;
+    this.batch = [];
+    this.timer?.cancel();
+    this.timer = null;
+    if (batch.length) this.remote.reportAccess(batch).catch(() => undefined);
+  }
+
+  stop(): void {
+    this.timer?.cancel();
+    this.timer = null;
   }
 }
 
@@ -116,6 +152,7 @@ export async function createCloudProxy(world: World, options: CloudProxyOptions)
     pairingKey: key,
     peer: options.peer ?? options.name,
     sigs: 'sha256',
+    reportsAccess: true,
     ...(options.rateBytesPerS ? { rateBytesPerS: options.rateBytesPerS } : {}),
     ...(options.compressionLevel !== undefined ? { compressionLevel: options.compressionLevel } : {}),
     ...(options.pushWindowBytes ? { pushWindowBytes: options.pushWindowBytes } : {}),
@@ -137,7 +174,7 @@ export async function createCloudProxy(world: World, options: CloudProxyOptions)
 
   const registry = new StatsRegistry();
   const prefetch = new PrefetchLayer(readPath, { blockBytes, ...options.prefetch });
-  const readAhead = options.readAhead === false ? null : new ReadAheadLayer(prefetch, options.readAhead ?? {});
+  const readAhead = options.readAhead === false ? null : new ReadAheadLayer(prefetch, options.readAhead ?? { maxWindowBytes: 512 * 1024 });
   const journal = await StoreJournal.open(options.stores.journal);
   const writeBehind = await WriteBehind.open(readAhead ?? prefetch, {
     world,
@@ -151,7 +188,7 @@ export async function createCloudProxy(world: World, options: CloudProxyOptions)
     ...(options.rpoUs ? { rpoUs: options.rpoUs } : {}),
     ...(options.shipThresholdBytes ? { shipThresholdBytes: options.shipThresholdBytes } : {}),
   });
-  const counter = new GuestCounter(writeBehind);
+  const counter = new GuestRecorder(writeBehind, world, remote, blockBytes);
   const device = new StatsLayer(counter, { clock: world.clock, registry, name: `target:${options.name}` });
 
   if ((options.streamProfile ?? true) && remote.profileBlocks > 0 && cache.stats().usedBytes === 0) {
@@ -181,11 +218,13 @@ export async function createCloudProxy(world: World, options: CloudProxyOptions)
     drain: () => writeBehind.drain(),
     crash() {
       statsTimer?.cancel();
+      counter.stop();
       writeBehind.kill();
       link.crash();
     },
     async close() {
       statsTimer?.cancel();
+      counter.report();
       await writeBehind.flush();
       writeBehind.kill();
       await remote.close().catch(() => undefined);

@@ -18,6 +18,8 @@ export interface LinkClientOptions {
   pushWindowBytes?: number;
   /** Announce that the cache can answer by sha256 signature. */
   sigs?: 'sha256' | null;
+  /** Announce that this client reports its guest's first reads (REPORT). */
+  reportsAccess?: boolean;
   reconnectMinUs?: number;
   reconnectMaxUs?: number;
   /** Give up on a request after this long without an answer (across reconnects); none by default. */
@@ -80,7 +82,7 @@ export class LinkClient {
   }
 
   get pushWindowBytes(): number {
-    return this.options.pushWindowBytes ?? 512 * 1024;
+    return this.options.pushWindowBytes ?? 1024 * 1024;
   }
 
   /** Be told when the link goes up or down (for traces and tests). */
@@ -236,7 +238,7 @@ export class LinkClient {
         if (this.conn === conn) this.lost(err);
       },
     });
-    const hello: HelloMsg = { v: PROTOCOL_VERSION, nonce: clientNonce.toString('hex'), peer: o.peer, pushWindowBytes: this.pushWindowBytes, sigs: o.sigs ?? null };
+    const hello: HelloMsg = { v: PROTOCOL_VERSION, nonce: clientNonce.toString('hex'), peer: o.peer, pushWindowBytes: this.pushWindowBytes, sigs: o.sigs ?? null, reportsAccess: o.reportsAccess ?? false };
     conn.send({ op: Op.HELLO, flags: 0, id: 0, payload: jsonPayload(hello) });
     await handshake;
     this.conn = conn;

@@ -11,6 +11,8 @@ export interface HelloMsg {
   pushWindowBytes: number;
   /** The signature scheme the client's cache indexes by, or null: then never answer by signature. */
   sigs: 'sha256' | null;
+  /** The client sends REPORTs of its guest's first reads; then demand reads are not recorded as accesses. */
+  reportsAccess?: boolean;
 }
 
 export interface ChallengeMsg {

@@ -46,6 +46,8 @@ export class RemoteDisk implements BlockDevice, WriteSink {
   private recentBytes = 0;
   private readonly pushCbs = new Set<(offset: number, data: Buffer, profile: boolean) => void>();
   private profilePos = 0;
+  /** Block -> its position in the profile stream. */
+  private readonly profileOrder = new Map<number, number>();
   private streaming = false;
   private failed: Error | null = null;
   private closed = false;
@@ -181,7 +183,36 @@ export class RemoteDisk implements BlockDevice, WriteSink {
   async streamProfile(): Promise<void> {
     this.check();
     this.streaming = true;
-    await this.client.request(Op.PROFILE, 0, encodePushReq({ handle: this.handle, kind: PushKind.PROFILE, skip: this.profilePos, ranges: [] }));
+    const reply = await this.client.request(Op.PROFILE, 0, encodePushReq({ handle: this.handle, kind: PushKind.PROFILE, skip: this.profilePos, ranges: [] }));
+    const { base, runs } = JSON.parse(reply.toString('utf8')) as { base: number; runs: number[] };
+    let pos = base;
+    for (let i = 0; i < runs.length; i += 2) {
+      for (let b = runs[i]!; b < runs[i]! + runs[i + 1]!; b++) if (!this.profileOrder.has(b)) this.profileOrder.set(b, pos++);
+    }
+  }
+
+  /**
+   * True when every block of the range is in the profile stream and due
+   * within `aheadBlocks` of what has arrived: waiting for the push is then
+   * cheaper than a round trip.
+   */
+  pushDueSoon(offset: number, length: number, aheadBlocks: number): boolean {
+    if (!this.streaming || this.profileOrder.size === 0) return false;
+    const bb = this.blockBytes;
+    for (let b = Math.floor(offset / bb); b * bb < offset + length; b++) {
+      const at = this.profileOrder.get(b);
+      if (at === undefined || at < this.profilePos || at >= this.profilePos + aheadBlocks) return false;
+    }
+    return true;
+  }
+
+  /** Tell on-prem what the guest read first, in order (FIG 22 dynamic analysis). */
+  async reportAccess(ranges: Array<{ offset: number; length: number }>): Promise<void> {
+    this.check();
+    if (ranges.length === 0) return;
+    const w = new WireWriter().u16(this.handle).u32(ranges.length);
+    for (const r of ranges) w.u48(r.offset).u32(r.length);
+    await this.client.request(Op.REPORT, 0, w.done());
   }
 
   /** Per block of the range: its sha256 signature, or null when it reads as zeros. */

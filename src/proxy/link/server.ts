@@ -31,7 +31,12 @@ export interface AttachedDisk {
    * Told of every demand read (for profiles and hotspots); returns ranges to
    * push after the reply, e.g. the rest of the file the read fell in (FIG 23).
    */
-  noteRead(offset: number, length: number): ByteRange[];
+  noteRead(offset: number, length: number, record: boolean): ByteRange[];
+  /**
+   * The peer's own record of what its guest read first, in order (reads its
+   * cache served never reach us); the input of FIG 22's dynamic analysis.
+   */
+  noteAccess(ranges: ByteRange[]): void;
   /** Apply a group atomically; a seq at or below lastSeq() is a duplicate and changes nothing. */
   applyGroup(seq: number, writes: GroupWrite[]): Promise<{ duplicate: boolean }>;
   flush(): Promise<void>;
@@ -89,7 +94,7 @@ interface HandleState {
   pushed: Set<number>;
   /** Blocks sent on this connection (pushed or replied) and not written since: the pump skips them. */
   sent: Set<number>;
-  /** Push classes, most urgent first: FIG 23 groups, explicit prefetch, profile stream. */
+  /** Push classes, most urgent first: FIG 23 groups, profile stream, explicit prefetch. */
   queues: [number[], number[], number[]];
   cursors: [number, number, number];
   /** Profile position of queues[2][0] (after a resume skip). */
@@ -250,7 +255,7 @@ export class LinkServer {
         const maxBlocks = Math.max(1, Math.floor(pushChunk / h.bb));
         while (i < q.length && blocks.length < maxBlocks && q[i] === blocks[blocks.length - 1]! + 1 && !h.sent.has(q[i]!)) blocks.push(q[i++]!);
         h.cursors[cls] = i;
-        return { blocks, cls, profileEnd: cls === 2 ? h.profileBase + i : 0 };
+        return { blocks, cls, profileEnd: cls === 1 ? h.profileBase + i : 0 };
       }
       return null;
     };
@@ -280,7 +285,7 @@ export class LinkServer {
           const payload = w.done();
           markSent(h, offset, length, true);
           this.stats.pushes++;
-          conn.send({ op: Op.PUSH, flags: item.cls === 2 ? F_PROFILE : 0, id: 0, payload });
+          conn.send({ op: Op.PUSH, flags: item.cls === 1 ? F_PROFILE : 0, id: 0, payload });
           credit -= payload.length;
         }
       } catch (err) {
@@ -319,7 +324,7 @@ export class LinkServer {
           const req = decodeRangeReq(r);
           const h = await getHandle(req.handle);
           this.stats.reads++;
-          const groups = h.disk.noteRead(req.offset, req.length);
+          const groups = h.disk.noteRead(req.offset, req.length, !hello!.reportsAccess);
           const data = await h.disk.read(req.offset, req.length);
           const w = new WireWriter();
           encodeSegments(w, req.offset, data, encodeOpts(h, (f.flags & F_SIGS_OK) !== 0, (f.flags & F_NO_PUSHED) === 0));
@@ -399,17 +404,35 @@ export class LinkServer {
           const bb = h.bb;
           if (req.kind === PushKind.PROFILE) {
             const profile = rangesToBlocks(h.disk.profile(), bb, h.disk.sizeBytes);
-            h.queues[2] = profile.slice(req.skip);
-            h.cursors[2] = 0;
+            h.queues[1] = profile.slice(req.skip);
+            h.cursors[1] = 0;
             h.profileBase = Math.min(req.skip, profile.length);
+            // Tell the client the order, so a read can wait for a block that is about to arrive.
+            const runs: number[] = [];
+            for (const b of h.queues[1]) {
+              const n = runs.length;
+              if (n && runs[n - 2]! + runs[n - 1]! === b) runs[n - 1]!++;
+              else runs.push(b, 1);
+            }
+            reply(f.id, jsonPayload({ base: h.profileBase, runs }));
           } else {
             for (const g of req.ranges) {
               const end = Math.min(h.disk.sizeBytes, g.offset + g.length);
-              for (let b = Math.floor(g.offset / bb); b * bb < end; b++) if (!h.sent.has(b)) h.queues[1].push(b);
+              for (let b = Math.floor(g.offset / bb); b * bb < end; b++) if (!h.sent.has(b)) h.queues[2].push(b);
             }
+            reply(f.id, jsonPayload({ queuedBlocks: h.queues[2].length - h.cursors[2] }));
           }
-          reply(f.id, jsonPayload({ queuedBlocks: h.queues[1].length - h.cursors[1] + h.queues[2].length - h.cursors[2] }));
           void pump();
+          return;
+        }
+        case Op.REPORT: {
+          const handle = r.u16();
+          const n = r.u32();
+          const ranges: ByteRange[] = [];
+          for (let i = 0; i < n; i++) ranges.push({ offset: r.u48(), length: r.u32() });
+          const h = await getHandle(handle);
+          h.disk.noteAccess(ranges);
+          reply(f.id, Buffer.alloc(0));
           return;
         }
         case Op.DETACH: {

@@ -22,6 +22,7 @@ export const enum Op {
   SIGS = 0x14,
   DETACH = 0x15,
   PROFILE = 0x16,
+  REPORT = 0x17,
   PUSH = 0x20,
   CREDIT = 0x21,
   REPLY = 0x80,
@@ -29,7 +30,7 @@ export const enum Op {
 
 export const OP_NAMES: Record<number, string> = {
   0x01: 'HELLO', 0x02: 'CHALLENGE', 0x03: 'AUTH', 0x04: 'AUTH_OK', 0x10: 'ATTACH', 0x11: 'READ',
-  0x12: 'WRITE_BATCH', 0x13: 'FLUSH', 0x14: 'SIGS', 0x15: 'DETACH', 0x16: 'PROFILE', 0x20: 'PUSH',
+  0x12: 'WRITE_BATCH', 0x13: 'FLUSH', 0x14: 'SIGS', 0x15: 'DETACH', 0x16: 'PROFILE', 0x17: 'REPORT', 0x20: 'PUSH',
   0x21: 'CREDIT', 0x80: 'REPLY',
 };
 

@@ -107,9 +107,12 @@ export async function createOnpremProxy(world: World, options: OnpremProxyOption
         sizeBytes: disk.device.size(),
         lastSeq: () => applier.appliedSeq,
         read: (offset, length) => disk.device.read(offset, length),
-        noteRead(offset, length) {
-          prioritizer.recordRead(image, session, offset, length);
+        noteRead(offset, length, record) {
+          if (record) prioritizer.recordRead(image, session, offset, length);
           return groupPush ? prioritizer.groupFor(image, offset, length) : [];
+        },
+        noteAccess(ranges) {
+          for (const r of ranges) prioritizer.recordRead(image, session, r.offset, r.length);
         },
         async applyGroup(seq, writes) {
           if (mode !== 'rw') throw new BlockError(E_READONLY, `disk "${diskId}" is attached read-only by ${peer}; write groups need a rw attach`);

@@ -1,0 +1,134 @@
+/**
+ * The proxy over a WAN, in virtual time (exact): a guest boots from a disk
+ * streamed through both edge proxies across 40 ms RTT / 100 Mbit/s, one
+ * read outstanding at a time (the boot trace of src/sim/guest).
+ */
+import { createHash } from 'node:crypto';
+import { createCloudProxy, memoryCloudStores, type CloudProxy } from '../src/proxy/cloud/index.js';
+import { createOnpremProxy, type OnpremDiskOptions, type OnpremProxy } from '../src/proxy/onprem/index.js';
+import { isZero } from '../src/proxy/link/payload.js';
+import { replayReads } from '../src/sim/guest/boot-profile.js';
+import { GuestImage } from '../src/sim/guest/image.js';
+import { WanLink, wanConfig } from '../src/sim/wan-link.js';
+import { SimWorld } from '../src/world/sim-world.js';
+import type { BenchFigure } from './run.js';
+
+export const title = 'proxy over WAN: 40 ms RTT, 100 Mbit/s, boot trace of ~2,000 reads (virtual time)';
+
+const KEY = '7e'.repeat(32);
+const RTT_US = 40_000;
+const BYTES_PER_S = 100e6 / 8;
+const DISK_BYTES = 8 * 1024 ** 3;
+const SEED = 11;
+
+const image = new GuestImage({ seed: SEED, imageId: 'linux-base', sizeBytes: DISK_BYTES, os: 'linux' });
+
+/** Unique non-zero deduplicated bytes the trace touches, at 4 KiB granularity. */
+async function uniqueContentBytes(): Promise<number> {
+  const disk = image.disk('probe');
+  const blocks = new Set<number>();
+  for (const r of image.boot.reads) for (let b = Math.floor(r.offset / 4096); b * 4096 < r.offset + r.length; b++) blocks.add(b);
+  const sigs = new Set<string>();
+  for (const b of blocks) {
+    const data = await disk.read(b * 4096, 4096);
+    if (!isZero(data)) sigs.add(createHash('sha256').update(data).digest('hex'));
+  }
+  return sigs.size * 4096;
+}
+
+interface Run {
+  elapsedUs: number;
+  wireBytes: number;
+  guestBytes: number;
+}
+
+interface Bed {
+  world: SimWorld;
+  onprem: OnpremProxy;
+}
+
+async function bed(disks: OnpremDiskOptions[]): Promise<Bed> {
+  const world = new SimWorld(SEED);
+  world.net.setLink('onprem:7000', new WanLink(world, wanConfig({ name: 'wan', rttUs: RTT_US, downBytesPerS: BYTES_PER_S, upBytesPerS: BYTES_PER_S })));
+  const onprem = await createOnpremProxy(world, { address: 'onprem:7000', pairingKey: KEY, disks });
+  return { world, onprem };
+}
+
+async function inSim<T>(world: SimWorld, body: () => Promise<T>): Promise<T> {
+  let done = false;
+  const p = body().finally(() => { done = true; });
+  p.catch(() => undefined);
+  while (!done) {
+    const r = await world.run();
+    if (!done && r.reason === 'idle') await Promise.race([p, Promise.resolve()]);
+    if (!done && r.reason === 'idle') throw new Error('bench simulation went idle before the boot finished');
+  }
+  return p;
+}
+
+async function boot(world: SimWorld, name: string, diskId: string, options: { streamProfile?: boolean } = {}): Promise<{ run: Run; proxy: CloudProxy }> {
+  const proxy = await createCloudProxy(world, {
+    name, onprem: 'onprem:7000', pairingKey: KEY, disk: { id: diskId, image: 'linux-base' },
+    stores: memoryCloudStores(name, DISK_BYTES), cacheCapacityBytes: 512 * 1024 * 1024,
+    pushWindowBytes: 1024 * 1024,
+    ...(options.streamProfile === false ? { streamProfile: false } : {}),
+  });
+  const wire0 = proxy.wireBytes();
+  const guest0 = proxy.guestBytes();
+  const r = await replayReads(world, proxy.device, image.boot.reads);
+  if (process.env.BENCH_DEBUG) {
+    console.log(name, { elapsedUs: r.elapsedUs, readPath: proxy.readPath.counters, remote: proxy.remote.stats, link: proxy.link.stats, readAhead: proxy.readAhead?.stats(), prefetch: proxy.prefetch.stats() });
+  }
+  return { run: { elapsedUs: r.elapsedUs, wireBytes: proxy.wireBytes() - wire0, guestBytes: proxy.guestBytes() - guest0 }, proxy };
+}
+
+export async function run(): Promise<BenchFigure[]> {
+  const only = process.env.BENCH_ONLY;
+  const reads = image.boot.reads;
+  const guestBytes = reads.reduce((n, r) => n + r.length, 0);
+  const unique = await uniqueContentBytes();
+  const lowerUs = (unique / BYTES_PER_S) * 1e6 + RTT_US;
+  const naiveUs = reads.reduce((n, r) => n + RTT_US + (r.length / BYTES_PER_S) * 1e6, 0);
+  const files = image.files.files.map((f) => f.extents);
+  const bootFiles = image.boot.files.map((f, i) => ({ path: f.path, ranges: f.extents, firstAccess: i }));
+
+  // Cold, no profile: on-prem knows the file layout (FIG 23 groups) but nothing about the boot.
+  const skip = { run: { elapsedUs: 1, wireBytes: 0, guestBytes: 1 }, warmUs: 0, warmWire: 0 };
+  const a = only && only !== 'cold' ? null : await bed([{ id: 'vm1', device: image.disk('vm1'), image: 'linux-base', groups: files }]);
+  const cold = !a ? skip : await inSim(a.world, async () => {
+    const { run, proxy } = await boot(a!.world, 'vm1', 'vm1');
+    // Warm: the same proxy boots again; everything is in its cache.
+    const w0 = proxy.wireBytes();
+    const again = await replayReads(a!.world, proxy.device, reads);
+    return { run, warmUs: again.elapsedUs, warmWire: proxy.wireBytes() - w0 };
+  });
+
+  // Cold, profile known: a first VM of the image booted before (FIG 22 records its first-read order),
+  // and the boot files are known (FIG 21). A second VM cloned from the image attaches with a cold cache.
+  const b = only && only !== 'profiled' ? null : await bed([
+    { id: 'vm1', device: image.disk('vm1'), image: 'linux-base', groups: files, bootFiles },
+    { id: 'vm2', device: image.disk('vm2'), image: 'linux-base', groups: files, bootFiles },
+  ]);
+  const profiled = !b ? skip.run : await inSim(b.world, async () => {
+    const first = await boot(b!.world, "vm1", "vm1", { streamProfile: false });
+    await first.proxy.close();
+    return (await boot(b!.world, "vm2", "vm2")).run;
+  });
+
+  // Cold, static profile only (FIG 21): boot files in boot order, no recorded session.
+  const c = only && only !== 'static' ? null : await bed([{ id: 'vm1', device: image.disk('vm1'), image: 'linux-base', groups: files, bootFiles }]);
+  const staticOnly = !c ? skip.run : await inSim(c.world, async () => (await boot(c!.world, "vm1", "vm1")).run);
+
+  const s = (us: number): number => us / 1e6;
+  return [
+    { name: 'guest reads (one outstanding)', value: reads.length, unit: 'reads', note: `${(guestBytes / 1048576).toFixed(1)} MiB read` },
+    { name: 'physical lower bound (unique non-zero dedup bytes / bw + RTT)', value: s(lowerUs), unit: 's', note: `${(unique / 1048576).toFixed(1)} MiB unique` },
+    { name: 'naive (one RTT per read + transfer)', value: s(naiveUs), unit: 's' },
+    { name: 'spillway cold, no profile', value: s(cold.run.elapsedUs), unit: 's', target: { op: '<=', value: s(naiveUs) / 6 }, note: `${(naiveUs / cold.run.elapsedUs).toFixed(1)}x faster than naive` },
+    { name: 'spillway cold, profile known (FIG 21 + FIG 22)', value: s(profiled.elapsedUs), unit: 's', target: { op: '<=', value: s(lowerUs) * 1.5 }, note: `${(profiled.elapsedUs / lowerUs).toFixed(2)}x the lower bound` },
+    { name: 'spillway cold, static boot files only (FIG 21)', value: s(staticOnly.elapsedUs), unit: 's', note: `${(staticOnly.elapsedUs / lowerUs).toFixed(2)}x the lower bound` },
+    { name: 'spillway warm', value: s(cold.warmUs), unit: 's', note: `${cold.warmWire} wire bytes` },
+    { name: 'wire bytes / guest bytes, cold no profile', value: cold.run.wireBytes / cold.run.guestBytes, unit: 'ratio', target: { op: '<=', value: 0.5 } },
+    { name: 'wire bytes / guest bytes, cold profile known', value: profiled.wireBytes / profiled.guestBytes, unit: 'ratio', target: { op: '<=', value: 0.5 } },
+  ];
+}
