@@ -543,21 +543,32 @@ export class EmulatedHypervisor implements Hypervisor {
   }
 
   /** Bring every integral up to now and return copies. */
+  /**
+   * Every integral as of now, as copies. Nothing is settled: watching a run
+   * (the TUI asking for a report mid-run) must not change its arithmetic, or
+   * a watched run could hash differently from an unwatched one.
+   */
   stats(): { hosts: HostStats[]; vms: VmStats[]; anySaturatedUs: number } {
-    this.settleAny();
-    for (const h of this.hostList) this.settleHost(h);
-    for (const v of this.vmList) this.settleVm(v);
     const now = this.world.clock.nowUs();
     return {
-      hosts: this.hostList.map((h) => ({
-        id: h.id, cpuCores: h.cpuCores, demandVcpuUs: h.demandVcpuUs, grantedVcpuUs: h.grantedVcpuUs, starvedUs: h.starvedUs,
-        saturatedUs: h.saturatedUs, peakDemandRatio: h.peakDemandRatio, failedUs: h.failedUs + (h.failed ? now - h.failedSinceUs : 0),
-      })),
-      vms: this.vmList.map((v) => ({
-        id: v.id, placements: v.placements.map((p) => ({ ...p })), task: v.task ? { ...v.task } : null,
-        demandVcpuUs: v.demandVcpuUs, grantedVcpuUs: v.grantedVcpuUs, starvedUs: v.starvedUs,
-      })),
-      anySaturatedUs: this.anySaturatedUs,
+      hosts: this.hostList.map((h) => {
+        const a = this.hostAccrual(h, now);
+        return {
+          id: h.id, cpuCores: h.cpuCores, demandVcpuUs: h.demandVcpuUs + a.demand, grantedVcpuUs: h.grantedVcpuUs + a.granted,
+          starvedUs: h.starvedUs + a.saturated, saturatedUs: h.saturatedUs + a.saturated, peakDemandRatio: h.peakDemandRatio,
+          failedUs: h.failedUs + (h.failed ? now - h.failedSinceUs : 0),
+        };
+      }),
+      vms: this.vmList.map((v) => {
+        const a = this.vmAccrual(v, now);
+        const task = v.task ? { ...v.task } : null;
+        if (task && task.finishedUs === null) task.doneVcpuUs = Math.min(task.workVcpuUs, task.doneVcpuUs + a.granted);
+        return {
+          id: v.id, placements: v.placements.map((p) => ({ ...p })), task,
+          demandVcpuUs: v.demandVcpuUs + a.demand, grantedVcpuUs: v.grantedVcpuUs + a.granted, starvedUs: v.starvedUs + a.starved,
+        };
+      }),
+      anySaturatedUs: this.anySaturatedUs + (this.saturatedHosts > 0 ? now - this.anyLastUs : 0),
     };
   }
 
@@ -667,32 +678,41 @@ export class EmulatedHypervisor implements Hypervisor {
     this.anyLastUs = now;
   }
 
+  /** What a VM accrued since it was last settled (vCPU-µs and µs). */
+  private vmAccrual(vm: VmState, now: number): { demand: number; granted: number; starved: number } {
+    const dt = now - vm.lastUs;
+    if (dt <= 0 || (vm.elsewhereVcpus === null && (vm.power !== 'running' || !vm.host))) return { demand: 0, granted: 0, starved: 0 };
+    const demand = this.claimOf(vm).demand;
+    return { demand: demand * dt, granted: vm.granted * dt, starved: vm.granted < demand - EPS ? dt : 0 };
+  }
+
   private settleVm(vm: VmState): void {
     const now = this.world.clock.nowUs();
-    const dt = now - vm.lastUs;
-    if (dt <= 0) return;
+    if (now <= vm.lastUs) return;
+    const a = this.vmAccrual(vm, now);
     vm.lastUs = now;
-    if (vm.elsewhereVcpus === null && (vm.power !== 'running' || !vm.host)) return;
-    const demand = this.claimOf(vm).demand;
-    vm.demandVcpuUs += demand * dt;
-    vm.grantedVcpuUs += vm.granted * dt;
-    if (vm.granted < demand - EPS) vm.starvedUs += dt;
+    vm.demandVcpuUs += a.demand;
+    vm.grantedVcpuUs += a.granted;
+    vm.starvedUs += a.starved;
     const task = vm.task;
-    if (task && task.finishedUs === null) task.doneVcpuUs = Math.min(task.workVcpuUs, task.doneVcpuUs + vm.granted * dt);
+    if (task && task.finishedUs === null) task.doneVcpuUs = Math.min(task.workVcpuUs, task.doneVcpuUs + a.granted);
+  }
+
+  private hostAccrual(host: HostState, now: number): { demand: number; granted: number; saturated: number } {
+    const dt = now - host.lastUs;
+    if (dt <= 0 || host.failed) return { demand: 0, granted: 0, saturated: 0 };
+    return { demand: host.demand * dt, granted: host.granted * dt, saturated: host.demand > host.cpuCores * (1 + EPS) ? dt : 0 };
   }
 
   private settleHost(host: HostState): void {
     const now = this.world.clock.nowUs();
-    const dt = now - host.lastUs;
-    if (dt <= 0) return;
+    if (now <= host.lastUs) return;
+    const a = this.hostAccrual(host, now);
     host.lastUs = now;
-    if (host.failed) return;
-    host.demandVcpuUs += host.demand * dt;
-    host.grantedVcpuUs += host.granted * dt;
-    if (host.demand > host.cpuCores * (1 + EPS)) {
-      host.saturatedUs += dt;
-      host.starvedUs += dt;
-    }
+    host.demandVcpuUs += a.demand;
+    host.grantedVcpuUs += a.granted;
+    host.saturatedUs += a.saturated;
+    host.starvedUs += a.saturated;
   }
 
   private ramUsed(h: HostState): number {
