@@ -70,7 +70,7 @@ export const runCommand: Command = {
     const report = await sim.runToEnd((nowUs, endUs) => {
       // Short runs stay quiet; long ones redraw in place on a terminal, or log each quarter otherwise.
       const elapsedMs = wallMs() - startedMs;
-      if (elapsedMs < 2000) return;
+      if (elapsedMs < 3000) return;
       const pct = Math.floor((100 * nowUs) / endUs);
       const text = `  ${formatDurationUs(nowUs)} of ${formatDurationUs(endUs)} virtual (${pct}%), ${(elapsedMs / 1000).toFixed(1)} s`;
       if (io.errIsTty) {
