@@ -140,6 +140,10 @@ describe('spillway cloud (against the emulator)', () => {
       expect(table).toMatch(/DeleteVolume\s+denied/);
       expect(table).toMatch(/StopInstances\s+inconclusive\s+InvalidInstanceID.NotFound/);
       expect(table).toContain('limit: 64 (configured)');
+      h.out.length = 0;
+      await h.run(['check', '--region', 'us-east-1']);
+      expect(h.out.join('\n')).toContain(`checked with image ${STAGING}`);
+      expect(h.out.join('\n')).toMatch(/RunInstances\s+allowed/);
       const recorded = readFileSync(file, 'utf8');
       expect(recorded.split('\n')[0]).toContain('"source":"aws"');
       expect(recorded).toContain('"action":"RunInstances"');

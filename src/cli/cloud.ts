@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline/promises';
 import { InputError } from '../errors.js';
+import { CloudError } from '../providers/cloud.js';
 import { Ec2Cloud } from '../providers/aws/ec2-cloud.js';
 import { checkPermissions, formatPermissionTable } from '../providers/aws/permissions.js';
 import { fileRecorder, type WireRecord } from '../providers/aws/recorder.js';
@@ -19,8 +20,9 @@ Live EC2 tools. Credentials come from the AWS SDK's default chain (environment,
 
   check     asks EC2, with DryRun calls that change nothing, whether these
             credentials may make every call spillway makes, and prints a table.
-            --image is the staging AMI to test RunInstances with (else a
-            placeholder id, and RunInstances may come back inconclusive).
+            --image is the staging AMI to test RunInstances with (default:
+            the image tagged spillway:role=staging; with none, a placeholder
+            id, and RunInstances may come back inconclusive).
   cleanup   lists everything tagged spillway:run=ID (instances, volumes,
             snapshots), shows what it will do, and then terminates and deletes
             it. Without --yes it asks on a terminal and refuses otherwise.
@@ -70,7 +72,9 @@ export function createCloudCommand(deps: CloudCommandDeps): Command {
         for (const flag of ['run', 'yes', 'timeout'] as const) if (values[flag] !== undefined) throw new InputError('E_BAD_FLAG', `--${flag}: only for cloud cleanup\n\n${USAGE}`);
         const cloud = deps.createCloud({ ...base, runId: 'permission-check' });
         try {
-          const results = await checkPermissions(cloud, { ...(values.image ? { imageId: values.image } : {}), instanceType: values.type ?? 'm6i.large', zone: values.zone ?? `${region}a` });
+          const imageId = values.image ?? (await findStagingImage(cloud));
+          io.out(imageId ? `RunInstances is checked with image ${imageId}` : 'no image tagged spillway:role=staging was found (pass --image): RunInstances is checked with a placeholder and may be inconclusive');
+          const results = await checkPermissions(cloud, { ...(imageId ? { imageId } : {}), instanceType: values.type ?? 'm6i.large', zone: values.zone ?? `${region}a` });
           io.out(formatPermissionTable(results));
           const quota = await cloud.vcpuQuota();
           io.out(`vCPU (standard families) in use: ${quota.used}; limit: ${quota.limitSource === 'unknown' ? 'unknown (pass --vcpu-quota; see Service Quotas L-1216C47A)' : `${quota.limit} (${quota.limitSource})`}`);
@@ -124,6 +128,16 @@ export function createCloudCommand(deps: CloudCommandDeps): Command {
 function parseCount(text: string, flag: string): number {
   if (!/^\d+$/.test(text)) throw new InputError('E_BAD_FLAG', `${flag}: expected a whole number, got "${text}"`);
   return Number(text);
+}
+
+/** The staging AMI, found by its tag; undefined when none is visible (or listing images is not allowed). */
+async function findStagingImage(cloud: Ec2Cloud): Promise<string | undefined> {
+  try {
+    return (await cloud.describeImages({ tags: { 'spillway:role': 'staging' } }))[0]?.id;
+  } catch (err) {
+    if (err instanceof CloudError && (err.code === 'UnauthorizedOperation' || err.code === 'AuthFailure')) return undefined;
+    throw err;
+  }
 }
 
 async function askOnTerminal(question: string): Promise<boolean> {
