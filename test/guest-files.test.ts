@@ -121,6 +121,30 @@ describe('boot profile', () => {
     expect(JSON.parse(lines[0]!)).toEqual(image.boot.reads[0]);
   });
 
+  it('per-VM boots share most blocks (FIG 22 hotspots) and keep some of their own', () => {
+    const a = image.bootFor('vm-a');
+    const b = image.bootFor('vm-b');
+    expect(image.bootFor('vm-a').reads).toEqual(a.reads);
+    expect(a.reads).toHaveLength(image.boot.reads.length);
+    const key = (r: { offset: number; length: number }) => `${r.offset}+${r.length}`;
+    const shared = image.boot.reads.map(key);
+    const same = a.reads.filter((r, i) => key(r) === shared[i]).length / a.reads.length;
+    expect(same).toBeGreaterThan(0.85);
+    expect(same).toBeLessThan(0.95);
+    // Blocks both VMs read are many; each has blocks the other never reads.
+    const blocks = (p: typeof a) => new Set(p.reads.map((r) => Math.floor(r.offset / 4096)));
+    const ba = blocks(a);
+    const bb = blocks(b);
+    const both = [...ba].filter((x) => bb.has(x)).length;
+    expect(both / ba.size).toBeGreaterThan(0.8);
+    expect([...ba].some((x) => !bb.has(x))).toBe(true);
+    // Every read still lies inside the file it names.
+    for (const r of a.reads) {
+      const f = a.files[r.file]!;
+      expect(f.extents.some((e) => r.offset >= e.offset && r.offset + r.length <= e.offset + e.length)).toBe(true);
+    }
+  });
+
   it('splits a file range at extent boundaries', () => {
     const extents = [{ offset: 4096, length: 8192 }, { offset: 65536, length: 4096 }];
     expect(toDiskRanges(extents, 4096, 8192)).toEqual([{ offset: 8192, length: 4096 }, { offset: 65536, length: 4096 }]);

@@ -131,6 +131,42 @@ export function buildBootProfile(view: FileView, spec: BootProfileSpec, seed: nu
   return { os: view.os, files, reads, bytes, uniqueBytes };
 }
 
+/**
+ * One VM's boot of a shared image: the image's profile with `fraction` of its
+ * reads swapped for reads of files the image's boot does not touch (its own
+ * services, logs, local state), in the same order. Blocks every clone reads
+ * stay common, so FIG 22 sees them as hot; the swapped ones are this VM's own.
+ */
+export function varyBootProfile(profile: BootProfile, view: FileView, seed: number, vmId: string, fraction = 0.1): BootProfile {
+  invariant(fraction >= 0 && fraction <= 1, 'fraction must be in [0, 1]');
+  const rng = createRng(seed, `boot-profile/vm/${vmId}`);
+  const inBoot = new Set(profile.files.map((f) => f.path));
+  const others = view.files.filter((f) => !inBoot.has(f.path) && f.role !== 'swap' && f.role !== 'data');
+  if (others.length === 0 || fraction === 0) return profile;
+  const files = [...profile.files];
+  const extra = new Map<string, number>();
+  const reads = profile.reads.map((r) => {
+    if (rng.next() >= fraction) return r;
+    const f = rng.pick(others);
+    let fi = extra.get(f.path);
+    if (fi === undefined) {
+      fi = files.length;
+      extra.set(f.path, fi);
+      files.push({ path: f.path, role: f.role, bootPhase: f.bootPhase ?? 6, extents: f.extents, bytesRead: 0 });
+    }
+    // Same length where the file allows, from a block inside it; one contiguous piece.
+    const allocated = f.extents.reduce((n, e) => n + e.length, 0);
+    const start = rng.int(0, Math.ceil(allocated / CONTENT_BLOCK_BYTES)) * CONTENT_BLOCK_BYTES;
+    const piece = toDiskRanges(f.extents, start, Math.min(r.length, allocated - start))[0]!;
+    files[fi]!.bytesRead += piece.length;
+    return { offset: piece.offset, length: piece.length, file: fi };
+  });
+  const bytes = reads.reduce((n, r) => n + r.length, 0);
+  const blocks = new Set<number>();
+  for (const r of reads) for (let b = Math.floor(r.offset / CONTENT_BLOCK_BYTES); b * CONTENT_BLOCK_BYTES < r.offset + r.length; b++) blocks.add(b);
+  return { os: profile.os, files, reads, bytes, uniqueBytes: blocks.size * CONTENT_BLOCK_BYTES };
+}
+
 /** Map a byte range of a file onto the disk, split where its extents break. */
 export function toDiskRanges(extents: DiskRange[], fileOffset: number, length: number): DiskRange[] {
   const out: DiskRange[] = [];

@@ -1,4 +1,4 @@
-import { buildBootProfile, DEFAULT_BOOT_PROFILE, type BootProfile, type BootProfileSpec } from './boot-profile.js';
+import { buildBootProfile, DEFAULT_BOOT_PROFILE, varyBootProfile, type BootProfile, type BootProfileSpec } from './boot-profile.js';
 import { DEFAULT_MIX, ImageContent, type GeneratedDisk } from './content.js';
 import { FileView, type AppRole, type GuestOs } from './file-view.js';
 import type { ContentSpec } from './spec.js';
@@ -41,6 +41,11 @@ export class GuestImage {
   get boot(): BootProfile {
     this.profile ??= buildBootProfile(this.files, this.options.bootProfile ?? DEFAULT_BOOT_PROFILE, this.options.seed, this.options.imageId);
     return this.profile;
+  }
+
+  /** One VM's boot: the image's profile with `fraction` of its reads its own (FIG 22 needs both kinds). */
+  bootFor(vmId: string, fraction = 0.1): BootProfile {
+    return varyBootProfile(this.boot, this.files, this.options.seed, vmId, fraction);
   }
 
   /** A disk cloned from this image (same base bytes; its own writes; its own unique regions if configured). */
