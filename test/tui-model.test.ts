@@ -249,7 +249,41 @@ describe('live source', () => {
     while (!source.done) await source.advance(25 * MIN);
     source.close();
     expect(content(source.model.snapshot())).toEqual(content(modelUpTo(trace.events, END_US).snapshot()));
-    expect(source.canSeek).toBe(false);
+  });
+
+  it('reviews the recorded past while the simulation waits, then returns to live', async () => {
+    const world = new SimWorld(7);
+    scheduleStory(world);
+    const sim = { world, endUs: END_US, get done() { return world.nowUs >= END_US; }, async step(u: number) { await world.run({ untilUs: u }); } };
+    const source = new LiveSource(sim, undefined, 15 * MIN, 64);
+    await source.advance(60 * MIN);
+    expect(source.reviewing).toBe(false);
+
+    source.seek(30 * MIN);
+    expect(source.reviewing).toBe(true);
+    expect(source.positionUs).toBe(30 * MIN);
+    expect(content(source.model.snapshot())).toEqual(content(modelUpTo(trace.events, 30 * MIN).snapshot()));
+    await source.advance(10 * MIN); // plays the review, not the simulation
+    expect(world.nowUs).toBe(60 * MIN);
+    expect(content(source.model.snapshot())).toEqual(content(modelUpTo(trace.events, 40 * MIN).snapshot()));
+    expect(source.done).toBe(false);
+
+    await source.advance(30 * MIN); // reaches the newest recorded event: live again
+    expect(source.reviewing).toBe(false);
+    expect(source.positionUs).toBe(60 * MIN);
+    await source.advance(5 * MIN);
+    expect(world.nowUs).toBe(65 * MIN);
+
+    source.step(-1); // back one event instant into the review
+    expect(source.reviewing).toBe(true);
+    const lastT = trace.events.filter((e) => e.t <= 65 * MIN).at(-1)!.t;
+    expect(source.positionUs).toBeLessThan(lastT);
+    source.step(1);
+    expect(source.reviewing).toBe(false);
+    source.seek(10 * MIN);
+    source.seek(70 * MIN); // past the present: live
+    expect(source.reviewing).toBe(false);
+    expect(content(source.model.snapshot())).toEqual(content(modelUpTo(trace.events, 65 * MIN).snapshot()));
   });
 });
 

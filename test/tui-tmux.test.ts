@@ -93,8 +93,10 @@ describe.skipIf(!hasTmux && !required)('spillway replay in tmux', () => {
     const later = /T\+(\d+):(\d\d):(\d\d)/.exec(screen)!;
     const secs = (m: RegExpExecArray): number => Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]);
     expect(secs(later)).toBeGreaterThan(secs(first)); // virtual time moves on its own
-    tmux('send-keys', '-t', 'tui', ']');
-    await waitFor('the replay-only note', (s) => /stepping and seeking work in replay only/.test(s));
+    tmux('send-keys', '-t', 'tui', 'Space', '[');
+    screen = await waitFor('a review of the recorded past', (s) => /LIVE·REVIEW │ T\+/.test(s));
+    tmux('send-keys', '-t', 'tui', ']', ']', ']');
+    await waitFor('live again', (s) => /LIVE │ T\+/.test(s));
     tmux('send-keys', '-t', 'tui', 'q');
     screen = await waitFor('the exit', (s) => s.includes('SPILLWAY_EXIT='));
     expect(screen).toMatch(/SPILLWAY_EXIT=0/);

@@ -157,7 +157,7 @@ export class TuiApp {
       case 'seek-back':
       case 'seek-forward': {
         if (!source.canSeek) {
-          this.note('stepping and seeking work in replay only (spillway replay <trace.jsonl>)');
+          this.note('this source cannot step or seek');
           return;
         }
         if (command === 'step-back' || command === 'step-forward') {
@@ -181,6 +181,7 @@ export class TuiApp {
     const source = this.options.source;
     const playback: Playback = {
       kind: source.kind, paused: this.paused, speed: this.speed, positionUs: source.positionUs, endUs: source.endUs, done: source.done, canSeek: source.canSeek,
+      reviewing: source.reviewing ?? false,
     };
     return { snap: source.model.snapshot(this.state.detailVm), view: this.state, playback, message: this.message, warning: this.options.warning ?? null };
   }
@@ -190,7 +191,8 @@ export class TuiApp {
     const prev = this.lastDrawn;
     const same = prev && !force && prev.snap === frame.snap && prev.view === frame.view && prev.message === frame.message &&
       prev.playback.paused === frame.playback.paused && prev.playback.speed === frame.playback.speed &&
-      prev.playback.positionUs === frame.playback.positionUs && prev.playback.done === frame.playback.done;
+      prev.playback.positionUs === frame.playback.positionUs && prev.playback.done === frame.playback.done &&
+      prev.playback.reviewing === frame.playback.reviewing;
     if (same) return;
     this.view.render(frame);
     this.lastDrawn = frame;

@@ -12,6 +12,8 @@ export interface Playback {
   readonly endUs: number | null;
   readonly done: boolean;
   readonly canSeek: boolean;
+  /** Live, but showing the recorded past (the simulation waits). */
+  readonly reviewing: boolean;
 }
 
 /** Everything one redraw needs. A view renders a Frame and nothing else. */

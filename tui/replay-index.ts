@@ -3,26 +3,33 @@ import type { TraceEvent } from '../src/world/types.js';
 import { TuiModel, type ModelState } from './model.js';
 
 /**
- * A recorded trace with model checkpoints every `every` events, so seeking to
- * any instant replays at most `every` events on top of a saved state instead
- * of the whole trace.
+ * A trace with model checkpoints every `every` events, so seeking to any
+ * instant replays at most `every` events on top of a saved state instead of
+ * the whole trace. It grows by `append` (a live run records as it goes).
  */
 export class TraceIndex {
-  readonly events: readonly TraceEvent[];
   readonly every: number;
+  private readonly list: TraceEvent[] = [];
   /** checkpoints[k] is the model state after the first k*every events. */
   private readonly checkpoints: ModelState[] = [];
+  /** The model after every event so far (a live run shows this one). */
+  readonly latest = new TuiModel();
 
-  constructor(events: readonly TraceEvent[], every = 256) {
+  constructor(events: readonly TraceEvent[] = [], every = 256) {
     invariant(Number.isInteger(every) && every > 0, `checkpoint interval must be a positive integer, got ${every}`);
-    this.events = events;
     this.every = every;
-    const model = new TuiModel();
-    this.checkpoints.push(model.save());
-    for (let i = 0; i < events.length; i++) {
-      model.apply(events[i]!);
-      if ((i + 1) % every === 0) this.checkpoints.push(model.save());
-    }
+    this.checkpoints.push(this.latest.save());
+    for (const e of events) this.append(e);
+  }
+
+  get events(): readonly TraceEvent[] {
+    return this.list;
+  }
+
+  append(e: TraceEvent): void {
+    this.list.push(e);
+    this.latest.apply(e);
+    if (this.list.length % this.every === 0) this.checkpoints.push(this.latest.save());
   }
 
   get startUs(): number {

@@ -12,8 +12,9 @@ export class ReplaySource implements Source {
   private applied = 0;
   private pos: number;
 
-  constructor(events: readonly TraceEvent[], checkpointEvery?: number) {
-    this.index = new TraceIndex(events, checkpointEvery);
+  /** Replays `events`, or an existing (possibly growing) index. */
+  constructor(events: readonly TraceEvent[] | TraceIndex, checkpointEvery?: number) {
+    this.index = events instanceof TraceIndex ? events : new TraceIndex(events, checkpointEvery);
     this.current = this.index.modelAt(0);
     this.pos = this.index.startUs;
     this.moveTo(this.pos);

@@ -1,8 +1,8 @@
 import type { TuiModel } from './model.js';
 
 /**
- * Where events come from: a recorded trace (seekable) or a running
- * simulation (forward only). The controller paces a source; the source feeds
+ * Where events come from: a recorded trace or a running simulation (which
+ * can also look back at what it has recorded so far). The controller paces a source; the source feeds
  * its model.
  */
 export interface Source {
@@ -13,11 +13,13 @@ export interface Source {
   readonly endUs: number | null;
   readonly done: boolean;
   readonly canSeek: boolean;
+  /** A live source showing its recorded past instead of the running simulation. */
+  readonly reviewing?: boolean;
   /** Move virtual time forward by `deltaUs`. */
   advance(deltaUs: number): Promise<void>;
-  /** Jump to the previous or next instant at which something happened (replay only). */
+  /** Jump to the previous or next instant at which something happened (when canSeek). */
   step(direction: -1 | 1): void;
-  /** Jump to `timeUs` (replay only). */
+  /** Jump to `timeUs` (when canSeek). */
   seek(timeUs: number): void;
   close(): void;
 }

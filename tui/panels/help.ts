@@ -5,8 +5,8 @@ export function helpLines(kind: 'live' | 'replay'): string[] {
   const rows: Array<[string, string]> = [
     ['space', 'pause / resume'],
     ['+ / -', 'faster / slower (virtual seconds per real second)'],
-    ['← / →', kind === 'replay' ? 'step to the previous / next event (pauses)' : '(replay only) step one event'],
-    ['[ / ]', kind === 'replay' ? 'seek back / forward 5% of the trace' : '(replay only) seek'],
+    ['← / →', 'step to the previous / next instant with an event (pauses)'],
+    ['[ / ]', kind === 'replay' ? 'seek back / forward 5% of the trace' : 'seek back / forward 5% of the run (back = review what was recorded)'],
     ['/', 'filter VMs and events (space-separated terms; enter applies, esc cancels)'],
     ['↑ ↓ j k', 'move the selection / scroll the focused panel'],
     ['enter', 'open the selected VM\'s detail view'],

@@ -10,7 +10,7 @@ export function headerLine(frame: Frame, width: number): string {
   const pos = playback.endUs !== null ? `${fmtClock(playback.positionUs)}/${fmtClock(playback.endUs)}` : fmtClock(playback.positionUs);
   const cost = fmtUsd(snap.cost.cloudUsd + snap.cost.onpremUsd);
   const parts: Array<[string, string | null]> = [
-    [playback.kind === 'live' ? 'LIVE' : 'REPLAY', 'cyan'],
+    [playback.kind === 'replay' ? 'REPLAY' : playback.reviewing ? 'LIVE·REVIEW' : 'LIVE', playback.reviewing ? 'yellow' : 'cyan'],
     [`T+${pos}`, 'white'],
     [state, playback.paused || playback.done ? 'yellow' : 'green'],
     [`seed ${clock.seed ?? '?'}`, null],
@@ -29,8 +29,8 @@ export function headerLine(frame: Frame, width: number): string {
 }
 
 /** Help and quit first: on a narrow terminal the tail is what gets cut. */
-export function keyHints(kind: 'live' | 'replay'): string {
-  return kind === 'replay'
+export function keyHints(playback: { canSeek: boolean }): string {
+  return playback.canSeek
     ? '? help  q quit  space pause  +/- speed  ←/→ step  [/] seek  / filter  enter detail  tab focus'
     : '? help  q quit  space pause  +/- speed  / filter  enter detail  tab focus';
 }
@@ -42,5 +42,5 @@ export function footerLine(frame: Frame, width: number): string {
   const filter = view.filter ? `{yellow-fg}[/${esc(clip(view.filter, 20))}]{/yellow-fg} ` : '';
   if (frame.message) return filter + color('cyan', esc(clip(frame.message, width - 25)));
   if (frame.warning) return filter + color('yellow', esc(clip(`⚠ ${frame.warning}`, width - 25)));
-  return filter + esc(fit(keyHints(frame.playback.kind), width - (view.filter ? Math.min(view.filter.length, 20) + 4 : 0)).trimEnd());
+  return filter + esc(fit(keyHints(frame.playback), width - (view.filter ? Math.min(view.filter.length, 20) + 4 : 0)).trimEnd());
 }
