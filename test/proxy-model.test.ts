@@ -44,7 +44,7 @@ async function simulate<T>(world: SimWorld, body: () => Promise<T>): Promise<T> 
   return p;
 }
 
-async function runModel(seed: number, steps: number): Promise<{ crashes: number; drops: number; duplicates: number }> {
+async function runModel(seed: number, steps: number): Promise<{ crashes: number; drops: number; duplicates: number; traceHash: string; endUs: number }> {
   const world = new SimWorld(seed);
   const rng = world.rng('test/model');
   world.net.setLink('onprem:7000', new WanLink(world, wanConfig({ name: 'wan', rttUs: 20_000, downBytesPerS: 50e6, upBytesPerS: 20e6 })));
@@ -124,7 +124,7 @@ async function runModel(seed: number, steps: number): Promise<{ crashes: number;
   const applier = onprem.appliers.get('vm1-disk0')!;
   for (const [seq, n] of applier.applications) expect(n, `group ${seq} applied ${n} times`).toBe(1);
   await onprem.close();
-  return { crashes, drops, duplicates };
+  return { crashes, drops, duplicates, traceHash: world.trace.hash(), endUs: world.nowUs };
 }
 
 describe('cloud + on-prem proxies against an in-memory model', () => {
@@ -139,5 +139,14 @@ describe('cloud + on-prem proxies against an in-memory model', () => {
     // The mix must really exercise crash/restart and link drops.
     expect(crashes).toBeGreaterThan(15);
     expect(drops).toBeGreaterThan(15);
+  });
+
+  it('is deterministic: the same seed gives the same trace hash and end time', async () => {
+    const a = await runModel(7, 30);
+    const b = await runModel(7, 30);
+    expect(b.traceHash).toBe(a.traceHash);
+    expect(b.endUs).toBe(a.endUs);
+    const c = await runModel(8, 30);
+    expect(c.traceHash).not.toBe(a.traceHash);
   });
 });
