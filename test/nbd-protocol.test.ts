@@ -361,6 +361,39 @@ describe('nbd transmission', () => {
   });
 });
 
+describe('nbd server robustness', () => {
+  it('survives seeded random requests and garbage: every one is answered or the connection is dropped, and the server keeps serving', async () => {
+    const { world, server, address } = await serve([{ device: new SparseStore('a', 4 * MiB) }], { maxPayloadBytes: 256 * 1024 });
+    const rng = world.rng('fuzz');
+    for (let round = 0; round < 6; round++) {
+      const c = await client(address, world, 'disk0', { structured: rng.chance(0.5) });
+      const replies: Array<Promise<unknown>> = [];
+      for (let i = 0; i < 40; i++) {
+        const type = rng.chance(0.8) ? rng.int(0, 8) : rng.int(8, 65536);
+        const flags = rng.chance(0.7) ? 0 : rng.int(0, 65536);
+        const offset = rng.chance(0.8) ? rng.int(0, 4 * MiB) : rng.int(0, 2 ** 31) * 4096;
+        const length = rng.chance(0.8) ? rng.int(0, 128 * 1024) : rng.int(0, 2 ** 31);
+        if (type === P.CMD_DISC) continue;
+        const payload = type === P.CMD_WRITE && length <= 512 * 1024 ? Buffer.alloc(length, i) : undefined;
+        if (type === P.CMD_WRITE && !payload) continue;
+        replies.push(c.request(type, flags, offset, length, payload).then((r) => expect(r.error === 0 || r.error in P.ERRNO_NAMES).toBe(true)));
+      }
+      await Promise.all(replies);
+      // Then garbage: the server drops this connection and nothing else.
+      const t = (c as unknown as { negotiation: NbdNegotiation }).negotiation.transport;
+      const closed = closedPromise(t);
+      const junk = Buffer.alloc(64);
+      for (let i = 0; i < junk.length; i++) junk[i] = rng.int(0, 256);
+      t.write(junk);
+      await closed;
+    }
+    const fresh = await client(address, world);
+    await fresh.write(0, Buffer.from('alive'));
+    expect((await fresh.read(0, 5)).toString()).toBe('alive');
+    expect(server.stats.protocolViolations).toBe(6);
+  });
+});
+
 describe('nbd in a simulation', () => {
   it('runs on virtual time and gives the same trace hash for the same seed', async () => {
     const runOnce = async () => {

@@ -391,6 +391,8 @@ export class NbdConnection {
       switch (req.type) {
         case P.CMD_READ: {
           const data = await device.read(req.offset, req.length);
+          // A short or long buffer would desynchronize a simple-reply client: refuse it instead.
+          if (data.length !== req.length) return this.replyError(req, P.EIO, `${device.name} returned ${data.length} bytes for a read of ${req.length}`);
           this.server.stats.bytesRead += data.length;
           return this.replyRead(req, data);
         }
