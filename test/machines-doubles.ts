@@ -367,11 +367,17 @@ export class FakeProxy implements ProxyControl {
   /** Fraction of acknowledged writes the next flush leaves pending (a slow link). */
   private seq = 0;
 
-  constructor(private readonly world: SimWorld, private readonly hv: FakeHypervisor, readonly faults: Faults) {}
+  /** Any Hypervisor: the e2e runs put this double in front of the emulated hypervisor. */
+  constructor(private readonly world: SimWorld, private readonly hv: Hypervisor, readonly faults: Faults) {}
 
   private async op(name: string): Promise<void> {
     await this.world.clock.sleepUs(OP_LATENCY_US);
     this.faults.check(`proxy.${name}`);
+  }
+  /** Clones and run-state mirroring read the in-memory hypervisor's snapshots and memory model. */
+  private fake(): FakeHypervisor {
+    if (!(this.hv instanceof FakeHypervisor)) throw new SpillwayError('E_UNSUPPORTED', 'this proxy double models clones and mirroring only over FakeHypervisor');
+    return this.hv;
   }
   private vm(vmId: string): VmProxyState {
     let s = this.vms.get(vmId);
@@ -403,7 +409,7 @@ export class FakeProxy implements ProxyControl {
   }
   async cloneDisk(req: { snapshotId: string; diskId: string; cloneId: string }): Promise<{ exportName: string }> {
     await this.op('cloneDisk');
-    if (!this.hv.snapshots.has(req.snapshotId)) throw new SpillwayError('E_NO_SNAPSHOT', `no snapshot ${req.snapshotId}`);
+    if (!this.fake().snapshots.has(req.snapshotId)) throw new SpillwayError('E_NO_SNAPSHOT', `no snapshot ${req.snapshotId}`);
     const list = this.clones.get(req.cloneId) ?? [];
     const name = `clone-${req.cloneId}-${req.diskId}`;
     if (!list.includes(name)) list.push(name);
@@ -466,7 +472,7 @@ export class FakeProxy implements ProxyControl {
   async stopMigration(req: { vmId: string }): Promise<void> { await this.op('stopMigration'); delete this.vm(req.vmId).migration; }
   async mirrorRound(req: { sourceVmId: string; targetId: string; round: number }): Promise<MirrorRound> {
     await this.op('mirrorRound');
-    const vm = this.hv.vmMap.get(req.sourceVmId)!;
+    const vm = this.fake().vmMap.get(req.sourceVmId)!;
     const s = this.vm(req.sourceVmId);
     const state = s as VmProxyState & { mirrorDirty?: number };
     const running = vm.power === 'running';
