@@ -364,8 +364,6 @@ export class FakeProxy implements ProxyControl {
   readonly drained = new Set<string>();
   readonly openedTargets: Array<{ vmId: string; siblingSources: string[] }> = [];
   linkRateBytesPerS = 125 * 1024 ** 2;
-  /** Fraction of acknowledged writes the next flush leaves pending (a slow link). */
-  private seq = 0;
 
   /** Any Hypervisor: the e2e runs put this double in front of the emulated hypervisor. */
   constructor(private readonly world: SimWorld, private readonly hv: Hypervisor, readonly faults: Faults) {}
@@ -510,7 +508,6 @@ export class FakeProxy implements ProxyControl {
     await this.op('removePeers');
     this.peers.set(req.proxyId, (this.peers.get(req.proxyId) ?? []).filter((i) => !req.instanceIds.includes(i)));
   }
-  nextSeq(): number { return ++this.seq; }
 }
 
 export class FakeDirectory implements Directory {

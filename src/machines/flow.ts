@@ -1,6 +1,5 @@
-import { and, assign, not, type AnyEventObject } from 'xstate';
-import { errorCode } from '../errors.js';
-import { InputError } from '../errors.js';
+import { and, assign, type AnyEventObject } from 'xstate';
+import { errorCode, InputError } from '../errors.js';
 import { RETRYABLE_CLOUD_CODES } from '../providers/cloud.js';
 
 /**
@@ -367,4 +366,3 @@ export function flowOutput<TData>({ context }: { context: FlowContext<unknown, T
   return { outcome: context.outcome ?? 'failed', failure: context.failure, data: context.data };
 }
 
-export { not };
