@@ -156,6 +156,37 @@ describe('cloud edge proxy', () => {
   });
 });
 
+describe('cloud edge proxy: profile streaming into a small cache', () => {
+  it('reads after pushes never pay a second round trip, even with signature pushes and a cache smaller than the stream', async () => {
+    const world = new SimWorld(9);
+    world.net.setLink('onprem:7000', directLink(world.clock, 20_000));
+    const disk = new SparseStore('disk', DISK);
+    const rng = world.rng('content');
+    const pool = [randomBytes(rng, K), randomBytes(rng, K)];
+    for (let b = 0; b < 512; b++) disk.writeSync(b * K, b % 3 === 0 ? pool[b % 2]! : randomBytes(rng, K));
+    await createOnpremProxy(world, { address: 'onprem:7000', pairingKey: PAIRING_KEY, disks: [{ id: 'a', device: disk, image: 'img' }, { id: 'b', device: disk, image: 'img' }] });
+    const order = Array.from({ length: 512 }, (_, i) => i * K);
+    const mk = (name: string, id: string, cacheCapacityBytes: number) => createCloudProxy(world, {
+      name, onprem: 'onprem:7000', pairingKey: PAIRING_KEY, disk: { id, image: 'img' },
+      stores: memoryCloudStores(name, DISK, { journalBytes: 8 << 20 }), cacheCapacityBytes, readAhead: false,
+    });
+    const stats = await simulate(world, async () => {
+      const a = await mk('a', 'a', 8 << 20);
+      for (const o of order) await a.device.read(o, K);
+      await a.close();
+      const b = await mk('b', 'b', 256 * K);
+      await world.clock.sleepUs(5_000);
+      for (const o of order) expect((await b.device.read(o, K)).equals(disk.readSync(o, K))).toBe(true);
+      const r = { ...b.remote.stats, pushWaits: b.readPath.counters.pushWaits, fetches: b.readPath.counters.remoteFetches };
+      await b.close();
+      return r;
+    });
+    expect(stats.pushedMisses).toBe(0);
+    expect(stats.refetches).toBe(0);
+    expect(stats.fetches).toBeLessThan(20);
+  });
+});
+
 describe('live (LiveWorld, TCP on loopback)', () => {
   it('serves reads and ships writes through both proxies over real sockets', async () => {
     const world = new LiveWorld(42, () => undefined);

@@ -48,6 +48,7 @@ export interface ReadPathOptions {
 /** A remote that can be asked to push ranges and knows what its profile stream will bring (RemoteDisk). */
 interface PushCapable {
   requestPush(offset: number, length: number): Promise<void>;
+  peekPushed(offset: number, length: number): Buffer | undefined;
   pushDueSoon(offset: number, length: number, aheadBlocks: number): boolean;
 }
 
@@ -69,6 +70,8 @@ export interface ReadPathStats {
   pushRequests: number;
   /** Misses served by waiting for the profile stream instead of a round trip. */
   pushWaits: number;
+  /** Misses served from pushes the link still remembers (evicted from the cache already). */
+  pushedReuse: number;
 }
 
 /**
@@ -86,7 +89,7 @@ export class ReadPath implements BlockDevice {
   readonly name: string;
   readonly blockBytes: number;
   readonly counters: ReadPathStats = {
-    reads: 0, guestBytes: 0, cacheBlocks: 0, localBlocks: 0, siblingBlocks: 0, remoteBlocks: 0, joinedBlocks: 0, pushedBlocks: 0, pushesIgnored: 0, remoteFetches: 0, pushRequests: 0, pushWaits: 0,
+    reads: 0, guestBytes: 0, cacheBlocks: 0, localBlocks: 0, siblingBlocks: 0, remoteBlocks: 0, joinedBlocks: 0, pushedBlocks: 0, pushesIgnored: 0, remoteFetches: 0, pushRequests: 0, pushWaits: 0, pushedReuse: 0,
   };
   private readonly fills = new Map<number, Promise<Buffer>>();
   /** Reads waiting for a block the profile stream is about to deliver. */
@@ -209,6 +212,9 @@ export class ReadPath implements BlockDevice {
     const remote = this.options.remote as BlockDevice & Partial<PushCapable>;
     const cache = this.options.cache;
     const aheadBlocks = this.options.pushWaitBlocks ?? 256;
+    // Pushed but already evicted from a small cache: the link still holds recent pushes.
+    const pushed = typeof remote.peekPushed === 'function' ? remote.peekPushed(offset, length) : undefined;
+    if (pushed) { this.counters.pushedReuse++; return pushed; }
     if (cache && aheadBlocks > 0 && typeof remote.pushDueSoon === 'function' && remote.pushDueSoon(offset, length, aheadBlocks)) {
       const first = Math.floor(offset / B);
       const last = Math.floor((offset + length - 1) / B);

@@ -4,7 +4,7 @@ import type { LinkClient } from './client.js';
 import { LinkError, E_FRAME_TOO_LARGE } from './errors.js';
 import type { AttachReply, AttachReq } from './messages.js';
 import { PushKind, encodePushReq, encodeRangeReq } from './messages.js';
-import { decodeSegments, encodeSegments, type DecodedSegments } from './payload.js';
+import { contentSignature, decodeSegments, encodeSegments, isZero, type DecodedSegments } from './payload.js';
 import { F_NO_PUSHED, F_PROFILE, F_SIGS_OK, MAX_FRAME_BYTES, Op, WireReader, WireWriter, jsonPayload } from './wire.js';
 
 
@@ -44,8 +44,17 @@ export class RemoteDisk implements BlockDevice, WriteSink {
   private readonly sizeBytes: number;
   private readonly recent = new Map<number, Buffer>();
   private recentBytes = 0;
+  /**
+   * Content received lately (pushes and replies), by signature: a SIG answer
+   * is resolved from here when the cache no longer holds that content (a
+   * small cache under a fast profile stream evicts pushed blocks first).
+   */
+  private readonly recentBySig = new Map<string, Buffer>();
+  private recentSigBytes = 0;
   private readonly pushCbs = new Set<(offset: number, data: Buffer, profile: boolean) => void>();
   private profilePos = 0;
+  /** Settles when every push received so far has been resolved and remembered. */
+  private pushesSettled: Promise<void> = Promise.resolve();
   /** Block -> its position in the profile stream. */
   private readonly profileOrder = new Map<number, number>();
   private streaming = false;
@@ -73,6 +82,24 @@ export class RemoteDisk implements BlockDevice, WriteSink {
     return this.sizeBytes;
   }
 
+  /** The range from recently pushed blocks, if every block of it is there (no round trip). */
+  peekPushed(offset: number, length: number): Buffer | undefined {
+    const bb = this.blockBytes;
+    if (offset % bb !== 0) return undefined;
+    const out = Buffer.alloc(length);
+    for (let at = 0; at < length; at += bb) {
+      const block = this.recent.get((offset + at) / bb);
+      if (!block) return undefined;
+      block.copy(out, at, 0, Math.min(bb, length - at));
+    }
+    return out;
+  }
+
+  /** The server answers by signature only when the client said it can resolve them. */
+  private get sigsOffered(): boolean {
+    return (this.client.options.sigs ?? null) !== null;
+  }
+
   /** Where SIG answers are looked up (the cache's findBySignature), once the cache exists. */
   setSignatureResolver(resolver: (sig: Buffer) => Promise<Buffer | undefined>): void {
     this.sigResolver = resolver;
@@ -92,6 +119,12 @@ export class RemoteDisk implements BlockDevice, WriteSink {
     const flags = this.sigResolver ? F_SIGS_OK : 0;
     const reply = await this.client.request(Op.READ, flags, encodeRangeReq({ handle: this.handle, offset, length }));
     const dec = decodeSegments(new WireReader(reply), length);
+    // Index this reply's own data first: a later block of it may be a SIG of an earlier one.
+    // (SIG and PUSHED holes are still zeros here and are skipped.)
+    if (this.sigsOffered) {
+      const first = Math.ceil(offset / this.blockBytes) * this.blockBytes - offset;
+      this.rememberContent(dec.data, first, length - first);
+    }
     const missing = await this.resolve(offset, dec);
     for (const m of missing) {
       this.stats.refetches++;
@@ -102,11 +135,34 @@ export class RemoteDisk implements BlockDevice, WriteSink {
     return dec.data;
   }
 
+  private rememberContent(data: Buffer, at: number, n: number): void {
+    const bb = this.blockBytes;
+    for (let a = at; a + bb <= at + n; a += bb) {
+      const block = data.subarray(a, a + bb);
+      if (isZero(block)) continue;
+      const key = contentSignature(block).toString('base64');
+      if (this.recentBySig.has(key)) continue;
+      this.recentBySig.set(key, block);
+      this.recentSigBytes += bb;
+    }
+    while (this.recentSigBytes > RECENT_PUSH_BYTES) {
+      this.recentBySig.delete(this.recentBySig.keys().next().value!);
+      this.recentSigBytes -= bb;
+    }
+  }
+
+  private async lookupSig(sig: Buffer): Promise<Buffer | undefined> {
+    const cached = this.sigResolver ? await this.sigResolver(sig).catch(() => undefined) : undefined;
+    return cached ?? this.recentBySig.get(sig.toString('base64'));
+  }
+
   /** Fill SIG and PUSHED segments locally; return what could not be filled. */
   private async resolve(offset: number, dec: DecodedSegments): Promise<Array<{ at: number; length: number }>> {
     const missing: Array<{ at: number; length: number }> = [];
+    // Pushes that arrived before this reply may still be resolving their signatures.
+    if (dec.pushed.length) await this.pushesSettled;
     for (const s of dec.sigs) {
-      const found = this.sigResolver ? await this.sigResolver(s.sig) : undefined;
+      const found = await this.lookupSig(s.sig);
       if (found && found.length >= s.length) { found.copy(dec.data, s.at, 0, s.length); this.stats.sigHits++; }
       else { missing.push({ at: s.at, length: s.length }); this.stats.sigMisses++; }
     }
@@ -265,6 +321,7 @@ export class RemoteDisk implements BlockDevice, WriteSink {
     const dec = decodeSegments(r, length);
     const bb = this.blockBytes;
     const remember = (at: number, n: number): void => {
+      if (this.sigsOffered) this.rememberContent(dec.data, at, n);
       for (let a = at; a + bb <= at + n; a += bb) {
         const index = (offset + a) / bb;
         if (!Number.isInteger(index) || this.recent.has(index)) continue;
@@ -288,14 +345,18 @@ export class RemoteDisk implements BlockDevice, WriteSink {
         at = h.at + h.length;
       }
     };
-    if (dec.sigs.length === 0 || !this.sigResolver) {
+    if (dec.sigs.length === 0) {
       deliver(dec.sigs);
       return;
     }
-    void (async () => {
+    if (this.sigsOffered) this.rememberContent(dec.data, 0, length);
+    const previous = this.pushesSettled;
+    this.pushesSettled = (async () => {
+      await previous;
       const lost: Array<{ at: number; length: number }> = [];
       for (const s of dec.sigs) {
-        const found = await this.sigResolver!(s.sig);
+        // A cache that fails to produce the block (evicted, integrity error) only loses the push.
+        const found = await this.lookupSig(s.sig);
         if (found && found.length >= s.length) found.copy(dec.data, s.at, 0, s.length);
         else lost.push(s);
       }

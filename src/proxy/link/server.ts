@@ -13,6 +13,9 @@ import {
   F_ERROR, F_NO_PUSHED, F_PROFILE, F_SIGS_OK, Op, PROTOCOL_VERSION, WireReader, WireWriter, jsonPayload, parseJson, type Frame,
 } from './wire.js';
 
+/** Half of what the client keeps of recent pushes (RemoteDisk), so a PUSHED answer always resolves. */
+export const PUSHED_HORIZON_BYTES = 16 * 1024 * 1024;
+
 export interface ByteRange {
   offset: number;
   length: number;
@@ -90,8 +93,13 @@ interface HandleState {
   disk: AttachedDisk;
   /** The client's block size: unit of signatures, pushes and PUSHED markers. */
   bb: number;
-  /** Blocks pushed on this connection and not written since: a READ may answer PUSHED. */
-  pushed: Set<number>;
+  /**
+   * Blocks pushed on this connection and not written since, with the push
+   * byte count at the time: a READ may answer PUSHED only for a block pushed
+   * within the last PUSHED_HORIZON_BYTES, which the client still remembers.
+   */
+  pushed: Map<number, number>;
+  pushedBytes: number;
   /** Blocks sent on this connection (pushed or replied) and not written since: the pump skips them. */
   sent: Set<number>;
   /** Push classes, most urgent first: FIG 23 groups, profile stream, explicit prefetch. */
@@ -228,7 +236,7 @@ export class LinkServer {
         blockBytes: h.bb,
         level,
         stats: this.stats.codec,
-        ...(allowPushed ? { pushed: (b: number) => h.pushed.has(b) } : {}),
+        ...(allowPushed ? { pushed: (b: number) => { const at = h.pushed.get(b); return at !== undefined && h.pushedBytes - at < PUSHED_HORIZON_BYTES; } } : {}),
         ...(sigsOk ? { peerHas: (sig: Buffer) => mem.has(sig) } : {}),
         ...(hello!.sigs === 'sha256' ? { sentData: (sig: Buffer) => mem.add(sig) } : {}),
       };
@@ -240,7 +248,7 @@ export class LinkServer {
       const end = Math.floor((offset + length) / bb);
       for (let b = first; b < end; b++) {
         h.sent.add(b);
-        if (pushed) h.pushed.add(b);
+        if (pushed) h.pushed.set(b, h.pushedBytes);
       }
     };
 
@@ -284,6 +292,7 @@ export class LinkServer {
           encodeSegments(w, offset, data, encodeOpts(h, true, false));
           const payload = w.done();
           markSent(h, offset, length, true);
+          h.pushedBytes += length;
           this.stats.pushes++;
           conn.send({ op: Op.PUSH, flags: item.cls === 1 ? F_PROFILE : 0, id: 0, payload });
           credit -= payload.length;
@@ -304,7 +313,7 @@ export class LinkServer {
             const disk = await this.options.backend.attach({ peer: hello!.peer, disk: req.disk, mode: req.mode, image: req.image });
             const bb = req.blockBytes ?? 4096;
             if (!Number.isInteger(bb) || bb < 512 || bb > 1 << 20 || bb % 512 !== 0) throw new LinkError(E_PROTOCOL, `ATTACH: blockBytes must be a multiple of 512 up to 1 MiB, got ${bb}`);
-            const h: HandleState = { handle: req.handle, disk, bb, pushed: new Set(), sent: new Set(), queues: [[], [], []], cursors: [0, 0, 0], profileBase: 0 };
+            const h: HandleState = { handle: req.handle, disk, bb, pushed: new Map(), pushedBytes: 0, sent: new Set(), queues: [[], [], []], cursors: [0, 0, 0], profileBase: 0 };
             live.add(h);
             let set = this.byDisk.get(disk.diskId);
             if (!set) { set = new Set(); this.byDisk.set(disk.diskId, set); }
