@@ -1,4 +1,7 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { renderHtml } from '../report/html.js';
+import { collectSamples } from '../report/samples.js';
+import { renderSvg } from '../report/svg.js';
 import { loadScenarioFile } from '../scenario/load.js';
 import { renderReport } from '../sim/report-text.js';
 import { createSimulation } from '../sim/simulation.js';
@@ -15,6 +18,7 @@ Run a scenario in virtual time and print its report.
   --until DURATION  stop at this virtual time (e.g. 6h, 1d12h) instead of the scenario's duration
   --json            print exactly one JSON object on stdout (banner and progress go to stderr)
   --trace FILE      write the JSONL trace to FILE
+  --report FILE     write the report with charts as a self-contained FILE.html or FILE.svg
 
 Exit status: 0 every expectation holds, 1 one fails, 2 bad input (the error names the field).
 A failing run prints the command that replays it exactly.`;
@@ -30,7 +34,7 @@ export const runCommand: Command = {
   usage,
   async run(args: string[], io: CommandIo): Promise<number> {
     const { values, positionals } = parseFlags(args, {
-      seed: { type: 'string' }, until: { type: 'string' }, json: { type: 'boolean' }, trace: { type: 'string' },
+      seed: { type: 'string' }, until: { type: 'string' }, json: { type: 'boolean' }, trace: { type: 'string' }, report: { type: 'string' },
     }, usage);
     const file = requirePositional(positionals, 0, 'the scenario file', usage);
     if (positionals.length > 1) throw new InputError('E_BAD_FLAG', `unexpected argument "${positionals[1]}"\n\n${usage}`);
@@ -38,12 +42,14 @@ export const runCommand: Command = {
     const untilUs = values.until === undefined ? undefined : parseDurationUs(values.until, '--until');
     if (untilUs !== undefined && untilUs <= 0) throw new InputError('E_BAD_DURATION', `--until: expected a positive duration, got "${values.until}"`);
     const scenario = loadScenarioFile(file);
+    const exportFormat = values.report === undefined ? null : reportFormat(values.report);
     const seed = seedFlag ?? scenario.seed;
     const replay = replayCommand(file, seed, values.until);
     const banner = (values.json ? io.err : io.out);
     banner(`spillway run ${file}: scenario ${scenario.name}, seed ${seed} (replay: ${replay})`);
 
     const traceFd = values.trace ? openTrace(values.trace) : null;
+    const exportSamples = exportFormat ? collectSamples() : null;
     let pending: string[] = [];
     let pendingBytes = 0;
     const flushTrace = (): void => {
@@ -55,8 +61,10 @@ export const runCommand: Command = {
     const sim = await createSimulation(scenario, {
       seed,
       ...(untilUs !== undefined ? { untilUs } : {}),
-      ...(traceFd !== null ? {
-        onTrace: (_e, line) => {
+      ...(traceFd !== null || exportSamples ? {
+        onTrace: (e, line) => {
+          exportSamples?.onTrace(e);
+          if (traceFd === null) return;
           pending.push(line, '\n');
           pendingBytes += line.length + 1;
           if (pendingBytes > 1 << 20) flushTrace();
@@ -85,6 +93,11 @@ export const runCommand: Command = {
     flushTrace();
     if (traceFd !== null) closeSync(traceFd);
 
+    if (exportFormat && exportSamples) {
+      const input = { report, samples: exportSamples.samples };
+      writeExport(values.report!, exportFormat === 'svg' ? renderSvg(input) : renderHtml(input));
+      io.err(`report written to ${values.report}`);
+    }
     const failed = report.expectations.filter((e) => !e.pass);
     if (values.json) {
       io.out(JSON.stringify({ ...report, passed: failed.length === 0, replay }));
@@ -100,6 +113,22 @@ export const runCommand: Command = {
     return EXIT_OK;
   },
 };
+
+function reportFormat(path: string): 'html' | 'svg' {
+  const m = /\.(html?|svg)$/i.exec(path);
+  if (!m) throw new InputError('E_BAD_REPORT_FILE', `--report: expected a file name ending in .html or .svg, got "${path}"`);
+  // Fail now rather than after the run: the file must be writable.
+  writeExport(path, '');
+  return m[1]!.toLowerCase() === 'svg' ? 'svg' : 'html';
+}
+
+function writeExport(path: string, text: string): void {
+  try {
+    writeFileSync(path, text);
+  } catch (err) {
+    throw new InputError('E_BAD_REPORT_FILE', `--report: cannot write ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
 
 function openTrace(path: string): number {
   try {
