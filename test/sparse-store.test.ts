@@ -23,6 +23,23 @@ describe('SparseStore', () => {
     expect(back.subarray(10_010).equals(Buffer.alloc(20))).toBe(true);
   });
 
+  it('reads holes as zeros into a dirty buffer, and a read is not changed by a later write', async () => {
+    const disk = new SparseStore('d', 1024 * 1024, 4096);
+    await disk.write(4096, Buffer.alloc(4096, 9));
+    await disk.writeZeroes(8192, 4096, { noHole: true });
+    const target = Buffer.alloc(3 * 4096 + 10, 0xee);
+    disk.readInto(2048, 3 * 4096, target, 10);
+    expect(target.subarray(0, 10).equals(Buffer.alloc(10, 0xee))).toBe(true);
+    expect(target.subarray(10, 10 + 2048).equals(Buffer.alloc(2048))).toBe(true);
+    expect(target.subarray(10 + 2048, 10 + 6144).equals(Buffer.alloc(4096, 9))).toBe(true);
+    expect(target.subarray(10 + 6144).equals(Buffer.alloc(6144))).toBe(true);
+    expect(() => disk.readInto(0, 4096, Buffer.alloc(100), 0)).toThrow(RangeError);
+    const before = await disk.read(0, 3 * 4096);
+    await disk.write(4096, Buffer.alloc(4096, 1));
+    expect(before.subarray(4096, 8192).equals(Buffer.alloc(4096, 9))).toBe(true);
+    expect(before.subarray(8192).equals(Buffer.alloc(4096))).toBe(true);
+  });
+
   it('reports holes, zero-allocated and data extents that cover the range exactly', async () => {
     const disk = new SparseStore('d', 64 * 1024, 4096);
     await disk.write(4096, Buffer.alloc(4096, 1));

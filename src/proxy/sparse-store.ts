@@ -29,7 +29,25 @@ export class SparseStore implements BlockDevice {
 
   readSync(offset: number, length: number): Buffer {
     this.check(offset, length, 'read');
-    const out = Buffer.alloc(length);
+    // Every byte is either copied from a chunk or zero-filled below, so the buffer need not start zeroed.
+    const out = Buffer.allocUnsafe(length);
+    this.copyOut(offset, length, out, 0);
+    return out;
+  }
+
+  /**
+   * Copy `length` bytes at `offset` into `target` at `targetOffset` (holes as zeros). Lets a caller
+   * that owns a bigger buffer (the NBD server's reply: header + payload) skip an allocation and a copy.
+   */
+  readInto(offset: number, length: number, target: Uint8Array, targetOffset: number): void {
+    this.check(offset, length, 'read');
+    if (targetOffset < 0 || targetOffset + length > target.length) {
+      throw new RangeError(`${this.name}: readInto of ${length} bytes at ${targetOffset} does not fit a ${target.length}-byte buffer`);
+    }
+    this.copyOut(offset, length, target, targetOffset);
+  }
+
+  private copyOut(offset: number, length: number, out: Uint8Array, outOffset: number): void {
     const cb = this.chunkBytes;
     let pos = offset;
     const end = offset + length;
@@ -38,10 +56,11 @@ export class SparseStore implements BlockDevice {
       const within = pos - index * cb;
       const n = Math.min(cb - within, end - pos);
       const chunk = this.chunks.get(index);
-      if (chunk && chunk.length) chunk.copy(out, pos - offset, within, within + n);
+      const at = outOffset + pos - offset;
+      if (chunk && chunk.length) chunk.copy(out, at, within, within + n);
+      else out.fill(0, at, at + n);
       pos += n;
     }
-    return out;
   }
 
   writeSync(offset: number, data: Uint8Array): void {

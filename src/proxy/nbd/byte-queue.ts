@@ -30,6 +30,27 @@ export class ByteQueue {
     return this.gather(n, true);
   }
 
+  /**
+   * Consume `n` bytes as views of the received chunks, in order, copying nothing: for a consumer
+   * that can take a payload in pieces (a store writing at successive offsets).
+   */
+  takeViews(n: number): Buffer[] {
+    if (n > this.total) throw new RangeError(`byte queue holds ${this.total} bytes, ${n} wanted`);
+    const views: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const chunk = this.chunks[this.head]!;
+      const m = Math.min(chunk.length - this.offset, left);
+      views.push(chunk.subarray(this.offset, this.offset + m));
+      left -= m;
+      if (this.offset + m === chunk.length) this.advanceChunk();
+      else this.offset += m;
+    }
+    this.total -= n;
+    this.compact();
+    return views;
+  }
+
   /** Drop up to `n` bytes; returns how many were dropped. */
   skip(n: number): number {
     let left = Math.min(n, this.total);

@@ -1,5 +1,6 @@
 import type { Transport } from '../../world/types.js';
-import type { Extent } from '../block-device.js';
+import type { BlockDevice, Extent } from '../block-device.js';
+import { SparseStore } from '../sparse-store.js';
 import { ByteQueue } from './byte-queue.js';
 import * as P from './protocol.js';
 import type { NbdExport, NbdServer } from './server.js';
@@ -40,6 +41,8 @@ export class NbdConnection {
   private baseAllocation = false;
   private exp: NbdExport | undefined;
   private exportFlags = 0;
+  /** The export's device when it can be read and written synchronously (served without a promise per request). */
+  private syncDevice: SparseStore | undefined;
 
   private inflight = 0;
   private inflightBytes = 0;
@@ -299,6 +302,7 @@ export class NbdConnection {
   private enterTransmission(exp: NbdExport): void {
     this.exp = exp;
     this.exportFlags = this.flagsFor(exp);
+    this.syncDevice = isSyncDevice(exp.device) ? exp.device : undefined;
     if (this.metaExport !== exp.name) this.baseAllocation = false;
     this.phase = 'transmission';
     this.server.world.trace.emit(this.src, 'nbd.export', { conn: this.id, export: exp.name, structured: this.structured, flags: this.exportFlags });
@@ -358,6 +362,11 @@ export class NbdConnection {
       return false;
     }
     this.input.skip(P.REQUEST_HEADER_BYTES);
+    if (this.syncDevice && (req.type === P.CMD_READ || req.type === P.CMD_WRITE)) {
+      this.countRequest();
+      this.serveSync(this.syncDevice, req, payloadBytes ? this.input.takeViews(payloadBytes) : undefined);
+      return true;
+    }
     const payload = payloadBytes ? this.input.take(payloadBytes) : undefined;
     this.countRequest();
     if (req.type === P.CMD_DISC) {
@@ -422,10 +431,50 @@ export class NbdConnection {
           return this.replyError(req, P.EINVAL, `unknown command ${req.type}`);
       }
     } catch (err) {
-      const errno = P.errnoFor(err);
-      if (errno === P.EIO) this.server.world.log('warn', this.src, `${P.COMMAND_NAMES[req.type] ?? req.type} failed`, { conn: this.id, error: err instanceof Error ? err.message : String(err) });
-      this.replyError(req, errno, err instanceof Error ? err.message : String(err));
+      this.replyFailure(req, err);
     }
+  }
+
+  /**
+   * READ and WRITE on an in-memory store, answered in the same turn: the read lands straight in
+   * the reply buffer (header + payload, one allocation, one socket write) and a write's payload
+   * goes from the received chunks into the store without being gathered first.
+   */
+  private serveSync(device: SparseStore, req: Request, payload: Buffer[] | undefined): void {
+    try {
+      const problem = this.validate(req);
+      if (problem) return this.replyError(req, problem[0], problem[1]);
+      if (req.type === P.CMD_READ) {
+        const headerBytes = this.structured ? P.STRUCTURED_HEADER_BYTES + 8 : P.SIMPLE_REPLY_BYTES;
+        // Fresh per reply: the buffer belongs to the socket until written, and holes are zero-filled by readInto.
+        const reply = Buffer.allocUnsafe(headerBytes + req.length);
+        if (this.structured) {
+          P.writeStructuredHeader(reply, req.cookie, P.REPLY_FLAG_DONE, P.REPLY_TYPE_OFFSET_DATA, 8 + req.length);
+          reply.writeBigUInt64BE(BigInt(req.offset), P.STRUCTURED_HEADER_BYTES);
+        } else {
+          P.writeSimpleReply(reply, req.cookie, 0);
+        }
+        device.readInto(req.offset, req.length, reply, headerBytes);
+        this.server.stats.bytesRead += req.length;
+        this.send([reply]);
+        return;
+      }
+      let at = req.offset;
+      for (const piece of payload!) {
+        device.writeSync(at, piece);
+        at += piece.length;
+      }
+      this.server.stats.bytesWritten += req.length;
+      this.replyOk(req);
+    } catch (err) {
+      this.replyFailure(req, err);
+    }
+  }
+
+  private replyFailure(req: Request, err: unknown): void {
+    const errno = P.errnoFor(err);
+    if (errno === P.EIO) this.server.world.log('warn', this.src, `${P.COMMAND_NAMES[req.type] ?? req.type} failed`, { conn: this.id, error: err instanceof Error ? err.message : String(err) });
+    this.replyError(req, errno, err instanceof Error ? err.message : String(err));
   }
 
   /** The errno and message for a request that must not reach the device, or undefined. */
@@ -568,6 +617,11 @@ export class NbdConnection {
     this.server.world.trace.emit(this.src, 'nbd.close', { conn: this.id, reset: err !== undefined });
     this.resolveClosed();
   }
+}
+
+/** Stores whose reads and writes complete synchronously in memory (no I/O to wait for). */
+function isSyncDevice(device: BlockDevice): device is SparseStore {
+  return device instanceof SparseStore;
 }
 
 function parseMetaContextData(data: Buffer): { exportName: string; queries: string[] } | string {

@@ -161,21 +161,30 @@ export function optionReplyHeader(option: number, type: number, length: number):
 
 export function simpleReply(cookie: bigint, error: number): Buffer {
   const b = Buffer.allocUnsafe(SIMPLE_REPLY_BYTES);
+  writeSimpleReply(b, cookie, error);
+  return b;
+}
+
+/** A simple reply header at the start of `b` (which may go on to carry the payload). */
+export function writeSimpleReply(b: Buffer, cookie: bigint, error: number): void {
   b.writeUInt32BE(SIMPLE_REPLY_MAGIC, 0);
   b.writeUInt32BE(error, 4);
   b.writeBigUInt64BE(cookie, 8);
-  return b;
 }
 
 /** A structured chunk header; `extra` reserves room after it for small fixed fields (offset etc.). */
 export function structuredHeader(cookie: bigint, flags: number, type: number, length: number, extra = 0): Buffer {
   const b = Buffer.allocUnsafe(STRUCTURED_HEADER_BYTES + extra);
+  writeStructuredHeader(b, cookie, flags, type, length);
+  return b;
+}
+
+export function writeStructuredHeader(b: Buffer, cookie: bigint, flags: number, type: number, length: number): void {
   b.writeUInt32BE(STRUCTURED_REPLY_MAGIC, 0);
   b.writeUInt16BE(flags, 4);
   b.writeUInt16BE(type, 6);
   b.writeBigUInt64BE(cookie, 8);
   b.writeUInt32BE(length, 16);
-  return b;
 }
 
 export function structuredError(cookie: bigint, errno: number, message: string): Buffer {
