@@ -33,16 +33,21 @@ class SocketTransport implements Transport {
     // Errors surface through onClose(err); an unhandled 'error' would crash the process.
     socket.on('error', () => {});
   }
-  write(data: Uint8Array): boolean {
+  write(data: Uint8Array, onWritten?: () => void): boolean {
     if (this.closed || this.socket.destroyed) return false;
-    return this.socket.write(data);
+    // After a failed write the socket is torn down; the buffer is simply never handed back.
+    return onWritten ? this.socket.write(data, (err) => { if (!err) onWritten(); }) : this.socket.write(data);
   }
-  writev(chunks: readonly Uint8Array[]): boolean {
+  writev(chunks: readonly Uint8Array[], onWritten?: () => void): boolean {
     if (this.closed || this.socket.destroyed) return false;
     // cork/uncork hands the batch to libuv as one writev instead of a syscall per buffer.
     this.socket.cork();
     let ok = true;
-    for (const c of chunks) ok = this.socket.write(c);
+    const last = chunks.length - 1;
+    for (let i = 0; i <= last; i++) {
+      // Writes complete in order, so the last one's callback means the whole batch is out.
+      ok = i === last && onWritten ? this.socket.write(chunks[i]!, (err) => { if (!err) onWritten(); }) : this.socket.write(chunks[i]!);
+    }
     this.socket.uncork();
     return ok;
   }

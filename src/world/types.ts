@@ -44,10 +44,14 @@ export interface Rng {
 export interface Transport {
   readonly localAddress: string;
   readonly remoteAddress: string;
-  /** Queue bytes; returns false when the caller should wait for `onDrain`. */
-  write(data: Uint8Array): boolean;
-  /** Queue several buffers as one batch (one writev where the platform has it). */
-  writev?(chunks: readonly Uint8Array[]): boolean;
+  /**
+   * Queue bytes; returns false when the caller should wait for `onDrain`. `onWritten`, when the
+   * transport supports it, fires once the bytes no longer need `data` (the caller may reuse it);
+   * a transport that cannot tell never calls it.
+   */
+  write(data: Uint8Array, onWritten?: () => void): boolean;
+  /** Queue several buffers as one batch (one writev where the platform has it); `onWritten` as for write. */
+  writev?(chunks: readonly Uint8Array[], onWritten?: () => void): boolean;
   /** Stop delivering data (and let the peer's window fill) until `resume`: receiver backpressure. */
   pause?(): void;
   resume?(): void;

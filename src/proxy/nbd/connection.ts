@@ -54,6 +54,8 @@ export class NbdConnection {
   /** Bytes handed to the transport since it last drained (an upper bound on what it buffers). */
   private unflushedBytes = 0;
   private outQueue: Buffer[] = [];
+  /** Buffers of outQueue that came from the server's reply pool and go back once written. */
+  private outPooled: Buffer[] = [];
   private flushScheduled = false;
   private disconnectRequested = false;
   private pumping = false;
@@ -446,8 +448,8 @@ export class NbdConnection {
       if (problem) return this.replyError(req, problem[0], problem[1]);
       if (req.type === P.CMD_READ) {
         const headerBytes = this.structured ? P.STRUCTURED_HEADER_BYTES + 8 : P.SIMPLE_REPLY_BYTES;
-        // Fresh per reply: the buffer belongs to the socket until written, and holes are zero-filled by readInto.
-        const reply = Buffer.allocUnsafe(headerBytes + req.length);
+        // Pooled: the socket owns it until written, then it serves a later reply (readInto writes every byte).
+        const reply = this.server.replyPool.take(headerBytes + req.length);
         if (this.structured) {
           P.writeStructuredHeader(reply, req.cookie, P.REPLY_FLAG_DONE, P.REPLY_TYPE_OFFSET_DATA, 8 + req.length);
           reply.writeBigUInt64BE(BigInt(req.offset), P.STRUCTURED_HEADER_BYTES);
@@ -457,6 +459,7 @@ export class NbdConnection {
         device.readInto(req.offset, req.length, reply, headerBytes);
         this.server.stats.bytesRead += req.length;
         this.send([reply]);
+        if (this.phase !== 'closed') this.outPooled.push(reply);
         return;
       }
       let at = req.offset;
@@ -569,13 +572,20 @@ export class NbdConnection {
     if (this.outQueue.length === 0 || this.phase === 'closed') return;
     const out = this.outQueue;
     this.outQueue = [];
-    for (const b of out) this.unflushedBytes += b.length;
-    let ok: boolean;
+    const pooled = this.outPooled;
+    if (pooled.length) this.outPooled = [];
     let bytes = 0;
     for (const b of out) bytes += b.length;
+    this.unflushedBytes += bytes;
+    const pool = this.server.replyPool;
+    const recycle = pooled.length ? () => { for (const b of pooled) pool.give(b); } : undefined;
+    let ok: boolean;
     // Small batches (4 KiB reads, acks) are cheaper copied into one write than corked into a writev.
-    if (out.length === 1 || bytes <= SMALL_BATCH_BYTES) ok = this.transport.write(out.length === 1 ? out[0]! : Buffer.concat(out, bytes));
-    else if (this.transport.writev) ok = this.transport.writev(out);
+    if (out.length > 1 && bytes <= SMALL_BATCH_BYTES) {
+      ok = this.transport.write(Buffer.concat(out, bytes));
+      recycle?.();
+    } else if (out.length === 1) ok = this.transport.write(out[0]!, recycle);
+    else if (this.transport.writev) ok = this.transport.writev(out, recycle);
     else {
       ok = true;
       for (const b of out) ok = this.transport.write(b);
@@ -605,6 +615,7 @@ export class NbdConnection {
     this.server.world.trace.emit(this.src, 'nbd.violation', { conn: this.id, reason });
     this.phase = 'closing';
     this.outQueue = [];
+    this.outPooled = [];
     this.input.clear();
     this.transport.destroy();
   }
@@ -614,6 +625,7 @@ export class NbdConnection {
     this.phase = 'closed';
     this.input.clear();
     this.outQueue = [];
+    this.outPooled = [];
     this.server.world.trace.emit(this.src, 'nbd.close', { conn: this.id, reset: err !== undefined });
     this.resolveClosed();
   }
