@@ -726,7 +726,8 @@ export function containerTransferActors(env: MachineEnv) {
   const ownerVm = (i: I): string => (i.kind === 'vm' ? vmOf(i) : need(i.containerId, 'transfer.containerId'));
   return {
     deactivate: act<I, D>(async ({ input }) => deactivateVm(env, vmOf(input))),
-    snapshot: act<I, D>(async ({ input, token }) => ({ snapshotId: (await hv.snapshot(vmOf(input), token, { memory: true })).id })),
+    // FIG 26 step 2605 follows the shut-down of step 2603: memory only if the VM still runs.
+    snapshot: act<I, D>(async ({ input, token }) => ({ snapshotId: (await hv.snapshot(vmOf(input), token, { memory: hv.vm(vmOf(input)).power === 'running' })).id })),
     checkpoint: act<I, D>(async ({ input }) => {
       const { imageId, manifest } = await env.containers.checkpoint({ containerId: need(input.containerId, 'transfer.containerId') });
       return { imageId, manifest, checkpointed: true };
