@@ -485,12 +485,7 @@ export class NbdConnection {
     if (this.disconnectRequested || this.server.isShuttingDown) return [P.ESHUTDOWN, 'server is shutting down'];
     const name = P.COMMAND_NAMES[req.type];
     if (name === undefined) return [P.EINVAL, `unknown command ${req.type}`];
-    const allowed = P.CMD_FLAG_FUA | ({
-      [P.CMD_READ]: this.structured ? P.CMD_FLAG_DF : 0,
-      [P.CMD_WRITE_ZEROES]: P.CMD_FLAG_NO_HOLE | P.CMD_FLAG_FAST_ZERO,
-      [P.CMD_BLOCK_STATUS]: P.CMD_FLAG_REQ_ONE,
-    }[req.type] ?? 0);
-    if (req.flags & ~allowed) return [P.EINVAL, `${name}: flags 0x${req.flags.toString(16)} are not valid for this command`];
+    if (req.flags & ~this.allowedFlags(req.type)) return [P.EINVAL, `${name}: flags 0x${req.flags.toString(16)} are not valid for this command`];
     const readOnly = this.exp!.readOnly ?? false;
     const writes = req.type === P.CMD_WRITE || req.type === P.CMD_TRIM || req.type === P.CMD_WRITE_ZEROES;
     if (writes && readOnly) return [P.EPERM, `${name}: export "${this.exp!.name}" is read-only`];
@@ -508,6 +503,15 @@ export class NbdConnection {
       return [errno, `${name}: ${req.length} bytes at ${req.offset} run past the end of the export (${size} bytes)`];
     }
     return undefined;
+  }
+
+  private allowedFlags(type: number): number {
+    switch (type) {
+      case P.CMD_READ: return P.CMD_FLAG_FUA | (this.structured ? P.CMD_FLAG_DF : 0);
+      case P.CMD_WRITE_ZEROES: return P.CMD_FLAG_FUA | P.CMD_FLAG_NO_HOLE | P.CMD_FLAG_FAST_ZERO;
+      case P.CMD_BLOCK_STATUS: return P.CMD_FLAG_FUA | P.CMD_FLAG_REQ_ONE;
+      default: return P.CMD_FLAG_FUA;
+    }
   }
 
   private replyOk(req: Request): void {
