@@ -375,6 +375,9 @@ export class EmulatedContainerPlatform implements ContainerPlatform {
     if (!img) throw new ContainerPlatformError('E_NO_IMAGE', `no container image ${req.imageId}`, false);
     const { vcpus, ramMiB } = img.manifest;
     this.checkRoom(fw, vcpus, ramMiB);
+    const twin = img.guest ? [...this.containers.values()].find((c) => c.vmId === img.sourceId && c.state === 'running') : undefined;
+    // One VM's workload runs in one place: the hypervisor keeps one placement per VM.
+    if (twin) throw new ContainerPlatformError('E_WORKLOAD_RUNNING', `the workload of VM ${img.sourceId} already runs in container ${twin.id}`, false, { container: twin.id });
     if (!img.sites.includes(fw.site)) {
       if (fw.site !== 'remote') throw new ContainerPlatformError('E_IMAGE_NOT_HERE', `image ${img.id} is not at the ${fw.site} site and images only travel from the local store`, false);
       const template = this.templates.find((t) => templateName(t) === img.manifest.template);
