@@ -248,16 +248,25 @@ export function wanChart(r: Report, s: ExportSamples): Chart {
     out.push(text(LEFT + PLOT_W / 2, y + h / 2, 'no WAN traffic was sampled in this run', 'class="note" text-anchor="middle"'));
   } else {
     const yOf = (v: number): number => y + h - (v / max) * h;
-    // A sample is the average since the previous one: draw it as a step over that span.
+    // A sample averages the link's sampling period before it. The link stops
+    // sampling while idle, so a sample after a quiet gap covers one period, not
+    // the gap: the period is the most common spacing between samples.
+    const gaps = new Map<number, number>();
+    s.wan.forEach((w, k) => {
+      if (k > 0) gaps.set(w.tUs - s.wan[k - 1]!.tUs, (gaps.get(w.tUs - s.wan[k - 1]!.tUs) ?? 0) + 1);
+    });
+    const periodUs = [...gaps].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]?.[0] ?? s.wan[0]!.tUs;
     const steps = (pick: (w: ExportSamples['wan'][number]) => number): string => {
       const pts: Array<[number, number]> = [];
-      let prevH = 0;
+      let prevUs = 0;
       for (const w of s.wan) {
-        const tH = w.tUs / US_PER_H;
+        const fromUs = Math.max(prevUs, w.tUs - periodUs);
         const v = yOf(mbit(pick(w)));
-        pts.push([ts.x(prevH), v], [ts.x(tH), v]);
-        prevH = tH;
+        if (fromUs > prevUs) pts.push([ts.x(prevUs / US_PER_H), yOf(0)], [ts.x(fromUs / US_PER_H), yOf(0)]);
+        pts.push([ts.x(fromUs / US_PER_H), v], [ts.x(w.tUs / US_PER_H), v]);
+        prevUs = w.tUs;
       }
+      pts.push([ts.x(prevUs / US_PER_H), yOf(0)], [ts.x(endH), yOf(0)]);
       return linePath(pts);
     };
     out.push(`<path d="${steps((w) => w.upBps)}" fill="none" stroke="#4e79a7" stroke-width="1.5" class="series" data-series="wan-up"/>`);
@@ -308,11 +317,12 @@ export function vmChart(r: Report, s: ExportSamples, maxVms = 400): Chart {
       out.push(`<rect x="${f(x0)}" y="${f(y + 1)}" width="${f(w)}" height="${f(rowH - 3)}" fill="${color}" data-where="${esc(p.where)}"><title>${esc(`${name}: ${label} from ${hoursLabel(p.atHours)} to ${hoursLabel(endH)}`)}</title></rect>`);
     });
     const states = statesByVm.get(name) ?? [];
+    const strip = rowH >= 14 ? 4 : 2;
     states.forEach((st, k) => {
       const fromH = st.tUs / US_PER_H;
       const toH = states[k + 1] ? states[k + 1]!.tUs / US_PER_H : fromH;
       const x0 = ts.x(fromH);
-      out.push(`<rect x="${f(x0)}" y="${f(y + rowH - 4)}" width="${f(Math.max(1.5, ts.x(toH) - x0))}" height="2" fill="${stateColor.get(st.state)}" data-state="${esc(st.state)}"><title>${esc(`${name}: ${st.machine} ${st.state} at ${hoursLabel(fromH)}`)}</title></rect>`);
+      out.push(`<rect x="${f(x0)}" y="${f(y + rowH - 2 - strip)}" width="${f(Math.max(1.5, ts.x(toH) - x0))}" height="${strip}" fill="${stateColor.get(st.state)}" data-state="${esc(st.state)}"><title>${esc(`${name}: ${st.machine} ${st.state} at ${hoursLabel(fromH)}`)}</title></rect>`);
     });
     const task = vm.task;
     if (task && task.startHours !== null) {
