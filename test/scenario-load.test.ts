@@ -98,7 +98,7 @@ describe('scenario loading', () => {
     ['wan outage without wan', (d) => { d.timeline = [{ at: '1h', event: 'wan-outage', for: '1m' }]; }, /timeline\[0\]\.event: .*no wan: section/],
     ['bad wan field', (d) => { d.wan = { rtt: '40ms', bandwidth: 'fast' }; }, /wan\.bandwidth/],
     ['bad cloud field', (d) => { d.cloud = { region: 'moon' }; }, /cloud\.region/],
-    ['burst enabled before it exists', (d) => { d.policies = { burst: { enabled: true } }; }, /policies\.burst\.enabled: expected false/],
+    ['unknown burst strategy', (d) => { d.policies = { burst: { enabled: true, selection: { weights: { random: 1 } } } }; }, /policies\.burst\.selection\.weights\.random: unknown field; allowed here: fifo, lifo/],
     ['burst typo', (d) => { d.policies = { burst: { enabled: false, maxVm: 3 } }; }, /policies\.burst\.maxVm: unknown field; allowed here: enabled, trigger/],
     ['unknown policy', (d) => { d.policies = { bursting: {} }; }, /policies\.bursting: unknown field/],
     ['bad expect op', (d) => { d.expect[0].op = '=~'; }, /expect\[0\]\.op: expected one of <, <=, >, >=, ==, !=/],

@@ -1,6 +1,7 @@
 import type { CloudConfig } from '../providers/emulated/ec2-config.js';
 import { bool, duration, fail, join, known, list, num, obj, size, str, type Raw } from '../util/check.js';
 import type { BurstPolicy, Policies } from './schema.js';
+import { parseBurstExtras, parseSlaPolicy } from './burst-extras.js';
 
 /**
  * The scenario's `policies:` section. Each block is parsed by a registered
@@ -37,16 +38,13 @@ const ORDERS = ['batch-first', 'largest-first', 'least-io-first'] as const;
 
 /**
  * `policies.burst`: when to send VMs to the cloud, which ones, onto what, and
- * the proxy settings they run with. Bursting itself lands with the controller
- * (a later issue); until then `enabled: true` is refused rather than ignored.
+ * the proxy settings they run with; src/controller/controller.ts enforces it.
  */
-export function parseBurstPolicy(raw: unknown, path: string, ctx: PolicyContext, options: { allowEnabled?: boolean } = {}): BurstPolicy {
+export function parseBurstPolicy(raw: unknown, path: string, ctx: PolicyContext): BurstPolicy {
   const o: Raw = raw === undefined || raw === null ? {} : obj(raw, path);
-  known(o, path, ['enabled', 'trigger', 'release', 'workloads', 'order', 'maxVms', 'maxConcurrentTransfers', 'instanceType', 'defaultPersistence', 'cache', 'prefetch', 'writeBack', 'budgetUsdPerHour']);
+  known(o, path, ['enabled', 'trigger', 'release', 'workloads', 'order', 'maxVms', 'maxConcurrentTransfers', 'instanceType', 'defaultPersistence', 'cache', 'prefetch', 'writeBack', 'budgetUsdPerHour',
+    'selection', 'bringBack', 'targets', 'rates', 'boot', 'io']);
   const enabled = bool(o, 'enabled', path, false);
-  if (enabled && !options.allowEnabled) {
-    fail(join(path, 'enabled'), 'false (bursting is not built yet: this run is the no-burst baseline)', true);
-  }
   const trigPath = join(path, 'trigger');
   const trig = o.trigger === undefined ? {} : obj(o.trigger, trigPath);
   known(trig, trigPath, ['hostUtilizationAbove', 'for']);
@@ -84,7 +82,9 @@ export function parseBurstPolicy(raw: unknown, path: string, ctx: PolicyContext,
     prefetch: bool(o, 'prefetch', path, true),
     writeBack: { rpoUs: duration(wb, 'rpo', wbPath, '30s'), maxBacklogBytes: size(wb, 'maxBacklog', wbPath, '1GiB') },
     budgetUsdPerHour: o.budgetUsdPerHour === undefined ? null : num(o, 'budgetUsdPerHour', path, { min: 0 }),
+    ...parseBurstExtras(o, path),
   };
 }
 
 registerPolicy('burst', (raw, path, ctx) => parseBurstPolicy(raw, path, ctx));
+registerPolicy('sla', (raw, path) => parseSlaPolicy(raw, path));

@@ -116,6 +116,33 @@ export interface BurstPolicy {
   prefetch: boolean;
   writeBack: { rpoUs: number; maxBacklogBytes: number };
   budgetUsdPerHour: number | null;
+  /** What to burst: strategy weights and thresholds (src/controller/selection.ts). */
+  selection: BurstSelection;
+  /** Cloud storage latency above which a burst VM comes home (§5, third system). */
+  bringBack: { storageLatencyAboveUs: number };
+  /** Where to burst: §6 factor weights over the cloud's zones. */
+  targets: { weights: Record<string, number> };
+  /** The §7.0 cost model's rates. */
+  rates: BurstRates;
+  /** How a burst VM's boot is replayed through its cloud proxy. */
+  boot: { depth: number; thinkUs: number };
+  /** Coarsened application I/O against the cloud proxy: one batch of `ops` every `everyUs`. */
+  io: { everyUs: number; ops: number };
+}
+
+export interface BurstSelection {
+  weights: Record<string, number>;
+  cpuAbove: number;
+  horizonHours: number;
+  hotSigma: number;
+}
+
+export interface BurstRates {
+  onpremUsdPerCoreHour: number;
+  cloudStorageUsdPerGiBMonth: number;
+  egressUsdPerGiB: number;
+  /** vCPUs per physical core on-prem (oversubscription), for the on-prem cost of the same work. */
+  vcpusPerCore: number;
 }
 
 export interface Policies {

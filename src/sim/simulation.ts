@@ -11,6 +11,8 @@ import type { TraceEvent } from '../world/types.js';
 import { buildReport, evaluateExpectations, type Report, type SeriesPoint } from './report.js';
 import { buildGuestConfig } from './vm-guest.js';
 import { WanLink } from './wan-link.js';
+import { BurstController } from '../controller/controller.js';
+import { createEmulatedCloud, type EmulatedEc2Cloud } from '../providers/emulated/emulated-cloud.js';
 import { VmDemand } from './workload/demand.js';
 import type { WorkloadSpec } from './workload/spec.js';
 
@@ -29,6 +31,18 @@ export interface SimulationOptions {
   untilUs?: number;
   /** Subscribed before the first event, so it sees every trace line. */
   onTrace?: (event: TraceEvent, line: string) => void;
+  /** Burst runs: keep every acknowledged guest write in the controller's sessions (tests compare disks). */
+  recordWrites?: boolean;
+  /** Burst runs: skip the same-seed no-burst baseline run (tests that only look at the burst). */
+  noBaseline?: boolean;
+}
+
+/** The no-burst run of the same scenario and seed, for the report's comparison. */
+export interface BaselineFigures {
+  batchCompletionHours: number | null;
+  batchSlowdown: number | null;
+  hoursAnyHostSaturated: number;
+  peakUtilization: number;
 }
 
 interface VmRuntime {
@@ -63,6 +77,10 @@ export class ScenarioSimulation implements Simulation {
   private readonly series: SeriesPoint[] = [];
   private finalReport: Report | null = null;
   private readonly guestImages = new Map<string, GuestImage>();
+  /** The burst controller when `policies.burst.enabled`; null for a no-burst run. */
+  readonly controller: BurstController | null = null;
+  private cloud: EmulatedEc2Cloud | null = null;
+  baseline: BaselineFigures | null = null;
 
   constructor(readonly scenario: Scenario, options: SimulationOptions = {}) {
     this.seed = options.seed ?? scenario.seed;
@@ -104,7 +122,33 @@ export class ScenarioSimulation implements Simulation {
         this.webTiers.set(vm.workload, tier);
       }
     });
+    if (scenario.policies.burst.enabled) {
+      if (!this.wan) throw new SpillwayError('E_BURST_NO_WAN', `scenario ${scenario.name}: policies.burst.enabled needs a wan: section (the link the burst VMs stream over)`);
+      this.world.net.setLink('onprem:7000', this.wan);
+      this.cloud = createEmulatedCloud(this.world, scenario.cloud, `sim-${this.seed}`);
+      this.controller = new BurstController(
+        { world: this.world, hypervisor: this.hypervisor, scenario, guestImage: (id) => this.guestImage(id), onpremAddress: 'onprem:7000' },
+        { cloud: this.cloud, recordWrites: options.recordWrites ?? false },
+      );
+    }
+    this.options = options;
     this.world.clock.schedule(0, () => this.boot());
+  }
+
+  private readonly options: SimulationOptions;
+
+  /** Run the same scenario and seed with bursting off (once), for the report's baseline. */
+  async runBaseline(): Promise<BaselineFigures | null> {
+    if (!this.controller || this.options.noBaseline) return null;
+    if (this.baseline) return this.baseline;
+    const s = this.scenario;
+    const off = { ...s, policies: { ...s.policies, burst: { ...s.policies.burst, enabled: false } }, expect: [] };
+    const r = await new ScenarioSimulation(off, { seed: this.seed, untilUs: this.endUs }).runToEnd();
+    this.baseline = {
+      batchCompletionHours: r.totals.batch.completionHours, batchSlowdown: r.totals.batch.slowdown,
+      hoursAnyHostSaturated: r.totals.saturation.hoursAnyHostSaturated, peakUtilization: r.totals.saturation.peakUtilization,
+    };
+    return this.baseline;
   }
 
   get done(): boolean {
@@ -114,7 +158,10 @@ export class ScenarioSimulation implements Simulation {
   async step(untilUs: number): Promise<void> {
     if (this.done) return;
     await this.world.run({ untilUs: Math.min(untilUs, this.endUs) });
-    if (this.world.nowUs >= this.endUs) this.finish();
+    if (this.world.nowUs >= this.endUs) {
+      await this.runBaseline();
+      this.finish();
+    }
   }
 
   /** Run to the end; `onProgress` is called about 50 times on the way. */
@@ -124,6 +171,7 @@ export class ScenarioSimulation implements Simulation {
         untilUs: this.endUs,
         ...(onProgress ? { onProgress: (t: number) => onProgress(t, this.endUs), progressEveryUs: Math.max(1, Math.floor(this.endUs / 50)) } : {}),
       });
+      await this.runBaseline();
       this.finish();
     }
     return this.report();
@@ -197,6 +245,7 @@ export class ScenarioSimulation implements Simulation {
       hv.setDemand(rt.name, rt.demand.at(now, tickUs, this.factorOf(rt)));
     }
     hv.rebalance();
+    this.controller?.tick();
   }
 
   private factorOf(rt: VmRuntime): number {
@@ -270,14 +319,17 @@ export class ScenarioSimulation implements Simulation {
     }
     report.traceHash = this.world.trace.hash();
     this.finalReport = report;
+    this.cloud?.dispose();
   }
 
   private buildReport(): Report {
     const stats = this.hypervisor.stats();
-    return buildReport({
+    const report = buildReport({
       scenario: this.scenario, seed: this.seed, endUs: this.world.nowUs, events: this.world.eventsRun,
       hosts: stats.hosts, vms: stats.vms, anySaturatedUs: stats.anySaturatedUs, series: this.series, sim: this,
     });
+    if (this.controller) report.mode = 'burst';
+    return report;
   }
 }
 
