@@ -390,6 +390,9 @@ export class EmulatedContainerPlatform implements ContainerPlatform {
     this.checkRoom(fw, vcpus, ramMiB);
     const vmId = img.guest ? img.sourceId : null;
     const id = known ?? `ctr-${++this.seq}`;
+    // A token whose container was stopped starts it again under the same id: forget the old record.
+    const old = known ? this.containers.get(known) : undefined;
+    if (old) this.frameworkState(old.frameworkId).containers.delete(old);
     const c: ContainerState = {
       id, frameworkId: fw.id, imageId: img.id, state: 'stopped', vcpus, ramMiB, storageAddress: req.storageAddress, vmId,
       startedAtUs: 0, fixedDemand: img.demandVcpus, diskIds: vmId ? this.hv.vm(vmId).diskIds : [], manifest: structuredClone(img.manifest), demandAtStartVcpuUs: 0,
