@@ -69,6 +69,7 @@ export const testCommand: Command = {
     const width = String(items.length).length;
     const results = await runPool(items, {
       jobs: threads,
+      onProgress: (item, pct, ms) => io.err(`  … ${item.scenario} seed ${item.seed}: ${pct}% of its virtual time after ${secs(ms)}`),
       onResult: (r, done, total) => {
         io.err(`  [${String(done).padStart(width)}/${total}] ${status(r).padEnd(5)} ${r.item.scenario} seed ${r.item.seed} (${r.status === 'error' ? r.error!.code : `${passedCount(r)}/${r.expectations.length}`}, ${secs(r.wallMs)})`);
       },

@@ -7,6 +7,8 @@ export interface PoolOptions {
   jobs: number;
   /** Called as each run finishes, in completion order. */
   onResult?: (result: SuiteResult, done: number, total: number) => void;
+  /** Called every few seconds of wall time while a long run goes. */
+  onProgress?: (item: SuiteItem, pct: number, wallMs: number) => void;
 }
 
 /**
@@ -32,7 +34,12 @@ export async function runPool(items: readonly SuiteItem[], options: PoolOptions)
         void worker.terminate().then(() => resolve());
       }
     };
-    worker.on('message', (result: SuiteResult) => {
+    worker.on('message', (message: SuiteResult | { progress: { index: number; pct: number; wallMs: number } }) => {
+      if ('progress' in message) {
+        if (current) options.onProgress?.(current, message.progress.pct, message.progress.wallMs);
+        return;
+      }
+      const result = message;
       results.set(result.item.index, result);
       options.onResult?.(result, results.size, items.length);
       next();

@@ -6,12 +6,19 @@ import type { SuiteItem } from './plan.js';
 import type { SuiteResult } from './result.js';
 
 /** Run one (scenario, seed) to the end and judge its expectations. Never throws. */
-export async function runSuiteItem(item: SuiteItem): Promise<SuiteResult> {
+export async function runSuiteItem(item: SuiteItem, onProgress?: (pct: number, wallMs: number) => void): Promise<SuiteResult> {
   const started = wallMs();
   try {
     const scenario = loadScenarioFile(item.file);
     const sim = await createSimulation(scenario, { seed: item.seed });
-    const report = await sim.runToEnd();
+    // Long runs report how far they are, at most every 5 s of wall time.
+    let lastMs = started;
+    const report = await sim.runToEnd(onProgress ? (nowUs, endUs) => {
+      const now = wallMs();
+      if (now - lastMs < 5000) return;
+      lastMs = now;
+      onProgress(Math.floor((100 * nowUs) / endUs), Math.round(now - started));
+    } : undefined);
     const expectations = report.expectations.map((e) => ({ id: e.id, metric: e.metric, op: e.op, value: e.value, actual: e.actual ?? null, pass: e.pass }));
     return {
       item,
