@@ -88,14 +88,15 @@ describe('report export', () => {
 
   it('draws WAN, cost and lifecycle series from burst samples, escaping every text', async () => {
     const { report, samples } = await runOnce();
-    const odd = { ...report, scenario: 'odd <&> "name"' };
+    // The controller's section keeps a lifecycle timeline per burst VM; it fills in VMs the trace had no states for.
+    const odd = { ...report, scenario: 'odd <&> "name"', burst: { vms: { 'job-2': { timeline: [{ atHours: 3, state: 'cloud-running' }, { atHours: 5, state: 'home' }] } } } };
     const input = { report: odd, samples: withBurstSamples(samples) };
     for (const [markup, html] of [[renderSvg(input), false], [renderHtml(input), true]] as const) {
       const root = parseMarkup(markup, { html });
       const series = findAll(root, 'path').map((p) => p.attrs['data-series']);
       expect(series).toEqual(expect.arrayContaining(['wan-up', 'wan-down', 'cost-cloud', 'cost-onprem']));
       const states = findAll(root, 'rect').map((r) => r.attrs['data-state']).filter(Boolean);
-      expect(states).toEqual(['prepare', '<boot & "run">', 'done:ok']);
+      expect(states).toEqual(['prepare', '<boot & "run">', 'done:ok', 'cloud-running', 'home']);
       expect(textOf(root)).toContain('odd <&> "name"');
       expect(markup).not.toContain('<boot');
     }

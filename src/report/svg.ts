@@ -287,7 +287,7 @@ export function vmChart(r: Report, s: ExportSamples, maxVms = 400): Chart {
   const shown = names.slice(0, maxVms);
   const rowH = shown.length > 120 ? 7 : shown.length > 40 ? 11 : 16;
   const hostColor = new Map(r.series.hostIds.map((id, i) => [id, HOST_COLORS[i % HOST_COLORS.length]!]));
-  const stateNames = [...new Set(s.states.map((x) => x.state))].sort();
+  const stateNames = [...new Set([...s.states.map((x) => x.state), ...[...burstTimelines(r).values()].flat().map((t) => t.state)])].sort();
   const stateColor = new Map(stateNames.map((n, i) => [n, STATE_COLORS[i % STATE_COLORS.length]!]));
   const top = 28 + Math.ceil((hostColor.size + 3 + stateNames.length) / 8) * 16;
   const out: string[] = [];
@@ -301,6 +301,12 @@ export function vmChart(r: Report, s: ExportSamples, maxVms = 400): Chart {
   for (let k = 0; k < legendItems.length; k += 8) out.push(legend(LEFT, 14 + (k / 8) * 16, legendItems.slice(k, k + 8)));
   const statesByVm = new Map<string, ExportSamples['states']>();
   for (const st of s.states) statesByVm.set(st.vm, [...(statesByVm.get(st.vm) ?? []), st]);
+  // The burst section keeps each burst VM's lifecycle timeline: used where the trace had no machine states.
+  for (const [vm, timeline] of burstTimelines(r)) {
+    if (statesByVm.has(vm) || timeline.length === 0) continue;
+    statesByVm.set(vm, timeline.map((t) => ({ tUs: Math.round(t.atHours * US_PER_H), vm, machine: 'burst', state: t.state })));
+  }
+  for (const st of [...statesByVm.values()].flat()) if (!stateColor.has(st.state)) stateColor.set(st.state, STATE_COLORS[stateColor.size % STATE_COLORS.length]!);
   shown.forEach((name, i) => {
     const vm = r.vms[name]!;
     const y = top + i * rowH;
@@ -341,6 +347,20 @@ export function vmChart(r: Report, s: ExportSamples, maxVms = 400): Chart {
   }
   out.push(timeAxis(ts, y + 2, top));
   return { id: 'vms', title: 'Where each VM ran', height: y + 40, body: out.join('') };
+}
+
+/** `report.burst.vms.<name>.timeline` (the controller's section), read defensively: it is another component's shape. */
+function burstTimelines(r: Report): Map<string, Array<{ atHours: number; state: string }>> {
+  const out = new Map<string, Array<{ atHours: number; state: string }>>();
+  const vms = (r.burst as { vms?: unknown } | undefined)?.vms;
+  if (!vms || typeof vms !== 'object') return out;
+  for (const [name, v] of Object.entries(vms as Record<string, unknown>)) {
+    const timeline = (v as { timeline?: unknown } | null)?.timeline;
+    if (!Array.isArray(timeline)) continue;
+    out.set(name, timeline.filter((t): t is { atHours: number; state: string } =>
+      t !== null && typeof t === 'object' && typeof (t as { atHours?: unknown }).atHours === 'number' && typeof (t as { state?: unknown }).state === 'string'));
+  }
+  return out;
 }
 
 /** Cumulative cost from `cost.tick`: cloud spend against keeping the work on-prem. */
