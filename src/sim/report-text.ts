@@ -1,3 +1,4 @@
+import { burstSummaryLines } from '../controller/report-text.js';
 import type { Report } from './report.js';
 
 /**
@@ -15,6 +16,7 @@ export function renderReport(r: Report, options: { width?: number; sourceName?: 
   const pct = (x: number | null): string => (x === null ? '—' : `${(x * 100).toFixed(0)}%`);
   out.push(`${r.scenario}: ${t.vms} VMs on ${t.hosts} hosts (${t.cpuCores} cores), ${r.simulatedHours.toFixed(1)} h simulated, seed ${r.seed}`);
   out.push(`mode: ${r.mode === 'no-burst' ? 'no-burst baseline (bursting disabled)' : 'burst'}`);
+  out.push(...burstSummaryLines(r));
   out.push('');
   const b = t.batch;
   if (b.tasks > 0) {
