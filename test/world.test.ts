@@ -93,3 +93,36 @@ describe('SimWorld', () => {
     expect(fired).toEqual([1000]);
   });
 });
+
+describe('SimWorld pacing', () => {
+  it('holds virtual time back to a pacer and keeps event order', async () => {
+    const world = new SimWorld(1);
+    let allowedUs = 0;
+    const waits: number[] = [];
+    world.pacer = {
+      reached: (due) => due <= allowedUs,
+      // Each wait lets the pacing clock move 1 ms, as a wall clock would.
+      waitUntil: async (due) => { waits.push(due); allowedUs += 1000; },
+    };
+    const seen: number[] = [];
+    world.clock.schedule(2500, () => seen.push(world.clock.nowUs()));
+    world.clock.schedule(0, () => seen.push(world.clock.nowUs()));
+    await world.run();
+    expect(seen).toEqual([0, 2500]);
+    expect(waits).toEqual([2500, 2500, 2500]);
+  });
+});
+
+describe('realTimePacer', () => {
+  it('never lets virtual time run ahead of the wall clock (scaled by speed)', async () => {
+    const { realTimePacer, wallMs } = await import('./helpers/live-clock.js');
+    const world = new SimWorld(1);
+    const start = wallMs();
+    world.pacer = realTimePacer(10, start);
+    let firedAtWallMs = 0;
+    world.clock.schedule(300_000, () => { firedAtWallMs = wallMs(); });
+    await world.run();
+    // 300 ms of virtual time at 10x takes at least 30 ms of real time.
+    expect(firedAtWallMs - start).toBeGreaterThanOrEqual(29);
+  });
+});

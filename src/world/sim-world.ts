@@ -25,6 +25,19 @@ export interface RunOptions {
   maxEvents?: number;
 }
 
+/**
+ * Holds virtual time back to some other clock. A simulation that drives a
+ * live cloud (`--cloud aws`) is paced to real time, so timeouts written for
+ * real instances mean what they say. Pacing gives up determinism; nothing
+ * paces a plain simulation.
+ */
+export interface Pacer {
+  /** Resolve when virtual time may advance to `dueUs`; resolving early is allowed (the loop asks again). */
+  waitUntil(dueUs: number): Promise<void>;
+  /** True once virtual time `dueUs` has been reached by the pacing clock. */
+  reached(dueUs: number): boolean;
+}
+
 export interface RunResult {
   events: number;
   nowUs: number;
@@ -84,6 +97,8 @@ export class SimWorld implements World {
   logLevel: LogLevel = 'info';
   /** Also print log lines (with virtual time) as they happen. */
   logSink: ((line: LogLine) => void) | undefined;
+  /** When set, virtual time never runs ahead of this pacer (see Pacer). */
+  pacer: Pacer | undefined;
 
   private readonly rngs: RngRegistry;
   private readonly inflight = new Set<Promise<unknown>>();
@@ -148,6 +163,10 @@ export class SimWorld implements World {
         const due = this.queue.peekDue();
         if (due === undefined) { reason = 'idle'; break; }
         if (due > untilUs) { this.nowUs = untilUs; reason = 'until'; break; }
+        if (this.pacer && due > this.nowUs && !this.pacer.reached(due)) {
+          await this.pacer.waitUntil(due);
+          continue;
+        }
         const event = this.queue.pop()!;
         this.nowUs = event.due;
         const before = this.activity.count;
