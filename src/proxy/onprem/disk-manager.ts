@@ -60,6 +60,17 @@ export class DiskManager {
     return disk;
   }
 
+  /** Stop serving a disk. Refused with E_LEASE_HELD while a writer holds its lease. */
+  remove(id: string): void {
+    const held = this.leases.get(id);
+    if (held) {
+      throw new LinkError(E_LEASE_HELD, `disk "${id}" is leased to ${held.owner} for writing; it cannot stop being served until that peer detaches`, {
+        details: { disk: id, holder: held.owner, sinceUs: held.sinceUs },
+      });
+    }
+    this.disks.delete(id);
+  }
+
   release(id: string, owner: string): boolean {
     const held = this.leases.get(id);
     if (!held || held.owner !== owner) return false;

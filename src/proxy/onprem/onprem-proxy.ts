@@ -60,6 +60,10 @@ export interface OnpremProxy {
   readonly appliers: ReadonlyMap<string, GroupApplier>;
   readonly address: string;
   stats(): LinkServerStats;
+  /** Serve one more disk (an export added while running: a mount or a clone). */
+  addDisk(disk: OnpremDiskOptions): Promise<void>;
+  /** Stop serving a disk; refused (E_LEASE_HELD) while a cloud proxy holds it for writing. */
+  removeDisk(id: string): void;
   /** Cut every link connection (fault injection). */
   dropConnections(): void;
   close(): Promise<void>;
@@ -79,20 +83,22 @@ export async function createOnpremProxy(world: World, options: OnpremProxyOption
   const groupPush = options.groupPush ?? true;
   const cacheSecret = options.cacheSecret ?? Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'spillway cache secret', 32));
   let nextEpoch = options.keyEpochBase ?? 1;
-  for (const d of options.disks) {
+  const register = (d: OnpremDiskOptions): void => {
     const image = d.image ?? d.id;
     disks.add({ id: d.id, device: d.device, image });
     if (d.bootFiles) prioritizer.setBootFiles(image, d.bootFiles);
     const groups = d.groups ?? d.bootFiles?.map((f) => f.ranges);
     if (groups) prioritizer.setGroups(image, groups);
-  }
+  };
+  for (const d of options.disks) register(d);
 
   // Recovery happens in GroupApplier.open: a group staged before a crash but not committed is applied now.
   const appliers = new Map<string, GroupApplier>();
-  for (const d of options.disks) {
+  const openApplier = async (d: OnpremDiskOptions): Promise<void> => {
     const journal = await StoreJournal.open(d.applyJournal ?? new SparseStore(`apply-journal:${d.id}`, 256 * 1024 * 1024));
     appliers.set(d.id, await GroupApplier.open(d.device, journal, d.id));
-  }
+  };
+  for (const d of options.disks) await openApplier(d);
 
   const backend: LinkBackend = {
     async attach({ peer, disk: diskId, mode, image: requestedImage }): Promise<AttachedDisk> {
@@ -148,6 +154,19 @@ export async function createOnpremProxy(world: World, options: OnpremProxyOption
     appliers,
     get address() { return server.address; },
     stats: () => server.stats,
+    async addDisk(d) {
+      register(d);
+      try {
+        await openApplier(d);
+      } catch (err) {
+        disks.remove(d.id);
+        throw err;
+      }
+    },
+    removeDisk(id) {
+      disks.remove(id);
+      appliers.delete(id);
+    },
     dropConnections: () => server.dropConnections(),
     close: () => server.close(),
   };
