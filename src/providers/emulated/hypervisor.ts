@@ -398,6 +398,17 @@ export class EmulatedHypervisor implements Hypervisor {
     return lease;
   }
 
+  /**
+   * A disk as frozen by a snapshot, read-only: what a clone of that snapshot
+   * starts from (FIG 12). The frozen state is never written, so it stays valid
+   * while the VM keeps running and writing its own delta.
+   */
+  openSnapshotDisk(snapshotId: string, diskId: string): BlockDevice {
+    const frozen = this.snapshotState(snapshotId).frozen.get(diskId);
+    if (!frozen) throw new SpillwayError('E_NO_DISK', `snapshot ${snapshotId} has no disk ${diskId}`);
+    return new LeaseGuard(frozen, () => false, `${diskId}@${snapshotId}`);
+  }
+
   /** Who holds the write lease on a disk, if anyone. */
   diskLeaseOwner(diskId: string): string | null {
     return this.diskState(diskId).lease?.owner ?? null;
