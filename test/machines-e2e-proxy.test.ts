@@ -1,0 +1,157 @@
+import { describe, expect, it } from 'vitest';
+import type { FlowConfig } from '../src/machines/flow.js';
+import type { MachineEnv } from '../src/machines/ports.js';
+import { MachineRuntime, MemorySnapshotStore } from '../src/machines/runtime.js';
+import { wireMachines } from '../src/machines/wiring.js';
+import { bootModelFromImages, createProxyControl, type CoreProxyControl } from '../src/proxy/control/index.js';
+import { parseCloudConfig } from '../src/providers/emulated/ec2-config.js';
+import { createEmulatedCloud } from '../src/providers/emulated/emulated-cloud.js';
+import { EmulatedHypervisor } from '../src/providers/emulated/hypervisor.js';
+import { GuestImage } from '../src/sim/guest/image.js';
+import { wanConfig, WanLink } from '../src/sim/wan-link.js';
+import { SimWorld } from '../src/world/sim-world.js';
+import type { TraceEvent } from '../src/world/types.js';
+import { FakeContainers, FakeDirectory, Faults, sampleGuest } from './machines-doubles.js';
+
+/**
+ * The lifecycle machines through wireMachines + MachineRuntime against the
+ * emulated hypervisor, the EC2 adapter on the emulated EC2 and the real proxy
+ * core behind CoreProxyControl: every block a cloud instance reads or writes
+ * crosses the emulated WAN between the on-prem proxy and a cloud proxy.
+ */
+const S = 1_000_000;
+const MiB = 1024 ** 2;
+const KEY = '7f'.repeat(32);
+const DISK1 = 128 * MiB;
+const STAGING = 'ami-0a5ba6e0c57a9e001';
+const config: FlowConfig = {
+  timeoutsUs: { loadStagingImage: 600 * S, stageBoot: 300 * S, targetBoot: 600 * S, deactivateRemote: 600 * S, releaseRemote: 300 * S, flushWrites: 600 * S, sync: 600 * S },
+  defaultTimeoutUs: 300 * S,
+  retry: { maxAttempts: 5, backoffBaseUs: 2 * S, backoffMaxUs: 60 * S, backoffFactor: 2 },
+};
+
+interface Options {
+  seed: number;
+  diskBytes?: number;
+  dirtyRateBytesPerS?: number;
+  ramMiB?: number;
+  cache?: { capacityBytes?: number; maxCapacityBytes?: number };
+  downBytesPerS?: number;
+}
+
+async function build(o: Options) {
+  const world = new SimWorld(o.seed);
+  const events: TraceEvent[] = [];
+  world.trace.subscribe((e) => events.push(e));
+  const diskBytes = o.diskBytes ?? 256 * MiB;
+  const hypervisor = new EmulatedHypervisor(world, { hosts: [{ id: 'h1', cpuCores: 32, ramMiB: 262144 }, { id: 'h2', cpuCores: 32, ramMiB: 262144 }] });
+  const image = new GuestImage({ seed: o.seed, imageId: 'ubuntu-web', sizeBytes: diskBytes, os: 'linux', version: '22.04', app: 'web' });
+  hypervisor.addVm({
+    id: 'web', name: 'web', vcpus: 4, ramMiB: o.ramMiB ?? 512, workload: 'web', batch: false, guest: sampleGuest('web'),
+    dirtyRateBytesPerS: o.dirtyRateBytesPerS ?? 4 * MiB,
+    disks: ['web-d0', 'web-d1', 'web-d2'].map((id) => ({ id, sizeBytes: diskBytes, tier: 'ssd', imageId: 'ubuntu-web', create: () => image.disk(id) })),
+  });
+  hypervisor.placeRunning('web', 'h1');
+  const cloud = createEmulatedCloud(world, parseCloudConfig({}), `run-proxy-${o.seed}`);
+  const wan = new WanLink(world, wanConfig({ rttUs: 30_000, downBytesPerS: o.downBytesPerS ?? 25_000_000 }));
+  world.net.setLink('onprem:7000', wan);
+  world.net.setLink('onprem:7100', wan);
+  const proxyP = createProxyControl(world, {
+    hypervisor, pairingKey: KEY, onpremAddress: 'onprem:7000', runStateAddress: 'onprem:7100',
+    guest: bootModelFromImages(new Map([['ubuntu-web', image]])),
+    cache: o.cache ?? { capacityBytes: 64 * MiB, maxCapacityBytes: 128 * MiB },
+    boot: { depth: 4 },
+  });
+  await world.run({ maxEvents: 100_000 });
+  const proxy = await proxyP;
+  const faults = new Faults();
+  const env: MachineEnv = { world, hypervisor, cloud, proxy, directory: new FakeDirectory(world, faults), containers: new FakeContainers(world, faults), pollEveryUs: 5 * S };
+  const store = new MemorySnapshotStore();
+  return { world, events, hypervisor, cloud, wan, image, proxy, env, store, machines: wireMachines(env), rt: new MachineRuntime(world, store) };
+}
+
+type H = Awaited<ReturnType<typeof build>>;
+
+/** Await work outside a machine: the simulation has to run for its virtual time to pass. */
+async function settle<T>(world: SimWorld, p: Promise<T>, maxEvents = 2_000_000): Promise<T> {
+  let done = false;
+  let value: T | undefined;
+  let error: unknown;
+  p.then((v) => { done = true; value = v; }, (e: unknown) => { done = true; error = e; });
+  for (let i = 0; i < 200 && !done; i++) await world.run({ maxEvents });
+  if (!done) throw new Error('the simulation ran out of events before the work finished');
+  if (error) throw error;
+  return value as T;
+}
+
+async function transferO2C(h: H, id = 'web-transfer') {
+  const t = h.rt.start({ machine: h.machines.transfer, id, src: 'vm/web' }, {
+    id, config, transfer: { vmId: 'web', kind: 'stateless', direction: 'O2C', stagingImageId: STAGING, homeHostId: 'h1' },
+  });
+  const out = await settle(h.world, t.done);
+  return out;
+}
+
+const wanDown = (h: H): number => h.wan.stats().down.deliveredBytes;
+const wanUp = (h: H): number => h.wan.stats().up.deliveredBytes;
+
+describe('machines over the proxy core (CoreProxyControl)', () => {
+  it('O2C transfer, guest writes through the storage target, reverse: the on-prem disk is the original plus every acknowledged write', async () => {
+    const h = await build({ seed: 31, diskBytes: DISK1 });
+    try {
+      const t0 = h.world.nowUs;
+      const out = await transferO2C(h);
+      expect(out.failure).toBeNull();
+      expect(out.outcome).toBe('ok');
+      const toRunningUs = h.world.nowUs - t0;
+      expect(out.data.persistence).toEqual({ 'web-d0': 'on-prem', 'web-d1': 'on-prem', 'web-d2': 'cloud-only' });
+      expect(h.proxy.proxyIds('web')).toEqual(['web/web-d0', 'web/web-d1', 'web/web-d2']);
+      const bootDown = wanDown(h);
+      expect(bootDown).toBeGreaterThan(0);
+
+      // The guest writes through the target: some block-aligned, some not, some overlapping.
+      const rng = h.world.rng('guest-writes');
+      const writes: Array<{ diskId: string; offset: number; data: Buffer }> = [];
+      for (let i = 0; i < 60; i++) {
+        const diskId = ['web-d0', 'web-d1', 'web-d2'][i % 3]!;
+        const length = rng.int(1, 3 * 4096);
+        const offset = rng.int(0, DISK1 - length);
+        const data = Buffer.from(Array.from({ length }, () => rng.int(0, 256)));
+        await settle(h.world, h.proxy.targetDevice('web', diskId).write(offset, data));
+        writes.push({ diskId, offset, data });
+      }
+      // A read through the target sees the writes (read-your-writes through write-behind).
+      const last = writes[writes.length - 1]!;
+      expect(Buffer.compare(await settle(h.world, h.proxy.targetDevice('web', last.diskId).read(last.offset, last.data.length)), last.data)).toBe(0);
+
+      const r = h.rt.start({ machine: h.machines.reverse, id: 'web-reverse', src: 'vm/web' }, {
+        id: 'web-reverse', config,
+        reverse: {
+          vmId: 'web', preMoveSnapshotId: out.data.snapshotId!, originalGuest: out.data.originalGuest!, instanceId: out.data.instanceId!,
+          targetHostId: 'h1', exports: out.data.exports!, persistence: out.data.persistence!, leaseOwner: 'web-transfer', powerOn: true,
+        },
+      });
+      const rout = await settle(h.world, r.done);
+      expect(rout.failure).toBeNull();
+      expect(rout.outcome).toBe('ok');
+      expect(h.hypervisor.vm('web').guest).toEqual(sampleGuest('web'));
+      expect(h.hypervisor.vm('web')).toMatchObject({ hostId: 'h1', power: 'running' });
+      expect(h.hypervisor.diskLeaseOwner('web-d0')).toBeNull();
+
+      // Expected bytes: the generated original, then every acknowledged on-prem write in order; cloud-only writes are gone.
+      const pristine = new GuestImage({ seed: 31, imageId: 'ubuntu-web', sizeBytes: DISK1, os: 'linux', version: '22.04', app: 'web' });
+      for (const diskId of ['web-d0', 'web-d1', 'web-d2']) {
+        const expected = Buffer.from(await settle(h.world, pristine.disk(diskId).read(0, DISK1)));
+        if (diskId !== 'web-d2') for (const w of writes.filter((x) => x.diskId === diskId)) w.data.copy(expected, w.offset);
+        const actual = await settle(h.world, h.hypervisor.openDisk(diskId).read(0, DISK1));
+        expect(Buffer.compare(actual, expected), `${diskId} differs`).toBe(0);
+      }
+      const acked = writes.filter((w) => w.diskId !== 'web-d2').reduce((n, w) => n + w.data.length, 0);
+      expect(wanUp(h)).toBeGreaterThanOrEqual(acked);
+      console.log(`O2C over the proxy core: running after ${(toRunningUs / S).toFixed(2)} s virtual, ${(bootDown / MiB).toFixed(1)} MiB down the WAN to boot; ${(acked / 1024).toFixed(0)} KiB of on-prem writes acknowledged, ${(wanUp(h) / 1024).toFixed(0)} KiB up the WAN in all`);
+    } finally {
+      await settle(h.world, h.proxy.close()).catch(() => undefined);
+      h.cloud.dispose();
+    }
+  }, 60_000);
+});
