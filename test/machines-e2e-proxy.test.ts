@@ -154,4 +154,40 @@ describe('machines over the proxy core (CoreProxyControl)', () => {
       h.cloud.dispose();
     }
   }, 60_000);
+
+  it('scales out 10 clones of one snapshot: later clones read blocks from their siblings before going on-prem (FIG 14)', async () => {
+    const h = await build({ seed: 32, diskBytes: 128 * MiB });
+    try {
+      const snap = await settle(h.world, h.hypervisor.snapshot('web', 'scale-out'));
+      const cloneIds = Array.from({ length: 10 }, (_, i) => `web-c${i + 1}`);
+      const start = (i: number) => h.rt.start({ machine: h.machines.clone, id: `web-clone-${i}`, src: 'vm/web' }, {
+        id: `web-clone-${i}`, config,
+        clone: { sourceVmId: 'web', cloneIndex: i, stagingImageId: STAGING, persistence: 'cloud-only', siblingReads: true, siblingSources: cloneIds, snapshotId: snap.id },
+      });
+      // The first clone warms its cache from on-prem; the other nine start together and find it as a sibling.
+      const first = await settle(h.world, start(1).done);
+      expect(first.failure).toBeNull();
+      const firstDown = wanDown(h);
+      const t0 = h.world.nowUs;
+      const rest = await settle(h.world, Promise.all(cloneIds.slice(1).map((_, k) => start(k + 2).done)));
+      for (const out of rest) {
+        expect(out.failure).toBeNull();
+        expect(out.outcome).toBe('ok');
+      }
+      const restDown = wanDown(h) - firstDown;
+      const siblingBlocks = cloneIds.slice(1).flatMap((vm) => h.proxy.proxyIds(vm)).reduce((n, id) => n + h.proxy.cloudProxy(id).readPath.counters.siblingBlocks, 0);
+      const remoteBlocks = cloneIds.slice(1).flatMap((vm) => h.proxy.proxyIds(vm)).reduce((n, id) => n + h.proxy.cloudProxy(id).readPath.counters.remoteBlocks, 0);
+      expect(siblingBlocks).toBeGreaterThan(0);
+      // The source keeps running and its disks stay unleased (clones take no lease).
+      expect(h.hypervisor.vm('web')).toMatchObject({ power: 'running', hostId: 'h1' });
+      expect(h.hypervisor.diskLeaseOwner('web-d0')).toBeNull();
+      // A clone reads the snapshot's bytes.
+      const want = await settle(h.world, h.hypervisor.openSnapshotDisk(snap.id, 'web-d0').read(0, 1 * MiB));
+      expect(Buffer.compare(await settle(h.world, h.proxy.targetDevice('web-c7', 'web-d0').read(0, 1 * MiB)), want)).toBe(0);
+      console.log(`10 clones: first ${(firstDown / MiB).toFixed(1)} MiB down; the other nine ${(restDown / MiB).toFixed(1)} MiB down in ${((h.world.nowUs - t0) / S).toFixed(1)} s virtual; sibling blocks ${siblingBlocks}, on-prem blocks ${remoteBlocks}`);
+    } finally {
+      await settle(h.world, h.proxy.close()).catch(() => undefined);
+      h.cloud.dispose();
+    }
+  }, 60_000);
 });
