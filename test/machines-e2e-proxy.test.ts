@@ -92,6 +92,23 @@ async function transferO2C(h: H, id = 'web-transfer') {
   return out;
 }
 
+/** A standby instance for a cut-over (what a clone flow would have booted). */
+async function standby(h: H, token: string): Promise<string> {
+  const [inst] = await settle(h.world, h.cloud.runInstances({ clientToken: token, imageId: STAGING, instanceType: 'm6i.large', count: 1 }));
+  for (;;) {
+    const [now] = await settle(h.world, h.cloud.describeInstances({ ids: [inst!.id] }));
+    if (now?.state === 'running') return inst!.id;
+    await settle(h.world, h.world.clock.sleepUs(5 * S));
+  }
+}
+
+async function cutover(h: H, targetId: string, id: string) {
+  const c = h.rt.start({ machine: h.machines.cutover, id, src: 'vm/web' }, {
+    id, config, cutover: { sourceVmId: 'web', targetId, maxRounds: 8, switchBudgetUs: 400_000, stallRatio: 0.9, stallRounds: 2 },
+  });
+  return settle(h.world, c.done);
+}
+
 const wanDown = (h: H): number => h.wan.stats().down.deliveredBytes;
 const wanUp = (h: H): number => h.wan.stats().up.deliveredBytes;
 
@@ -188,6 +205,47 @@ describe('machines over the proxy core (CoreProxyControl)', () => {
     } finally {
       await settle(h.world, h.proxy.close()).catch(() => undefined);
       h.cloud.dispose();
+    }
+  }, 60_000);
+
+  it('cut-over mirrors run state over the WAN: a warm VM converges, a hot one fails NOT_CONVERGING and keeps running on-prem', async () => {
+    // 128 MiB of RAM over a 25 MB/s WAN: ~5.4 s for the first round.
+    const warm = await build({ seed: 33, ramMiB: 128, dirtyRateBytesPerS: 2 * MiB });
+    try {
+      const target = await standby(warm, 'standby-warm');
+      const before = warm.proxy.runState.bytesSent;
+      const out = await cutover(warm, target, 'web-cutover');
+      expect(out.failure).toBeNull();
+      expect(out.outcome).toBe('ok');
+      const rounds = out.data.history!;
+      expect(rounds.length).toBeGreaterThanOrEqual(1);
+      // Each round sends what the last one left dirty, so the rounds shrink.
+      for (let i = 1; i < rounds.length; i++) expect(rounds[i]!.sentBytes).toBeLessThan(rounds[i - 1]!.sentBytes);
+      const sent = warm.proxy.runState.bytesSent - before;
+      expect(out.data.replicatedBytes).toBe(128 * MiB);
+      expect(sent).toBe(out.data.replicatedBytes! + rounds.filter((r) => r.round > 0).reduce((n, r) => n + r.sentBytes, 0) + out.data.finalCopyBytes!);
+      // What left on-prem arrived at the standby's receiver through the sealed stream.
+      expect(warm.proxy.receiver(target)!.bytesReceived).toBe(sent);
+      expect(warm.hypervisor.vm('web').hostId).toBeNull();
+      console.log(`cut-over (2 MiB/s dirty): ${rounds.length} mirror rounds [${rounds.map((r) => `${(r.sentBytes / MiB).toFixed(2)} MiB`).join(', ')}], final copy ${(out.data.finalCopyBytes! / 1024).toFixed(0)} KiB, ${(sent / MiB).toFixed(1)} MiB of run state over the WAN`);
+    } finally {
+      await settle(warm.world, warm.proxy.close()).catch(() => undefined);
+      warm.cloud.dispose();
+    }
+
+    const hot = await build({ seed: 34, ramMiB: 128, dirtyRateBytesPerS: 48 * MiB });
+    try {
+      const target = await standby(hot, 'standby-hot');
+      const out = await cutover(hot, target, 'web-cutover');
+      expect(out.outcome).toBe('rolled-back');
+      expect(out.failure?.code).toBe('NOT_CONVERGING');
+      expect(hot.hypervisor.vm('web')).toMatchObject({ power: 'running', hostId: 'h1' });
+      const last = out.data.history!.at(-1)!;
+      expect(last.dirtyRateBytesPerS).toBeGreaterThan(0.9 * last.linkRateBytesPerS);
+      console.log(`cut-over (48 MiB/s dirty): ${out.data.history!.length} rounds, then ${out.failure!.message}`);
+    } finally {
+      await settle(hot.world, hot.proxy.close()).catch(() => undefined);
+      hot.cloud.dispose();
     }
   }, 60_000);
 });
