@@ -3,6 +3,7 @@ import {
   BlockError, E_CLOSED, checkRange, type BlockDevice, type Extent, type ExtentType, type WriteOptions, type ZeroOptions,
 } from '../../proxy/block-device.js';
 import { SparseStore } from '../../proxy/sparse-store.js';
+import { FILE_CLASS_MIX, FILE_CONTENT_CLASSES, balanceFreeSpace, type FileContentClass, type FileContentLayout } from './file-content.js';
 
 /**
  * Generated virtual-disk content (docs/guest.md). A disk's bytes are a pure
@@ -18,6 +19,11 @@ import { SparseStore } from '../../proxy/sparse-store.js';
  *   the same pool id, so identical 4 KiB blocks appear at many offsets and
  *   across disks (what dedup and FIG 22 hotspots feed on).
  * - `text`: lines of words from a small word list generated from the seed.
+ *
+ * With a file layout installed (`withFiles`, what GuestImage does), blocks
+ * inside files follow their file's content class instead (file-content.ts),
+ * the tail of a file's last block is zeros, and the space outside files takes
+ * the mix that keeps the whole disk at the image's mix.
  *
  * Every disk cloned from one image shares the image's base content; its own
  * writes go to a sparse overlay.
@@ -171,6 +177,10 @@ export interface ImageContentOptions {
   /** Disks whose images name the same pool share repeated blocks (default "common"). */
   poolId?: string;
   poolBlocks?: number;
+  /** Files whose blocks follow their own content class (see withFiles). */
+  files?: FileContentLayout;
+  /** The disk size the layout's balance is computed for (with `files`). */
+  diskBytes?: number;
 }
 
 /** The base content of one image: the layout and the bytes of every block. */
@@ -180,6 +190,12 @@ export class ImageContent {
   readonly mix: ContentMix;
   readonly poolId: string;
   readonly poolBlocks: number;
+  /** Installed files, if any: their blocks follow their class's mix. */
+  readonly files: FileContentLayout | undefined;
+  /** The mix of the space outside files (equal to `mix` without files). */
+  readonly freeMix: ContentMix;
+  /** Bytes by which the files alone exceed the image mix of some kind (0: the disk meets the mix). */
+  readonly mixShortfallBytes: number;
   private readonly imageKey: number;
   private readonly poolKey: number;
   /** Zero-span threshold, then cumulative random/repeated thresholds among non-zero regions, on [0, 2^32). */
@@ -187,8 +203,16 @@ export class ImageContent {
   private readonly thresholds: [number, number];
   private readonly corpus: Buffer;
   private readonly pool = new Map<number, Buffer>();
+  /**
+   * Salt of the per-span zero draw. Files were placed on the base layout's
+   * non-zero spans; with files installed the free space draws afresh, or its
+   * zeros would all fall in the spans the files skipped and the balance would miss.
+   */
+  private readonly spanSalt: number;
+  /** Per file class: cumulative zero / random / repeated thresholds on [0, 2^32). */
+  private readonly classThresholds: Array<[number, number, number]>;
 
-  constructor(options: ImageContentOptions) {
+  constructor(private readonly options: ImageContentOptions) {
     invariant(Number.isInteger(options.seed) && options.seed >= 0, 'ImageContent seed must be a non-negative integer');
     this.seed = options.seed;
     this.imageId = options.imageId;
@@ -198,8 +222,23 @@ export class ImageContent {
     invariant(Number.isInteger(this.poolBlocks) && this.poolBlocks > 0, 'poolBlocks must be a positive integer');
     this.imageKey = hashString(`image/${this.imageId}`, this.seed);
     this.poolKey = hashString(`pool/${this.poolId}`, this.seed);
-    const m = this.mix;
+    this.files = options.files;
+    this.spanSalt = this.files ? 0x5be0cd19 : 0x3c6ef372;
+    let free = this.mix;
+    let shortfall = 0;
+    if (this.files) {
+      invariant(options.diskBytes !== undefined && options.diskBytes > 0, 'ImageContent with files needs diskBytes');
+      ({ free, shortfall } = balanceFreeSpace(this.mix, this.files, options.diskBytes));
+    }
+    this.freeMix = free;
+    this.mixShortfallBytes = shortfall;
+    const m = free;
     const q = 0x1_0000_0000;
+    this.classThresholds = FILE_CONTENT_CLASSES.map((c) => {
+      const x = FILE_CLASS_MIX[c];
+      const sum = x.zeros + x.random + x.repeated + x.text;
+      return [(x.zeros / sum) * q, ((x.zeros + x.random) / sum) * q, ((x.zeros + x.random + x.repeated) / sum) * q];
+    });
     const data = m.random + m.repeated + m.text;
     this.zeroThreshold = m.zeros * q;
     this.thresholds = data > 0 ? [(m.random / data) * q, ((m.random + m.repeated) / data) * q] : [q, q];
@@ -207,19 +246,49 @@ export class ImageContent {
     fillText(this.corpus, 0, CORPUS_BYTES, hashString('corpus', this.seed), wordList(hashString('words', this.seed)));
   }
 
-  /** Whether the 1 MiB span `span` is empty (all its regions are zero). */
-  spanIsZero(span: number): boolean {
-    return keyOf(this.imageKey ^ 0x3c6ef372, span) < this.zeroThreshold;
+  /**
+   * The same image with `files` installed: their blocks follow their content
+   * class, and the space outside them is balanced so the whole disk of
+   * `diskBytes` keeps this image's mix.
+   */
+  withFiles(files: FileContentLayout, diskBytes: number): ImageContent {
+    return new ImageContent({ ...this.options, files, diskBytes });
   }
 
+  /** Whether the 1 MiB span `span` is empty (all its regions are zero; never when a file lies in it). */
+  spanIsZero(span: number): boolean {
+    if (keyOf(this.imageKey ^ this.spanSalt, span) >= this.zeroThreshold) return false;
+    return !this.files || !this.files.intersects(span * SPAN_BYTES, (span + 1) * SPAN_BYTES);
+  }
+
+  /** Whether any file lies in 64 KiB region `region` (its blocks then vary: use blockKind). */
+  regionHasFiles(region: number): boolean {
+    return this.files !== undefined && this.files.intersects(region * REGION_BYTES, (region + 1) * REGION_BYTES);
+  }
+
+  /** The kind of the region's blocks that lie outside files (all of them, without files). */
   regionKind(region: number): ContentKind {
-    if (this.spanIsZero(Math.floor(region / SPAN_REGIONS))) return 'zero';
+    if (keyOf(this.imageKey ^ this.spanSalt, Math.floor(region / SPAN_REGIONS)) < this.zeroThreshold) return 'zero';
     const u = keyOf(this.imageKey ^ 0x7f4a7c15, region);
     const [a, b] = this.thresholds;
     return u < a ? 'random' : u < b ? 'repeated' : 'text';
   }
 
+  /** The content class of the file holding `block`, if a file does. */
+  fileClassOf(block: number): FileContentClass | undefined {
+    return this.files?.classAt(block * CONTENT_BLOCK_BYTES);
+  }
+
   blockKind(block: number): ContentKind {
+    if (this.files) {
+      const cls = this.files.classAt(block * CONTENT_BLOCK_BYTES);
+      if (cls !== undefined) {
+        // Block by block within a file: sections of code, strings, padding and tables interleave.
+        const u = keyOf(this.imageKey ^ 0x2f6b9d1d, block);
+        const [z, r, d] = this.classThresholds[FILE_CONTENT_CLASSES.indexOf(cls)]!;
+        return u < z ? 'zero' : u < r ? 'random' : u < d ? 'repeated' : 'text';
+      }
+    }
     return this.regionKind(Math.floor(block / REGION_BLOCKS));
   }
 
@@ -239,12 +308,19 @@ export class ImageContent {
     const kind = this.blockKind(block);
     if (kind === 'zero') {
       out.fill(0, at, at + CONTENT_BLOCK_BYTES);
+      return;
     } else if (kind === 'repeated') {
       this.poolBlock(this.poolIndexOf(block)).copy(out, at);
     } else {
       const key = keyOf((diskKey ?? this.imageKey) ^ (kind === 'text' ? 0x85ebca6b : 0xc2b2ae35), block);
       if (kind === 'random') fillRandom(out, at, CONTENT_BLOCK_BYTES, key);
       else fillTextFromCorpus(out, at, CONTENT_BLOCK_BYTES, key, this.corpus);
+    }
+    if (this.files) {
+      // A file's last block holds its tail, then zeros up to the block's end.
+      const start = block * CONTENT_BLOCK_BYTES;
+      const dataEnd = this.files.dataEndIn(start, CONTENT_BLOCK_BYTES);
+      if (dataEnd !== undefined && dataEnd < start + CONTENT_BLOCK_BYTES) out.fill(0, at + dataEnd - start, at + CONTENT_BLOCK_BYTES);
     }
   }
 
@@ -444,7 +520,7 @@ export class GeneratedDisk implements BlockDevice {
     const B = CONTENT_BLOCK_BYTES;
     for (let region = Math.floor(offset / REGION_BYTES); region * REGION_BYTES < end; region++) {
       // Fast path: a whole span with no guest writes is one extent.
-      if (region % SPAN_REGIONS === 0 && !this.overriddenSpans.has(region / SPAN_REGIONS)) {
+      if (region % SPAN_REGIONS === 0 && !this.overriddenSpans.has(region / SPAN_REGIONS) && !this.spanHasFiles(region / SPAN_REGIONS)) {
         const span = region / SPAN_REGIONS;
         const sStart = Math.max(offset, span * SPAN_BYTES);
         const sEnd = Math.min(end, (span + 1) * SPAN_BYTES);
@@ -455,19 +531,25 @@ export class GeneratedDisk implements BlockDevice {
       const rStart = Math.max(offset, region * REGION_BYTES);
       const rEnd = Math.min(end, (region + 1) * REGION_BYTES);
       const baseType: ExtentType = this.image.regionKind(region) === 'zero' ? 'hole' : 'data';
-      if (!this.overriddenRegions.has(region)) {
+      const hasFiles = this.image.regionHasFiles(region);
+      if (!this.overriddenRegions.has(region) && !hasFiles) {
         push(rStart, rEnd, baseType);
         continue;
       }
       for (let pos = rStart; pos < rEnd;) {
         const block = Math.floor(pos / B);
         const stop = Math.min(rEnd, (block + 1) * B);
-        const type = this.overridden.has(block) ? this.overlay.extentsSync(block * B, Math.min(B, this.sizeBytes - block * B))[0]!.type : baseType;
+        const base: ExtentType = hasFiles ? (this.image.blockKind(block) === 'zero' ? 'hole' : 'data') : baseType;
+        const type = this.overridden.has(block) ? this.overlay.extentsSync(block * B, Math.min(B, this.sizeBytes - block * B))[0]!.type : base;
         push(pos, stop, type);
         pos = stop;
       }
     }
     return out;
+  }
+
+  private spanHasFiles(span: number): boolean {
+    return this.image.files !== undefined && this.image.files.intersects(span * SPAN_BYTES, (span + 1) * SPAN_BYTES);
   }
 
   async close(): Promise<void> {
@@ -510,7 +592,7 @@ export class GeneratedDisk implements BlockDevice {
   }
 }
 
-/** Count region kinds over [offset, offset+length) (for reports and tests); O(regions). */
+/** Count block kinds over [offset, offset+length) (for reports and tests); O(regions + blocks in files). */
 export function countKinds(image: ImageContent, offset: number, length: number): Record<ContentKind, number> {
   const counts: Record<ContentKind, number> = { zero: 0, random: 0, repeated: 0, text: 0 };
   const end = offset + length;
@@ -520,8 +602,18 @@ export function countKinds(image: ImageContent, offset: number, length: number):
       region += SPAN_REGIONS - 1;
       continue;
     }
-    const bytes = Math.min(end, (region + 1) * REGION_BYTES) - Math.max(offset, region * REGION_BYTES);
-    counts[image.regionKind(region)] += bytes;
+    const rStart = Math.max(offset, region * REGION_BYTES);
+    const rEnd = Math.min(end, (region + 1) * REGION_BYTES);
+    if (image.regionHasFiles(region)) {
+      for (let pos = rStart; pos < rEnd;) {
+        const block = Math.floor(pos / CONTENT_BLOCK_BYTES);
+        const stop = Math.min(rEnd, (block + 1) * CONTENT_BLOCK_BYTES);
+        counts[image.blockKind(block)] += stop - pos;
+        pos = stop;
+      }
+      continue;
+    }
+    counts[image.regionKind(region)] += rEnd - rStart;
   }
   return counts;
 }

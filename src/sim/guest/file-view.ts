@@ -4,6 +4,7 @@ import type { BlockDevice } from '../../proxy/block-device.js';
 import { createRng } from '../../world/rng.js';
 import type { Rng } from '../../world/types.js';
 import { CONTENT_BLOCK_BYTES, SPAN_BYTES, type ImageContent } from './content.js';
+import { FileContentLayout, fileContentClass, type FileContentClass } from './file-content.js';
 
 /**
  * The guest's file-level view of a generated disk (docs/guest.md): an
@@ -12,9 +13,12 @@ import { CONTENT_BLOCK_BYTES, SPAN_BYTES, type ImageContent } from './content.js
  * role), so every clone of an image has the same files at the same LBAs, and a
  * file's bytes are exactly the disk's bytes at its extents.
  *
- * Files are placed only in non-zero regions, in tree order from the start of
- * their area (boot partition, OS, data), so related files sit together the
- * way an installer leaves them. memfs holds file *contents* only when asked
+ * Files are placed in tree order from the start of their area (boot
+ * partition, OS, data), so related files sit together the way an installer
+ * leaves them, skipping the 1 MiB spans the base layout (the image content
+ * without files) keeps free: the gaps of a used filesystem. What the files'
+ * blocks hold is their content class's (file-content.ts) once GuestImage
+ * installs the layout. memfs holds file *contents* only when asked
  * (`toVolume`), never the disk.
  */
 
@@ -39,6 +43,8 @@ export interface GuestFile {
   extents: DiskRange[];
   /** When the boot reads it: lower is earlier; undefined when boot never touches it. */
   bootPhase?: number;
+  /** What its blocks hold (file-content.ts), from its role and name. */
+  content: FileContentClass;
 }
 
 export interface FileViewOptions {
@@ -270,7 +276,7 @@ export class FileView {
     };
     const files: GuestFile[] = planned.map(({ group, path, bytes, boot }) => {
       const sizeBytes = Math.max(1, Math.round(bytes * scale[group.area]));
-      const file: GuestFile = { path, sizeBytes, role: group.role, extents: allocators[group.area].allocate(sizeBytes, path) };
+      const file: GuestFile = { path, sizeBytes, role: group.role, extents: allocators[group.area].allocate(sizeBytes, path), content: fileContentClass(group.role, path) };
       if (boot) file.bootPhase = group.bootPhase!;
       return file;
     });
@@ -312,6 +318,11 @@ export class FileView {
   /** Disk ranges whose contents need not survive a reboot (swap, page file): cloud-only candidates. */
   nonPersistentRanges(): DiskRange[] {
     return this.files.filter((f) => f.role === 'swap' || f.path.startsWith('/tmp/')).flatMap((f) => f.extents);
+  }
+
+  /** The files as the content generator sees them (ImageContent.withFiles). */
+  contentLayout(): FileContentLayout {
+    return new FileContentLayout(this.files.map((f) => ({ extents: f.extents, sizeBytes: f.sizeBytes, cls: f.content })));
   }
 
   /** Bytes held by files. */
