@@ -72,7 +72,47 @@ export interface EncodeOptions {
   /** Told of every data block actually sent, with its signature. */
   sentData?: (sig: Buffer, blockIndex: number) => void;
   stats?: CodecStats;
+  /** Encoded data runs by content, shared across peers (see EncodedRunCache). */
+  runCache?: EncodedRunCache;
 }
+
+/**
+ * Encoded data runs by content. Burst VMs booted from one image ask for the
+ * same blocks; the on-prem side signs every block anyway, so a run whose
+ * blocks are all signed is keyed by its signatures and deflated (or found
+ * not to pay) once. Runs are cut at RUN_ALIGN_BYTES boundaries of the disk so
+ * two peers asking for overlapping ranges cut the same runs. Bounded by the
+ * bytes it holds; the oldest entry goes first.
+ */
+export class EncodedRunCache {
+  private readonly entries = new Map<string, Buffer | null>();
+  private heldBytes = 0;
+  hits = 0;
+  misses = 0;
+  constructor(private readonly capacityBytes = 64 * 1024 * 1024) {}
+  /** The deflated body, null for "sent raw", undefined when unknown. */
+  get(key: string): Buffer | null | undefined {
+    const v = this.entries.get(key);
+    if (v === undefined) { this.misses++; return undefined; }
+    this.hits++;
+    return v;
+  }
+  set(key: string, packed: Buffer | null): void {
+    if (this.entries.has(key)) return;
+    // Keep our own copy: a deflate result may share a pool the caller reuses.
+    const own = packed ? Buffer.from(packed) : null;
+    this.entries.set(key, own);
+    this.heldBytes += (own?.length ?? 0) + key.length;
+    while (this.heldBytes > this.capacityBytes) {
+      const [k, v] = this.entries.entries().next().value!;
+      this.entries.delete(k);
+      this.heldBytes -= (v?.length ?? 0) + k.length;
+    }
+  }
+}
+
+/** Data runs never cross a multiple of this disk offset, so cached runs line up across peers. */
+export const RUN_ALIGN_BYTES = 64 * 1024;
 
 const PROBE_BYTES = 4096;
 
@@ -92,13 +132,30 @@ export function encodeSegments(w: WireWriter, offset: number, data: Buffer, opti
   const segs: Array<{ kind: Seg; length: number; body?: Buffer }> = [];
   let runStart = -1;
   let runEnd = -1;
+  const cache = options.runCache && options.level > 0 ? options.runCache : undefined;
+  // Signatures of the current run's blocks, while every block has one (the run's cache key).
+  let runSigs: Buffer[] | null = cache ? [] : null;
+  const deflateRun = (raw: Buffer): Buffer | null => {
+    if (!(raw.length >= 256 && probePays(raw, options.level))) return null;
+    const packed = deflateRawSync(raw, { level: options.level, strategy: zlibConstants.Z_DEFAULT_STRATEGY });
+    return packed.length <= raw.length * DEFLATE_MAX_RATIO ? packed : null;
+  };
   const flushRun = (): void => {
     if (runStart < 0) return;
     const raw = data.subarray(runStart, runEnd);
     runStart = -1;
-    if (options.level > 0 && raw.length >= 256 && probePays(raw, options.level)) {
-      const packed = deflateRawSync(raw, { level: options.level, strategy: zlibConstants.Z_DEFAULT_STRATEGY });
-      if (packed.length <= raw.length * DEFLATE_MAX_RATIO) {
+    const sigs = runSigs;
+    if (cache) runSigs = [];
+    if (options.level > 0 && raw.length >= 256) {
+      let packed: Buffer | null | undefined;
+      if (cache && sigs && sigs.length) {
+        const key = sigs.length === 1 ? sigs[0]!.toString('base64') : createHash('sha256').update(Buffer.concat(sigs)).digest('base64');
+        packed = cache.get(key);
+        if (packed === undefined) { packed = deflateRun(raw); cache.set(key, packed); }
+      } else {
+        packed = deflateRun(raw);
+      }
+      if (packed) {
         segs.push({ kind: Seg.DEFLATE, length: raw.length, body: packed });
         if (stats) { stats.deflateInBytes += raw.length; stats.deflateOutBytes += packed.length; }
         return;
@@ -140,7 +197,8 @@ export function encodeSegments(w: WireWriter, offset: number, data: Buffer, opti
         if (sig) options.sentData?.(sig, blockIndex);
         if (runStart < 0) runStart = pos;
         runEnd = end;
-        if (runEnd - runStart >= MAX_RUN_BYTES) flushRun();
+        if (runSigs) { if (sig) runSigs.push(sig); else runSigs = null; }
+        if (runEnd - runStart >= MAX_RUN_BYTES || (cache && (offset + runEnd) % RUN_ALIGN_BYTES === 0)) flushRun();
       }
     }
     pos = end;

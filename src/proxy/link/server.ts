@@ -7,7 +7,7 @@ import {
   PushKind, decodePushReq, decodeRangeReq,
   type AttachMode, type AttachReply, type AttachReq, type AuthMsg, type ChallengeMsg, type ErrorMsg, type HelloMsg, type WriteBatchReply,
 } from './messages.js';
-import { decodeSegments, encodeSegments, isZero, contentSignature, newCodecStats, type CodecStats } from './payload.js';
+import { decodeSegments, encodeSegments, isZero, contentSignature, newCodecStats, EncodedRunCache, type CodecStats } from './payload.js';
 import { drawNonce, proof, proofMatches, sessionKeys } from './secure-channel.js';
 import {
   F_ERROR, F_NO_PUSHED, F_PROFILE, F_SIGS_OK, Op, PROTOCOL_VERSION, WireReader, WireWriter, jsonPayload, parseJson, type Frame,
@@ -71,6 +71,8 @@ export interface LinkServerOptions {
   pushChunkBytes?: number;
   /** Signatures remembered per peer for dedup. */
   dedupMemory?: number;
+  /** Bytes of encoded data runs kept by content across peers (0 turns the cache off). */
+  runCacheBytes?: number;
 }
 
 /** What the server remembers about a peer across its connections. */
@@ -132,6 +134,8 @@ export class LinkServer {
   };
   private listener: Listener | null = null;
   private readonly peers = new Map<string, PeerMemory>();
+  /** Peers booting one image read the same blocks: each distinct run is deflated once. */
+  readonly runCache: EncodedRunCache | undefined;
   /** Every open handle per disk id, so a write can retract stale pushes everywhere. */
   private readonly byDisk = new Map<string, Set<HandleState>>();
   private readonly conns = new Set<LinkConnection>();
@@ -141,6 +145,8 @@ export class LinkServer {
   constructor(private readonly world: World, private readonly options: LinkServerOptions) {
     this.name = options.name ?? 'onprem';
     this.rng = world.rng(`link-server/${this.name}`);
+    const runCacheBytes = options.runCacheBytes ?? 64 * 1024 * 1024;
+    this.runCache = runCacheBytes > 0 ? new EncodedRunCache(runCacheBytes) : undefined;
   }
 
   get address(): string {
@@ -236,6 +242,7 @@ export class LinkServer {
         blockBytes: h.bb,
         level,
         stats: this.stats.codec,
+        ...(this.runCache && hello!.sigs === 'sha256' ? { runCache: this.runCache } : {}),
         ...(allowPushed ? { pushed: (b: number) => { const at = h.pushed.get(b); return at !== undefined && h.pushedBytes - at < PUSHED_HORIZON_BYTES; } } : {}),
         ...(sigsOk ? { peerHas: (sig: Buffer) => mem.has(sig) } : {}),
         ...(hello!.sigs === 'sha256' ? { sentData: (sig: Buffer) => mem.add(sig) } : {}),
