@@ -13,6 +13,13 @@ export interface ReadAheadOptions {
   gapBytes?: number;
   /** Priority of the prefetches issued below. Default 2. */
   priority?: number;
+  /**
+   * Read ahead this much after the first read of a new stream, before it has
+   * shown itself sequential (Linux's initial readahead of a file). Costs
+   * bytes when the stream stops at one read; saves the round trip of its
+   * second read otherwise. Default 0 (wait for the second sequential read).
+   */
+  firstWindowBytes?: number;
 }
 
 export interface ReadAheadStats {
@@ -54,6 +61,7 @@ export class ReadAheadLayer extends Layer {
   private readonly maxStreams: number;
   private readonly gap: number;
   private readonly priority: number;
+  private readonly first: number;
   private tick = 0;
   private readonly counters: ReadAheadStats = { sequentialReads: 0, randomReads: 0, prefetchCalls: 0, prefetchBytes: 0, prefetchErrors: 0, maxWindowReached: 0 };
 
@@ -64,9 +72,10 @@ export class ReadAheadLayer extends Layer {
     this.maxStreams = options.streams ?? 8;
     this.gap = options.gapBytes ?? 0;
     this.priority = options.priority ?? 2;
-    if (!(this.min > 0 && this.max >= this.min && Number.isInteger(this.maxStreams) && this.maxStreams > 0 && this.gap >= 0)) {
+    this.first = options.firstWindowBytes ?? 0;
+    if (!(this.first >= 0 && this.min > 0 && this.max >= this.min && Number.isInteger(this.maxStreams) && this.maxStreams > 0 && this.gap >= 0)) {
       throw new SpillwayError('E_READ_AHEAD_CONFIG',
-        `read-ahead: need 0 < minWindowBytes <= maxWindowBytes, streams >= 1 and gapBytes >= 0; got ${this.min}, ${this.max}, ${this.maxStreams}, ${this.gap}`);
+        `read-ahead: need 0 < minWindowBytes <= maxWindowBytes, streams >= 1, gapBytes >= 0 and firstWindowBytes >= 0; got ${this.min}, ${this.max}, ${this.maxStreams}, ${this.gap}, ${this.first}`);
     }
   }
 
@@ -87,7 +96,7 @@ export class ReadAheadLayer extends Layer {
     if (stream) {
       s = stream;
       s.run++;
-      s.windowBytes = s.run === 2 ? this.min : Math.min(this.max, s.windowBytes * 2);
+      s.windowBytes = s.run === 2 ? Math.max(this.min, this.first) : Math.min(this.max, s.windowBytes * 2);
       this.counters.sequentialReads++;
     } else {
       this.counters.randomReads++;
@@ -96,7 +105,7 @@ export class ReadAheadLayer extends Layer {
         this.streams.forEach((x, i) => { if (x.lastUse < this.streams[lru]!.lastUse) lru = i; });
         this.streams.splice(lru, 1);
       }
-      s = { next: end, windowBytes: 0, aheadTo: end, run: 1, lastUse: 0 };
+      s = { next: end, windowBytes: this.first, aheadTo: end, run: 1, lastUse: 0 };
       this.streams.push(s);
     }
     s.next = end;

@@ -43,6 +43,13 @@ export interface ReadPathOptions {
    */
   pushWaitBlocks?: number;
   pushWaitUs?: number;
+  /**
+   * A miss on blocks that `prefetch` asked on-prem to push less than this
+   * long ago waits for the push until then instead of sending a READ of its
+   * own (which would cost a round trip and be answered PUSHED anyway).
+   * Default 200 ms (a WAN round trip plus a push window of queueing); 0 off.
+   */
+  askedPushWaitUs?: number;
 }
 
 /** A remote that can be asked to push ranges and knows what its profile stream will bring (RemoteDisk). */
@@ -70,6 +77,8 @@ export interface ReadPathStats {
   pushRequests: number;
   /** Misses served by waiting for the profile stream instead of a round trip. */
   pushWaits: number;
+  /** Misses served by waiting for a push `prefetch` had asked for (no READ sent). */
+  askedPushWaits: number;
   /** Misses served from pushes the link still remembers (evicted from the cache already). */
   pushedReuse: number;
 }
@@ -89,7 +98,7 @@ export class ReadPath implements BlockDevice {
   readonly name: string;
   readonly blockBytes: number;
   readonly counters: ReadPathStats = {
-    reads: 0, guestBytes: 0, cacheBlocks: 0, localBlocks: 0, siblingBlocks: 0, remoteBlocks: 0, joinedBlocks: 0, pushedBlocks: 0, pushesIgnored: 0, remoteFetches: 0, pushRequests: 0, pushWaits: 0, pushedReuse: 0,
+    reads: 0, guestBytes: 0, cacheBlocks: 0, localBlocks: 0, siblingBlocks: 0, remoteBlocks: 0, joinedBlocks: 0, pushedBlocks: 0, pushesIgnored: 0, remoteFetches: 0, pushRequests: 0, pushWaits: 0, askedPushWaits: 0, pushedReuse: 0,
   };
   private readonly fills = new Map<number, Promise<Buffer>>();
   /** Reads waiting for a block the profile stream is about to deliver. */
@@ -98,6 +107,8 @@ export class ReadPath implements BlockDevice {
   private readonly pushedRecently = new Map<number, Buffer>();
   /** Blocks on-prem was asked to push (not asked again). */
   private readonly pushAsked = new Set<number>();
+  /** When each block was last asked for with a push request (µs), until it arrives. */
+  private readonly askedAtUs = new Map<number, number>();
   private readonly readPriority: number;
   private readonly pushPriority: number;
   private closed = false;
@@ -192,18 +203,20 @@ export class ReadPath implements BlockDevice {
   }
 
   /** Resolve when every block of the range has been pushed into the cache, or after `timeoutUs`. */
-  private waitForPush(first: number, last: number, timeoutUs: number): Promise<void> {
+  private waitForPush(first: number, last: number, timeoutUs: number, skip?: (block: number) => boolean): Promise<void> {
     return new Promise<void>((resolve) => {
       let left = 0;
       let done = false;
       const finish = (): void => { if (!done) { done = true; timer.cancel(); resolve(); } };
       const timer = this.options.world.clock.schedule(timeoutUs, finish);
       for (let b = first; b <= last; b++) {
+        if (skip?.(b)) continue;
         left++;
         const list = this.pushWaiters.get(b) ?? [];
         list.push(() => { if (--left === 0) finish(); });
         this.pushWaiters.set(b, list);
       }
+      if (left === 0) finish();
     });
   }
 
@@ -230,6 +243,15 @@ export class ReadPath implements BlockDevice {
       }
       if (all) { this.counters.pushWaits++; return out; }
     }
+    const asked = cache ? this.askedPushDeadline(offset, length) : undefined;
+    if (asked !== undefined) {
+      const first = Math.floor(offset / B);
+      const last = Math.floor((offset + length - 1) / B);
+      // Blocks that landed in the cache since the miss was seen need no wait.
+      await this.waitForPush(first, last, asked - this.options.world.clock.nowUs(), (b) => cache!.has(b) || this.pushedRecently.has(b));
+      const out = await this.collectPushed(offset, length);
+      if (out) { this.counters.askedPushWaits++; return out; }
+    }
     const nBlocks = Math.ceil(length / this.blockBytes);
     for (const local of this.options.locals ?? []) {
       if (await local.holds(offset, length)) {
@@ -254,6 +276,40 @@ export class ReadPath implements BlockDevice {
   }
 
   /**
+   * When a miss on [offset, offset+length) should stop waiting for pushes
+   * `prefetch` asked for: undefined when some block was not asked for
+   * recently (a READ is then the faster way).
+   */
+  private askedPushDeadline(offset: number, length: number): number | undefined {
+    const waitUs = this.options.askedPushWaitUs ?? 200_000;
+    if (waitUs <= 0 || this.askedAtUs.size === 0) return undefined;
+    const B = this.blockBytes;
+    const now = this.options.world.clock.nowUs();
+    let deadline = 0;
+    for (let b = Math.floor(offset / B); b * B < offset + length; b++) {
+      const at = this.askedAtUs.get(b);
+      if (at === undefined || at + waitUs <= now) return undefined;
+      deadline = Math.max(deadline, at + waitUs);
+    }
+    return deadline;
+  }
+
+  /** The range from blocks pushed to waiting reads or already in the cache; undefined if one is missing. */
+  private async collectPushed(offset: number, length: number): Promise<Buffer | undefined> {
+    const B = this.blockBytes;
+    const cache = this.options.cache;
+    const out = Buffer.alloc(length);
+    for (let b = Math.floor(offset / B); b * B < offset + length; b++) {
+      const data = this.pushedRecently.get(b) ?? (cache?.has(b) ? await cache.get(b) : undefined);
+      if (!data) return undefined;
+      const from = Math.max(offset, b * B);
+      const to = Math.min(offset + length, b * B + data.length);
+      data.copy(out, from - offset, from - b * B, to - b * B);
+    }
+    return out;
+  }
+
+  /**
    * A range pushed by on-prem (profile stream, FIG 23 group, prefetch). Whole
    * cache blocks not cached and not being fetched are put in the cache.
    */
@@ -266,6 +322,7 @@ export class ReadPath implements BlockDevice {
       const blockLen = Math.min(B, size - b * B);
       const at = b * B - offset;
       if (at + blockLen > data.length) break;
+      this.askedAtUs.delete(b);
       const waiters = this.pushWaiters.get(b);
       if (waiters) {
         // A read is waiting for exactly this block: hand it over directly, it fills the cache itself.
@@ -294,12 +351,13 @@ export class ReadPath implements BlockDevice {
     const remote = this.options.remote as BlockDevice & Partial<PushCapable>;
     if ((this.options.prefetchVia ?? 'push') === 'push' && typeof remote.requestPush === 'function') {
       for (const run of runs(missing)) {
-        for (const b of run) this.pushAsked.add(b);
+        const now = this.options.world.clock.nowUs();
+        for (const b of run) { this.pushAsked.add(b); this.askedAtUs.set(b, now); }
         const start = run[0]! * B;
         const end = Math.min(this.size(), (run[run.length - 1]! + 1) * B);
         this.counters.pushRequests++;
         remote.requestPush(start, end - start).catch((err: Error) => {
-          for (const b of run) this.pushAsked.delete(b);
+          for (const b of run) { this.pushAsked.delete(b); this.askedAtUs.delete(b); }
           this.options.world.log('warn', this.name, `push request failed: ${err.message}`);
         });
       }
