@@ -89,6 +89,8 @@ interface DiskSession {
   target: TargetDevice;
   /** The read path's sibling list (FIG 14): sibling clones and scale-out peers. */
   siblings: BlockDevice[];
+  /** Targets of sibling clones this session may read from (openTarget's siblingSources). */
+  siblingSources: string[];
   peers: Map<string, Peer>;
   prefetchStarted: boolean;
   migration: Migration | null;
@@ -357,7 +359,8 @@ export class CoreProxyControl implements ProxyControl {
       journal: this.makeStore(`wb-journal:${proxyId}`, this.options.journalBytes ?? 64 * MiB),
       cache: this.makeStore(`cache-store:${proxyId}`, cacheStoreBytes(this.maxCacheBytes, blockBytes)),
     };
-    const siblings = siblingSources.filter((src) => src !== vmId).map((src) => this.siblingRef(src, d.diskId, exp.base, size));
+    const sources = siblingSources.filter((src) => src !== vmId);
+    const siblings = sources.map((src) => this.siblingRef(src, d.diskId, exp.base, size));
     const proxy = await createCloudProxy(this.world, {
       name: proxyId, onprem: this.options.onpremAddress, pairingKey: this.key,
       disk: { id: d.exportName, image: exp.imageId, persistence: d.policy },
@@ -369,8 +372,39 @@ export class CoreProxyControl implements ProxyControl {
     });
     return {
       proxyId, vmId, diskId: d.diskId, exp, policy: d.policy, proxy, target: new TargetDevice(proxy.device, proxyId),
-      siblings, peers: new Map(), prefetchStarted: false, migration: null, discarded: false,
+      siblings, siblingSources: sources, peers: new Map(), prefetchStarted: false, migration: null, discarded: false,
     };
+  }
+
+  /** An open sibling session of the same base whose cache already holds blocks. */
+  private warmSibling(s: DiskSession): DiskSession | undefined {
+    for (const source of s.siblingSources) {
+      const t = this.targets.get(source) ?? [...this.targets.values()].find((x) => x.address === source);
+      const sib = t?.sessions.find((x) => x !== s && x.diskId === s.diskId && !x.discarded && x.exp.base === s.exp.base);
+      if (sib && sib.proxy.cache.stats().usedBytes > 0) return sib;
+    }
+    return undefined;
+  }
+
+  /**
+   * FIG 14 prefetch: with a warm sibling, the profile is pulled through this
+   * proxy's read path (cache, then siblings, then on-prem for what no sibling
+   * holds) instead of being pushed whole from on-prem over the WAN.
+   */
+  private async prefetchViaSiblings(s: DiskSession): Promise<void> {
+    const ranges = this.onprem.prioritizer.profile(s.exp.imageId);
+    const depth = Math.max(1, this.options.boot?.depth ?? 1);
+    const maxRead = 256 * 1024;
+    const reads: Array<{ offset: number; length: number }> = [];
+    for (const r of ranges) for (let o = r.offset; o < r.offset + r.length; o += maxRead) reads.push({ offset: o, length: Math.min(maxRead, r.offset + r.length - o) });
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < reads.length && !s.discarded && this.sessions.get(s.proxyId) === s) {
+        const r = reads[next++]!;
+        await s.proxy.readPath.read(r.offset, r.length);
+      }
+    };
+    await Promise.all(Array.from({ length: depth }, worker));
   }
 
   /**
@@ -416,7 +450,9 @@ export class CoreProxyControl implements ProxyControl {
       queuedBytes += remote.profileBlocks * remote.blockBytes;
       if (s.prefetchStarted) continue;
       s.prefetchStarted = true;
-      if (remote.profileBlocks > 0 && s.proxy.cache.stats().usedBytes === 0) {
+      if (remote.profileBlocks > 0 && s.proxy.cache.stats().usedBytes === 0 && this.warmSibling(s)) {
+        this.prefetchViaSiblings(s).catch((err: Error) => this.world.log('warn', `proxy/cloud/${s.proxyId}`, `sibling prefetch stopped: ${err.message}`));
+      } else if (remote.profileBlocks > 0 && s.proxy.cache.stats().usedBytes === 0) {
         remote.streamProfile().catch((err: Error) => this.world.log('warn', `proxy/cloud/${s.proxyId}`, `profile stream not started: ${err.message}`));
       }
     }
