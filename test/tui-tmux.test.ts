@@ -22,9 +22,17 @@ if (!hasTmux) {
 }
 
 function tmux(...args: string[]): string {
-  const r = spawnSync('tmux', ['-L', SOCKET, '-f', '/dev/null', ...args], { encoding: 'utf8', cwd: ROOT });
-  if (r.status !== 0) throw new Error(`tmux ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
+  for (let attempt = 0; ; attempt++) {
+    const r = spawnSync('tmux', ['-L', SOCKET, '-f', '/dev/null', ...args], { encoding: 'utf8', cwd: ROOT });
+    if (r.status === 0) return r.stdout;
+    // Killing a test's last session makes the tmux server exit in the background;
+    // a new-session that races with that exit fails this way and simply needs another go.
+    if (attempt < 10 && /server exited unexpectedly/.test(r.stderr)) {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+      continue;
+    }
+    throw new Error(`tmux ${args.join(' ')} failed: ${r.stderr}`);
+  }
 }
 
 const capture = (): string => tmux('capture-pane', '-p', '-t', 'tui');
