@@ -325,7 +325,7 @@ describe('machines over the proxy core (CoreProxyControl)', () => {
     }
   }, 60_000);
 
-  it('grows and shrinks a cloud proxy\'s cache under guest load (§4.4): every read returns the right bytes', async () => {
+  it('resizes a cloud proxy under guest load (§4.4): cache grow and shrink, scale-up with drain/resume, scale-out peers; every read returns the right bytes', async () => {
     const h = await build({ seed: 36, diskBytes: DISK1, cache: { capacityBytes: 8 * MiB, maxCapacityBytes: 32 * MiB } });
     try {
       const t = await transferO2C(h);
@@ -360,7 +360,7 @@ describe('machines over the proxy core (CoreProxyControl)', () => {
             reads++;
             if (Buffer.compare(got, await expected(offset, 64 * 1024)) !== 0) bad++;
           }
-          await h.world.clock.sleepUs(2_000);
+          await h.world.clock.sleepUs(4_000);
         }
       })();
       const resize = async (id: string, capacityBytes: number) => {
@@ -369,12 +369,12 @@ describe('machines over the proxy core (CoreProxyControl)', () => {
         });
         return settle(h.world, r.done);
       };
-      await settle(h.world, h.world.clock.sleepUs(10 * S));
+      await settle(h.world, h.world.clock.sleepUs(6 * S));
       const warm = await settle(h.world, h.proxy.cacheUsage({ proxyId: 'web/web-d1' }));
       expect(warm.usedBytes).toBeGreaterThan(4 * MiB);
       const grow = await resize('grow', 32 * MiB);
       expect(grow.outcome).toBe('ok');
-      await settle(h.world, h.world.clock.sleepUs(10 * S));
+      await settle(h.world, h.world.clock.sleepUs(6 * S));
       const grown = await settle(h.world, h.proxy.cacheUsage({ proxyId: 'web/web-d1' }));
       expect(grown.capacityBytes).toBe(32 * MiB);
       expect(grown.usedBytes).toBeGreaterThan(warm.usedBytes);
@@ -389,9 +389,33 @@ describe('machines over the proxy core (CoreProxyControl)', () => {
       expect(tooBig.outcome).toBe('rolled-back');
       expect(tooBig.failure?.code).toBe('E_BAD_FIELD');
       expect((await settle(h.world, h.proxy.cacheUsage({ proxyId: 'web/web-d1' }))).capacityBytes).toBe(4 * MiB);
+      // Scale-up: drain (in-flight reads finish, new ones wait), a bigger instance type, resume.
+      const up = h.rt.start({ machine: h.machines.proxyResize, id: 'scale-up', src: 'proxy/web/web-d1' }, {
+        id: 'scale-up', config, resize: { proxyId: 'web/web-d1', instanceId: t.data.instanceId!, request: { kind: 'scaleUp', instanceType: 'm6i.xlarge' } },
+      });
+      const readsBeforeUp = reads;
+      const upOut = await settle(h.world, up.done);
+      expect(upOut.outcome).toBe('ok');
+      const [resized] = await settle(h.world, h.cloud.describeInstances({ ids: [t.data.instanceId!] }));
+      expect(resized!.type).toBe('m6i.xlarge');
+      // Scale-out: two read-only peer proxies join as FIG 14 siblings of the primary.
+      const siblingBefore = h.proxy.cloudProxy('web/web-d1').readPath.counters.siblingBlocks;
+      const out2 = h.rt.start({ machine: h.machines.proxyResize, id: 'scale-out', src: 'proxy/web/web-d1' }, {
+        id: 'scale-out', config, resize: { proxyId: 'web/web-d1', instanceId: t.data.instanceId!, request: { kind: 'scaleOut', count: 2, instanceType: 'm6i.large', imageId: STAGING } },
+      });
+      const outOut = await settle(h.world, out2.done);
+      expect(outOut.outcome).toBe('ok');
+      await settle(h.world, h.world.clock.sleepUs(5 * S));
+      const peers = h.proxy.peersOf('web/web-d1');
+      expect(peers.map((p) => p.instanceId)).toEqual(outOut.data.peerIds);
+      const peerHits = h.proxy.cloudProxy('web/web-d1').readPath.counters.siblingBlocks - siblingBefore;
+      await settle(h.world, h.proxy.removePeers({ proxyId: 'web/web-d1', instanceIds: outOut.data.peerIds! }));
+      expect(h.proxy.peersOf('web/web-d1')).toEqual([]);
       stop = true;
       await settle(h.world, load);
+      expect(reads).toBeGreaterThan(readsBeforeUp);
       expect(reads).toBeGreaterThan(500);
+      console.log(`scale-up to m6i.xlarge with drain/resume; scale-out: ${peers.length} peers caching ${peers.map((p) => `${(p.cachedBytes / MiB).toFixed(1)} MiB`).join(', ')}, ${peerHits} primary blocks served by peers`);
       expect(bad).toBe(0);
       console.log(`resize under load: ${reads} reads (${writes.length} writes) all correct; cache 8 MiB (${(warm.usedBytes / MiB).toFixed(1)} used) -> 32 MiB (${(grown.usedBytes / MiB).toFixed(1)} used) -> 4 MiB (${(shrunk.usedBytes / MiB).toFixed(1)} used)`);
     } finally {
