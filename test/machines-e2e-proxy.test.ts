@@ -192,7 +192,8 @@ describe('machines over the proxy core (CoreProxyControl)', () => {
       const cloneIds = Array.from({ length: 10 }, (_, i) => `web-c${i + 1}`);
       const start = (i: number) => h.rt.start({ machine: h.machines.clone, id: `web-clone-${i}`, src: 'vm/web' }, {
         id: `web-clone-${i}`, config,
-        clone: { sourceVmId: 'web', cloneIndex: i, stagingImageId: STAGING, persistence: 'cloud-only', siblingReads: true, siblingSources: cloneIds, snapshotId: snap.id },
+        // The last clone keeps its writes on-prem (a copy-on-write overlay of the snapshot); the others cloud-only.
+        clone: { sourceVmId: 'web', cloneIndex: i, stagingImageId: STAGING, persistence: i === 10 ? 'on-prem' : 'cloud-only', siblingReads: true, siblingSources: cloneIds, snapshotId: snap.id },
       });
       // The first clone warms its cache from on-prem; the other nine start together and find it as a sibling.
       const first = await settle(h.world, start(1).done);
@@ -217,6 +218,20 @@ describe('machines over the proxy core (CoreProxyControl)', () => {
       // A clone reads the snapshot's bytes.
       const want = await settle(h.world, h.hypervisor.openSnapshotDisk(snap.id, 'web-d0').read(0, 1 * MiB));
       expect(Buffer.compare(await settle(h.world, h.proxy.targetDevice('web-c7', 'web-d0').read(0, 1 * MiB)), want)).toBe(0);
+      // The on-prem clone's writes ship into its own overlay: the source disk and the other clones do not see them.
+      const mine = Buffer.alloc(3 * 4096 + 100, 0xa5);
+      const at = 2 * MiB + 300;
+      await settle(h.world, h.proxy.targetDevice('web-c10', 'web-d1').write(at, mine));
+      const flushed = await settle(h.world, h.proxy.flushWriteBehind({ vmId: 'web-c10' }));
+      expect(flushed.flushedBytes).toBeGreaterThanOrEqual(mine.length);
+      expect(flushed.pendingBytes).toBe(0);
+      const snapBytes = await settle(h.world, h.hypervisor.openSnapshotDisk(snap.id, 'web-d1').read(at, mine.length));
+      expect(Buffer.compare(await settle(h.world, h.proxy.targetDevice('web-c3', 'web-d1').read(at, mine.length)), snapBytes)).toBe(0);
+      expect(Buffer.compare(await settle(h.world, h.proxy.targetDevice('web-c10', 'web-d1').read(at, mine.length)), mine)).toBe(0);
+      // Dropping a clone removes its exports; closing its target first ships nothing more.
+      await settle(h.world, h.proxy.closeTarget({ vmId: 'web-c10' }));
+      await settle(h.world, h.proxy.dropClone({ cloneId: 'web-clone-10' }));
+      expect(h.proxy.proxyIds('web-c10')).toEqual([]);
       console.log(`10 clones: first ${(firstDown / MiB).toFixed(1)} MiB down; the other nine ${(restDown / MiB).toFixed(1)} MiB down in ${((h.world.nowUs - t0) / S).toFixed(1)} s virtual; sibling blocks ${siblingBlocks}, on-prem blocks ${remoteBlocks}`);
     } finally {
       await settle(h.world, h.proxy.close()).catch(() => undefined);
