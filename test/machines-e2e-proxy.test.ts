@@ -138,6 +138,11 @@ describe('machines over the proxy core (CoreProxyControl)', () => {
       expect(h.proxy.proxyIds('web')).toEqual(['web/web-d0', 'web/web-d1', 'web/web-d2']);
       const bootDown = wanDown(h);
       expect(bootDown).toBeGreaterThan(0);
+      // FIG 21 boot files were prioritized and streamed; both boot phases read through the target.
+      expect(out.data.prioritizedBytes).toBeGreaterThan(0);
+      expect(out.data.prefetchQueuedBytes).toBeGreaterThan(0);
+      expect(out.data.stagingBootBytes).toBeGreaterThan(0);
+      expect(out.data.targetBootBytes).toBeGreaterThan(0);
 
       // The guest writes through the target: some block-aligned, some not, some overlapping.
       const rng = h.world.rng('guest-writes');
@@ -178,7 +183,7 @@ describe('machines over the proxy core (CoreProxyControl)', () => {
       }
       const acked = writes.filter((w) => w.diskId !== 'web-d2').reduce((n, w) => n + w.data.length, 0);
       expect(wanUp(h)).toBeGreaterThanOrEqual(acked);
-      console.log(`O2C over the proxy core: running after ${(toRunningUs / S).toFixed(2)} s virtual, ${(bootDown / MiB).toFixed(1)} MiB down the WAN to boot; ${(acked / 1024).toFixed(0)} KiB of on-prem writes acknowledged, ${(wanUp(h) / 1024).toFixed(0)} KiB up the WAN in all`);
+      console.log(`O2C over the proxy core: running after ${(toRunningUs / S).toFixed(2)} s virtual, ${(bootDown / MiB).toFixed(1)} MiB down the WAN to boot (profile ${(out.data.prefetchQueuedBytes! / MiB).toFixed(1)} MiB, boot reads ${(out.data.stagingBootBytes! / MiB).toFixed(2)} MiB staging + ${(out.data.targetBootBytes! / MiB).toFixed(2)} MiB target); ${(acked / 1024).toFixed(0)} KiB of on-prem writes acknowledged, ${(wanUp(h) / 1024).toFixed(0)} KiB up the WAN in all`);
     } finally {
       await settle(h.world, h.proxy.close()).catch(() => undefined);
       h.cloud.dispose();
