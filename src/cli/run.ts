@@ -6,11 +6,17 @@ import { loadScenarioFile } from '../scenario/load.js';
 import { renderReport } from '../sim/report-text.js';
 import { createSimulation } from '../sim/simulation.js';
 import { formatDurationUs, parseDurationUs } from '../util/units.js';
-import { wallMs } from '../world/live-world.js';
+import { fileRecorder } from '../providers/aws/recorder.js';
+import { createEmulatedCloud } from '../providers/emulated/emulated-cloud.js';
+import { openLiveCloud } from '../providers/open-cloud.js';
+import { realTimePacer } from '../world/live-pacer.js';
+import { secretBytes } from '../world/live-random.js';
+import { LiveWorld, wallMs } from '../world/live-world.js';
 import { EXIT_EXPECTATION_FAILED, EXIT_OK, parseFlags, parseSeed, requirePositional, type Command, type CommandIo } from './command.js';
 import { InputError } from '../errors.js';
 
 const usage = `Usage: spillway run <scenario.yaml> [--seed N] [--until DURATION] [--json] [--trace FILE]
+                    [--report FILE] [--cloud emulated|aws [--region R] [--profile P] [--record FILE]]
 
 Run a scenario in virtual time and print its report.
 
@@ -19,6 +25,12 @@ Run a scenario in virtual time and print its report.
   --json            print exactly one JSON object on stdout (banner and progress go to stderr)
   --trace FILE      write the JSONL trace to FILE
   --report FILE     write the report with charts as a self-contained FILE.html or FILE.svg
+  --cloud aws       burst into live AWS EC2 instead of the emulated one (the same adapter code);
+                    uses the SDK's default credential chain, is paced to real time, and tags
+                    everything it creates spillway:run=<id> for \`spillway cloud cleanup --run <id>\`
+  --region R        AWS region (default: the scenario's cloud.region)
+  --profile P       AWS profile for the credential chain
+  --record FILE     write the EC2 calls' request/response shapes (no secrets) as a replayable fixture
 
 Exit status: 0 every expectation holds, 1 one fails, 2 bad input (the error names the field).
 A failing run prints the command that replays it exactly.`;
@@ -35,7 +47,11 @@ export const runCommand: Command = {
   async run(args: string[], io: CommandIo): Promise<number> {
     const { values, positionals } = parseFlags(args, {
       seed: { type: 'string' }, until: { type: 'string' }, json: { type: 'boolean' }, trace: { type: 'string' }, report: { type: 'string' },
+      cloud: { type: 'string' }, region: { type: 'string' }, profile: { type: 'string' }, record: { type: 'string' },
     }, usage);
+    if (values.cloud !== undefined && values.cloud !== 'aws' && values.cloud !== 'emulated') {
+      throw new InputError('E_BAD_FLAG', `--cloud: expected "emulated" or "aws", got "${values.cloud}"`);
+    }
     const file = requirePositional(positionals, 0, 'the scenario file', usage);
     if (positionals.length > 1) throw new InputError('E_BAD_FLAG', `unexpected argument "${positionals[1]}"\n\n${usage}`);
     const seedFlag = parseSeed(values.seed);
@@ -46,7 +62,27 @@ export const runCommand: Command = {
     const seed = seedFlag ?? scenario.seed;
     const replay = replayCommand(file, seed, values.until);
     const banner = (values.json ? io.err : io.out);
-    banner(`spillway run ${file}: scenario ${scenario.name}, seed ${seed} (replay: ${replay})`);
+    const live = (values.cloud ?? scenario.cloud.provider) === 'aws';
+    banner(`spillway run ${file}: scenario ${scenario.name}, seed ${seed}${live ? '' : ` (replay: ${replay})`}`);
+    const cloudOptions = {
+      cloud: live ? 'aws' as const : 'emulated' as const,
+      ...(values.region ? { region: values.region } : {}),
+      ...(values.profile ? { profile: values.profile } : {}),
+      ...(values.record ? { recordFile: values.record } : {}),
+    };
+    // A live cloud cannot be replayed from a seed; its resources carry a run id of their own.
+    const liveRunId = live ? `spillway-${seed}-${secretBytes(4).toString('hex')}` : null;
+    if (live) {
+      banner(`live cloud: AWS EC2 in ${values.region ?? scenario.cloud.region}, run id ${liveRunId}; paced to real time, not reproducible by seed`);
+      // Fail before the run rather than hours into it: credentials and region are checked with one cheap call.
+      const probe = openLiveCloud(new LiveWorld(seed, () => {}), scenario.cloud, liveRunId!, { ...cloudOptions, recordFile: undefined });
+      try {
+        await probe.describeInstanceTypes([scenario.cloud.catalog[0]!.type]);
+      } finally {
+        probe.dispose();
+      }
+      banner(`clean up with: npx spillway cloud cleanup --run ${liveRunId} --region ${values.region ?? scenario.cloud.region}`);
+    }
 
     const traceFd = values.trace ? openTrace(values.trace) : null;
     const exportSamples = exportFormat ? collectSamples() : null;
@@ -60,6 +96,11 @@ export const runCommand: Command = {
     };
     const sim = await createSimulation(scenario, {
       seed,
+      ...(live || values.record ? {
+        makeCloud: (world, config) => (live
+          ? openLiveCloud(world, config, liveRunId!, cloudOptions)
+          : createEmulatedCloud(world, config, `sim-${seed}`, { record: fileRecorder(values.record!, { fixture: 'spillway-ec2-wire', version: 1, source: 'emulator', region: config.region }) })),
+      } : {}),
       ...(untilUs !== undefined ? { untilUs } : {}),
       ...(traceFd !== null || exportSamples ? {
         onTrace: (e, line) => {
@@ -72,6 +113,7 @@ export const runCommand: Command = {
       } : {}),
     });
 
+    if (live) sim.world.pacer = realTimePacer();
     const startedMs = wallMs();
     let shown = false;
     let lastQuarter = -1;

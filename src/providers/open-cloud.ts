@@ -25,16 +25,17 @@ export type OpenedCloud = Cloud & { dispose(): void };
  */
 export async function openCloud(world: World, config: CloudConfig, runId: string, options: OpenCloudOptions = {}): Promise<OpenedCloud> {
   const provider = options.cloud ?? config.provider;
-  const region = options.region ?? config.region;
-  const record: ((entry: WireRecord) => void) | undefined = options.recordFile
-    ? fileRecorder(options.recordFile, { fixture: 'spillway-ec2-wire', version: 1, source: provider === 'aws' ? 'aws' : 'emulator', region })
-    : undefined;
-  if (provider === 'emulated') {
-    const { createEmulatedCloud } = await import('./emulated/emulated-cloud.js');
-    return createEmulatedCloud(world, config, runId, record ? { record } : {});
-  }
+  if (provider === 'aws') return openLiveCloud(world, config, runId, options);
+  const { createEmulatedCloud } = await import('./emulated/emulated-cloud.js');
+  const record = recorderFor(config, options, 'emulator');
+  return createEmulatedCloud(world, config, runId, record ? { record } : {});
+}
+
+/** Live EC2 through the SDK's default credential chain; synchronous so a simulation can build it in place. */
+export function openLiveCloud(world: World, config: CloudConfig, runId: string, options: OpenCloudOptions = {}): OpenedCloud {
+  const record = recorderFor(config, options, 'aws');
   const cloud = new Ec2Cloud({
-    world, runId, region,
+    world, runId, region: options.region ?? config.region,
     ...(options.profile ? { profile: options.profile } : {}),
     prices: Object.fromEntries(config.catalog.map((c) => [c.type, c.pricePerHour])),
     // The scenario's quota is the operator's statement of the account's Service Quotas value.
@@ -42,4 +43,9 @@ export async function openCloud(world: World, config: CloudConfig, runId: string
     ...(record ? { record } : {}),
   });
   return Object.assign(cloud, { dispose: () => cloud.destroy() });
+}
+
+function recorderFor(config: CloudConfig, options: OpenCloudOptions, source: 'aws' | 'emulator'): ((entry: WireRecord) => void) | undefined {
+  if (!options.recordFile) return undefined;
+  return fileRecorder(options.recordFile, { fixture: 'spillway-ec2-wire', version: 1, source, region: options.region ?? config.region });
 }

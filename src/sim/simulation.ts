@@ -12,7 +12,8 @@ import { buildReport, evaluateExpectations, type Report, type SeriesPoint } from
 import { buildGuestConfig } from './vm-guest.js';
 import { WanLink } from './wan-link.js';
 import { BurstController } from '../controller/controller.js';
-import { createEmulatedCloud, type EmulatedEc2Cloud } from '../providers/emulated/emulated-cloud.js';
+import type { Cloud } from '../providers/cloud.js';
+import { createEmulatedCloud } from '../providers/emulated/emulated-cloud.js';
 import { VmDemand } from './workload/demand.js';
 import type { WorkloadSpec } from './workload/spec.js';
 
@@ -35,6 +36,11 @@ export interface SimulationOptions {
   recordWrites?: boolean;
   /** Burst runs: skip the same-seed no-burst baseline run (tests that only look at the burst). */
   noBaseline?: boolean;
+  /**
+   * Burst runs: the cloud to burst into. Defaults to the emulated EC2; the CLI
+   * passes the live AWS adapter for `--cloud aws` (same port, same adapter code).
+   */
+  makeCloud?: (world: SimWorld, config: Scenario['cloud'], runId: string) => Cloud & { dispose(): void };
 }
 
 /** The no-burst run of the same scenario and seed, for the report's comparison. */
@@ -79,7 +85,7 @@ export class ScenarioSimulation implements Simulation {
   private readonly guestImages = new Map<string, GuestImage>();
   /** The burst controller when `policies.burst.enabled`; null for a no-burst run. */
   readonly controller: BurstController | null = null;
-  private cloud: EmulatedEc2Cloud | null = null;
+  private cloud: (Cloud & { dispose(): void }) | null = null;
   baseline: BaselineFigures | null = null;
 
   constructor(readonly scenario: Scenario, options: SimulationOptions = {}) {
@@ -125,7 +131,8 @@ export class ScenarioSimulation implements Simulation {
     if (scenario.policies.burst.enabled) {
       if (!this.wan) throw new SpillwayError('E_BURST_NO_WAN', `scenario ${scenario.name}: policies.burst.enabled needs a wan: section (the link the burst VMs stream over)`);
       this.world.net.setLink('onprem:7000', this.wan);
-      this.cloud = createEmulatedCloud(this.world, scenario.cloud, `sim-${this.seed}`);
+      const runId = `sim-${this.seed}`;
+      this.cloud = options.makeCloud ? options.makeCloud(this.world, scenario.cloud, runId) : createEmulatedCloud(this.world, scenario.cloud, runId);
       this.controller = new BurstController(
         { world: this.world, hypervisor: this.hypervisor, scenario, guestImage: (id) => this.guestImage(id), onpremAddress: 'onprem:7000' },
         { cloud: this.cloud, recordWrites: options.recordWrites ?? false },
