@@ -345,6 +345,44 @@ describe('machines over the proxy core (CoreProxyControl)', () => {
     }
   }, 60_000);
 
+  it('a migration rolled back midway carries the writes made in migration mode back into write-behind: they reach the on-prem disk', async () => {
+    const h = await build({ seed: 38, diskBytes: DISK1, downBytesPerS: 50_000_000 });
+    try {
+      const t = await transferO2C(h);
+      expect(t.outcome).toBe('ok');
+      const instanceId = t.data.instanceId!;
+      const [inst] = await settle(h.world, h.cloud.describeInstances({ ids: [instanceId] }));
+      const m = h.rt.start({ machine: h.machines.migration, id: 'web-migration', src: 'vm/web' }, {
+        id: 'web-migration', config,
+        migration: { vmId: 'web', instanceId, zone: inst!.zone, diskIds: ['web-d1'], volumeType: 'gp3', syncChunkBytes: 8 * MiB, initialIntervalUs: 1 * S, minIntervalUs: 200_000, intervalFactor: 0.5 },
+      });
+      await settle(h.world, (async () => { while ((h.proxy.migrationProgressOf('web')[0]?.transferredBytes ?? 0) < 16 * MiB) await h.world.clock.sleepUs(100_000); })());
+      // Guest writes in migration mode terminate on the volume only: one in a synced chunk, one in a chunk not yet synced.
+      const dev = h.proxy.targetDevice('web', 'web-d1');
+      const w1 = { offset: 1 * MiB + 10, data: Buffer.alloc(5000, 0x3c) };
+      const w2 = { offset: 100 * MiB + 4096, data: Buffer.alloc(4096, 0xc3) };
+      for (const w of [w1, w2]) await settle(h.world, dev.write(w.offset, w.data));
+      expect(h.proxy.migrationProgressOf('web')[0]!.done).toBe(false);
+      m.send({ type: 'ROLLBACK' });
+      const out = await settle(h.world, m.done);
+      expect(out.outcome).toBe('rolled-back');
+      expect(h.proxy.migrationProgressOf('web')).toEqual([]);
+      for (const w of [w1, w2]) expect(Buffer.compare(await settle(h.world, dev.read(w.offset, w.data.length)), w.data)).toBe(0);
+      const flushed = await settle(h.world, h.proxy.flushWriteBehind({ vmId: 'web' }));
+      expect(flushed.pendingBytes).toBe(0);
+      // Close the target and release the leases: the on-prem disk holds both writes, the rest is the original.
+      await settle(h.world, h.proxy.closeTarget({ vmId: 'web' }));
+      for (const d of t.data.exports!) await settle(h.world, h.proxy.unmountDisk({ vmId: 'web', diskId: d.diskId, owner: 'web-transfer' }));
+      const expected = Buffer.from(await settle(h.world, new GuestImage({ seed: 38, imageId: 'ubuntu-web', sizeBytes: DISK1, os: 'linux', version: '22.04', app: 'web' }).disk('web-d1').read(0, DISK1)));
+      for (const w of [w1, w2]) w.data.copy(expected, w.offset);
+      expect(Buffer.compare(await settle(h.world, h.hypervisor.openDisk('web-d1').read(0, DISK1)), expected)).toBe(0);
+      console.log(`migration rolled back: ${(flushed.flushedBytes / 1024).toFixed(0)} KiB of migration-mode chunks shipped on-prem`);
+    } finally {
+      await settle(h.world, h.proxy.close()).catch(() => undefined);
+      h.cloud.dispose();
+    }
+  }, 60_000);
+
   it('resizes a cloud proxy under guest load (§4.4): cache grow and shrink, scale-up with drain/resume, scale-out peers; every read returns the right bytes', async () => {
     const h = await build({ seed: 36, diskBytes: DISK1, cache: { capacityBytes: 8 * MiB, maxCapacityBytes: 32 * MiB } });
     try {
