@@ -37,6 +37,8 @@ interface Options {
   ramMiB?: number;
   cache?: { capacityBytes?: number; maxCapacityBytes?: number };
   downBytesPerS?: number;
+  /** Guest CPU between boot reads. */
+  bootThinkUs?: number;
 }
 
 async function build(o: Options) {
@@ -60,7 +62,7 @@ async function build(o: Options) {
     hypervisor, pairingKey: KEY, onpremAddress: 'onprem:7000', runStateAddress: 'onprem:7100',
     guest: bootModelFromImages(new Map([['ubuntu-web', image]])),
     cache: o.cache ?? { capacityBytes: 64 * MiB, maxCapacityBytes: 128 * MiB },
-    boot: { depth: 4 },
+    boot: { depth: 4, ...(o.bootThinkUs ? { thinkUs: o.bootThinkUs } : {}) },
   });
   await world.run({ maxEvents: 100_000 });
   const proxy = await proxyP;
@@ -184,6 +186,29 @@ describe('machines over the proxy core (CoreProxyControl)', () => {
       const acked = writes.filter((w) => w.diskId !== 'web-d2').reduce((n, w) => n + w.data.length, 0);
       expect(wanUp(h)).toBeGreaterThanOrEqual(acked);
       console.log(`O2C over the proxy core: running after ${(toRunningUs / S).toFixed(2)} s virtual, ${(bootDown / MiB).toFixed(1)} MiB down the WAN to boot (profile ${(out.data.prefetchQueuedBytes! / MiB).toFixed(1)} MiB, boot reads ${(out.data.stagingBootBytes! / MiB).toFixed(2)} MiB staging + ${(out.data.targetBootBytes! / MiB).toFixed(2)} MiB target); ${(acked / 1024).toFixed(0)} KiB of on-prem writes acknowledged, ${(wanUp(h) / 1024).toFixed(0)} KiB up the WAN in all`);
+    } finally {
+      await settle(h.world, h.proxy.close()).catch(() => undefined);
+      h.cloud.dispose();
+    }
+  }, 60_000);
+
+  it('a controller restart during the boot continues the boot replay where it was: each boot read is made once', async () => {
+    const h = await build({ seed: 39, diskBytes: DISK1, bootThinkUs: 5_000 });
+    try {
+      const spec = { machine: h.machines.transfer, id: 'web-transfer', src: 'vm/web' };
+      const t = h.rt.start(spec, { id: 'web-transfer', config, transfer: { vmId: 'web', kind: 'stateless', direction: 'O2C', stagingImageId: STAGING, homeHostId: 'h1' } });
+      await settle(h.world, (async () => { while (t.state !== 'stageBoot') await h.world.clock.sleepUs(1_000); })());
+      // Part of the staging boot is done when the controller goes away.
+      await settle(h.world, h.world.clock.sleepUs(30_000));
+      expect(t.state).toBe('stageBoot');
+      t.crash();
+      const restored = new MachineRuntime(h.world, h.store).restore(spec);
+      const out = await settle(h.world, restored.done);
+      expect(out.outcome).toBe('ok');
+      const reads = bootModelFromImages(new Map([['ubuntu-web', h.image]])).bootReads('web', 'ubuntu-web');
+      const bytesOf = (phase: string): number => reads.filter((r) => r.phase === phase).reduce((n, r) => n + r.length, 0);
+      expect(out.data.stagingBootBytes).toBe(bytesOf('staging'));
+      expect(out.data.targetBootBytes).toBe(bytesOf('target'));
     } finally {
       await settle(h.world, h.proxy.close()).catch(() => undefined);
       h.cloud.dispose();

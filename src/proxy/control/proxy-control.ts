@@ -97,6 +97,18 @@ interface DiskSession {
   discarded: boolean;
 }
 
+/** A boot phase's replay, kept with the target so a re-run (a restarted controller) joins or continues it. */
+interface BootProgress {
+  next: number;
+  bytes: number;
+  done: boolean;
+  /** Reads a failed attempt took but did not finish: the next attempt makes them first. */
+  retry: number[];
+  running: Promise<void> | null;
+}
+
+const newBootProgress = (): BootProgress => ({ next: 0, bytes: 0, done: false, retry: [], running: null });
+
 interface VmTarget {
   vmId: string;
   instanceId: string;
@@ -104,7 +116,7 @@ interface VmTarget {
   sessions: DiskSession[];
   nbd: NbdServer;
   closeNbd: () => Promise<void>;
-  boot: Record<BootPhase, { next: number; bytes: number; done: boolean }>;
+  boot: Record<BootPhase, BootProgress>;
 }
 
 function checkString(value: unknown, field: string): string {
@@ -337,7 +349,7 @@ export class CoreProxyControl implements ProxyControl {
       this.targets.set(req.vmId, {
         vmId: req.vmId, instanceId: req.instanceId, address: listener.address, sessions, nbd,
         closeNbd: async () => { await nbd.close(); },
-        boot: { staging: { next: 0, bytes: 0, done: false }, target: { next: 0, bytes: 0, done: false } },
+        boot: { staging: newBootProgress(), target: newBootProgress() },
       });
       for (const s of sessions) this.sessions.set(s.proxyId, s);
       return { targetAddress: listener.address };
@@ -464,13 +476,21 @@ export class CoreProxyControl implements ProxyControl {
     if (t.instanceId !== req.instanceId) throw new SpillwayError('E_TARGET_BUSY', `the target of ${req.vmId} serves instance ${t.instanceId}, not ${req.instanceId}`);
     const progress = t.boot[req.phase];
     if (progress.done) return { bootReadBytes: progress.bytes };
-    const boot = this.bootSession(t);
-    if (boot) {
-      const reads = this.options.guest!.bootReads(req.vmId, boot.exp.imageId).filter((r) => r.phase === req.phase);
-      await this.replay(boot.target, reads, progress);
+    // The step that was in flight when the controller restarted may still be replaying: join it rather than race it.
+    if (!progress.running) {
+      const run = this.bootPhase(t, req.vmId, req.phase, progress);
+      progress.running = run;
+      run.then(() => { progress.done = true; }, () => undefined).finally(() => { progress.running = null; });
     }
-    progress.done = true;
+    await progress.running;
     return { bootReadBytes: progress.bytes };
+  }
+
+  private async bootPhase(t: VmTarget, vmId: string, phase: BootPhase, progress: BootProgress): Promise<void> {
+    const boot = this.bootSession(t);
+    if (!boot) return;
+    const reads = this.options.guest!.bootReads(vmId, boot.exp.imageId).filter((r) => r.phase === phase);
+    await this.replay(boot.target, reads, progress);
   }
 
   /** The disk the guest boots from: the root mount of the VM the export belongs to. */
@@ -484,15 +504,22 @@ export class CoreProxyControl implements ProxyControl {
     return undefined;
   }
 
-  /** Replay reads with `depth` outstanding; progress survives a re-run (a restarted controller continues the boot). */
-  private async replay(device: BlockDevice, reads: PhasedRead[], progress: { next: number; bytes: number }): Promise<void> {
+  /** Replay reads with `depth` outstanding; progress survives a failed attempt (the next one continues). */
+  private async replay(device: BlockDevice, reads: PhasedRead[], progress: BootProgress): Promise<void> {
     const depth = Math.max(1, this.options.boot?.depth ?? 1);
     const thinkUs = this.options.boot?.thinkUs ?? 0;
     const worker = async (): Promise<void> => {
-      while (progress.next < reads.length) {
-        const r = reads[progress.next++]!;
-        const data = await device.read(r.offset, r.length);
-        progress.bytes += data.length;
+      for (;;) {
+        const i = progress.retry.length > 0 ? progress.retry.shift()! : progress.next < reads.length ? progress.next++ : -1;
+        if (i < 0) return;
+        const r = reads[i]!;
+        try {
+          const data = await device.read(r.offset, r.length);
+          progress.bytes += data.length;
+        } catch (err) {
+          progress.retry.push(i);
+          throw err;
+        }
         if (thinkUs > 0) await this.world.clock.sleepUs(thinkUs);
       }
     };
