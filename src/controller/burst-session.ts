@@ -29,6 +29,8 @@ export interface SessionFigures {
 }
 
 const BLOCK = 4096;
+/** Cloud cache block of a burst VM: 16 KiB quarters the per-block seals, hashes and index entries of 4 KiB for ~9% more WAN bytes (read amplification), measured on quarter-end. */
+const CACHE_BLOCK_BYTES = 16 * 1024;
 /** Largest coarsened application I/O operation. */
 const COARSE_OP_BYTES = 256 * 1024;
 
@@ -73,6 +75,7 @@ export class BurstSession {
       disk: { id: this.diskId, image: this.imageId, persistence: p.defaultPersistence },
       stores: memoryCloudStores(this.vmId, this.diskBytes, { journalBytes: 64 * 1024 * 1024 }),
       cacheCapacityBytes: p.cache.sizeBytes,
+      blockBytes: CACHE_BLOCK_BYTES,
       streamProfile: p.prefetch,
       rpoUs: p.writeBack.rpoUs,
     });
