@@ -38,12 +38,16 @@ export function buildBurstSection(input: ReportInput): Record<string, unknown> {
   const toCloudS: number[] = [];
   let wire = 0;
   let guest = 0;
+  let unshipped = 0;
+  let shipped = 0;
   for (const vm of eligible) {
     const rec = ctl?.records.get(vm.name) ?? null;
     const f = rec?.session?.figures() ?? null;
     const decisionToRunningSeconds = rec && rec.runningUs !== null ? r3((rec.runningUs - rec.decidedUs) / 1e6) : null;
     if (decisionToRunningSeconds !== null) toCloudS.push(decisionToRunningSeconds);
     wire += f?.wireBytes ?? 0;
+    unshipped += f?.writeBack.backlogBytes ?? 0;
+    shipped += f?.writeBack.bytesShipped ?? 0;
     guest += (f?.guestBytesRead ?? 0) + (f?.guestBytesWritten ?? 0);
     const blocksRead = (f?.cacheHits ?? 0) + (f?.cacheMisses ?? 0);
     vms[vm.name] = {
@@ -82,6 +86,8 @@ export function buildBurstSection(input: ReportInput): Record<string, unknown> {
     launchFaults: ctl?.launchFaults ?? 0,
     timeToCloud: { p50Seconds: percentile(toCloudS, 50), p95Seconds: percentile(toCloudS, 95), maxSeconds: toCloudS.length ? Math.max(...toCloudS) : null },
     wan: { bytes: wire, guestBytes: guest, bytesPerGuestByte: ratio(wire, guest) },
+    // Acknowledged to a guest in the cloud but not yet applied on-prem when the run ended (lost if the cloud went away now).
+    writeBack: { unshippedBytes: unshipped, shippedBytes: shipped },
     cost: { cloudUsd: r2(cost.cloudUsd), onpremUsd: r2(onpremUsd), instanceHours: r3(cost.instanceHours), egressBytes: cost.egressBytes },
     baseline: {
       batchCompletionHours: baseline?.batchCompletionHours ?? null,
