@@ -48,6 +48,18 @@ export interface BlockDevice {
   close(): Promise<void>;
 }
 
+/**
+ * Append [start, start + length) to an extent list, merging it into the last
+ * extent when that one has the same type and ends where this one starts.
+ * Every backend builds its allocation map this way.
+ */
+export function appendExtent(out: Extent[], start: number, length: number, type: ExtentType): void {
+  if (length <= 0) return;
+  const last = out[out.length - 1];
+  if (last && last.type === type && last.offset + last.length === start) last.length += length;
+  else out.push({ offset: start, length, type });
+}
+
 /** Errors on the data path. `code` maps onto an NBD errno in the storage target. */
 export class BlockError extends SpillwayError {}
 

@@ -1,3 +1,4 @@
+import { consecutiveRuns } from '../util/runs.js';
 import { errorCode } from '../errors.js';
 import type { World } from '../world/types.js';
 import { BlockError, E_READONLY, checkRange, type BlockDevice, type Extent } from './block-device.js';
@@ -157,7 +158,7 @@ export class ReadPath implements BlockDevice {
       if (joined) { parts.set(b, await joined); this.counters.joinedBlocks++; }
       else todo.push(b);
     }
-    await Promise.all(runs(todo).map(async (run) => {
+    await Promise.all(consecutiveRuns(todo).map(async (run) => {
       const fetched = await this.fillRun(run[0]!, run[run.length - 1]!, priority, prefetched);
       for (const [b, data] of fetched) parts.set(b, data);
     }));
@@ -350,7 +351,7 @@ export class ReadPath implements BlockDevice {
     if (missing.length === 0) return;
     const remote = this.options.remote as BlockDevice & Partial<PushCapable>;
     if ((this.options.prefetchVia ?? 'push') === 'push' && typeof remote.requestPush === 'function') {
-      for (const run of runs(missing)) {
+      for (const run of consecutiveRuns(missing)) {
         const now = this.options.world.clock.nowUs();
         for (const b of run) { this.pushAsked.add(b); this.askedAtUs.set(b, now); }
         const start = run[0]! * B;
@@ -363,7 +364,7 @@ export class ReadPath implements BlockDevice {
       }
       return;
     }
-    await Promise.all(runs(missing).map((run) => this.fillRun(run[0]!, run[run.length - 1]!, priority ?? this.pushPriority, true)));
+    await Promise.all(consecutiveRuns(missing).map((run) => this.fillRun(run[0]!, run[run.length - 1]!, priority ?? this.pushPriority, true)));
   }
 
   /**
@@ -432,12 +433,3 @@ function blockRange(from: number, to: number): number[] {
   return out;
 }
 
-function runs(blocks: number[]): number[][] {
-  const out: number[][] = [];
-  for (const b of blocks) {
-    const cur = out[out.length - 1];
-    if (cur && cur[cur.length - 1] === b - 1) cur.push(b);
-    else out.push([b]);
-  }
-  return out;
-}

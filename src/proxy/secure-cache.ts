@@ -1,3 +1,4 @@
+import { consecutiveRuns } from '../util/runs.js';
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync } from 'node:crypto';
 import { BlockError, E_INTEGRITY, E_NOSPC, checkRange, type BlockDevice, type WriteOptions, type ZeroOptions } from './block-device.js';
 import { Layer } from './layer.js';
@@ -676,7 +677,7 @@ export class CacheLayer extends Layer {
         waits.push(pending.data.then((data) => { result.set(b, data); }));
       } else todo.push(b);
     }
-    for (const run of runs(todo)) waits.push(this.fillRun(run[0]!, run[run.length - 1]!, priority, prefetched, result));
+    for (const run of consecutiveRuns(todo)) waits.push(this.fillRun(run[0]!, run[run.length - 1]!, priority, prefetched, result));
     await Promise.all(waits);
     return result;
   }
@@ -708,13 +709,3 @@ export class CacheLayer extends Layer {
   }
 }
 
-/** Split sorted block indices into runs of consecutive ones. */
-function runs(blocks: number[]): number[][] {
-  const out: number[][] = [];
-  for (const b of blocks) {
-    const cur = out[out.length - 1];
-    if (cur && cur[cur.length - 1] === b - 1) cur.push(b);
-    else out.push([b]);
-  }
-  return out;
-}

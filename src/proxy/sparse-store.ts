@@ -1,4 +1,4 @@
-import { BlockError, E_CLOSED, checkRange, type BlockDevice, type Extent, type ExtentType, type ZeroOptions } from './block-device.js';
+import { BlockError, E_CLOSED, appendExtent, checkRange, type BlockDevice, type Extent, type ExtentType, type ZeroOptions } from './block-device.js';
 
 /** Marks a chunk that is allocated but reads as zeros (writeZeroes with noHole). */
 const ZERO_CHUNK = Buffer.alloc(0);
@@ -138,11 +138,7 @@ export class SparseStore implements BlockDevice {
   extentsSync(offset: number, length: number): Extent[] {
     this.check(offset, length, 'read');
     const out: Extent[] = [];
-    const push = (start: number, n: number, type: ExtentType): void => {
-      const last = out[out.length - 1];
-      if (last && last.type === type && last.offset + last.length === start) last.length += n;
-      else out.push({ offset: start, length: n, type });
-    };
+    const push = (start: number, n: number, type: ExtentType): void => appendExtent(out, start, n, type);
     const cb = this.chunkBytes;
     const end = offset + length;
     const first = Math.floor(offset / cb);

@@ -1,6 +1,6 @@
 import { InputError, invariant } from '../../errors.js';
 import {
-  BlockError, E_CLOSED, checkRange, type BlockDevice, type Extent, type ExtentType, type WriteOptions, type ZeroOptions,
+  BlockError, E_CLOSED, appendExtent, checkRange, type BlockDevice, type Extent, type ExtentType, type WriteOptions, type ZeroOptions,
 } from '../../proxy/block-device.js';
 import { SparseStore } from '../../proxy/sparse-store.js';
 import { FILE_CLASS_MIX, FILE_CONTENT_CLASSES, balanceFreeSpace, type FileContentClass, type FileContentLayout } from './file-content.js';
@@ -510,12 +510,7 @@ export class GeneratedDisk implements BlockDevice {
   extentsSync(offset: number, length: number): Extent[] {
     this.check(offset, length, 'read');
     const out: Extent[] = [];
-    const push = (start: number, stop: number, type: ExtentType): void => {
-      if (stop <= start) return;
-      const last = out[out.length - 1];
-      if (last && last.type === type && last.offset + last.length === start) last.length += stop - start;
-      else out.push({ offset: start, length: stop - start, type });
-    };
+    const push = (start: number, stop: number, type: ExtentType): void => appendExtent(out, start, stop - start, type);
     const end = offset + length;
     const B = CONTENT_BLOCK_BYTES;
     for (let region = Math.floor(offset / REGION_BYTES); region * REGION_BYTES < end; region++) {
