@@ -51,6 +51,11 @@ export class RemoteDisk implements BlockDevice, WriteSink {
    */
   private readonly recentBySig = new Map<string, Buffer>();
   private recentSigBytes = 0;
+  /**
+   * Received blocks not hashed yet, oldest first: most SIG answers are resolved
+   * by the cache, so blocks are hashed only when a lookup misses there.
+   */
+  private unsigned: Buffer[] = [];
   private readonly pushCbs = new Set<(offset: number, data: Buffer, profile: boolean) => void>();
   private profilePos = 0;
   /** Settles when every push received so far has been resolved and remembered. */
@@ -139,12 +144,27 @@ export class RemoteDisk implements BlockDevice, WriteSink {
     const bb = this.blockBytes;
     for (let a = at; a + bb <= at + n; a += bb) {
       const block = data.subarray(a, a + bb);
-      if (isZero(block)) continue;
+      if (!isZero(block)) this.unsigned.push(block);
+    }
+    // The window is RECENT_PUSH_BYTES of content, signed or not: drop the oldest signed, then the oldest unsigned.
+    while (this.recentSigBytes > 0 && this.recentSigBytes + this.unsigned.length * bb > RECENT_PUSH_BYTES) {
+      this.recentBySig.delete(this.recentBySig.keys().next().value!);
+      this.recentSigBytes -= bb;
+    }
+    const over = this.unsigned.length - Math.floor(RECENT_PUSH_BYTES / bb);
+    if (over > 0) this.unsigned = this.unsigned.slice(over);
+  }
+
+  /** Hash the received blocks not hashed yet into the by-signature memory. */
+  private signPending(): void {
+    const bb = this.blockBytes;
+    for (const block of this.unsigned) {
       const key = contentSignature(block).toString('base64');
       if (this.recentBySig.has(key)) continue;
       this.recentBySig.set(key, block);
       this.recentSigBytes += bb;
     }
+    this.unsigned = [];
     while (this.recentSigBytes > RECENT_PUSH_BYTES) {
       this.recentBySig.delete(this.recentBySig.keys().next().value!);
       this.recentSigBytes -= bb;
@@ -153,7 +173,12 @@ export class RemoteDisk implements BlockDevice, WriteSink {
 
   private async lookupSig(sig: Buffer): Promise<Buffer | undefined> {
     const cached = this.sigResolver ? await this.sigResolver(sig).catch(() => undefined) : undefined;
-    return cached ?? this.recentBySig.get(sig.toString('base64'));
+    if (cached) return cached;
+    const key = sig.toString('base64');
+    const known = this.recentBySig.get(key);
+    if (known || this.unsigned.length === 0) return known;
+    this.signPending();
+    return this.recentBySig.get(key);
   }
 
   /** Fill SIG and PUSHED segments locally; return what could not be filled. */
