@@ -323,7 +323,8 @@ describe('live source over the real scenario runner', () => {
     expect(snap.hosts.map((h) => h.id)).toEqual(['esx-01', 'esx-02', 'esx-03', 'esx-04', 'esx-05', 'esx-06']);
     expect(snap.hosts.every((h) => h.cpuCapacity === 48 && h.cpuDemand > 0)).toBe(true);
     expect(snap.vms).toHaveLength(scenario.datacenter.vms.length);
-    expect(snap.vms.every((v) => v.where === 'onprem' && v.host !== null)).toBe(true);
+    // quarter-end bursts close jobs to the cloud from about 33.2 h: those are the only VMs not on a host.
+    expect(snap.vms.every((v) => (v.where === 'onprem' && v.host !== null) || (v.where === 'cloud' && v.name.startsWith('batch-')))).toBe(true);
     expect(snap.vms.filter((v) => v.progress !== null).length).toBeGreaterThan(0); 
   });
 });
