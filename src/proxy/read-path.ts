@@ -72,6 +72,8 @@ export interface ReadPathStats {
   joinedBlocks: number;
   pushedBlocks: number;
   pushesIgnored: number;
+  /** Pushed blocks the cache could not take (it was closing, or its store failed): a push is only a hint. */
+  pushesDropped: number;
   /** Remote fetches (each one round trip). */
   remoteFetches: number;
   /** Requests asking on-prem to push ranges. */
@@ -99,7 +101,7 @@ export class ReadPath implements BlockDevice {
   readonly name: string;
   readonly blockBytes: number;
   readonly counters: ReadPathStats = {
-    reads: 0, guestBytes: 0, cacheBlocks: 0, localBlocks: 0, siblingBlocks: 0, remoteBlocks: 0, joinedBlocks: 0, pushedBlocks: 0, pushesIgnored: 0, remoteFetches: 0, pushRequests: 0, pushWaits: 0, askedPushWaits: 0, pushedReuse: 0,
+    reads: 0, guestBytes: 0, cacheBlocks: 0, localBlocks: 0, siblingBlocks: 0, remoteBlocks: 0, joinedBlocks: 0, pushedBlocks: 0, pushesIgnored: 0, pushesDropped: 0, remoteFetches: 0, pushRequests: 0, pushWaits: 0, askedPushWaits: 0, pushedReuse: 0,
   };
   private readonly fills = new Map<number, Promise<Buffer>>();
   /** Reads waiting for a block the profile stream is about to deliver. */
@@ -333,8 +335,15 @@ export class ReadPath implements BlockDevice {
         for (const w of waiters) w();
       }
       if (cache.has(b) || this.fills.has(b)) { this.counters.pushesIgnored++; continue; }
+      if (this.closed) { this.counters.pushesDropped++; continue; }
       this.counters.pushedBlocks++;
-      await cache.put(b, data.subarray(at, at + blockLen), this.pushPriority, { prefetched: true });
+      try {
+        await cache.put(b, data.subarray(at, at + blockLen), this.pushPriority, { prefetched: true });
+      } catch {
+        // Nobody asked for a pushed block, so losing one costs a later fetch, never data:
+        // a push racing shutdown (the cache store already closed) must not crash the proxy.
+        this.counters.pushesDropped++;
+      }
     }
   }
 
