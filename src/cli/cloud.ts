@@ -21,7 +21,7 @@ Live EC2 tools. Credentials come from the AWS SDK's default chain (environment,
   check     asks EC2, with DryRun calls that change nothing, whether these
             credentials may make every call spillway makes, and prints a table.
             --image is the staging AMI to test RunInstances with (default:
-            the image tagged spillway:role=staging; with none, a placeholder
+            the image tagged spillway:role=staging; with none, a nameless
             id, and RunInstances may come back inconclusive).
   cleanup   lists everything tagged spillway:run=ID (instances, volumes,
             snapshots), shows what it will do, and then terminates and deletes
@@ -73,7 +73,7 @@ export function createCloudCommand(deps: CloudCommandDeps): Command {
         const cloud = deps.createCloud({ ...base, runId: 'permission-check' });
         try {
           const imageId = values.image ?? (await findStagingImage(cloud));
-          io.out(imageId ? `RunInstances is checked with image ${imageId}` : 'no image tagged spillway:role=staging was found (pass --image): RunInstances is checked with a placeholder and may be inconclusive');
+          io.out(imageId ? `RunInstances is checked with image ${imageId}` : 'no image tagged spillway:role=staging was found (pass --image): RunInstances is checked with an image id that names nothing and may be inconclusive');
           const results = await checkPermissions(cloud, { ...(imageId ? { imageId } : {}), instanceType: values.type ?? 'm6i.large', zone: values.zone ?? `${region}a` });
           io.out(formatPermissionTable(results));
           const quota = await cloud.vcpuQuota();

@@ -381,7 +381,7 @@ function parseExpect(raw: unknown, path: string, metricPaths: Set<string>): Expe
 function planPlacement(s: Scenario): void {
   const hv = new EmulatedHypervisor(new SimWorld(0), { hosts: s.datacenter.hosts });
   for (const vm of s.datacenter.vms) {
-    hv.addVm({ id: vm.name, name: vm.name, vcpus: vm.vcpus, ramMiB: vm.ramMiB, workload: vm.workload, batch: false, disks: [], guest: PLACEHOLDER_GUEST, dirtyRateBytesPerS: 0 });
+    hv.addVm({ id: vm.name, name: vm.name, vcpus: vm.vcpus, ramMiB: vm.ramMiB, workload: vm.workload, batch: false, disks: [], guest: PLACEMENT_ONLY_GUEST, dirtyRateBytesPerS: 0 });
     try {
       hv.placeRunning(vm.name, vm.host ?? undefined);
     } catch (err) {
@@ -391,7 +391,8 @@ function planPlacement(s: Scenario): void {
   }
 }
 
-const PLACEHOLDER_GUEST = {
+/** Placement checks only need CPU and RAM; the guest configuration plays no part in them. */
+const PLACEMENT_ONLY_GUEST = {
   os: { family: 'linux' as const, distro: 'none', version: '0' }, bootDevice: '', devices: [], drivers: [], mounts: [],
   network: { hostname: '', domain: '', ipAddress: '', gateway: '', dns: [], dhcp: true },
   monitoringAgent: { installed: false, enabled: false, target: 'onprem' as const },

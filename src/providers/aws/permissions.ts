@@ -12,7 +12,7 @@ import type { Ec2Cloud } from './ec2-cloud.js';
  * spillway makes, without doing anything (DryRun). EC2 answers
  * DryRunOperation when allowed and UnauthorizedOperation when not. Calls on a
  * specific resource need a real one to evaluate resource-level policies; with
- * a placeholder id EC2 may answer NotFound first, which is reported as
+ * a well-formed id that names nothing EC2 may answer NotFound first, which is reported as
  * inconclusive rather than guessed.
  */
 
@@ -26,7 +26,7 @@ export interface PermissionResult {
 }
 
 /** Well-formed ids that name nothing, for DryRun calls that need one. */
-const PLACEHOLDER = { instance: 'i-0000000000000000f', volume: 'vol-0000000000000000f', snapshot: 'snap-0000000000000000f' } as const;
+const NAMELESS_IDS = { instance: 'i-0000000000000000f', volume: 'vol-0000000000000000f', snapshot: 'snap-0000000000000000f' } as const;
 
 export async function checkPermissions(cloud: Ec2Cloud, target: { imageId?: string; instanceType: string; zone: string }): Promise<PermissionResult[]> {
   const dry = { DryRun: true } as const;
@@ -46,16 +46,16 @@ export async function checkPermissions(cloud: Ec2Cloud, target: { imageId?: stri
       ...dry, Size: 1, VolumeType: 'gp3', AvailabilityZone: target.zone,
       TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'spillway:run', Value: 'permission-check' }] }],
     })],
-    ['StartInstances', new StartInstancesCommand({ ...dry, InstanceIds: [PLACEHOLDER.instance] })],
-    ['StopInstances', new StopInstancesCommand({ ...dry, InstanceIds: [PLACEHOLDER.instance] })],
-    ['TerminateInstances', new TerminateInstancesCommand({ ...dry, InstanceIds: [PLACEHOLDER.instance] })],
-    ['ModifyInstanceAttribute', new ModifyInstanceAttributeCommand({ ...dry, InstanceId: PLACEHOLDER.instance, InstanceType: { Value: target.instanceType } })],
-    ['AttachVolume', new AttachVolumeCommand({ ...dry, VolumeId: PLACEHOLDER.volume, InstanceId: PLACEHOLDER.instance, Device: '/dev/sdf' })],
-    ['DetachVolume', new DetachVolumeCommand({ ...dry, VolumeId: PLACEHOLDER.volume })],
-    ['DeleteVolume', new DeleteVolumeCommand({ ...dry, VolumeId: PLACEHOLDER.volume })],
-    ['CreateSnapshot', new CreateSnapshotCommand({ ...dry, VolumeId: PLACEHOLDER.volume })],
-    ['DeleteSnapshot', new DeleteSnapshotCommand({ ...dry, SnapshotId: PLACEHOLDER.snapshot })],
-    ['CreateTags', new CreateTagsCommand({ ...dry, Resources: [PLACEHOLDER.instance], Tags: [{ Key: 'spillway:check', Value: 'dry-run' }] })],
+    ['StartInstances', new StartInstancesCommand({ ...dry, InstanceIds: [NAMELESS_IDS.instance] })],
+    ['StopInstances', new StopInstancesCommand({ ...dry, InstanceIds: [NAMELESS_IDS.instance] })],
+    ['TerminateInstances', new TerminateInstancesCommand({ ...dry, InstanceIds: [NAMELESS_IDS.instance] })],
+    ['ModifyInstanceAttribute', new ModifyInstanceAttributeCommand({ ...dry, InstanceId: NAMELESS_IDS.instance, InstanceType: { Value: target.instanceType } })],
+    ['AttachVolume', new AttachVolumeCommand({ ...dry, VolumeId: NAMELESS_IDS.volume, InstanceId: NAMELESS_IDS.instance, Device: '/dev/sdf' })],
+    ['DetachVolume', new DetachVolumeCommand({ ...dry, VolumeId: NAMELESS_IDS.volume })],
+    ['DeleteVolume', new DeleteVolumeCommand({ ...dry, VolumeId: NAMELESS_IDS.volume })],
+    ['CreateSnapshot', new CreateSnapshotCommand({ ...dry, VolumeId: NAMELESS_IDS.volume })],
+    ['DeleteSnapshot', new DeleteSnapshotCommand({ ...dry, SnapshotId: NAMELESS_IDS.snapshot })],
+    ['CreateTags', new CreateTagsCommand({ ...dry, Resources: [NAMELESS_IDS.instance], Tags: [{ Key: 'spillway:check', Value: 'dry-run' }] })],
   ];
   const results: PermissionResult[] = [];
   for (const [api, command] of probes) {
