@@ -16,7 +16,7 @@
  * SPILLWAY_BENCH_TRACE_READS (default 2000), SPILLWAY_BENCH_WAN_REPEAT (default 1),
  * SPILLWAY_BENCH_VERBOSE=1 (print the proxies' own output and stats).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeSync, ftruncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomFillSync } from 'node:crypto';
@@ -24,6 +24,7 @@ import { NbdClient, NbdServer } from '../src/proxy/nbd/index.js';
 import { SparseStore } from '../src/proxy/sparse-store.js';
 import { LiveWorld, wallMs } from '../src/world/live-world.js';
 import { startRelay } from '../src/world/live-relay.js';
+import { daemon } from './daemon.js';
 import { bootTrace, makeImage, uniqueBytes, type TraceRead } from './wan-trace.js';
 import type { BenchFigure } from './run.js';
 
@@ -69,35 +70,6 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return (wallMs() - t0) / 1000;
 }
 
-/** A long-running helper process; resolves once `ready` matches its stdout (or a socket appears). */
-async function daemon(cmd: string, args: string[], ready: RegExp | { socket: string }, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; out: () => string; stop: () => Promise<void> }> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  const t0 = wallMs();
-  for (;;) {
-    if (ready instanceof RegExp ? ready.test(out) : existsSync(ready.socket)) break;
-    if (child.exitCode !== null) throw new Error(`${cmd} ${args.join(' ')} exited early: ${out}`);
-    if (wallMs() - t0 > 60_000) throw new Error(`${cmd} did not become ready: ${out}`);
-    await sleepMs(20);
-  }
-  return {
-    child,
-    out: () => out,
-    stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(killer);
-    },
-  };
-}
-
-function sleepMs(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 function need(tools: string[]): string[] {
   return tools.filter((t) => !['/usr/bin', '/usr/sbin', '/usr/local/bin', '/bin'].some((d) => existsSync(join(d, t))));

@@ -12,13 +12,13 @@
  * SPILLWAY_PROBE_READS (default 2000) cuts the trace; SPILLWAY_PROBE_CPU_PROF=DIR
  * runs the cloud proxy with --cpu-prof into DIR.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { NbdClient } from '../src/proxy/nbd/index.js';
 import { LiveWorld, wallMs } from '../src/world/live-world.js';
 import { startRelay } from '../src/world/live-relay.js';
+import { daemon } from './daemon.js';
 import { bootTrace, makeImage, uniqueBytes, type TraceRead } from './wan-trace.js';
 
 const GiB = 1024 ** 3;
@@ -28,30 +28,6 @@ const REPO = join(import.meta.dirname, '..');
 const READS = Number(process.env.SPILLWAY_PROBE_READS ?? 2000);
 const CPU_PROF = process.env.SPILLWAY_PROBE_CPU_PROF;
 
-async function daemon(cmd: string, args: string[], ready: RegExp | { socket: string }, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; out: () => string; stop: () => Promise<void> }> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  const t0 = wallMs();
-  for (;;) {
-    if (ready instanceof RegExp ? ready.test(out) : existsSync(ready.socket)) break;
-    if (child.exitCode !== null) throw new Error(`${cmd} exited early: ${out}`);
-    if (wallMs() - t0 > 60_000) throw new Error(`${cmd} did not become ready: ${out}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return {
-    child,
-    out: () => out,
-    stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(killer);
-    },
-  };
-}
 
 /**
  * Replay one read at a time; every read's latency in ms. With `wireBytes`,

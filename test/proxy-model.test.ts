@@ -5,6 +5,7 @@ import { SparseStore } from '../src/proxy/sparse-store.js';
 import { WanLink, wanConfig } from '../src/sim/wan-link.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import type { Rng } from '../src/world/types.js';
+import { simulate } from './proxy-link-helpers.js';
 
 const KEY = '5a'.repeat(32);
 const DISK_BYTES = 1024 * 1024;
@@ -29,20 +30,6 @@ function seedDisk(disk: SparseStore, rng: Rng): void {
   }
 }
 
-/** Run `body` inside the simulation until it settles (fails loudly if it hangs with nothing scheduled). */
-async function simulate<T>(world: SimWorld, body: () => Promise<T>): Promise<T> {
-  let settled = false;
-  const p = body().finally(() => { settled = true; });
-  p.catch(() => undefined);
-  while (!settled) {
-    const r = await world.run({ maxEvents: 50_000_000 });
-    if (!settled && r.reason === 'idle') {
-      await Promise.race([p, new Promise((resolve) => { void Promise.resolve().then(resolve); })]);
-      if (!settled) throw new Error(`simulation went idle at ${world.nowUs}us with the test body still waiting`);
-    }
-  }
-  return p;
-}
 
 async function runModel(seed: number, steps: number): Promise<{ crashes: number; drops: number; duplicates: number; traceHash: string; endUs: number }> {
   const world = new SimWorld(seed);

@@ -154,13 +154,13 @@ export class ReadPath implements BlockDevice {
       else missing.push(b);
     }
     // A fill may have started while we looked at the cache; join it rather than fetch twice.
-    const todo: number[] = [];
+    const toFetch: number[] = [];
     for (const b of missing) {
       const joined = this.fills.get(b);
       if (joined) { parts.set(b, await joined); this.counters.joinedBlocks++; }
-      else todo.push(b);
+      else toFetch.push(b);
     }
-    await Promise.all(consecutiveRuns(todo).map(async (run) => {
+    await Promise.all(consecutiveRuns(toFetch).map(async (run) => {
       const fetched = await this.fillRun(run[0]!, run[run.length - 1]!, priority, prefetched);
       for (const [b, data] of fetched) parts.set(b, data);
     }));

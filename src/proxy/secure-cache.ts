@@ -666,7 +666,7 @@ export class CacheLayer extends Layer {
   private async fillBlocks(blocks: number[], priority: number, prefetched: boolean): Promise<Map<number, Buffer>> {
     const result = new Map<number, Buffer>();
     const waits: Array<Promise<void>> = [];
-    const todo: number[] = [];
+    const toFetch: number[] = [];
     for (const b of blocks) {
       const pending = this.fills.get(b);
       if (pending) {
@@ -675,9 +675,9 @@ export class CacheLayer extends Layer {
           pending.foreground = true;
         }
         waits.push(pending.data.then((data) => { result.set(b, data); }));
-      } else todo.push(b);
+      } else toFetch.push(b);
     }
-    for (const run of consecutiveRuns(todo)) waits.push(this.fillRun(run[0]!, run[run.length - 1]!, priority, prefetched, result));
+    for (const run of consecutiveRuns(toFetch)) waits.push(this.fillRun(run[0]!, run[run.length - 1]!, priority, prefetched, result));
     await Promise.all(waits);
     return result;
   }
