@@ -48,30 +48,18 @@ export class SparseStore implements BlockDevice {
   }
 
   private copyOut(offset: number, length: number, out: Uint8Array, outOffset: number): void {
-    const cb = this.chunkBytes;
-    let pos = offset;
-    const end = offset + length;
-    while (pos < end) {
-      const index = Math.floor(pos / cb);
-      const within = pos - index * cb;
-      const n = Math.min(cb - within, end - pos);
+    this.eachChunk(offset, length, (index, within, n, pos) => {
       const chunk = this.chunks.get(index);
       const at = outOffset + pos - offset;
       if (chunk && chunk.length) chunk.copy(out, at, within, within + n);
       else out.fill(0, at, at + n);
-      pos += n;
-    }
+    });
   }
 
   writeSync(offset: number, data: Uint8Array): void {
     this.check(offset, data.length, 'write');
     const cb = this.chunkBytes;
-    let pos = offset;
-    const end = offset + data.length;
-    while (pos < end) {
-      const index = Math.floor(pos / cb);
-      const within = pos - index * cb;
-      const n = Math.min(cb - within, end - pos);
+    this.eachChunk(offset, data.length, (index, within, n, pos) => {
       let chunk = this.chunks.get(index);
       if (!chunk || chunk.length === 0) {
         // allocUnsafe is fine only when the whole chunk is about to be overwritten.
@@ -79,20 +67,14 @@ export class SparseStore implements BlockDevice {
         this.chunks.set(index, chunk);
       }
       chunk.set(data.subarray(pos - offset, pos - offset + n), within);
-      pos += n;
-    }
+    });
   }
 
   /** Zero a range; whole chunks become holes (or zero-allocated with noHole), partial chunks are cleared. */
   zeroSync(offset: number, length: number, noHole: boolean): void {
     this.check(offset, length, 'write');
     const cb = this.chunkBytes;
-    let pos = offset;
-    const end = offset + length;
-    while (pos < end) {
-      const index = Math.floor(pos / cb);
-      const within = pos - index * cb;
-      const n = Math.min(cb - within, end - pos);
+    this.eachChunk(offset, length, (index, within, n) => {
       const chunk = this.chunks.get(index);
       if (n === cb) {
         if (noHole) this.chunks.set(index, ZERO_CHUNK);
@@ -102,6 +84,18 @@ export class SparseStore implements BlockDevice {
       } else if (!chunk && noHole) {
         this.chunks.set(index, Buffer.alloc(cb));
       }
+    });
+  }
+
+  /** Visit [offset, offset + length) chunk by chunk: chunk index, offset within it, bytes in it, absolute position. */
+  private eachChunk(offset: number, length: number, visit: (index: number, within: number, n: number, pos: number) => void): void {
+    const cb = this.chunkBytes;
+    const end = offset + length;
+    for (let pos = offset; pos < end;) {
+      const index = Math.floor(pos / cb);
+      const within = pos - index * cb;
+      const n = Math.min(cb - within, end - pos);
+      visit(index, within, n, pos);
       pos += n;
     }
   }
