@@ -40,6 +40,8 @@ export interface ControllerHost {
   guestImage(imageId: string): GuestImage;
   /** The WAN link is registered on world.net at this address. */
   onpremAddress: string;
+  /** The simulation's lifecycle machines (src/controller/machine-env.ts). */
+  machineEnv?: () => Promise<import('./machine-env.js').SimMachineEnv>;
 }
 
 export interface ControllerOptions {

@@ -14,8 +14,14 @@ import { WanLink } from './wan-link.js';
 import { BurstController } from '../controller/controller.js';
 import type { Cloud } from '../providers/cloud.js';
 import { createEmulatedCloud } from '../providers/emulated/emulated-cloud.js';
+import { createSimMachineEnv, type SimMachineEnv } from '../controller/machine-env.js';
 import { VmDemand } from './workload/demand.js';
 import type { WorkloadSpec } from './workload/spec.js';
+
+const ONPREM_ADDRESS = 'onprem:7000';
+const RUN_STATE_ADDRESS = 'onprem:7100';
+/** Cloud cache block of a moved VM: 16 KiB quarters the per-block seals, hashes and index entries of 4 KiB for ~9% more WAN bytes (read amplification), measured on quarter-end. */
+const CACHE_BLOCK_BYTES = 16 * 1024;
 
 /** What the TUI and the CLI drive: a world that can be stepped to a virtual time. */
 export interface Simulation {
@@ -86,6 +92,13 @@ export class ScenarioSimulation implements Simulation {
   /** The burst controller when `policies.burst.enabled`; null for a no-burst run. */
   readonly controller: BurstController | null = null;
   private cloud: (Cloud & { dispose(): void }) | null = null;
+  private machineEnvP: Promise<SimMachineEnv> | null = null;
+  private readonly tiers = new Map<string, StorageTier>();
+  /**
+   * Controllers that watch the data center: each is called every tick, after
+   * demand was re-evaluated and the hosts rebalanced, in the order added.
+   */
+  private readonly tickers: Array<() => void> = [];
   baseline: BaselineFigures | null = null;
 
   constructor(readonly scenario: Scenario, options: SimulationOptions = {}) {
@@ -110,7 +123,11 @@ export class ScenarioSimulation implements Simulation {
             id: d.id, sizeBytes: d.sizeBytes, tier: tier.name, imageId: d.imageId,
             // Image disks read the image's generated content; data disks start empty. Both answer at their tier's speed.
             create: () => (fromImage ? this.guestImage(d.imageId).disk(d.id, d.sizeBytes) : new SparseStore(`disk:${d.id}`, d.sizeBytes)),
-            layers: (below) => new StorageTier(this.world, below, tier),
+            layers: (below) => {
+              const t = new StorageTier(this.world, below, tier);
+              this.tiers.set(d.id, t);
+              return t;
+            },
           };
         }),
         guest: buildGuestConfig(vm, images.get(vm.image)!, i, this.world.rng(`guest/${vm.name}`)),
@@ -128,21 +145,58 @@ export class ScenarioSimulation implements Simulation {
         this.webTiers.set(vm.workload, tier);
       }
     });
+    this.options = options;
+    // ---- controllers (each adds its tick to this.tickers) ----
     if (scenario.policies.burst.enabled) {
       if (!this.wan) throw new SpillwayError('E_BURST_NO_WAN', `scenario ${scenario.name}: policies.burst.enabled needs a wan: section (the link the burst VMs stream over)`);
-      this.world.net.setLink('onprem:7000', this.wan);
-      const runId = `sim-${this.seed}`;
-      this.cloud = options.makeCloud ? options.makeCloud(this.world, scenario.cloud, runId) : createEmulatedCloud(this.world, scenario.cloud, runId);
+      this.world.net.setLink(ONPREM_ADDRESS, this.wan);
       this.controller = new BurstController(
-        { world: this.world, hypervisor: this.hypervisor, scenario, guestImage: (id) => this.guestImage(id), onpremAddress: 'onprem:7000' },
-        { cloud: this.cloud, recordWrites: options.recordWrites ?? false },
+        { world: this.world, hypervisor: this.hypervisor, scenario, guestImage: (id) => this.guestImage(id), onpremAddress: ONPREM_ADDRESS, machineEnv: () => this.machineEnv() },
+        { cloud: this.cloudPort(), recordWrites: options.recordWrites ?? false },
       );
+      const controller = this.controller;
+      this.tickers.push(() => controller.tick());
     }
-    this.options = options;
     this.world.clock.schedule(0, () => this.boot());
   }
 
   private readonly options: SimulationOptions;
+
+  /** The cloud port of this run (created on first use): the emulated EC2, or what `makeCloud` gives. */
+  cloudPort(): Cloud {
+    if (!this.cloud) {
+      const runId = `sim-${this.seed}`;
+      this.cloud = this.options.makeCloud ? this.options.makeCloud(this.world, this.scenario.cloud, runId) : createEmulatedCloud(this.world, this.scenario.cloud, runId);
+    }
+    return this.cloud;
+  }
+
+  /**
+   * The lifecycle machines' environment of this run, shared by every
+   * controller that moves VMs (burst, scale-out, migration wave): the proxy
+   * core behind CoreProxyControl on the scenario's WAN, the emulated cloud,
+   * directory and container platform. Created on first use; await it from
+   * inside the run (its proxies listen on world.net).
+   */
+  machineEnv(): Promise<SimMachineEnv> {
+    if (!this.machineEnvP) {
+      if (!this.wan) throw new SpillwayError('E_NO_WAN', `scenario ${this.scenario.name}: moving VMs to the cloud needs a wan: section (the link their disks stream over)`);
+      this.world.net.setLink(ONPREM_ADDRESS, this.wan);
+      this.world.net.setLink(RUN_STATE_ADDRESS, this.wan);
+      const p = this.scenario.policies.burst;
+      const images = new Map(this.scenario.datacenter.images.map((im) => [im.id, this.guestImage(im.id)]));
+      this.machineEnvP = createSimMachineEnv({
+        world: this.world, hypervisor: this.hypervisor, cloud: this.cloudPort(), onpremAddress: ONPREM_ADDRESS, runStateAddress: RUN_STATE_ADDRESS,
+        images,
+        cache: { capacityBytes: p.cache.sizeBytes, maxCapacityBytes: 2 * p.cache.sizeBytes, blockBytes: CACHE_BLOCK_BYTES },
+        boot: { depth: p.boot.depth, thinkUs: p.boot.thinkUs },
+        prefetch: p.prefetch,
+        rpoUs: p.writeBack.rpoUs,
+        containers: { diskOps: (diskId) => { const st = this.tiers.get(diskId)?.stats; return st ? st.reads + st.writes + st.other : 0; } },
+      });
+    }
+    return this.machineEnvP;
+  }
 
   /** Run the same scenario and seed with bursting off (once), for the report's baseline. */
   async runBaseline(): Promise<BaselineFigures | null> {
@@ -252,7 +306,7 @@ export class ScenarioSimulation implements Simulation {
       hv.setDemand(rt.name, rt.demand.at(now, tickUs, this.factorOf(rt)));
     }
     hv.rebalance();
-    this.controller?.tick();
+    for (const tick of this.tickers) tick();
   }
 
   private factorOf(rt: VmRuntime): number {

@@ -2,7 +2,7 @@ import { InputError, SpillwayError, errorCode } from '../../errors.js';
 import type { CacheUsage, DiskExport, MigrationProgress, MirrorRound, PersistencePolicy, ProxyControl } from '../../machines/ports.js';
 import type { DiskLease, Hypervisor } from '../../providers/hypervisor.js';
 import type { World } from '../../world/types.js';
-import { BlockError, E_READONLY, checkRange, type BlockDevice } from '../block-device.js';
+import { BlockError, E_READONLY, checkRange, type BlockDevice, type Extent } from '../block-device.js';
 import { createCloudProxy, type CloudProxy, type CloudStores } from '../cloud/cloud-proxy.js';
 import { LinkClient } from '../link/client.js';
 import { parsePairingKey } from '../link/pairing-key.js';
@@ -40,8 +40,14 @@ export interface ProxyControlOptions {
   stores?: (name: string, sizeBytes: number) => BlockDevice;
   /** A disk as frozen by a hypervisor snapshot (clones, FIG 12). Default: the hypervisor's `openSnapshotDisk` when it has one. */
   snapshotDisk?: (snapshotId: string, diskId: string) => BlockDevice;
-  /** Secure cache per disk proxy; the store is sized for `maxCapacityBytes` so it can grow online. */
-  cache?: { capacityBytes?: number; maxCapacityBytes?: number };
+  /**
+   * Secure cache per disk proxy; the store is sized for `maxCapacityBytes` so it can grow online.
+   * `blockBytes` (default 4096, a power of two from 4096) is the cache block: larger blocks cost fewer
+   * seals, hashes and index entries per guest byte for some read amplification.
+   */
+  cache?: { capacityBytes?: number; maxCapacityBytes?: number; blockBytes?: number };
+  /** false: startPrefetch streams no profile (demand-only boot streaming); reads still fetch on demand. Default true. */
+  prefetch?: boolean;
   journalBytes?: number;
   rpoUs?: number;
   readAhead?: ReadAheadOptions | false;
@@ -95,6 +101,8 @@ interface DiskSession {
   prefetchStarted: boolean;
   migration: Migration | null;
   discarded: boolean;
+  /** Write-behind's store: what it holds is part of the disk a migration must move. */
+  writeStore: BlockDevice;
 }
 
 /** A boot phase's replay, kept with the target so a re-run (a restarted controller) joins or continues it. */
@@ -162,6 +170,7 @@ export class CoreProxyControl implements ProxyControl {
   private readonly cacheBytes: number;
   private readonly maxCacheBytes: number;
   private readonly migrationChunk: number;
+  private readonly cacheBlockBytes: number;
 
   private constructor(private readonly world: World, private readonly options: ProxyControlOptions, onprem: OnpremProxy, runState: RunStateServer, key: Buffer) {
     this.onprem = onprem;
@@ -171,6 +180,8 @@ export class CoreProxyControl implements ProxyControl {
     this.cacheBytes = checkPositiveInt(options.cache?.capacityBytes, 'cache.capacityBytes', 256 * MiB);
     this.maxCacheBytes = checkPositiveInt(options.cache?.maxCapacityBytes, 'cache.maxCapacityBytes', 4 * this.cacheBytes);
     if (this.maxCacheBytes < this.cacheBytes) throw new InputError('E_BAD_FIELD', `proxyControl.cache.maxCapacityBytes (${this.maxCacheBytes}) must be at least cache.capacityBytes (${this.cacheBytes})`);
+    this.cacheBlockBytes = checkPositiveInt(options.cache?.blockBytes, 'cache.blockBytes', 4096);
+    if (this.cacheBlockBytes < 4096 || (this.cacheBlockBytes & (this.cacheBlockBytes - 1)) !== 0) throw new InputError('E_BAD_FIELD', `proxyControl.cache.blockBytes: expected a power of two of at least 4096, got ${this.cacheBlockBytes}`);
     this.migrationChunk = checkPositiveInt(options.migrationChunkBytes, 'migrationChunkBytes', 256 * 1024);
     if (this.migrationChunk % 4096 !== 0) throw new InputError('E_BAD_FIELD', `proxyControl.migrationChunkBytes: expected a multiple of 4096, got ${this.migrationChunk}`);
   }
@@ -364,7 +375,7 @@ export class CoreProxyControl implements ProxyControl {
     if (!exp) throw new SpillwayError('E_NO_EXPORT', `no on-prem export "${d.exportName}" (mount or clone the disk first); exported: ${[...this.exports.keys()].join(', ') || '(none)'}`);
     const proxyId = `${vmId}/${d.diskId}`;
     const size = exp.device.size();
-    const blockBytes = 4096;
+    const blockBytes = this.cacheBlockBytes;
     const stores: CloudStores = {
       writeStore: this.makeStore(`wb-store:${proxyId}`, size),
       writeMap: this.makeStore(`wb-map:${proxyId}`, Math.max(4096, Math.ceil(size / 4096 / 8))),
@@ -385,6 +396,7 @@ export class CoreProxyControl implements ProxyControl {
     return {
       proxyId, vmId, diskId: d.diskId, exp, policy: d.policy, proxy, target: new TargetDevice(proxy.device, proxyId),
       siblings, siblingSources: sources, peers: new Map(), prefetchStarted: false, migration: null, discarded: false,
+      writeStore: stores.writeStore,
     };
   }
 
@@ -457,7 +469,7 @@ export class CoreProxyControl implements ProxyControl {
   async startPrefetch(req: { vmId: string }): Promise<{ queuedBytes: number }> {
     let queuedBytes = 0;
     for (const s of this.target(req.vmId).sessions) {
-      if (s.discarded) continue;
+      if (s.discarded || this.options.prefetch === false) continue;
       const remote = s.proxy.remote;
       queuedBytes += remote.profileBlocks * remote.blockBytes;
       if (s.prefetchStarted) continue;
@@ -586,7 +598,9 @@ export class CoreProxyControl implements ProxyControl {
         this.volumes.set(volumeId, vol);
       }
       // Below the migration layer is write-behind: reads see every write acknowledged before migration mode.
-      const layer = await MigrationLayer.open(s.proxy.writeBehind, { world: this.world, target: vol.store, logStore: vol.log, chunkBytes: this.migrationChunk });
+      const layer = await MigrationLayer.open(s.proxy.writeBehind, {
+        world: this.world, target: vol.store, logStore: vol.log, chunkBytes: this.migrationChunk, isHole: await this.holeMap(s),
+      });
       const writes = new WriteTracker(layer, this.migrationChunk);
       s.migration = { volumeId, layer, writes, cursor: 0 };
       s.target.switchTo(writes);
@@ -608,16 +622,40 @@ export class CoreProxyControl implements ProxyControl {
       while (budget > 0 && m.cursor < chunks) {
         const offset = m.cursor * this.migrationChunk;
         const length = Math.min(this.migrationChunk, size - offset);
-        if (!m.layer.isTransferred(offset)) {
-          await m.layer.prefetch(offset, length);
-          budget -= length;
-        }
+        // Holes cost no budget: they are written as zeros without a fetch.
+        if (!m.layer.isTransferred(offset)) budget -= await m.layer.syncChunk(offset);
         m.cursor++;
       }
       await m.layer.flush();
       if (budget <= 0) break;
     }
     return this.migrationProgress(t);
+  }
+
+  /**
+   * Where the disk holds only zeros: neither the on-prem export's allocation
+   * map (the hypervisor's allocated areas, taken once: nothing else writes
+   * the leased disk) nor write-behind's store has data there. The sync skips
+   * such chunks without fetching them, so a sparse disk moves its data only.
+   */
+  private async holeMap(s: DiskSession): Promise<(offset: number, length: number) => boolean | Promise<boolean>> {
+    const size = s.target.size();
+    const data = (await s.exp.device.extents(0, size)).filter((e) => e.type === 'data');
+    const store = s.writeStore;
+    return (offset, length) => {
+      const end = offset + length;
+      let lo = 0;
+      let hi = data.length;
+      // First data extent ending after `offset`.
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (data[mid]!.offset + data[mid]!.length <= offset) lo = mid + 1;
+        else hi = mid;
+      }
+      if (lo < data.length && data[lo]!.offset < end) return false;
+      const noData = (ex: Extent[]): boolean => ex.every((e) => e.type !== 'data');
+      return store instanceof SparseStore ? noData(store.extentsSync(offset, length)) : store.extents(offset, length).then(noData);
+    };
   }
 
   async stopMigration(req: { vmId: string }): Promise<void> {
