@@ -2,7 +2,7 @@ import { consecutiveRuns } from '../util/runs.js';
 import { errorCode } from '../errors.js';
 import type { World } from '../world/types.js';
 import { BlockError, E_READONLY, checkRange, type BlockDevice, type Extent } from './block-device.js';
-import type { SecureCache } from './secure-cache.js';
+import type { CacheFill, SecureCache } from './secure-cache.js';
 
 export const E_NOT_HELD = 'E_NOT_HELD';
 
@@ -84,6 +84,8 @@ export interface ReadPathStats {
   askedPushWaits: number;
   /** Misses served from pushes the link still remembers (evicted from the cache already). */
   pushedReuse: number;
+  /** Fetched runs the cache could not store (its store failed); the reads themselves were served. */
+  cacheWriteFailures: number;
 }
 
 /**
@@ -101,7 +103,7 @@ export class ReadPath implements BlockDevice {
   readonly name: string;
   readonly blockBytes: number;
   readonly counters: ReadPathStats = {
-    reads: 0, guestBytes: 0, cacheBlocks: 0, localBlocks: 0, siblingBlocks: 0, remoteBlocks: 0, joinedBlocks: 0, pushedBlocks: 0, pushesIgnored: 0, pushesDropped: 0, remoteFetches: 0, pushRequests: 0, pushWaits: 0, askedPushWaits: 0, pushedReuse: 0,
+    reads: 0, guestBytes: 0, cacheBlocks: 0, localBlocks: 0, siblingBlocks: 0, remoteBlocks: 0, joinedBlocks: 0, pushedBlocks: 0, pushesIgnored: 0, pushesDropped: 0, remoteFetches: 0, pushRequests: 0, pushWaits: 0, askedPushWaits: 0, pushedReuse: 0, cacheWriteFailures: 0,
   };
   private readonly fills = new Map<number, Promise<Buffer>>();
   /** Reads waiting for a block the profile stream is about to deliver. */
@@ -144,27 +146,36 @@ export class ReadPath implements BlockDevice {
     const first = Math.floor(offset / B);
     const last = Math.floor((offset + length - 1) / B);
     const parts = new Map<number, Buffer>();
-    const missing: number[] = [];
-    const cache = this.options.cache;
+    const waits: Array<Promise<unknown>> = [];
+    const join = (b: number, fill: Promise<Buffer>): void => {
+      this.counters.joinedBlocks++;
+      waits.push(fill.then((data) => { parts.set(b, data); }));
+    };
+    const lookup: number[] = [];
     for (let b = first; b <= last; b++) {
       const joined = this.fills.get(b);
-      if (joined) { parts.set(b, await joined); this.counters.joinedBlocks++; continue; }
-      const hit = cache ? await cache.get(b) : undefined;
-      if (hit) { parts.set(b, hit); this.counters.cacheBlocks++; }
-      else missing.push(b);
+      if (joined) join(b, joined);
+      else lookup.push(b);
     }
-    // A fill may have started while we looked at the cache; join it rather than fetch twice.
+    const cache = this.options.cache;
+    // One lookup for the whole range: blocks in adjacent cache slots come from the store in one read.
+    const hits = cache && lookup.length ? await cache.getMany(lookup) : [];
     const toFetch: number[] = [];
-    for (const b of missing) {
+    lookup.forEach((b, i) => {
+      const hit = hits[i];
+      if (hit) { parts.set(b, hit); this.counters.cacheBlocks++; return; }
+      // A fill may have started while we looked at the cache; join it rather than fetch twice.
       const joined = this.fills.get(b);
-      if (joined) { parts.set(b, await joined); this.counters.joinedBlocks++; }
+      if (joined) join(b, joined);
       else toFetch.push(b);
+    });
+    for (const run of consecutiveRuns(toFetch)) {
+      waits.push(this.fillRun(run[0]!, run[run.length - 1]!, priority, prefetched).fetched.then((fetched) => {
+        for (const [b, data] of fetched) parts.set(b, data);
+      }));
     }
-    await Promise.all(consecutiveRuns(toFetch).map(async (run) => {
-      const fetched = await this.fillRun(run[0]!, run[run.length - 1]!, priority, prefetched);
-      for (const [b, data] of fetched) parts.set(b, data);
-    }));
-    const out = Buffer.alloc(length);
+    await Promise.all(waits);
+    const out = Buffer.allocUnsafe(length);
     for (let b = first; b <= last; b++) {
       const data = parts.get(b)!;
       const blockStart = b * B;
@@ -175,8 +186,14 @@ export class ReadPath implements BlockDevice {
     return out;
   }
 
-  /** Fetch blocks first..last from the first source below the cache that has them, then cache them. */
-  private fillRun(first: number, last: number, priority: number, prefetched: boolean): Promise<Map<number, Buffer>> {
+  /**
+   * Fetch blocks first..last from the first source below the cache that has
+   * them, then cache them. `fetched` settles with the data, `cached` once it
+   * is in the cache too: a read returns on the first (the guest does not wait
+   * for the cache's seal and store write), a prefetch on the second. Until
+   * then the blocks count as being filled, so a read of them joins the fill.
+   */
+  private fillRun(first: number, last: number, priority: number, prefetched: boolean): { fetched: Promise<Map<number, Buffer>>; cached: Promise<void> } {
     const B = this.blockBytes;
     const start = first * B;
     const end = Math.min(this.size(), (last + 1) * B);
@@ -189,20 +206,28 @@ export class ReadPath implements BlockDevice {
       p.catch(() => undefined);
       this.fills.set(b, p);
     }
-    return fetch.then(async (all) => {
+    const forget = (): void => { for (let b = first; b <= last; b++) this.fills.delete(b); };
+    const fetched = fetch.then((all) => {
       const result = new Map<number, Buffer>();
-      for (let b = first; b <= last; b++) {
-        const data = all.subarray(b * B - start, Math.min(all.length, b * B - start + B));
-        result.set(b, data);
-        if (cache) await cache.put(b, data, priority, { ticket: tickets[b - first]!, prefetched });
-      }
+      for (let b = first; b <= last; b++) result.set(b, all.subarray(b * B - start, Math.min(all.length, b * B - start + B)));
       return result;
     }, (err) => {
       for (const t of tickets) cache!.abandonFill(t);
+      forget();
       throw err;
-    }).finally(() => {
-      for (let b = first; b <= last; b++) this.fills.delete(b);
     });
+    const cached = fetched.then(async (result) => {
+      try {
+        if (cache) await cache.putMany([...result].map(([b, data]) => ({ block: b, data, ticket: tickets[b - first]! })), priority, { prefetched });
+      } catch (err) {
+        // The data reached whoever asked; only the cache copy is lost, and the next read fetches it again.
+        this.counters.cacheWriteFailures++;
+        this.options.world.log('warn', this.name, `could not cache blocks ${first}..${last}: ${(err as Error).message}`);
+      } finally {
+        forget();
+      }
+    }, () => undefined);
+    return { fetched, cached };
   }
 
   /** Resolve when every block of the range has been pushed into the cache, or after `timeoutUs`. */
@@ -321,6 +346,7 @@ export class ReadPath implements BlockDevice {
     if (!cache || this.closed) return;
     const B = this.blockBytes;
     const size = this.size();
+    const fills: CacheFill[] = [];
     for (let b = Math.ceil(offset / B); b * B < offset + data.length; b++) {
       const blockLen = Math.min(B, size - b * B);
       const at = b * B - offset;
@@ -335,15 +361,18 @@ export class ReadPath implements BlockDevice {
         for (const w of waiters) w();
       }
       if (cache.has(b) || this.fills.has(b)) { this.counters.pushesIgnored++; continue; }
-      if (this.closed) { this.counters.pushesDropped++; continue; }
-      this.counters.pushedBlocks++;
-      try {
-        await cache.put(b, data.subarray(at, at + blockLen), this.pushPriority, { prefetched: true });
-      } catch {
-        // Nobody asked for a pushed block, so losing one costs a later fetch, never data:
-        // a push racing shutdown (the cache store already closed) must not crash the proxy.
-        this.counters.pushesDropped++;
-      }
+      fills.push({ block: b, data: data.subarray(at, at + blockLen) });
+    }
+    if (fills.length === 0) return;
+    if (this.closed) { this.counters.pushesDropped += fills.length; return; }
+    this.counters.pushedBlocks += fills.length;
+    try {
+      // One putMany for the pushed range: one store write per run of adjacent cache slots.
+      await cache.putMany(fills, this.pushPriority, { prefetched: true });
+    } catch {
+      // Nobody asked for a pushed block, so losing one costs a later fetch, never data:
+      // a push racing shutdown (the cache store already closed) must not crash the proxy.
+      this.counters.pushesDropped += fills.length;
     }
   }
 
@@ -373,7 +402,11 @@ export class ReadPath implements BlockDevice {
       }
       return;
     }
-    await Promise.all(consecutiveRuns(missing).map((run) => this.fillRun(run[0]!, run[run.length - 1]!, priority ?? this.pushPriority, true)));
+    await Promise.all(consecutiveRuns(missing).map(async (run) => {
+      const fill = this.fillRun(run[0]!, run[run.length - 1]!, priority ?? this.pushPriority, true);
+      await fill.fetched;
+      await fill.cached;
+    }));
   }
 
   /**

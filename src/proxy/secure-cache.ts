@@ -1,5 +1,5 @@
 import { consecutiveRuns } from '../util/runs.js';
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hash, hkdfSync } from 'node:crypto';
 import { BlockError, E_INTEGRITY, E_NOSPC, checkRange, type BlockDevice, type WriteOptions, type ZeroOptions } from './block-device.js';
 import { Layer } from './layer.js';
 
@@ -14,7 +14,8 @@ const HEADER_MAGIC = 'SPWCACHE';
 
 /** sha256 of a block's plaintext: the content signature the link and read path use for dedup. */
 export function signatureOf(data: Uint8Array): Buffer {
-  return createHash('sha256').update(data).digest();
+  // The one-shot hash skips building a Hash object: most of the cost of hashing one small block.
+  return hash('sha256', data, 'buffer');
 }
 
 function sigKey(sig: Uint8Array | string): string {
@@ -44,6 +45,14 @@ export interface CachePutOptions {
   prefetched?: boolean;
 }
 
+/** One block of a `putMany`. */
+export interface CacheFill {
+  block: number;
+  data: Uint8Array;
+  /** As CachePutOptions.ticket, for this block. */
+  ticket?: FillTicket;
+}
+
 /** Taken before fetching a block from below, so a fill that raced a write never installs stale data. */
 export interface FillTicket {
   readonly block: number;
@@ -68,6 +77,17 @@ export interface SecureCacheStats {
   capacityBytes: number;
   blockBytes: number;
 }
+
+interface Staged {
+  block: number;
+  slot: number;
+  seq: number;
+  counter: bigint;
+  plain: Uint8Array;
+}
+
+/** Plaintext of this many recent dedup answers is kept in memory (see findBySignature). */
+const DEDUP_MEMO_ENTRIES = 256;
 
 interface Entry {
   block: number;
@@ -122,6 +142,14 @@ export class SecureCache {
   private readonly writing = new Map<number, { latest: number; count: number }>();
   private putSeq = 0;
   private usedBytes = 0;
+  /**
+   * Signature -> plaintext of recent dedup answers, for content the cache
+   * still holds (dropped with its last holder). Content-addressed, so it can
+   * never be stale; it saves a store read and a decrypt for content that
+   * repeats (boot disks repeat the same blocks over and over). Memory only,
+   * like the key: nothing here is at rest.
+   */
+  private readonly dedupMemo = new Map<string, Buffer>();
   private resizing: Promise<void> = Promise.resolve();
   private readonly counters = {
     hits: 0, misses: 0, puts: 0, putsDropped: 0, evictions: 0, invalidations: 0,
@@ -196,35 +224,62 @@ export class SecureCache {
 
   /** The block's plaintext, or undefined on a miss. A tampered block throws E_INTEGRITY (and is dropped). */
   async get(block: number): Promise<Buffer | undefined> {
-    const entry = this.index.get(block);
-    if (!entry) {
-      this.counters.misses++;
-      return undefined;
-    }
-    const plain = await this.readEntry(entry);
-    this.counters.hits++;
-    if (entry.prefetched) {
-      entry.prefetched = false;
-      this.counters.prefetchHits++;
-    }
-    this.touch(entry);
-    return plain;
+    return (await this.getMany([block]))[0];
   }
 
-  /** Plaintext of any cached block whose content has this signature (FIG 5 step 519). */
+  /**
+   * Plaintext of each block (undefined on a miss), as `get` for each, but
+   * blocks in adjacent slots come from the store in one read: a cold cache
+   * fills slots in arrival order, so a run of blocks mostly sits in a run of
+   * slots, and one read of the run costs what one read of a block does.
+   */
+  async getMany(blocks: number[]): Promise<Array<Buffer | undefined>> {
+    const out: Array<Buffer | undefined> = new Array(blocks.length);
+    const found: Array<{ i: number; entry: Entry }> = [];
+    for (let i = 0; i < blocks.length; i++) {
+      const entry = this.index.get(blocks[i]!);
+      if (entry) found.push({ i, entry });
+      else this.counters.misses++;
+    }
+    if (found.length === 0) return out;
+    const sealed = await this.readSealed(found.map((f) => f.entry));
+    for (let k = 0; k < found.length; k++) {
+      const { i, entry } = found[k]!;
+      out[i] = this.open(entry, sealed[k]!);
+      this.counters.hits++;
+      if (entry.prefetched) {
+        entry.prefetched = false;
+        this.counters.prefetchHits++;
+      }
+      this.touch(entry);
+    }
+    return out;
+  }
+
+  /** Plaintext of any cached block whose content has this signature (FIG 5 step 519). Callers must not modify it. */
   async findBySignature(sig: Uint8Array | string): Promise<Buffer | undefined> {
     const key = sigKey(sig);
+    const memo = this.dedupMemo.get(key);
+    if (memo) {
+      this.counters.dedupHits++;
+      return memo;
+    }
     const blocks = this.bySig.get(key);
     if (!blocks) return undefined;
-    for (const block of [...blocks]) {
-      const entry = this.index.get(block);
-      if (!entry || entry.sig !== key) continue;
-      const plain = await this.readEntry(entry);
-      this.counters.dedupHits++;
-      this.touch(entry);
-      return plain;
+    // Any holder will do: take the first current one (no copy of the set, which for a
+    // block repeated all over the disk holds thousands of entries).
+    let entry: Entry | undefined;
+    for (const block of blocks) {
+      const e = this.index.get(block);
+      if (e && e.sig === key) { entry = e; break; }
     }
-    return undefined;
+    if (!entry) return undefined;
+    const plain = this.open(entry, (await this.readSealed([entry]))[0]!);
+    this.counters.dedupHits++;
+    this.touch(entry);
+    this.dedupMemo.set(key, plain);
+    if (this.dedupMemo.size > DEDUP_MEMO_ENTRIES) this.dedupMemo.delete(this.dedupMemo.keys().next().value!);
+    return plain;
   }
 
   /** Call before fetching `block` from below; pass the ticket to `put`. */
@@ -249,51 +304,75 @@ export class SecureCache {
    * cache with no room (capacity zero, every slot busy) does not install.
    */
   async put(block: number, plaintext: Uint8Array, priority = 0, options: CachePutOptions = {}): Promise<boolean> {
-    if (!Number.isInteger(block) || block < 0) throw new BlockError('E_RANGE', `${this.name}: block index must be a non-negative integer, got ${block}`);
-    if (plaintext.length === 0 || plaintext.length > this.blockBytes) {
-      throw new BlockError('E_RANGE', `${this.name}: a block holds 1..${this.blockBytes} bytes, got ${plaintext.length}`);
+    const fill: CacheFill = options.ticket ? { block, data: plaintext, ticket: options.ticket } : { block, data: plaintext };
+    return (await this.putMany([fill], priority, options.prefetched ? { prefetched: true } : {}))[0]!;
+  }
+
+  /**
+   * `put` for several blocks at one priority, with one store write per run
+   * of adjacent slots (a cold cache hands out adjacent slots, so a pushed or
+   * fetched run of blocks is one write instead of one per block).
+   */
+  async putMany(fills: CacheFill[], priority = 0, options: { prefetched?: boolean } = {}): Promise<boolean[]> {
+    for (const { block, data } of fills) {
+      if (!Number.isInteger(block) || block < 0) throw new BlockError('E_RANGE', `${this.name}: block index must be a non-negative integer, got ${block}`);
+      if (data.length === 0 || data.length > this.blockBytes) {
+        throw new BlockError('E_RANGE', `${this.name}: a block holds 1..${this.blockBytes} bytes, got ${data.length}`);
+      }
     }
-    const { ticket, prefetched = false } = options;
-    if (ticket) this.abandonFill(ticket);
-    if (ticket?.stale) return this.dropPut();
-    if (!ticket) this.staleTickets(block);
-    const mySeq = ++this.putSeq;
-    const w = this.writing.get(block) ?? { latest: 0, count: 0 };
-    w.latest = mySeq;
-    w.count++;
-    this.writing.set(block, w);
-    // The old content is superseded now; a reader that already pinned its slot still reads it intact.
-    this.remove(block);
-    const slot = this.allocSlot();
-    let installed = false;
+    const prefetched = options.prefetched ?? false;
+    const result: boolean[] = new Array(fills.length).fill(false);
+    const staged: Array<{ i: number; s: Staged }> = [];
+    const writing: number[] = [];
     try {
-      if (slot === undefined) return this.dropPut();
-      const counter = this.counter++;
-      const sealed = this.seal(block, plaintext, counter);
-      this.pin(slot);
+      for (let i = 0; i < fills.length; i++) {
+        const { block, data, ticket } = fills[i]!;
+        if (ticket) this.abandonFill(ticket);
+        if (ticket?.stale) { this.dropPut(); continue; }
+        if (!ticket) this.staleTickets(block);
+        const seq = ++this.putSeq;
+        const w = this.writing.get(block) ?? { latest: 0, count: 0 };
+        w.latest = seq;
+        w.count++;
+        this.writing.set(block, w);
+        writing.push(block);
+        // The old content is superseded now; a reader that already pinned its slot still reads it intact.
+        this.remove(block);
+        const slot = this.allocSlot();
+        if (slot === undefined) { this.dropPut(); continue; }
+        this.pin(slot);
+        staged.push({ i, s: { block, slot, seq, counter: this.counter++, plain: data } });
+      }
+      let written = false;
       try {
-        await this.store.write(slot * this.stride + HEADER_BYTES, sealed);
+        await this.writeSealed(staged.map((x) => x.s));
+        written = true;
       } finally {
-        this.unpin(slot);
+        for (const { s } of staged) {
+          this.unpin(s.slot);
+          if (!written) this.release(s.slot);
+        }
       }
-      const current = this.writing.get(block);
-      if (current?.latest !== mySeq || slot >= this.capacitySlots) {
-        this.release(slot);
-        return this.dropPut();
+      for (const { i, s } of staged) {
+        const current = this.writing.get(s.block);
+        if (current?.latest !== s.seq || s.slot >= this.capacitySlots) {
+          this.release(s.slot);
+          this.dropPut();
+          continue;
+        }
+        const entry: Entry = { block: s.block, slot: s.slot, length: s.plain.length, counter: s.counter, sig: hash('sha256', s.plain, 'hex'), priority, prefetched };
+        this.remove(s.block); // only the latest put installs, so nothing should be here; never leak an entry if it is
+        this.install(entry);
+        this.counters.puts++;
+        result[i] = true;
       }
-      const entry: Entry = { block, slot, length: plaintext.length, counter, sig: signatureOf(plaintext).toString('hex'), priority, prefetched };
-      this.remove(block); // only the latest put installs, so nothing should be here; never leak an entry if it is
-      this.install(entry);
-      installed = true;
-      this.counters.puts++;
       this.evictOverflow();
-      return true;
-    } catch (err) {
-      if (slot !== undefined && !installed) this.release(slot);
-      throw err;
+      return result;
     } finally {
-      const current = this.writing.get(block);
-      if (current && --current.count === 0) this.writing.delete(block);
+      for (const block of writing) {
+        const current = this.writing.get(block);
+        if (current && --current.count === 0) this.writing.delete(block);
+      }
     }
   }
 
@@ -397,23 +476,59 @@ export class SecureCache {
     }
   }
 
-  private seal(block: number, plaintext: Uint8Array, counter: bigint): Buffer {
-    const cipher = createCipheriv('aes-256-gcm', this.sessionKey, this.nonce(counter));
-    cipher.setAAD(aad(block, plaintext.length));
-    const body = cipher.update(plaintext);
-    cipher.final();
-    return Buffer.concat([body, cipher.getAuthTag()]);
+  /** Seal the staged blocks and write them, one store write per run of adjacent full slots. */
+  private async writeSealed(staged: Staged[]): Promise<void> {
+    const writes: Array<Promise<void>> = [];
+    const order = [...staged].sort((a, b) => a.slot - b.slot);
+    for (let i = 0; i < order.length;) {
+      let j = i + 1;
+      while (j < order.length && order[j]!.slot === order[j - 1]!.slot + 1 && order[j - 1]!.plain.length === this.blockBytes) j++;
+      const run = order.slice(i, j);
+      const last = run[run.length - 1]!;
+      const buf = Buffer.allocUnsafe((run.length - 1) * this.stride + last.plain.length + TAG_BYTES);
+      run.forEach((s, k) => this.sealInto(s, buf, k * this.stride));
+      writes.push(this.store.write(run[0]!.slot * this.stride + HEADER_BYTES, buf));
+      i = j;
+    }
+    await Promise.all(writes);
   }
 
-  private async readEntry(entry: Entry): Promise<Buffer> {
-    this.pin(entry.slot);
-    const slot = entry.slot;
-    let sealed: Buffer;
+  private sealInto(s: Staged, out: Buffer, at: number): void {
+    const cipher = createCipheriv('aes-256-gcm', this.sessionKey, this.nonce(s.counter));
+    cipher.setAAD(aad(s.block, s.plain.length));
+    const body = cipher.update(s.plain);
+    body.copy(out, at);
+    cipher.final();
+    cipher.getAuthTag().copy(out, at + s.plain.length);
+  }
+
+  /** The sealed bytes of each entry, reading runs of adjacent full slots at once. */
+  private async readSealed(entries: Entry[]): Promise<Buffer[]> {
+    const out: Buffer[] = new Array(entries.length);
+    const order = entries.map((entry, i) => ({ entry, i, slot: entry.slot })).sort((a, b) => a.slot - b.slot);
+    for (const o of order) this.pin(o.slot);
     try {
-      sealed = await this.store.read(slot * this.stride + HEADER_BYTES, entry.length + TAG_BYTES);
+      const reads: Array<Promise<void>> = [];
+      for (let i = 0; i < order.length;) {
+        let j = i + 1;
+        while (j < order.length && order[j]!.slot === order[j - 1]!.slot + 1 && order[j - 1]!.entry.length === this.blockBytes) j++;
+        const run = order.slice(i, j);
+        const last = run[run.length - 1]!;
+        const bytes = (run.length - 1) * this.stride + last.entry.length + TAG_BYTES;
+        reads.push(this.store.read(run[0]!.slot * this.stride + HEADER_BYTES, bytes).then((buf) => {
+          run.forEach((r, k) => { out[r.i] = buf.subarray(k * this.stride, k * this.stride + r.entry.length + TAG_BYTES); });
+        }));
+        i = j;
+      }
+      await Promise.all(reads);
     } finally {
-      this.unpin(slot);
+      for (const o of order) this.unpin(o.slot);
     }
+    return out;
+  }
+
+  /** Decrypt and authenticate one entry's sealed bytes; a failure drops the block and throws E_INTEGRITY. */
+  private open(entry: Entry, sealed: Buffer): Buffer {
     try {
       const decipher = createDecipheriv('aes-256-gcm', this.sessionKey, this.nonce(entry.counter));
       decipher.setAAD(aad(entry.block, entry.length));
@@ -425,8 +540,8 @@ export class SecureCache {
       this.counters.integrityFailures++;
       if (this.index.get(entry.block) === entry) this.remove(entry.block);
       throw new BlockError(E_INTEGRITY,
-        `${this.name}: block ${entry.block} failed authentication in ${this.store.name} slot ${slot}: the cache's backing store was tampered with or corrupted; the block was dropped`,
-        { cause: err, details: { block: entry.block, slot } });
+        `${this.name}: block ${entry.block} failed authentication in ${this.store.name} slot ${entry.slot}: the cache's backing store was tampered with or corrupted; the block was dropped`,
+        { cause: err, details: { block: entry.block, slot: entry.slot } });
     }
   }
 
@@ -474,7 +589,10 @@ export class SecureCache {
     if (tier.size === 0) this.tiers.delete(entry.priority);
     const sigs = this.bySig.get(entry.sig)!;
     sigs.delete(block);
-    if (sigs.size === 0) this.bySig.delete(entry.sig);
+    if (sigs.size === 0) {
+      this.bySig.delete(entry.sig);
+      this.dedupMemo.delete(entry.sig);
+    }
     this.usedBytes -= entry.length;
     this.release(entry.slot);
     return true;
