@@ -22,6 +22,13 @@ export interface MigrationOptions {
   persistEveryChunks?: number;
   /** Ask below for extents and write holes as zeros instead of fetching them. Default true. */
   skipHoles?: boolean;
+  /**
+   * Whether the source holds only zeros in a range, from an allocation map
+   * the caller already has (the hypervisor's allocated areas plus what
+   * write-behind holds): the background sync then skips holes without a
+   * round trip per chunk. Default: ask below for extents.
+   */
+  isHole?: (offset: number, length: number) => boolean | Promise<boolean>;
 }
 
 export interface MigrationProgress {
@@ -65,7 +72,8 @@ export class MigrationLayer extends Layer {
   private readonly target: BlockDevice;
   private readonly chunk: number;
   private readonly chunks: number;
-  private readonly opts: Required<Omit<MigrationOptions, 'world' | 'target' | 'logStore'>>;
+  private readonly opts: Required<Omit<MigrationOptions, 'world' | 'target' | 'logStore' | 'isHole'>>;
+  private readonly isHole: MigrationOptions['isHole'];
   private readonly locks = new Map<number, Promise<void>>();
   private sinceFlush = 0;
   private running = false;
@@ -84,9 +92,10 @@ export class MigrationLayer extends Layer {
     super(below);
     this.world = options.world;
     this.target = options.target;
+    this.isHole = options.isHole;
     this.opts = {
       chunkBytes: 256 * 1024, batchChunks: 8, maxIntervalUs: 2_000_000, minIntervalUs: 1_000, persistEveryChunks: 64, skipHoles: true,
-      ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
+      ...Object.fromEntries(Object.entries(options).filter(([k, v]) => v !== undefined && k !== 'isHole')),
     } as MigrationLayer['opts'];
     this.chunk = this.opts.chunkBytes;
     this.chunks = Math.ceil(below.size() / this.chunk);
@@ -152,6 +161,20 @@ export class MigrationLayer extends Layer {
     this.stopRequested = true;
     this.wakeTimer?.cancel();
     this.wake?.();
+  }
+
+  /**
+   * One step of a background sync driven from outside (CoreProxyControl's
+   * rounds): move the chunk holding `offset` unless the log has it. Returns
+   * the bytes fetched from below: 0 for a chunk already moved or a hole.
+   */
+  async syncChunk(offset: number): Promise<number> {
+    checkRange(this, offset, 1, 'read');
+    const c = Math.floor(offset / this.chunk);
+    if (this.log.get(c)) return 0;
+    const before = this.counters.bytesFetched;
+    await this.withChunk(c, () => this.transfer(c, 'sync'));
+    return this.counters.bytesFetched - before;
   }
 
   /** Resolve when every chunk is in the cloud storage. */
@@ -270,8 +293,8 @@ export class MigrationLayer extends Layer {
     const start = c * this.chunk;
     const length = Math.min(this.chunk, this.size() - start);
     if (this.opts.skipHoles && why === 'sync') {
-      const extents = await this.below.extents(start, length);
-      if (extents.every((e) => e.type !== 'data')) {
+      const hole = this.isHole ? await this.isHole(start, length) : (await this.below.extents(start, length)).every((e) => e.type !== 'data');
+      if (hole) {
         await this.target.writeZeroes(start, length);
         this.counters.chunksWithoutFetch++;
         await this.mark(c);
