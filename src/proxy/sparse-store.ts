@@ -5,6 +5,14 @@ const ZERO_CHUNK = Buffer.alloc(0);
 
 export const SPARSE_CHUNK_BYTES = 64 * 1024;
 
+/** Stored bytes lent out as views; `release` ends the loan (idempotent). */
+export interface LentBytes {
+  views: Buffer[];
+  /** Bytes of the chunks the views keep alive: what a loan can cost if the chunks are then written (copied). */
+  heldBytes: number;
+  release(): void;
+}
+
 /**
  * The bottom of every in-memory stack: a map from chunk index to buffer.
  * Untouched chunks cost nothing, so a 100 GiB disk with 1 GiB written holds
@@ -12,6 +20,15 @@ export const SPARSE_CHUNK_BYTES = 64 * 1024;
  */
 export class SparseStore implements BlockDevice {
   private readonly chunks = new Map<number, Buffer>();
+  /**
+   * Outstanding loans per chunk buffer (lend). A write to a lent chunk goes to a copy, so a view
+   * keeps the bytes it had when lent. Weak: a loan never released (a socket that died before
+   * writing) pins no memory, it only costs that chunk one copy on its next write.
+   */
+  private readonly loans = new WeakMap<Buffer, number>();
+  private loansOpen = 0;
+  /** Read-only zeros lent for holes, one chunk long. */
+  private zeros: Buffer | undefined;
   private closed = false;
 
   constructor(readonly name: string, private readonly sizeBytes: number, readonly chunkBytes = SPARSE_CHUNK_BYTES) {}
@@ -47,6 +64,60 @@ export class SparseStore implements BlockDevice {
     this.copyOut(offset, length, target, targetOffset);
   }
 
+  /**
+   * [offset, offset + length) as views of the stored chunks (holes as shared zeros), copying nothing:
+   * the NBD server hands them to the socket as the READ payload. The views keep the content they have
+   * now until released; release once the consumer no longer needs them.
+   */
+  lend(offset: number, length: number): LentBytes {
+    this.check(offset, length, 'read');
+    const views: Buffer[] = [];
+    const lent: Buffer[] = [];
+    let heldBytes = 0;
+    this.eachChunk(offset, length, (index, within, n) => {
+      const chunk = this.chunks.get(index);
+      if (chunk && chunk.length) {
+        views.push(chunk.subarray(within, within + n));
+        this.loans.set(chunk, (this.loans.get(chunk) ?? 0) + 1);
+        lent.push(chunk);
+        heldBytes += chunk.length;
+      } else {
+        this.zeros ??= Buffer.alloc(this.chunkBytes);
+        views.push(this.zeros.subarray(0, n));
+      }
+    });
+    if (lent.length === 0) return { views, heldBytes, release: () => {} };
+    this.loansOpen++;
+    let released = false;
+    return {
+      views,
+      heldBytes,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.loansOpen--;
+        for (const chunk of lent) {
+          const left = this.loans.get(chunk)! - 1;
+          if (left > 0) this.loans.set(chunk, left);
+          else this.loans.delete(chunk);
+        }
+      },
+    };
+  }
+
+  /** Loans (lend calls that lent a chunk) not yet released. */
+  openLoans(): number {
+    return this.loansOpen;
+  }
+
+  /** The chunk at `index` ready to be changed in place: a lent chunk is replaced by a copy first. */
+  private ownChunk(index: number, chunk: Buffer, copy: boolean): Buffer {
+    if (!this.loans.has(chunk)) return chunk;
+    const own = copy ? Buffer.from(chunk) : Buffer.allocUnsafe(chunk.length);
+    this.chunks.set(index, own);
+    return own;
+  }
+
   private copyOut(offset: number, length: number, out: Uint8Array, outOffset: number): void {
     this.eachChunk(offset, length, (index, within, n, pos) => {
       const chunk = this.chunks.get(index);
@@ -65,6 +136,8 @@ export class SparseStore implements BlockDevice {
         // allocUnsafe is fine only when the whole chunk is about to be overwritten.
         chunk = n === cb ? Buffer.allocUnsafe(cb) : Buffer.alloc(cb);
         this.chunks.set(index, chunk);
+      } else {
+        chunk = this.ownChunk(index, chunk, n !== cb);
       }
       chunk.set(data.subarray(pos - offset, pos - offset + n), within);
     });
@@ -80,7 +153,7 @@ export class SparseStore implements BlockDevice {
         if (noHole) this.chunks.set(index, ZERO_CHUNK);
         else this.chunks.delete(index);
       } else if (chunk && chunk.length) {
-        chunk.fill(0, within, within + n);
+        this.ownChunk(index, chunk, true).fill(0, within, within + n);
       } else if (!chunk && noHole) {
         this.chunks.set(index, Buffer.alloc(cb));
       }

@@ -27,6 +27,7 @@ export function formatAddress(a: ParsedAddress): string {
 
 class SocketTransport implements Transport {
   closed = false;
+  readonly confirmsWritten = true;
   constructor(private readonly socket: net.Socket, readonly localAddress: string, readonly remoteAddress: string) {
     socket.setNoDelay(true);
     socket.on('close', () => { this.closed = true; });

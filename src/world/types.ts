@@ -50,6 +50,11 @@ export interface Transport {
    * a transport that cannot tell never calls it.
    */
   write(data: Uint8Array, onWritten?: () => void): boolean;
+  /**
+   * True when `onWritten` fires for every write that succeeds (real sockets): a caller may then
+   * lend buffers it must not change until that callback. Absent: never count on `onWritten`.
+   */
+  readonly confirmsWritten?: boolean;
   /** Queue several buffers as one batch (one writev where the platform has it); `onWritten` as for write. */
   writev?(chunks: readonly Uint8Array[], onWritten?: () => void): boolean;
   /** Stop delivering data (and let the peer's window fill) until `resume`: receiver backpressure. */

@@ -51,11 +51,16 @@ export class NbdConnection {
   private afterDiscard: (() => void) | undefined;
   private readingPaused = false;
   private outputBlocked = false;
-  /** Bytes handed to the transport since it last drained (an upper bound on what it buffers). */
+  /**
+   * Bytes handed to the transport since it last drained, counting a lent view at the size of the
+   * store chunk it keeps alive: an upper bound on the memory the transport holds.
+   */
   private unflushedBytes = 0;
   private outQueue: Buffer[] = [];
-  /** Buffers of outQueue that came from the server's reply pool and go back once written. */
-  private outPooled: Buffer[] = [];
+  /** Loans to end once outQueue is written (store views handed to the socket as READ payloads). */
+  private outDone: Array<() => void> = [];
+  /** What the loans in outDone keep alive beyond the bytes in outQueue. */
+  private outHeldBytes = 0;
   private flushScheduled = false;
   private disconnectRequested = false;
   private pumping = false;
@@ -448,18 +453,25 @@ export class NbdConnection {
       if (problem) return this.replyError(req, problem[0], problem[1]);
       if (req.type === P.CMD_READ) {
         const headerBytes = this.structured ? P.STRUCTURED_HEADER_BYTES + 8 : P.SIMPLE_REPLY_BYTES;
-        // Pooled: the socket owns it until written, then it serves a later reply (readInto writes every byte).
-        const reply = this.server.replyPool.take(headerBytes + req.length);
-        if (this.structured) {
-          P.writeStructuredHeader(reply, req.cookie, P.REPLY_FLAG_DONE, P.REPLY_TYPE_OFFSET_DATA, 8 + req.length);
-          reply.writeBigUInt64BE(BigInt(req.offset), P.STRUCTURED_HEADER_BYTES);
-        } else {
-          P.writeSimpleReply(reply, req.cookie, 0);
-        }
-        device.readInto(req.offset, req.length, reply, headerBytes);
         this.server.stats.bytesRead += req.length;
+        if (this.transport.confirmsWritten) {
+          // The socket takes the store's own chunks as the payload: no copy in this process.
+          const header = Buffer.allocUnsafe(headerBytes);
+          this.writeReadHeader(header, req);
+          const lent = device.lend(req.offset, req.length);
+          this.send([header, ...lent.views]);
+          if (this.phase === 'closed') lent.release();
+          else {
+            this.outDone.push(lent.release);
+            this.outHeldBytes += Math.max(0, lent.heldBytes - req.length);
+          }
+          return;
+        }
+        // A transport that may keep the buffer without saying when it is done gets a copy of its own.
+        const reply = Buffer.allocUnsafe(headerBytes + req.length);
+        this.writeReadHeader(reply, req);
+        device.readInto(req.offset, req.length, reply, headerBytes);
         this.send([reply]);
-        if (this.phase !== 'closed') this.outPooled.push(reply);
         return;
       }
       let at = req.offset;
@@ -471,6 +483,16 @@ export class NbdConnection {
       this.replyOk(req);
     } catch (err) {
       this.replyFailure(req, err);
+    }
+  }
+
+  /** A successful READ reply's header (simple, or structured OFFSET_DATA with the offset) at the start of `b`. */
+  private writeReadHeader(b: Buffer, req: Request): void {
+    if (this.structured) {
+      P.writeStructuredHeader(b, req.cookie, P.REPLY_FLAG_DONE, P.REPLY_TYPE_OFFSET_DATA, 8 + req.length);
+      b.writeBigUInt64BE(BigInt(req.offset), P.STRUCTURED_HEADER_BYTES);
+    } else {
+      P.writeSimpleReply(b, req.cookie, 0);
     }
   }
 
@@ -576,13 +598,13 @@ export class NbdConnection {
     if (this.outQueue.length === 0 || this.phase === 'closed') return;
     const out = this.outQueue;
     this.outQueue = [];
-    const pooled = this.outPooled;
-    if (pooled.length) this.outPooled = [];
+    const done = this.outDone;
+    if (done.length) this.outDone = [];
     let bytes = 0;
     for (const b of out) bytes += b.length;
-    this.unflushedBytes += bytes;
-    const pool = this.server.replyPool;
-    const recycle = pooled.length ? () => { for (const b of pooled) pool.give(b); } : undefined;
+    this.unflushedBytes += bytes + this.outHeldBytes;
+    this.outHeldBytes = 0;
+    const recycle = done.length ? () => { for (const f of done) f(); } : undefined;
     let ok: boolean;
     // Small batches (4 KiB reads, acks) are cheaper copied into one write than corked into a writev.
     if (out.length > 1 && bytes <= SMALL_BATCH_BYTES) {
@@ -618,18 +640,25 @@ export class NbdConnection {
     if (this.phase === 'closed') return;
     this.server.world.trace.emit(this.src, 'nbd.violation', { conn: this.id, reason });
     this.phase = 'closing';
-    this.outQueue = [];
-    this.outPooled = [];
+    this.dropOutput();
     this.input.clear();
     this.transport.destroy();
+  }
+
+  /** Forget unsent replies; what they lent is handed back (the socket never got it). */
+  private dropOutput(): void {
+    this.outQueue = [];
+    this.outHeldBytes = 0;
+    const done = this.outDone;
+    this.outDone = [];
+    for (const f of done) f();
   }
 
   private onTransportClosed(err?: Error): void {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
     this.input.clear();
-    this.outQueue = [];
-    this.outPooled = [];
+    this.dropOutput();
     this.server.world.trace.emit(this.src, 'nbd.close', { conn: this.id, reset: err !== undefined });
     this.resolveClosed();
   }

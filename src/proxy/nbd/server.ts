@@ -1,7 +1,6 @@
 import { InputError } from '../../errors.js';
 import type { Listener, Transport, World } from '../../world/types.js';
 import type { BlockDevice } from '../block-device.js';
-import { BufferPool } from './buffer-pool.js';
 import { NbdConnection } from './connection.js';
 
 /** One export served by an NbdServer. */
@@ -46,9 +45,6 @@ export const DEFAULT_MAX_PAYLOAD_BYTES = 32 * 1024 * 1024;
 export const DEFAULT_MAX_IN_FLIGHT = 256;
 export const DEFAULT_MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 
-/** Enough for 64 in-flight 256 KiB reads (nbdcopy's 4 connections x 16) to recycle their buffers. */
-const REPLY_POOL_BYTES = 32 * 1024 * 1024;
-
 export interface ResolvedServerOptions {
   exports: NbdExport[];
   maxPayloadBytes: number;
@@ -66,8 +62,6 @@ export class NbdServer {
   readonly stats: NbdServerStats = {
     connections: 0, activeConnections: 0, requests: 0, errors: 0, bytesRead: 0, bytesWritten: 0, protocolViolations: 0,
   };
-  /** READ reply buffers shared by every connection (nbdcopy opens four). */
-  readonly replyPool = new BufferPool(REPLY_POOL_BYTES);
   private readonly connections = new Set<NbdConnection>();
   private readonly listeners: Listener[] = [];
   private shuttingDown = false;
