@@ -619,12 +619,15 @@ export class CoreProxyControl implements ProxyControl {
       const size = s.target.size();
       const chunks = Math.ceil(size / this.migrationChunk);
       // The persistent log says what is already in the volume: a re-run or a resumed migration fetches nothing twice.
-      while (budget > 0 && m.cursor < chunks) {
-        const offset = m.cursor * this.migrationChunk;
-        const length = Math.min(this.migrationChunk, size - offset);
+      // Rounds running side by side (a restarted controller's next to the one still in flight) claim chunks from
+      // one cursor before awaiting, and the cursor wraps: a chunk one round passed while another held it is found
+      // on a later pass instead of never.
+      for (let seen = 0; budget > 0 && seen < chunks; seen++) {
+        const c = m.cursor;
+        m.cursor = (c + 1) % chunks;
+        const offset = c * this.migrationChunk;
         // Holes cost no budget: they are written as zeros without a fetch.
         if (!m.layer.isTransferred(offset)) budget -= await m.layer.syncChunk(offset);
-        m.cursor++;
       }
       await m.layer.flush();
       if (budget <= 0) break;
