@@ -58,6 +58,8 @@ interface PushCapable {
   requestPush(offset: number, length: number): Promise<void>;
   peekPushed(offset: number, length: number): Buffer | undefined;
   pushDueSoon(offset: number, length: number, aheadBlocks: number): boolean;
+  /** The profile stream still has blocks to send (explicit pushes queue behind it on-prem). */
+  profilePending?(): boolean;
 }
 
 export interface ReadPathStats {
@@ -271,7 +273,9 @@ export class ReadPath implements BlockDevice {
       }
       if (all) { this.counters.pushWaits++; return out; }
     }
-    const asked = cache ? this.askedPushDeadline(offset, length) : undefined;
+    // A push `prefetch` asked for is queued on-prem behind the rest of the profile stream: READ instead.
+    const behindProfile = typeof remote.profilePending === 'function' && remote.profilePending();
+    const asked = cache && !behindProfile ? this.askedPushDeadline(offset, length) : undefined;
     if (asked !== undefined) {
       const first = Math.floor(offset / B);
       const last = Math.floor((offset + length - 1) / B);

@@ -56,8 +56,12 @@ export class RemoteDisk implements BlockDevice, WriteSink {
    * by the cache, so blocks are hashed only when a lookup misses there.
    */
   private unsigned: Buffer[] = [];
+  /** unsigned[0 .. unsignedHead) were dropped already (compacted now and then, not per block). */
+  private unsignedHead = 0;
   private readonly pushCbs = new Set<(offset: number, data: Buffer, profile: boolean) => void>();
   private profilePos = 0;
+  /** Profile position after the last block of the stream (0 until streamProfile is answered). */
+  private profileEnd = 0;
   /** Settles when every push received so far has been resolved and remembered. */
   private pushesSettled: Promise<void> = Promise.resolve();
   /** Block -> its position in the profile stream. */
@@ -147,24 +151,35 @@ export class RemoteDisk implements BlockDevice, WriteSink {
       if (!isZero(block)) this.unsigned.push(block);
     }
     // The window is RECENT_PUSH_BYTES of content, signed or not: drop the oldest signed, then the oldest unsigned.
-    while (this.recentSigBytes > 0 && this.recentSigBytes + this.unsigned.length * bb > RECENT_PUSH_BYTES) {
+    while (this.recentSigBytes > 0 && this.recentSigBytes + this.unsignedCount() * bb > RECENT_PUSH_BYTES) {
       this.recentBySig.delete(this.recentBySig.keys().next().value!);
       this.recentSigBytes -= bb;
     }
-    const over = this.unsigned.length - Math.floor(RECENT_PUSH_BYTES / bb);
-    if (over > 0) this.unsigned = this.unsigned.slice(over);
+    const over = this.unsignedCount() - Math.floor(RECENT_PUSH_BYTES / bb);
+    if (over > 0) this.unsignedHead += over;
+    // Compact once the dropped prefix is as long as what is kept: amortized O(1) per block.
+    if (this.unsignedHead > 1024 && this.unsignedHead * 2 > this.unsigned.length) {
+      this.unsigned = this.unsigned.slice(this.unsignedHead);
+      this.unsignedHead = 0;
+    }
+  }
+
+  private unsignedCount(): number {
+    return this.unsigned.length - this.unsignedHead;
   }
 
   /** Hash the received blocks not hashed yet into the by-signature memory. */
   private signPending(): void {
     const bb = this.blockBytes;
-    for (const block of this.unsigned) {
+    for (let i = this.unsignedHead; i < this.unsigned.length; i++) {
+      const block = this.unsigned[i]!;
       const key = contentSignature(block).toString('base64');
       if (this.recentBySig.has(key)) continue;
       this.recentBySig.set(key, block);
       this.recentSigBytes += bb;
     }
     this.unsigned = [];
+    this.unsignedHead = 0;
     while (this.recentSigBytes > RECENT_PUSH_BYTES) {
       this.recentBySig.delete(this.recentBySig.keys().next().value!);
       this.recentSigBytes -= bb;
@@ -176,7 +191,7 @@ export class RemoteDisk implements BlockDevice, WriteSink {
     if (cached) return cached;
     const key = sig.toString('base64');
     const known = this.recentBySig.get(key);
-    if (known || this.unsigned.length === 0) return known;
+    if (known || this.unsignedCount() === 0) return known;
     this.signPending();
     return this.recentBySig.get(key);
   }
@@ -267,9 +282,21 @@ export class RemoteDisk implements BlockDevice, WriteSink {
     const reply = await this.client.request(Op.PROFILE, 0, encodePushReq({ handle: this.handle, kind: PushKind.PROFILE, skip: this.profilePos, ranges: [] }));
     const { base, runs } = JSON.parse(reply.toString('utf8')) as { base: number; runs: number[] };
     let pos = base;
+    let end = base;
     for (let i = 0; i < runs.length; i += 2) {
+      end += runs[i + 1]!;
       for (let b = runs[i]!; b < runs[i]! + runs[i + 1]!; b++) if (!this.profileOrder.has(b)) this.profileOrder.set(b, pos++);
     }
+    this.profileEnd = end;
+  }
+
+  /**
+   * True while the profile stream has blocks left to send. On-prem sends an
+   * explicit push request (requestPush) only after the profile stream, so
+   * until then waiting for one costs more than a READ.
+   */
+  profilePending(): boolean {
+    return this.streaming && this.profilePos < this.profileEnd;
   }
 
   /**
