@@ -9,6 +9,8 @@ import { bool, duration, fail, join, known, list, num, obj, optStr, size, str, t
 import { SimWorld } from '../world/sim-world.js';
 import { closest, expandNames, globToRegExp } from './names.js';
 import { parsePolicies } from './policies.js';
+// Registers policies.scaleOut (after policies.js, whose registry it adds to).
+import '../controller/scale-out-policy.js';
 import { parseAppRole, parseBootProfileSpec, parseContentSpec } from '../sim/guest/spec.js';
 import { TIER_PRESETS, parseTierSpec } from '../sim/storage-tier.js';
 import { EXPECT_OPS, type DatacenterSpec, type Expectation, type HostSpec, type ImageSpec, type MountSpec, type Scenario, type StorageTierSpec, type TimelineEvent, type VmSpec } from './schema.js';
@@ -88,7 +90,10 @@ function buildScenario(raw: unknown, sourceName: string): Scenario {
   const datacenter = parseDatacenter(o.datacenter, 'datacenter', workloads);
   const wan = parseWanSection(o.wan, 'wan');
   const cloud = parseCloudConfig(o.cloud, 'cloud');
-  const policies = parsePolicies(o.policies, 'policies', { workloads: Object.keys(workloads), cloud });
+  const policies = parsePolicies(o.policies, 'policies', {
+    workloads: Object.keys(workloads), cloud,
+    kinds: Object.fromEntries(Object.entries(workloads).map(([n, w]) => [n, w.kind])), vms: datacenter.vms.map((v) => ({ name: v.name, workload: v.workload })),
+  });
   const timeline = parseTimeline(o.timeline, 'timeline', datacenter, workloads, durationUs, wan !== null);
   const scenario: Scenario = {
     name, description, seed, durationUs, sampleEveryUs, tickEveryUs, datacenter, workloads, wan, cloud, policies, timeline,

@@ -11,6 +11,10 @@ import { parseBurstExtras, parseSlaPolicy } from './burst-extras.js';
 export interface PolicyContext {
   workloads: readonly string[];
   cloud: CloudConfig;
+  /** Workload name → kind (batch, web, …), for policies that only apply to some kinds. */
+  kinds?: Readonly<Record<string, string>>;
+  /** The data center's VMs, for policies that name one. */
+  vms?: ReadonlyArray<{ name: string; workload: string }>;
 }
 
 export type PolicyParser = (raw: unknown, path: string, ctx: PolicyContext) => unknown;

@@ -15,6 +15,9 @@ import { BurstController } from '../controller/controller.js';
 import type { Cloud } from '../providers/cloud.js';
 import { createEmulatedCloud } from '../providers/emulated/emulated-cloud.js';
 import { createSimMachineEnv, type SimMachineEnv } from '../controller/machine-env.js';
+import { ScaleOutController } from '../controller/scale-out.js';
+import { scaleOutPolicyOf } from '../controller/scale-out-policy.js';
+import type { ScaleOutBaseline } from '../controller/scale-out-report.js';
 import { VmDemand } from './workload/demand.js';
 import type { WorkloadSpec } from './workload/spec.js';
 
@@ -100,6 +103,10 @@ export class ScenarioSimulation implements Simulation {
    */
   private readonly tickers: Array<() => void> = [];
   baseline: BaselineFigures | null = null;
+  /** The web-tier scale-out controller when `policies.scaleOut.enabled`; null otherwise. */
+  readonly scaleOut: ScaleOutController | null = null;
+  /** The same scenario and seed without scale-out, for report.scaleOut.baseline. */
+  scaleOutBaseline: ScaleOutBaseline | null = null;
 
   constructor(readonly scenario: Scenario, options: SimulationOptions = {}) {
     this.seed = options.seed ?? scenario.seed;
@@ -157,6 +164,11 @@ export class ScenarioSimulation implements Simulation {
       const controller = this.controller;
       this.tickers.push(() => controller.tick());
     }
+    if (scaleOutPolicyOf(scenario.policies).enabled) {
+      const scaleOut = new ScaleOutController({ world: this.world, hypervisor: this.hypervisor, scenario, machineEnv: () => this.machineEnv() });
+      this.scaleOut = scaleOut;
+      this.tickers.push(() => scaleOut.tick());
+    }
     this.world.clock.schedule(0, () => this.boot());
   }
 
@@ -198,6 +210,18 @@ export class ScenarioSimulation implements Simulation {
     return this.machineEnvP;
   }
 
+  /** Run the same scenario and seed with scale-out off (once), for report.scaleOut.baseline. */
+  async runScaleOutBaseline(): Promise<void> {
+    if (!this.scaleOut || this.options.noBaseline || this.scaleOutBaseline) return;
+    const s = this.scenario;
+    const off = { ...s, policies: { ...s.policies, scaleOut: { ...this.scaleOut.policy, enabled: false } }, expect: [] };
+    const r = await new ScenarioSimulation(off, { seed: this.seed, untilUs: this.endUs }).runToEnd();
+    this.scaleOutBaseline = {
+      steadyServedPct: r.totals.cpu.steadyServedPct, tierServedPct: (r.scaleOut as { tier: { servedPct: number | null } }).tier.servedPct,
+      peakUtilization: r.totals.saturation.peakUtilization, hoursAnyHostSaturated: r.totals.saturation.hoursAnyHostSaturated,
+    };
+  }
+
   /** Run the same scenario and seed with bursting off (once), for the report's baseline. */
   async runBaseline(): Promise<BaselineFigures | null> {
     if (!this.controller || this.options.noBaseline) return null;
@@ -221,6 +245,7 @@ export class ScenarioSimulation implements Simulation {
     await this.world.run({ untilUs: Math.min(untilUs, this.endUs) });
     if (this.world.nowUs >= this.endUs) {
       await this.runBaseline();
+      await this.runScaleOutBaseline();
       this.finish();
     }
   }
@@ -233,6 +258,7 @@ export class ScenarioSimulation implements Simulation {
         ...(onProgress ? { onProgress: (t: number) => onProgress(t, this.endUs), progressEveryUs: Math.max(1, Math.floor(this.endUs / 50)) } : {}),
       });
       await this.runBaseline();
+      await this.runScaleOutBaseline();
       this.finish();
     }
     return this.report();
@@ -295,10 +321,12 @@ export class ScenarioSimulation implements Simulation {
     const now = this.world.nowUs;
     const tickUs = this.scenario.tickEveryUs;
     const hv = this.hypervisor;
-    for (const [, tier] of this.webTiers) {
+    for (const [workload, tier] of this.webTiers) {
       let running = 0;
       for (const rt of tier) if (hv.powerOf(rt.name) === 'running') running++;
-      const scale = running > 0 ? tier.length / running : 1;
+      // Serving scale-out clones take equal shares of the tier's load.
+      const members = running + (this.scaleOut?.servingClones(workload) ?? 0);
+      const scale = running > 0 ? tier.length / members : 1;
       for (const rt of tier) hv.setDemand(rt.name, rt.demand.at(now, tickUs, this.factorOf(rt), scale));
     }
     for (const rt of this.runtimes) {
