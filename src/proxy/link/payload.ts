@@ -117,11 +117,40 @@ export const RUN_ALIGN_BYTES = 64 * 1024;
 
 const PROBE_BYTES = 4096;
 
+const ENTROPY_SAMPLE_BYTES = 512;
+/**
+ * 512 uniformly random bytes hold ~221 distinct values (sd ~6); text, code
+ * and tables far fewer. Above this the sample is taken for random (encrypted
+ * or already compressed data) without paying a deflate to find out.
+ */
+const RANDOM_DISTINCT_BYTES = 205;
+const seenByte = new Uint8Array(256);
+
+/**
+ * A cheap first look: does every 4 KiB piece of `raw` start with what looks
+ * like random bytes (which deflate cannot shrink)? One compressible piece is
+ * enough to try deflate.
+ */
+export function looksRandom(raw: Uint8Array): boolean {
+  if (raw.length < ENTROPY_SAMPLE_BYTES) return false;
+  for (let at = 0; at + ENTROPY_SAMPLE_BYTES <= raw.length; at += PROBE_BYTES) {
+    seenByte.fill(0);
+    let distinct = 0;
+    for (let i = at; i < at + ENTROPY_SAMPLE_BYTES; i++) {
+      const b = raw[i]!;
+      if (seenByte[b] === 0) { seenByte[b] = 1; distinct++; }
+    }
+    if (distinct <= RANDOM_DISTINCT_BYTES) return false;
+  }
+  return true;
+}
+
 /**
  * Deflating incompressible data costs CPU for nothing: a long run is first
  * sampled (its first 4 KiB) and sent raw when the sample does not shrink.
  */
 function probePays(raw: Buffer, level: number): boolean {
+  if (looksRandom(raw)) return false;
   if (raw.length <= 2 * PROBE_BYTES) return true;
   const sample = deflateRawSync(raw.subarray(0, PROBE_BYTES), { level });
   return sample.length <= PROBE_BYTES * DEFLATE_MAX_RATIO;
