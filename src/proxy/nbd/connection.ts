@@ -1,6 +1,6 @@
 import type { Transport } from '../../world/types.js';
 import type { BlockDevice, Extent } from '../block-device.js';
-import { SparseStore } from '../sparse-store.js';
+import { SparseStore, type LentBytes } from '../sparse-store.js';
 import { ByteQueue } from './byte-queue.js';
 import * as P from './protocol.js';
 import type { NbdExport, NbdServer } from './server.js';
@@ -58,8 +58,8 @@ export class NbdConnection {
   private unflushedBytes = 0;
   private outQueue: Buffer[] = [];
   /** Loans to end once outQueue is written (store views handed to the socket as READ payloads). */
-  private outDone: Array<() => void> = [];
-  /** What the loans in outDone keep alive beyond the bytes in outQueue. */
+  private outLoans: LentBytes[] = [];
+  /** What the loans in outLoans keep alive beyond the bytes in outQueue. */
   private outHeldBytes = 0;
   private flushScheduled = false;
   private disconnectRequested = false;
@@ -462,7 +462,7 @@ export class NbdConnection {
           this.send([header, ...lent.views]);
           if (this.phase === 'closed') lent.release();
           else {
-            this.outDone.push(lent.release);
+            this.outLoans.push(lent);
             this.outHeldBytes += Math.max(0, lent.heldBytes - req.length);
           }
           return;
@@ -598,20 +598,20 @@ export class NbdConnection {
     if (this.outQueue.length === 0 || this.phase === 'closed') return;
     const out = this.outQueue;
     this.outQueue = [];
-    const done = this.outDone;
-    if (done.length) this.outDone = [];
+    const loans = this.outLoans;
+    if (loans.length) this.outLoans = [];
     let bytes = 0;
     for (const b of out) bytes += b.length;
     this.unflushedBytes += bytes + this.outHeldBytes;
     this.outHeldBytes = 0;
-    const recycle = done.length ? () => { for (const f of done) f(); } : undefined;
+    const endLoans = loans.length ? () => { for (const l of loans) l.release(); } : undefined;
     let ok: boolean;
     // Small batches (4 KiB reads, acks) are cheaper copied into one write than corked into a writev.
     if (out.length > 1 && bytes <= SMALL_BATCH_BYTES) {
       ok = this.transport.write(Buffer.concat(out, bytes));
-      recycle?.();
-    } else if (out.length === 1) ok = this.transport.write(out[0]!, recycle);
-    else if (this.transport.writev) ok = this.transport.writev(out, recycle);
+      endLoans?.();
+    } else if (out.length === 1) ok = this.transport.write(out[0]!, endLoans);
+    else if (this.transport.writev) ok = this.transport.writev(out, endLoans);
     else {
       ok = true;
       for (const b of out) ok = this.transport.write(b);
@@ -649,9 +649,9 @@ export class NbdConnection {
   private dropOutput(): void {
     this.outQueue = [];
     this.outHeldBytes = 0;
-    const done = this.outDone;
-    this.outDone = [];
-    for (const f of done) f();
+    const loans = this.outLoans;
+    this.outLoans = [];
+    for (const l of loans) l.release();
   }
 
   private onTransportClosed(err?: Error): void {
