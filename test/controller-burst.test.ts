@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseScenario } from '../src/scenario/load.js';
+import { TRANSFER_STEPS } from '../src/machines/transfer.js';
 import { createSimulation } from '../src/sim/simulation.js';
+import type { TraceEvent } from '../src/world/types.js';
 
 /** Two 8-core hosts, steady load near capacity, four batch jobs at 1h that overload them. */
 function mini(extra = '', cloud = 'cloud: { region: us-east-1 }'): string {
@@ -43,22 +45,39 @@ async function drive<T>(world: { run(o: { untilUs: number }): Promise<unknown>; 
 }
 
 async function run(text: string, options: { recordWrites?: boolean } = {}) {
-  const sim = await createSimulation(parseScenario(text, 'mini-burst.yaml'), options);
+  const events: TraceEvent[] = [];
+  const sim = await createSimulation(parseScenario(text, 'mini-burst.yaml'), { ...options, onTrace: (e) => { if (e.type === 'machine.state') events.push(e); } });
   const report = await sim.runToEnd();
-  return { sim, report };
+  return { sim, report, events };
 }
 
+const PHASES = ['deciding', 'launching', 'booting', 'running', 'reversing', 'home'];
+
 describe('burst controller on a small data center', () => {
-  it('bursts the batch jobs when hosts stay saturated, brings them home when done, and beats the no-burst baseline', async () => {
-    const { report } = await run(mini('  sla: { batchWithin: 3h }'));
+  it('bursts the batch jobs through the transfer machine, brings them home through the reverse machine, and beats the no-burst baseline', async () => {
+    const { report, events } = await run(mini('  sla: { batchWithin: 3h }'));
     const b = report.burst as any;
     expect(report.mode).toBe('burst');
     expect(b.vmsBurst).toBeGreaterThanOrEqual(1);
     expect(b.vmsReturned).toBe(b.vmsBurst);
     const burst = Object.entries(b.vms).filter(([, v]: [string, any]) => v.burst);
-    for (const [, v] of burst as Array<[string, any]>) {
+    for (const [name, v] of burst as Array<[string, any]>) {
       expect(v.instanceType).toMatch(/\./);
-      expect(v.timeline.map((t: any) => t.state)).toEqual(['deciding', 'launching', 'booting', 'running', 'reversing', 'home']);
+      const states: string[] = v.timeline.map((t: any) => t.state);
+      expect(states.filter((s) => !s.includes('.'))).toEqual(PHASES);
+      // Every FIG 7 step a stateless O2C transfer takes, in order, then every FIG 16 step of the way back.
+      // A retried step shows as "<step>.backoff" and then "<step>" again: one entry per step here.
+      const transfer = states.filter((s) => s.startsWith('transfer.') && !s.endsWith('.backoff')).map((s) => s.slice('transfer.'.length)).filter((s, i, a) => s !== a[i - 1]);
+      expect(transfer).toEqual(['deactivate', ...TRANSFER_STEPS.filter((s) => s !== 'captureState' && s !== 'restoreState' && s !== 'deactivate'), 'running']);
+      const reverse = states.filter((s) => s.startsWith('reverse.')).map((s) => s.slice('reverse.'.length));
+      expect(reverse[0]).toBe('deactivateRemote');
+      expect(reverse).toContain('flushWrites');
+      expect(reverse[reverse.length - 1]).toBe('restored');
+      // The trace carries the same machine states for this VM.
+      const traced = events.filter((e) => e.src === `vm/${name}`).map((e) => `${(e.data as any).machine}.${(e.data as any).state}`);
+      expect(traced).toContain('transfer.stageBoot');
+      expect(traced).toContain('reverse.releaseRemote');
+      expect(v.timeline.findIndex((t: any) => t.state === 'booting')).toBeGreaterThan(v.timeline.findIndex((t: any) => t.state === 'transfer.loadStagingImage'));
       expect(v.decisionToRunningSeconds).toBeGreaterThan(0);
       expect(v.bootWorkingSetBytes).toBeGreaterThan(0);
     }
@@ -86,13 +105,13 @@ describe('burst controller on a small data center', () => {
     const ctl = sim.controller!;
     let compared = 0;
     for (const rec of ctl.records.values()) {
-      if (!rec.session || rec.homeUs === null) continue;
-      const disk = sim.hypervisor.openDisk(rec.session.diskId);
+      if (!rec.io || rec.homeUs === null) continue;
+      const disk = sim.hypervisor.openDisk(rec.io.diskId);
       const original = sim.guestImage('img').disk(`check-${rec.vmId}`, 2 * 1024 ** 3);
-      for (const w of rec.session.acked) {
+      for (const w of rec.io.acked) {
         // The expected bytes of this write's range: the image's original, then every acknowledged write in order.
         const want = Buffer.from(await original.read(w.offset, w.data.length));
-        for (const o of rec.session.acked) {
+        for (const o of rec.io.acked) {
           const lo = Math.max(w.offset, o.offset);
           const hi = Math.min(w.offset + w.data.length, o.offset + o.data.length);
           if (lo < hi) o.data.copy(want, lo - w.offset, lo - o.offset, hi - o.offset);
@@ -102,7 +121,7 @@ describe('burst controller on a small data center', () => {
       }
       // An untouched region still reads as the image's original bytes.
       const probe = 1024 * 1024 * 1024 + 12345 * 4096;
-      if (![...rec.session.acked].some((w) => w.offset < probe + 4096 && w.offset + w.data.length > probe)) {
+      if (![...rec.io.acked].some((w) => w.offset < probe + 4096 && w.offset + w.data.length > probe)) {
         expect((await drive(sim.world, disk.read(probe, 4096))).equals(await original.read(probe, 4096))).toBe(true);
       }
     }

@@ -1,7 +1,6 @@
-import { createCloudProxy, memoryCloudStores, type CloudProxy } from '../proxy/cloud/index.js';
+import type { BlockDevice } from '../proxy/block-device.js';
+import type { CloudProxy } from '../proxy/cloud/index.js';
 import type { BurstPolicy } from '../scenario/schema.js';
-import { replayReads } from '../sim/guest/boot-profile.js';
-import type { GuestImage } from '../sim/guest/image.js';
 import type { Rng, World } from '../world/types.js';
 
 /** One acknowledged guest write (kept only when the controller is asked to record them). */
@@ -29,65 +28,37 @@ export interface SessionFigures {
 }
 
 const BLOCK = 4096;
-/** Cloud cache block of a burst VM: 16 KiB quarters the per-block seals, hashes and index entries of 4 KiB for ~9% more WAN bytes (read amplification), measured on quarter-end. */
-const CACHE_BLOCK_BYTES = 16 * 1024;
 /** Largest coarsened application I/O operation. */
 const COARSE_OP_BYTES = 256 * 1024;
 
 /**
- * The data path of one burst VM: a cloud proxy on its boot disk connected over
- * the emulated WAN to the on-prem proxy, the boot profile replayed through the
- * proxy's storage-target device, then coarsened application I/O (a batch of
- * `policy.io.ops` reads and writes every `policy.io.everyUs`) with write-behind
- * shipping to on-prem.
+ * The application I/O of one burst VM, against its storage target's device
+ * (CoreProxyControl.targetDevice): a batch of `policy.io.ops` reads and
+ * writes every `policy.io.everyUs`, coarsened into few large operations.
+ * Writes are acknowledged by write-behind and ship home on its schedule.
  */
-export class BurstSession {
-  proxy: CloudProxy | null = null;
+export class AppIo {
   readonly acked: AckedWrite[] = [];
-  private bootFigures = { bootUs: 0, bootReads: 0, bootBytes: 0, bootWorkingSetBytes: 0 };
-  private written = 0;
+  written = 0;
   private readLatencySumUs = 0;
   private readCount = 0;
   private stopped = false;
   private ioChain: Promise<void> = Promise.resolve();
   private ioTimer: { cancel(): void } | null = null;
-  private last: SessionFigures | null = null;
 
   constructor(
     private readonly world: World,
     readonly vmId: string,
     readonly diskId: string,
-    private readonly diskBytes: number,
-    private readonly image: GuestImage,
-    private readonly imageId: string,
+    private readonly device: BlockDevice,
     private readonly policy: BurstPolicy,
-    private readonly onprem: string,
-    private readonly pairingKey: string,
     private readonly rng: Rng,
     private readonly recordWrites: boolean,
   ) {}
 
-  /** Attach the cloud proxy and boot through it; resolves when the guest's boot reads are done. */
-  async boot(): Promise<void> {
-    const p = this.policy;
-    this.proxy = await createCloudProxy(this.world, {
-      name: this.vmId, onprem: this.onprem, pairingKey: this.pairingKey,
-      disk: { id: this.diskId, image: this.imageId, persistence: p.defaultPersistence },
-      stores: memoryCloudStores(this.vmId, this.diskBytes, { journalBytes: 64 * 1024 * 1024 }),
-      cacheCapacityBytes: p.cache.sizeBytes,
-      blockBytes: CACHE_BLOCK_BYTES,
-      streamProfile: p.prefetch,
-      rpoUs: p.writeBack.rpoUs,
-    });
-    const profile = this.image.bootFor(this.vmId);
-    const start = this.world.clock.nowUs();
-    const r = await replayReads(this.world, this.proxy.device, profile.reads, { depth: p.boot.depth, thinkUs: p.boot.thinkUs });
-    this.bootFigures = { bootUs: this.world.clock.nowUs() - start, bootReads: r.reads, bootBytes: r.bytes, bootWorkingSetBytes: profile.uniqueBytes };
-  }
-
-  /** Start the coarsened application I/O. */
-  startIo(): void {
+  start(): void {
     if (this.policy.io.ops === 0) return;
+    this.stopped = false;
     const loop = (): void => {
       if (this.stopped) return;
       this.ioChain = this.ioChain.then(() => this.ioBatch()).catch((err: unknown) => {
@@ -98,12 +69,24 @@ export class BurstSession {
     loop();
   }
 
+  /** Stop issuing I/O; resolves when the batch in flight is done. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.ioTimer?.cancel();
+    this.ioTimer = null;
+    await this.ioChain;
+  }
+
+  /** The last batch's mean read latency: a VM whose WAN recovers is judged on now, not on its history. */
+  meanReadLatencyUs(): number {
+    return this.readCount ? this.readLatencySumUs / this.readCount : 0;
+  }
+
   private async ioBatch(): Promise<void> {
-    // The monitoring's latency is the last batch's, so a VM whose WAN recovers is judged on now, not on its history.
     this.readLatencySumUs = 0;
     this.readCount = 0;
-    const dev = this.proxy!.device;
-    const blocks = Math.floor(this.diskBytes / BLOCK);
+    const dev = this.device;
+    const blocks = Math.floor(dev.size() / BLOCK);
     // The period's bytes are drawn as `ops` operations of 4-64 KiB (60% reads) and then
     // issued as few operations of up to COARSE_OP_BYTES each: the same bytes per hour and
     // read/write mix through the same proxy, without paying per-operation costs 32 times.
@@ -138,35 +121,39 @@ export class BurstSession {
       }
     }
   }
+}
 
-  /** Reverse: stop the I/O, ship every acknowledged write home, release the lease. */
-  async reverse(): Promise<void> {
-    this.stopped = true;
-    this.ioTimer?.cancel();
-    await this.ioChain;
-    if (!this.proxy) return;
-    await this.proxy.drain();
-    this.last = this.figures();
-    await this.proxy.close();
-  }
+export interface BootFigures {
+  bootUs: number;
+  bootReads: number;
+  bootBytes: number;
+  bootWorkingSetBytes: number;
+}
 
-  figures(): SessionFigures {
-    if (this.last) return this.last;
-    const proxy = this.proxy;
-    const cache = proxy?.cache.stats();
-    const pf = proxy?.prefetch.stats();
-    const wb = proxy?.writeBehind.stats();
-    return {
-      ...this.bootFigures,
-      guestBytesRead: proxy?.guestBytes() ?? 0,
-      guestBytesWritten: this.written,
-      cacheHits: cache?.hits ?? 0,
-      cacheMisses: cache?.misses ?? 0,
-      prefetchHits: cache?.prefetchHits ?? 0,
-      prefetchCompleted: pf?.completedBlocks ?? 0,
-      wireBytes: proxy?.wireBytes() ?? 0,
-      writeBack: { lagUs: wb?.lagUs ?? 0, backlogBytes: wb?.backlogBytes ?? 0, etaUs: wb?.etaUs ?? null, bytesShipped: wb?.bytesShipped ?? 0 },
-      meanReadLatencyUs: this.readCount ? this.readLatencySumUs / this.readCount : 0,
-    };
+/**
+ * A burst VM's figures summed over its disks' cloud proxies. The proxies are
+ * kept by reference, so their counters stay readable after the reverse
+ * closed them.
+ */
+export function sessionFigures(proxies: readonly CloudProxy[], boot: BootFigures, io: AppIo | null): SessionFigures {
+  const f: SessionFigures = {
+    ...boot, guestBytesRead: 0, guestBytesWritten: io?.written ?? 0, cacheHits: 0, cacheMisses: 0, prefetchHits: 0, prefetchCompleted: 0, wireBytes: 0,
+    writeBack: { lagUs: 0, backlogBytes: 0, etaUs: null, bytesShipped: 0 }, meanReadLatencyUs: io?.meanReadLatencyUs() ?? 0,
+  };
+  for (const p of proxies) {
+    const cache = p.cache.stats();
+    const wb = p.writeBehind.stats();
+    f.guestBytesRead += p.guestBytes();
+    f.cacheHits += cache.hits;
+    f.cacheMisses += cache.misses;
+    f.prefetchHits += cache.prefetchHits;
+    f.prefetchCompleted += p.prefetch.stats().completedBlocks;
+    f.wireBytes += p.wireBytes();
+    // The VM's write-back is as far behind as its slowest disk.
+    f.writeBack.lagUs = Math.max(f.writeBack.lagUs, wb.lagUs);
+    f.writeBack.backlogBytes += wb.backlogBytes;
+    if (wb.etaUs !== null) f.writeBack.etaUs = Math.max(f.writeBack.etaUs ?? 0, wb.etaUs);
+    f.writeBack.bytesShipped += wb.bytesShipped;
   }
+  return f;
 }

@@ -33,7 +33,11 @@ export function buildBurstSection(input: ReportInput): Record<string, unknown> {
   const sim = (input.sim ?? null) as BurstSim | null;
   const ctl = sim?.controller ?? null;
   const nowUs = input.endUs;
-  const eligible = scenario.datacenter.vms.filter((v) => policy.enabled && (policy.workloads.length === 0 || policy.workloads.includes(v.workload)));
+  // Standby may send any VM whose host failed; demand bursts only the listed workloads.
+  const eligible = scenario.datacenter.vms.filter((v) => policy.enabled && (policy.standby !== null || policy.workloads.length === 0 || policy.workloads.includes(v.workload)));
+  // FIG 22: per image, the first VM's boot against the later ones (the on-prem proxy streams the recorded read order to later cold caches).
+  const boots = new Map<string, Array<{ startUs: number; bootUs: number }>>();
+  for (const image of new Set(eligible.map((v) => v.image))) boots.set(image, []);
   const vms: Record<string, unknown> = {};
   const toCloudS: number[] = [];
   let wire = 0;
@@ -42,9 +46,10 @@ export function buildBurstSection(input: ReportInput): Record<string, unknown> {
   let shipped = 0;
   for (const vm of eligible) {
     const rec = ctl?.records.get(vm.name) ?? null;
-    const f = rec?.session?.figures() ?? null;
+    const f = rec && ctl ? ctl.figures(rec) : null;
     const decisionToRunningSeconds = rec && rec.runningUs !== null ? r3((rec.runningUs - rec.decidedUs) / 1e6) : null;
     if (decisionToRunningSeconds !== null) toCloudS.push(decisionToRunningSeconds);
+    if (f && rec?.bootStartedUs != null) boots.get(vm.image)!.push({ startUs: rec.bootStartedUs, bootUs: f.bootUs });
     wire += f?.wireBytes ?? 0;
     unshipped += f?.writeBack.backlogBytes ?? 0;
     shipped += f?.writeBack.bytesShipped ?? 0;
@@ -52,7 +57,8 @@ export function buildBurstSection(input: ReportInput): Record<string, unknown> {
     const blocksRead = (f?.cacheHits ?? 0) + (f?.cacheMisses ?? 0);
     vms[vm.name] = {
       burst: rec !== null && rec.runningUs !== null,
-      state: rec ? rec.timeline[rec.timeline.length - 1]!.state : 'onprem',
+      state: rec ? rec.state : 'onprem',
+      cause: rec?.cause ?? null,
       timeline: (rec?.timeline ?? []).map((t) => ({ atHours: r3(t.atUs / US_PER_H), state: t.state })),
       instanceType: rec?.instanceType ?? null,
       zone: rec?.zone ?? null,
@@ -77,9 +83,24 @@ export function buildBurstSection(input: ReportInput): Record<string, unknown> {
   const baseline = sim?.baseline ?? null;
   const batch = input.vms.length ? batchCompletionHours(input) : null;
   const records = ctl ? [...ctl.records.values()] : [];
+  const bootByImage: Record<string, unknown> = {};
+  for (const [image, list] of boots) {
+    const sorted = [...list].sort((a, b) => a.startUs - b.startUs);
+    const first = sorted[0]?.bootUs ?? null;
+    const later = sorted.slice(1).map((b) => b.bootUs);
+    const laterMean = later.length ? later.reduce((a, b) => a + b, 0) / later.length : null;
+    bootByImage[image] = {
+      vms: sorted.length,
+      firstSeconds: first === null ? null : r3(first / 1e6),
+      laterMeanSeconds: laterMean === null ? null : r3(laterMean / 1e6),
+      laterOverFirst: first !== null && laterMean !== null && first > 0 ? r3(laterMean / first) : null,
+    };
+  }
   return {
     enabled: policy.enabled,
+    bootByImage,
     vmsBurst: records.filter((r) => r.runningUs !== null).length,
+    vmsStandby: records.filter((r) => r.runningUs !== null && r.cause === 'standby').length,
     vmsReturned: records.filter((r) => r.homeUs !== null && r.runningUs !== null).length,
     vmsFailed: records.filter((r) => r.runningUs === null && r.homeUs !== null).length,
     decisions: ctl?.decisions ?? 0,

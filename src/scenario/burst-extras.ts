@@ -6,7 +6,7 @@ import type { BurstPolicy } from './schema.js';
 // The burst report section must exist before `expect:` clauses are validated against the report's shape.
 import '../controller/report-section.js';
 
-type Extras = Pick<BurstPolicy, 'selection' | 'bringBack' | 'targets' | 'rates' | 'boot' | 'io'>;
+type Extras = Pick<BurstPolicy, 'selection' | 'bringBack' | 'targets' | 'rates' | 'boot' | 'io' | 'standby'>;
 
 const sub = (o: Raw, key: string, path: string): Raw => (o[key] === undefined || o[key] === null ? {} : obj(o[key], join(path, key)));
 
@@ -41,6 +41,9 @@ export function parseBurstExtras(o: Raw, path: string): Extras {
   const ioPath = join(path, 'io');
   const io = sub(o, 'io', path);
   known(io, ioPath, ['every', 'ops']);
+  const sbPath = join(path, 'standby');
+  const sb = o.standby === undefined || o.standby === null || o.standby === false ? null : o.standby === true ? {} : obj(o.standby, sbPath);
+  if (sb) known(sb, sbPath, ['after']);
   return {
     selection: {
       weights: weights(selW, join(selPath, 'weights'), STRATEGY_NAMES, DEFAULT_SELECTION.weights),
@@ -58,6 +61,8 @@ export function parseBurstExtras(o: Raw, path: string): Extras {
     },
     boot: { depth: num(boot, 'depth', bootPath, { default: 4, min: 1, max: 64, integer: true }), thinkUs: duration(boot, 'think', bootPath, '1ms') },
     io: { everyUs: duration(io, 'every', ioPath, '5m'), ops: num(io, 'ops', ioPath, { default: 32, min: 0, max: 4096, integer: true }) },
+    // After HA's restart delay: the VMs still down then found no host with room.
+    standby: sb ? { afterUs: duration(sb, 'after', sbPath, '10m') } : null,
   };
 }
 

@@ -47,7 +47,7 @@ const ORDERS = ['batch-first', 'largest-first', 'least-io-first'] as const;
 export function parseBurstPolicy(raw: unknown, path: string, ctx: PolicyContext): BurstPolicy {
   const o: Raw = raw === undefined || raw === null ? {} : obj(raw, path);
   known(o, path, ['enabled', 'trigger', 'release', 'workloads', 'order', 'maxVms', 'maxConcurrentTransfers', 'instanceType', 'defaultPersistence', 'cache', 'prefetch', 'writeBack', 'budgetUsdPerHour',
-    'selection', 'bringBack', 'targets', 'rates', 'boot', 'io']);
+    'selection', 'bringBack', 'targets', 'rates', 'boot', 'io', 'standby']);
   const enabled = bool(o, 'enabled', path, false);
   const trigPath = join(path, 'trigger');
   const trig = o.trigger === undefined ? {} : obj(o.trigger, trigPath);

@@ -128,6 +128,8 @@ export interface BurstPolicy {
   boot: { depth: number; thinkUs: number };
   /** Coarsened application I/O against the cloud proxy: one batch of `ops` every `everyUs`. */
   io: { everyUs: number; ops: number };
+  /** Standby for a failed host: VMs HA left down `afterUs` after the failure run in the cloud until the host recovers; null: off. */
+  standby: { afterUs: number } | null;
 }
 
 export interface BurstSelection {

@@ -156,9 +156,8 @@ export class ScenarioSimulation implements Simulation {
     // ---- controllers (each adds its tick to this.tickers) ----
     if (scenario.policies.burst.enabled) {
       if (!this.wan) throw new SpillwayError('E_BURST_NO_WAN', `scenario ${scenario.name}: policies.burst.enabled needs a wan: section (the link the burst VMs stream over)`);
-      this.world.net.setLink(ONPREM_ADDRESS, this.wan);
       this.controller = new BurstController(
-        { world: this.world, hypervisor: this.hypervisor, scenario, guestImage: (id) => this.guestImage(id), onpremAddress: ONPREM_ADDRESS, machineEnv: () => this.machineEnv() },
+        { world: this.world, hypervisor: this.hypervisor, scenario, guestImage: (id) => this.guestImage(id), machineEnv: () => this.machineEnv() },
         { cloud: this.cloudPort(), recordWrites: options.recordWrites ?? false },
       );
       const controller = this.controller;
