@@ -1,8 +1,8 @@
 import type { Clock, Transport } from '../../world/types.js';
 import { LinkError, E_LINK_CLOSED } from './errors.js';
-import { FrameCipher } from './secure-channel.js';
+import { FrameCipher, TAG_BYTES } from './secure-channel.js';
 import { TokenBucket } from './token-bucket.js';
-import { FrameSplitter, decodeBody, encodeBody, lengthPrefix, type Frame } from './wire.js';
+import { FrameSplitter, HEADER_BYTES, decodeBody, encodeBody, encodeHeader, lengthPrefix, type Frame } from './wire.js';
 
 export interface ConnectionOptions {
   clock: Clock;
@@ -53,9 +53,16 @@ export class LinkConnection {
 
   send(frame: Frame): void {
     if (this.closed) return;
-    let body = encodeBody(frame);
-    if (this.sendCipher) body = this.sendCipher.seal(body);
-    const bytes = lengthPrefix(body);
+    let bytes: Buffer;
+    if (this.sendCipher) {
+      // Header and payload sealed straight into the length-prefixed frame: one frame-sized buffer, not four.
+      const sealedBytes = HEADER_BYTES + frame.payload.length + TAG_BYTES;
+      bytes = Buffer.allocUnsafe(4 + sealedBytes);
+      bytes.writeUInt32BE(sealedBytes, 0);
+      this.sendCipher.sealInto(bytes, 4, [encodeHeader(frame), frame.payload]);
+    } else {
+      bytes = lengthPrefix(encodeBody(frame));
+    }
     this.framesOut++;
     if (!this.bucket) {
       this.put(bytes);

@@ -258,6 +258,23 @@ export interface DecodedSegments {
 export function decodeSegments(r: WireReader, expectLength: number): DecodedSegments {
   const before = r.remaining;
   const n = r.u32();
+  // One data segment covering the range (random content, a fresh read) needs no assembly buffer:
+  // the frame's own bytes, or the inflated ones, are the data.
+  if (n === 1 && r.remaining >= 5) {
+    const kind = r.peekU8();
+    if (kind === Seg.RAW || kind === Seg.DEFLATE) {
+      r.u8();
+      const length = r.u32();
+      if (length !== expectLength) throw new LinkError(E_PROTOCOL, `segments cover ${length} bytes, expected ${expectLength}`);
+      let data: Buffer;
+      if (kind === Seg.RAW) data = r.bytes(length);
+      else {
+        data = inflateRawSync(r.bytes(r.u32()));
+        if (data.length !== length) throw new LinkError(E_PROTOCOL, `deflated segment inflates to ${data.length} bytes, header says ${length}`);
+      }
+      return { data, sigs: [], pushed: [], wireBytes: before - r.remaining };
+    }
+  }
   const data = Buffer.alloc(expectLength);
   const sigs: DecodedSegments['sigs'] = [];
   const pushed: DecodedSegments['pushed'] = [];

@@ -10,7 +10,7 @@ import { LinkError, E_TAMPERED } from './errors.js';
  * reproducible; live, the World's seed is itself random.
  */
 export const NONCE_BYTES = 16;
-const TAG_BYTES = 16;
+export const TAG_BYTES = 16;
 
 export function drawNonce(rng: Rng): Buffer {
   const b = Buffer.allocUnsafe(NONCE_BYTES);
@@ -52,9 +52,22 @@ export class FrameCipher {
   }
 
   seal(body: Buffer): Buffer {
-    const cipher = createCipheriv('aes-256-gcm', this.key, this.nextNonce());
-    const out = Buffer.concat([cipher.update(body), cipher.final(), cipher.getAuthTag()]);
+    const out = Buffer.allocUnsafe(body.length + TAG_BYTES);
+    this.sealInto(out, 0, [body]);
     return out;
+  }
+
+  /**
+   * Seal the concatenation of `parts` into `out` at `at` (ciphertext then
+   * tag): the frame is built in its final buffer, with no concatenated
+   * plaintext and no concatenated ciphertext.
+   */
+  sealInto(out: Buffer, at: number, parts: Buffer[]): void {
+    const cipher = createCipheriv('aes-256-gcm', this.key, this.nextNonce());
+    let pos = at;
+    for (const part of parts) pos += cipher.update(part).copy(out, pos);
+    cipher.final();
+    cipher.getAuthTag().copy(out, pos);
   }
 
   open(sealed: Buffer): Buffer {
@@ -62,7 +75,10 @@ export class FrameCipher {
     const decipher = createDecipheriv('aes-256-gcm', this.key, this.nextNonce());
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
     try {
-      return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES)), decipher.final()]);
+      const plain = decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES));
+      // GCM's final() only checks the tag (it returns no bytes): nothing released before it passes.
+      decipher.final();
+      return plain;
     } catch (err) {
       throw new LinkError(E_TAMPERED, 'a frame failed authentication: the link was tampered with or the peer uses another key', { cause: err });
     }

@@ -50,6 +50,15 @@ export interface Frame {
   payload: Buffer;
 }
 
+/** The plaintext header of a frame body alone (the payload follows it). */
+export function encodeHeader(frame: Frame): Buffer {
+  const head = Buffer.allocUnsafe(HEADER_BYTES);
+  head.writeUInt8(frame.op, 0);
+  head.writeUInt8(frame.flags, 1);
+  head.writeUInt32BE(frame.id >>> 0, 2);
+  return head;
+}
+
 export function encodeBody(frame: Frame): Buffer {
   const body = Buffer.allocUnsafe(HEADER_BYTES + frame.payload.length);
   body.writeUInt8(frame.op, 0);
@@ -128,6 +137,8 @@ export class WireReader {
     if (this.pos + n > this.buf.length) throw new LinkError(E_PROTOCOL, `truncated payload: need ${n} bytes at ${this.pos} of ${this.buf.length}`);
   }
   u8(): number { this.need(1); return this.buf.readUInt8(this.pos++); }
+  /** The next byte, without consuming it. */
+  peekU8(): number { this.need(1); return this.buf.readUInt8(this.pos); }
   u16(): number { this.need(2); const v = this.buf.readUInt16BE(this.pos); this.pos += 2; return v; }
   u32(): number { this.need(4); const v = this.buf.readUInt32BE(this.pos); this.pos += 4; return v; }
   u48(): number { this.need(6); const v = this.buf.readUIntBE(this.pos, 6); this.pos += 6; return v; }
