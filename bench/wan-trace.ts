@@ -119,3 +119,54 @@ export class LiveImageDevice implements BlockDevice {
   }
   async close(): Promise<void> {}
 }
+
+/** One cluster of the spec trace: a byte range of the disk the boot reads in. */
+export interface TraceCluster { offset: number; length: number }
+
+export interface SpecTraceOptions {
+  reads?: number;
+  /** Regions the boot reads in (kernel, libraries, config, ...). Default 4. */
+  clusters?: number;
+  /** Width of each region. Default 32 MiB. */
+  clusterBytes?: number;
+  seed?: number;
+}
+
+/**
+ * The trace the issue's WAN benchmark defines: ~2,000 reads of 4-64 KiB,
+ * clustered in a few regions of the disk, one outstanding at a time. The
+ * regions sit at seeded 1 MiB-aligned offsets wherever they fall, so the
+ * disk's zero spans inside them are read like any other (a real boot reads
+ * sparse metadata areas too). Inside a region reads come in sequential runs
+ * of 1-23 reads (a file being read) from a seeded start, with 5% re-reads of
+ * earlier reads: the run structure of `bootTrace`, confined to the regions.
+ */
+export function specBootTrace(diskBytes: number, options: SpecTraceOptions = {}): { reads: TraceRead[]; clusters: TraceCluster[] } {
+  const reads = options.reads ?? 2000;
+  const nClusters = options.clusters ?? 4;
+  const clusterBytes = options.clusterBytes ?? 32 * MiB;
+  const rng = createRng(options.seed ?? 33, 'bench/spec-trace');
+  const slots = Math.floor(diskBytes / clusterBytes);
+  if (nClusters < 1 || slots < nClusters) throw new Error(`spec trace: ${nClusters} clusters of ${clusterBytes} bytes do not fit a ${diskBytes}-byte disk`);
+  // Distinct cluster-sized slots of the disk, so regions never overlap.
+  const chosen = new Set<number>();
+  while (chosen.size < nClusters) chosen.add(rng.int(0, slots));
+  const clusters = [...chosen].sort((a, b) => a - b).map((slot) => ({ offset: slot * clusterBytes, length: clusterBytes }));
+  const out: TraceRead[] = [];
+  while (out.length < reads) {
+    if (out.length > 0 && rng.chance(0.05)) {
+      out.push(out[rng.int(0, out.length)]!);
+      continue;
+    }
+    const c = clusters[rng.int(0, clusters.length)]!;
+    let pos = c.offset + Math.floor(rng.int(0, c.length - 64 * KiB) / 4096) * 4096;
+    const run = rng.int(1, 24);
+    for (let i = 0; i < run && out.length < reads; i++) {
+      const length = 4096 * rng.int(1, 17);
+      if (pos + length > c.offset + c.length) break;
+      out.push({ offset: pos, length });
+      pos += length;
+    }
+  }
+  return { reads: out, clusters };
+}

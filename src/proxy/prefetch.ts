@@ -11,6 +11,13 @@ export interface PrefetchOptions {
   yieldToForeground?: boolean;
   /** Drop the lowest-priority entries beyond this many queued blocks. Default 1 Mi blocks. */
   maxQueuedBlocks?: number;
+  /**
+   * Entries queued at this priority or above are what a reader is about to
+   * read (read-ahead's windows, priority 2 by default): they start even while
+   * foreground reads are in flight, or a reader with one read outstanding
+   * would ask for its next window a round trip late, every time. Default 2.
+   */
+  readerPriority?: number;
 }
 
 export interface PrefetchStats {
@@ -51,6 +58,9 @@ export class PrefetchLayer extends Layer {
   private readonly maxConcurrent: number;
   private readonly yieldToForeground: boolean;
   private readonly maxQueued: number;
+  private readonly readerPriority: number;
+  /** Largest run of a reader's window sent below as one prefetch (1 MiB of blocks). */
+  private readonly maxRunBlocks: number;
   private heap: Item[] = [];
   /** block -> the priority it is queued at (heap entries with another priority are stale). */
   private readonly queued = new Map<number, number>();
@@ -68,6 +78,8 @@ export class PrefetchLayer extends Layer {
     this.maxConcurrent = options.maxConcurrent ?? 2;
     this.yieldToForeground = options.yieldToForeground ?? true;
     this.maxQueued = options.maxQueuedBlocks ?? 1 << 20;
+    this.readerPriority = options.readerPriority ?? 2;
+    this.maxRunBlocks = Math.max(1, Math.floor((1 << 20) / this.blockBytes));
     if (!Number.isInteger(this.blockBytes) || this.blockBytes <= 0 || !Number.isInteger(this.maxConcurrent) || this.maxConcurrent < 1) {
       throw new SpillwayError('E_PREFETCH_CONFIG', `prefetch: blockBytes must be a positive integer and maxConcurrent >= 1; got ${this.blockBytes}, ${this.maxConcurrent}`);
     }
@@ -159,15 +171,21 @@ export class PrefetchLayer extends Layer {
   }
 
   private pump(): void {
-    while (!this.closed && this.inflight < this.maxConcurrent && !(this.yieldToForeground && this.foreground > 0)) {
+    while (!this.closed && this.inflight < this.maxConcurrent) {
+      const holdBack = this.yieldToForeground && this.foreground > 0;
+      if (holdBack && !(this.peekPriority() >= this.readerPriority)) break;
       const item = this.pop();
       if (!item) break;
+      const blocks = this.runFrom(item);
       const start = item.block * this.blockBytes;
-      const length = Math.min(this.blockBytes, this.size() - start);
+      const length = Math.min(blocks * this.blockBytes, this.size() - start);
       this.inflight++;
       this.below.prefetch(start, length, item.priority).then(
-        () => { this.counters.completedBlocks++; this.fetched.add(item.block); },
-        () => { this.counters.failedBlocks++; },
+        () => {
+          this.counters.completedBlocks += blocks;
+          for (let b = item.block; b < item.block + blocks; b++) this.fetched.add(b);
+        },
+        () => { this.counters.failedBlocks += blocks; },
       ).finally(() => {
         this.inflight--;
         this.pump();
@@ -178,6 +196,23 @@ export class PrefetchLayer extends Layer {
         }
       });
     }
+  }
+
+  /**
+   * How many blocks go down with `item`: a reader's window (readerPriority
+   * and up) leaves as one run of the consecutive blocks queued after it, so
+   * a window costs one request below instead of one per block; background
+   * entries go one block at a time, so a foreground read never waits behind
+   * more than one block of them.
+   */
+  private runFrom(item: Item): number {
+    if (item.priority < this.readerPriority) return 1;
+    let n = 1;
+    while (n < this.maxRunBlocks && this.peekPriority() === item.priority && this.heap[0]!.block === item.block + n) {
+      this.pop();
+      n++;
+    }
+    return n;
   }
 
   private trimQueue(): void {
@@ -202,32 +237,46 @@ export class PrefetchLayer extends Layer {
     }
   }
 
+  /** Priority of the best live item, -Infinity when none is queued. */
+  private peekPriority(): number {
+    const h = this.heap;
+    // Stale entries at the top are dropped here so the answer is the live best.
+    while (h.length && this.queued.get(h[0]!.block) !== h[0]!.priority) this.pop0();
+    return h.length ? h[0]!.priority : -Infinity;
+  }
+
   /** The best live item (stale heap entries are skipped). */
   private pop(): Item | undefined {
-    const h = this.heap;
-    while (h.length) {
-      const top = h[0]!;
-      const last = h.pop()!;
-      if (h.length) {
-        h[0] = last;
-        let i = 0;
-        for (;;) {
-          const l = 2 * i + 1;
-          const r = l + 1;
-          let m = i;
-          if (l < h.length && better(h[l]!, h[m]!) < 0) m = l;
-          if (r < h.length && better(h[r]!, h[m]!) < 0) m = r;
-          if (m === i) break;
-          [h[m], h[i]] = [h[i]!, h[m]!];
-          i = m;
-        }
-      }
+    while (this.heap.length) {
+      const top = this.pop0();
       if (this.queued.get(top.block) === top.priority) {
         this.queued.delete(top.block);
         return top;
       }
     }
     return undefined;
+  }
+
+  /** Remove and return the heap's top entry, live or stale (the heap is not empty). */
+  private pop0(): Item {
+    const h = this.heap;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && better(h[l]!, h[m]!) < 0) m = l;
+        if (r < h.length && better(h[r]!, h[m]!) < 0) m = r;
+        if (m === i) break;
+        [h[m], h[i]] = [h[i]!, h[m]!];
+        i = m;
+      }
+    }
+    return top;
   }
 }
 
