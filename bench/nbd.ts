@@ -4,7 +4,9 @@
  *
  * Raw (loopback, unix sockets, warm): nbdcopy sequential write and read of
  * 1 GiB, fio 4 KiB random reads at queue depth 1 and 32 (fio's nbd engine),
- * against `nbdkit memory` and `qemu-nbd` over a raw file on tmpfs.
+ * against `nbdkit memory` and `qemu-nbd` over a raw file on tmpfs. All three
+ * serve at once and every repetition visits each in turn; server CPU per GiB
+ * read comes from /proc.
  *
  * WAN (a userspace 40 ms RTT / 100 Mbit/s relay): a boot-like trace replayed
  * one request at a time through the spillway proxy pair (cold, cold with the
@@ -17,7 +19,7 @@
  * SPILLWAY_BENCH_VERBOSE=1 (print the proxies' own output and stats).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeSync, ftruncateSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeSync, ftruncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { NbdClient, NbdServer } from '../src/proxy/nbd/index.js';
@@ -79,7 +81,8 @@ const uri = (socket: string, name = ''): string => `nbd+unix:///${name}?socket=$
 
 // ---- raw ----
 
-interface RawResult { writeGiBs: number; readGiBs: number; qd1Iops: number; qd32Iops: number }
+interface RawResult { writeGiBs: number; readGiBs: number; qd1Iops: number; qd32Iops: number; readCpuSPerGiB: number }
+interface RawTarget { key: 'spillway' | 'nbdkit' | 'qemu'; uri: string; pid: number }
 
 async function fioIops(target: string, depth: number): Promise<number> {
   const out = await exec('fio', ['--name=randread', '--ioengine=nbd', `--uri=${target}`, '--rw=randread', '--bs=4k',
@@ -88,20 +91,41 @@ async function fioIops(target: string, depth: number): Promise<number> {
   return json.jobs[0]!.read.iops;
 }
 
-async function rawTarget(target: string, source: string): Promise<RawResult> {
-  const writes: number[] = [];
-  const reads: number[] = [];
-  const qd1: number[] = [];
-  const qd32: number[] = [];
+/** User + system CPU seconds a process has used so far (Linux /proc; clock ticks are 100 Hz there). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * Every target serves at once and each repetition visits them in turn (rotating who goes first),
+ * so a change in the box's load hits all of them alike: the ratios compare like with like.
+ */
+async function rawRounds(targets: RawTarget[], source: string): Promise<Record<string, RawResult>> {
+  const samples = new Map(targets.map((t) => [t.key, { writes: [] as number[], reads: [] as number[], cpu: [] as number[], qd1: [] as number[], qd32: [] as number[] }]));
+  const turn = (i: number): RawTarget[] => targets.map((_, k) => targets[(k + i) % targets.length]!);
   for (let i = 0; i < REPEAT; i++) {
-    writes.push(GiB / GiB / await timed(() => exec('nbdcopy', [source, target])));
-    reads.push(GiB / GiB / await timed(() => exec('nbdcopy', [target, 'null:'])));
+    for (const t of turn(i)) {
+      const s = samples.get(t.key)!;
+      s.writes.push(GiB / GiB / await timed(() => exec('nbdcopy', [source, t.uri])));
+      const cpu0 = cpuSeconds(t.pid);
+      s.reads.push(GiB / GiB / await timed(() => exec('nbdcopy', [t.uri, 'null:'])));
+      s.cpu.push(cpuSeconds(t.pid) - cpu0);
+    }
   }
   for (let i = 0; i < REPEAT; i++) {
-    qd1.push(await fioIops(target, 1));
-    qd32.push(await fioIops(target, 32));
+    for (const t of turn(i)) {
+      const s = samples.get(t.key)!;
+      s.qd1.push(await fioIops(t.uri, 1));
+      s.qd32.push(await fioIops(t.uri, 32));
+    }
   }
-  return { writeGiBs: median(writes), readGiBs: median(reads), qd1Iops: median(qd1), qd32Iops: median(qd32) };
+  const results: Record<string, RawResult> = {};
+  for (const [key, s] of samples) {
+    results[key] = { writeGiBs: median(s.writes), readGiBs: median(s.reads), qd1Iops: median(s.qd1), qd32Iops: median(s.qd32), readCpuSPerGiB: median(s.cpu) };
+  }
+  return results;
 }
 
 async function runRaw(work: string): Promise<BenchFigure[]> {
@@ -116,33 +140,38 @@ async function runRaw(work: string): Promise<BenchFigure[]> {
   }
   closeSync(fd);
 
-  const results: Record<string, RawResult> = {};
-  {
-    const sock = join(work, 'spillway.sock');
-    const d = await daemon(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', join(REPO, 'bench/nbd.ts'), '--serve-memory', sock, String(GiB)], /serving/);
-    try { results.spillway = await rawTarget(uri(sock, 'disk'), source); } finally { await d.stop(); }
+  const spillwaySock = join(work, 'spillway.sock');
+  const nbdkitSock = join(work, 'nbdkit.sock');
+  const qemuSock = join(work, 'qemu.sock');
+  const img = join(work, 'qemu.img');
+  const fd2 = openSync(img, 'w');
+  ftruncateSync(fd2, GiB);
+  closeSync(fd2);
+  const daemons: Array<Awaited<ReturnType<typeof daemon>>> = [];
+  let results: Record<string, RawResult>;
+  try {
+    const spillway = await daemon(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', join(REPO, 'bench/nbd.ts'), '--serve-memory', spillwaySock, String(GiB)], /serving/);
+    daemons.push(spillway);
+    const nbdkit = await daemon('nbdkit', ['-f', '-U', nbdkitSock, 'memory', '1G'], { socket: nbdkitSock });
+    daemons.push(nbdkit);
+    const qemu = await daemon('qemu-nbd', ['-t', '-e', '16', '-f', 'raw', '-k', qemuSock, img], { socket: qemuSock });
+    daemons.push(qemu);
+    results = await rawRounds([
+      { key: 'spillway', uri: uri(spillwaySock, 'disk'), pid: spillway.child.pid! },
+      { key: 'nbdkit', uri: uri(nbdkitSock), pid: nbdkit.child.pid! },
+      { key: 'qemu', uri: uri(qemuSock), pid: qemu.child.pid! },
+    ], source);
+  } finally {
+    for (const d of daemons) await d.stop();
+    rmSync(img, { force: true });
+    rmSync(source, { force: true });
   }
-  {
-    const sock = join(work, 'nbdkit.sock');
-    const d = await daemon('nbdkit', ['-f', '-U', sock, 'memory', '1G'], { socket: sock });
-    try { results.nbdkit = await rawTarget(uri(sock), source); } finally { await d.stop(); }
-  }
-  {
-    const sock = join(work, 'qemu.sock');
-    const img = join(work, 'qemu.img');
-    const fd2 = openSync(img, 'w');
-    ftruncateSync(fd2, GiB);
-    closeSync(fd2);
-    const d = await daemon('qemu-nbd', ['-t', '-e', '16', '-f', 'raw', '-k', sock, img], { socket: sock });
-    try { results.qemu = await rawTarget(uri(sock), source); } finally { await d.stop(); rmSync(img, { force: true }); }
-  }
-  rmSync(source, { force: true });
 
   const s = results.spillway!;
   const k = results.nbdkit!;
   const q = results.qemu!;
   const figs: BenchFigure[] = [];
-  const rows: Array<[string, keyof RawResult, string]> = [
+  const rows: Array<[string, 'writeGiBs' | 'readGiBs' | 'qd1Iops' | 'qd32Iops', string]> = [
     ['nbdcopy write 1 GiB', 'writeGiBs', 'GiB/s'], ['nbdcopy read 1 GiB', 'readGiBs', 'GiB/s'],
     ['fio 4k randread QD1', 'qd1Iops', 'IOPS'], ['fio 4k randread QD32', 'qd32Iops', 'IOPS'],
   ];
@@ -153,6 +182,9 @@ async function runRaw(work: string): Promise<BenchFigure[]> {
     figs.push({ name: `raw ${label}: spillway / qemu-nbd`, value: s[key] / q[key], unit: 'x', target: { op: '>=', value: 1 } });
     figs.push({ name: `raw ${label}: spillway / nbdkit`, value: s[key] / k[key], unit: 'x', target: { op: '>=', value: 0.75 } });
   }
+  figs.push({ name: 'raw server CPU per GiB read: spillway', value: s.readCpuSPerGiB, unit: 's' });
+  figs.push({ name: 'raw server CPU per GiB read: nbdkit memory', value: k.readCpuSPerGiB, unit: 's' });
+  figs.push({ name: 'raw server CPU per GiB read: qemu-nbd tmpfs', value: q.readCpuSPerGiB, unit: 's' });
   return figs;
 }
 

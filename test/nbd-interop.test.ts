@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -116,6 +118,60 @@ describe('nbd interop with real clients', () => {
     } finally {
       await s.close();
       await device.close();
+    }
+  });
+
+  it('the Linux kernel reads and writes the export through FUSE (nbdfuse): same bytes as the store, writes land in it', async () => {
+    // This kernel has no NBD block driver (CONFIG_BLK_DEV_NBD unset, no module loading), so the
+    // kernel-side client here is FUSE: nbdfuse exposes the export as a file the kernel pages in.
+    if (!toolsAvailable(['nbdfuse'], 'kernel client through FUSE')) return;
+    if (!existsSync('/dev/fuse')) {
+      console.warn('\n!!! /dev/fuse is missing: SKIPPING the kernel (FUSE) client test\n');
+      return;
+    }
+    const size = 8 * MiB;
+    const data = Buffer.alloc(size);
+    randomFillSync(data);
+    data.fill(0, 2 * MiB, 3 * MiB);
+    const store = new SparseStore('disk', size, 256 * 1024);
+    store.writeSync(0, data.subarray(0, 2 * MiB));
+    store.writeSync(3 * MiB, data.subarray(3 * MiB));
+    const s = await serveDevice(store);
+    const mountDir = join(dir, 'fuse');
+    mkdirSync(mountDir);
+    const file = join(mountDir, 'nbd');
+    const fuse = spawn('nbdfuse', [mountDir, s.uri], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    fuse.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const exited = new Promise<void>((resolve) => fuse.on('close', () => resolve()));
+    try {
+      for (let i = 0; i < 100 && fuse.exitCode === null; i++) {
+        if (existsSync(file) && statSync(file).size === size) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      if (fuse.exitCode !== null || !existsSync(file)) {
+        // A container without CAP_SYS_ADMIN cannot mount FUSE: an environment limit, not a server bug.
+        console.warn(`\n!!! nbdfuse could not mount (${stderr.trim().slice(0, 200)}): SKIPPING the kernel (FUSE) client test\n`);
+        return;
+      }
+      // Async file I/O: the server answering the kernel lives in this process.
+      expect((await readFile(file)).equals(data)).toBe(true);
+      const pattern = Buffer.alloc(64 * 1024, 0x5c);
+      const fh = await open(file, 'r+');
+      try {
+        await fh.write(pattern, 0, pattern.length, 2 * MiB + 4096);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      expect(store.readSync(2 * MiB + 4096, pattern.length).equals(pattern)).toBe(true);
+      expect(store.readSync(0, 2 * MiB).equals(data.subarray(0, 2 * MiB))).toBe(true);
+    } finally {
+      if (fuse.exitCode === null) {
+        await run('umount', [mountDir]).catch(() => fuse.kill('SIGTERM'));
+        await exited;
+      }
+      await s.close();
     }
   });
 
