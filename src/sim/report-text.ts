@@ -1,4 +1,5 @@
 import { burstSummaryLines } from '../controller/report-text.js';
+import { scaleOutSummaryLines } from '../controller/scale-out-text.js';
 import type { Report } from './report.js';
 
 /**
@@ -17,6 +18,7 @@ export function renderReport(r: Report, options: { width?: number; sourceName?: 
   out.push(`${r.scenario}: ${t.vms} VMs on ${t.hosts} hosts (${t.cpuCores} cores), ${r.simulatedHours.toFixed(1)} h simulated, seed ${r.seed}`);
   out.push(`mode: ${r.mode === 'no-burst' ? 'no-burst baseline (bursting disabled)' : 'burst'}`);
   out.push(...burstSummaryLines(r));
+  out.push(...scaleOutSummaryLines(r));
   out.push('');
   const b = t.batch;
   if (b.tasks > 0) {
