@@ -15,6 +15,7 @@ import { E_NOT_HELD, ReadPath } from '../read-path.js';
 import { SecureCache } from '../secure-cache.js';
 import { SparseStore } from '../sparse-store.js';
 import { CowOverlay, ReadOnlyView, TargetDevice, WriteTracker } from './devices.js';
+import { MigrationSource } from './migration-source.js';
 import type { BootPhase, GuestBootModel, PhasedRead } from './guest-boot.js';
 import { DirtyModel, RunStateReceiver, RunStateServer } from './run-state.js';
 
@@ -136,6 +137,12 @@ function checkPositiveInt(value: number | undefined, field: string, fallback: nu
   const v = value ?? fallback;
   if (!Number.isInteger(v) || v <= 0) throw new InputError('E_BAD_FIELD', `proxyControl.${field}: expected a positive integer, got ${JSON.stringify(value)}`);
   return v;
+}
+
+/** Whether a store holds any data in the range (synchronously for the in-memory sparse store). */
+function holdsData(store: BlockDevice, offset: number, length: number): boolean | Promise<boolean> {
+  const any = (ex: Extent[]): boolean => ex.some((e) => e.type === 'data');
+  return store instanceof SparseStore ? any(store.extentsSync(offset, length)) : store.extents(offset, length).then(any);
 }
 
 /** Bytes a secure cache store needs for `capacityBytes` (docs/proxy/secure-cache.md). */
@@ -598,7 +605,9 @@ export class CoreProxyControl implements ProxyControl {
         this.volumes.set(volumeId, vol);
       }
       // Below the migration layer is write-behind: reads see every write acknowledged before migration mode.
-      const layer = await MigrationLayer.open(s.proxy.writeBehind, {
+      // The chunks are read past the secure cache: they go to the volume, and the VM reads them from there.
+      const source = new MigrationSource(s.proxy.writeBehind, s.proxy.remote, s.proxy.cache, (offset, length) => holdsData(s.writeStore, offset, length));
+      const layer = await MigrationLayer.open(source, {
         world: this.world, target: vol.store, logStore: vol.log, chunkBytes: this.migrationChunk, isHole: await this.holeMap(s),
       });
       const writes = new WriteTracker(layer, this.migrationChunk);
@@ -656,8 +665,8 @@ export class CoreProxyControl implements ProxyControl {
         else hi = mid;
       }
       if (lo < data.length && data[lo]!.offset < end) return false;
-      const noData = (ex: Extent[]): boolean => ex.every((e) => e.type !== 'data');
-      return store instanceof SparseStore ? noData(store.extentsSync(offset, length)) : store.extents(offset, length).then(noData);
+      const held = holdsData(store, offset, length);
+      return typeof held === 'boolean' ? !held : held.then((h) => !h);
     };
   }
 
