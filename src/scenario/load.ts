@@ -11,6 +11,8 @@ import { closest, expandNames, globToRegExp } from './names.js';
 import { parsePolicies } from './policies.js';
 // Registers policies.scaleOut (after policies.js, whose registry it adds to).
 import '../controller/scale-out-policy.js';
+// Registers policies.migrate.
+import '../controller/migration-wave-policy.js';
 import { parseAppRole, parseBootProfileSpec, parseContentSpec } from '../sim/guest/spec.js';
 import { TIER_PRESETS, parseTierSpec } from '../sim/storage-tier.js';
 import { EXPECT_OPS, type DatacenterSpec, type Expectation, type HostSpec, type ImageSpec, type MountSpec, type Scenario, type StorageTierSpec, type TimelineEvent, type VmSpec } from './schema.js';

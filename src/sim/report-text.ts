@@ -1,5 +1,6 @@
 import { burstSummaryLines } from '../controller/report-text.js';
 import { scaleOutSummaryLines } from '../controller/scale-out-text.js';
+import { migrationSummaryLines } from '../controller/migration-wave-text.js';
 import type { Report } from './report.js';
 
 /**
@@ -19,6 +20,7 @@ export function renderReport(r: Report, options: { width?: number; sourceName?: 
   out.push(`mode: ${r.mode === 'no-burst' ? 'no-burst baseline (bursting disabled)' : 'burst'}`);
   out.push(...burstSummaryLines(r));
   out.push(...scaleOutSummaryLines(r));
+  out.push(...migrationSummaryLines(r));
   out.push('');
   const b = t.batch;
   if (b.tasks > 0) {

@@ -18,6 +18,8 @@ import { createSimMachineEnv, type SimMachineEnv } from '../controller/machine-e
 import { ScaleOutController } from '../controller/scale-out.js';
 import { scaleOutPolicyOf } from '../controller/scale-out-policy.js';
 import type { ScaleOutBaseline } from '../controller/scale-out-report.js';
+import { MigrationWave } from '../controller/migration-wave.js';
+import { migrationWavePolicyOf } from '../controller/migration-wave-policy.js';
 import { VmDemand } from './workload/demand.js';
 import type { WorkloadSpec } from './workload/spec.js';
 
@@ -105,6 +107,8 @@ export class ScenarioSimulation implements Simulation {
   baseline: BaselineFigures | null = null;
   /** The web-tier scale-out controller when `policies.scaleOut.enabled`; null otherwise. */
   readonly scaleOut: ScaleOutController | null = null;
+  /** The permanent migration wave when `policies.migrate.enabled`; null otherwise. */
+  readonly migrationWave: MigrationWave | null = null;
   /** The same scenario and seed without scale-out, for report.scaleOut.baseline. */
   scaleOutBaseline: ScaleOutBaseline | null = null;
 
@@ -167,6 +171,10 @@ export class ScenarioSimulation implements Simulation {
       const scaleOut = new ScaleOutController({ world: this.world, hypervisor: this.hypervisor, scenario, machineEnv: () => this.machineEnv() });
       this.scaleOut = scaleOut;
       this.tickers.push(() => scaleOut.tick());
+    }
+    if (migrationWavePolicyOf(scenario.policies).enabled) {
+      // The wave runs on its own schedule (policies.migrate.start), not on the monitoring tick.
+      this.migrationWave = new MigrationWave({ world: this.world, hypervisor: this.hypervisor, scenario, wan: this.wan, machineEnv: () => this.machineEnv() });
     }
     this.world.clock.schedule(0, () => this.boot());
   }
