@@ -162,3 +162,37 @@ describe('cloud proxy CPU per read', () => {
     expect(looksRandom(Buffer.concat([cryptoRandom(K), cryptoRandom(K)]))).toBe(true);
   });
 });
+
+describe('pushes are cached behind the foreground', () => {
+  it('a pushed block serves a read at once, is sealed into the cache on a later tick, and is dropped on close', async () => {
+    const world = new SimWorld(8);
+    const content = randomBytes(world.rng('c'), 64 * K);
+    const remote = new SparseStore('remote', 64 * K);
+    remote.writeSync(0, content);
+    let remoteReads = 0;
+    const read = remote.read.bind(remote);
+    remote.read = async (o, l) => { remoteReads++; return read(o, l); };
+    const { cache, store } = await openCache(64);
+    const rp = new ReadPath({ world, cache, remote });
+    await rp.acceptPush(0, content.subarray(0, 32 * K));
+    expect(rp.counters.pushedBlocks).toBe(32);
+    // Not sealed yet: accepting a push does no cache work in the push's own turn.
+    expect(cache.stats().blocks).toBe(0);
+    expect(store.writes).toBe(0);
+    expect((await rp.read(4 * K, 8 * K)).equals(content.subarray(4 * K, 12 * K))).toBe(true);
+    expect(remoteReads).toBe(0);
+    await world.run({ untilUs: world.clock.nowUs() + 1 });
+    await rp.settlePushes();
+    expect(cache.stats().blocks).toBe(32);
+    // 32 adjacent 4 KiB blocks: one 128 KiB store write.
+    expect(store.writes).toBe(1);
+    // Blocks a read used were cached as demand blocks: only the 24 unread ones count as prefetched.
+    await rp.read(0, 32 * K);
+    expect(cache.stats().prefetchHits).toBe(24);
+    expect(remoteReads).toBe(0);
+    await rp.acceptPush(32 * K, content.subarray(32 * K, 40 * K));
+    await rp.close();
+    expect(rp.counters.pushesDropped).toBe(8);
+    expect(cache.has(32)).toBe(false);
+  });
+});

@@ -152,7 +152,7 @@ export async function startCloudSide(world: LiveWorld, options: CloudFlags & { o
         const s = p.link.stats;
         return `cloud proxy ${name} stats: guest read ${p.guestBytes()} bytes, nbd requests ${nbd.stats.requests}, link bytes ${p.wireBytes()}, `
           + `profile blocks ${p.remote.profileBlocks}, pushes received ${s.pushesReceived} (${s.pushBytes} bytes), cache used ${p.cache.stats().usedBytes} bytes, `
-          + `remote ${JSON.stringify(p.remote.stats)}, prefetch ${JSON.stringify(p.prefetch.stats())}`;
+          + `remote ${JSON.stringify(p.remote.stats)}, prefetch ${JSON.stringify(p.prefetch.stats())}, read path ${JSON.stringify(p.readPath.counters)}`;
       },
       async stop() {
         // NBD first: requests in flight are answered, then acknowledged writes ship on-prem before the link closes.

@@ -1,10 +1,15 @@
 import { consecutiveRuns } from '../util/runs.js';
 import { errorCode } from '../errors.js';
-import type { World } from '../world/types.js';
+import type { Timer, World } from '../world/types.js';
 import { BlockError, E_READONLY, checkRange, type BlockDevice, type Extent } from './block-device.js';
 import type { CacheFill, SecureCache } from './secure-cache.js';
 
 export const E_NOT_HELD = 'E_NOT_HELD';
+
+/** Pushed bytes sealed into the cache per tick (one putMany, mostly one store write). */
+const DRAIN_BATCH_BYTES = 512 * 1024;
+/** Pushed bytes allowed to wait for the cache before acceptPush seals them itself. */
+const MAX_PENDING_PUSH_BYTES = 32 * 1024 * 1024;
 
 /** A cloud-side disk that may hold some of the blocks (FIG 5 step 511: local drives, e.g. a migration copy). */
 export interface LocalSource {
@@ -116,6 +121,17 @@ export class ReadPath implements BlockDevice {
   private readonly pushAsked = new Set<number>();
   /** When each block was last asked for with a push request (µs), until it arrives. */
   private readonly askedAtUs = new Map<number, number>();
+  /**
+   * Pushed blocks accepted but not sealed into the cache yet, in arrival
+   * order; `read` marks the ones a read already used (they are no longer
+   * ahead of demand). A push is cached a batch per tick, behind the
+   * foreground: sealing and writing a stream of pushes in one go would hold
+   * a guest read back for as long (measured live: 100-230 ms stretches).
+   */
+  private readonly pendingPush = new Map<number, { data: Buffer; read: boolean }>();
+  private pendingPushBytes = 0;
+  private drainTimer: Timer | null = null;
+  private draining: Promise<void> | null = null;
   private readonly readPriority: number;
   private readonly pushPriority: number;
   private closed = false;
@@ -155,6 +171,8 @@ export class ReadPath implements BlockDevice {
     };
     const lookup: number[] = [];
     for (let b = first; b <= last; b++) {
+      const pending = this.pendingPush.get(b);
+      if (pending) { pending.read = true; parts.set(b, pending.data); this.counters.cacheBlocks++; continue; }
       const joined = this.fills.get(b);
       if (joined) join(b, joined);
       else lookup.push(b);
@@ -280,7 +298,7 @@ export class ReadPath implements BlockDevice {
       const first = Math.floor(offset / B);
       const last = Math.floor((offset + length - 1) / B);
       // Blocks that landed in the cache since the miss was seen need no wait.
-      await this.waitForPush(first, last, asked - this.options.world.clock.nowUs(), (b) => cache!.has(b) || this.pushedRecently.has(b));
+      await this.waitForPush(first, last, asked - this.options.world.clock.nowUs(), (b) => cache!.has(b) || this.pendingPush.has(b) || this.pushedRecently.has(b));
       const out = await this.collectPushed(offset, length);
       if (out) { this.counters.askedPushWaits++; return out; }
     }
@@ -332,7 +350,7 @@ export class ReadPath implements BlockDevice {
     const cache = this.options.cache;
     const out = Buffer.alloc(length);
     for (let b = Math.floor(offset / B); b * B < offset + length; b++) {
-      const data = this.pushedRecently.get(b) ?? (cache?.has(b) ? await cache.get(b) : undefined);
+      const data = this.pushedRecently.get(b) ?? this.pendingPush.get(b)?.data ?? (cache?.has(b) ? await cache.get(b) : undefined);
       if (!data) return undefined;
       const from = Math.max(offset, b * B);
       const to = Math.min(offset + length, b * B + data.length);
@@ -350,7 +368,6 @@ export class ReadPath implements BlockDevice {
     if (!cache || this.closed) return;
     const B = this.blockBytes;
     const size = this.size();
-    const fills: CacheFill[] = [];
     for (let b = Math.ceil(offset / B); b * B < offset + data.length; b++) {
       const blockLen = Math.min(B, size - b * B);
       const at = b * B - offset;
@@ -364,20 +381,61 @@ export class ReadPath implements BlockDevice {
         if (this.pushedRecently.size > 4096) this.pushedRecently.delete(this.pushedRecently.keys().next().value!);
         for (const w of waiters) w();
       }
-      if (cache.has(b) || this.fills.has(b)) { this.counters.pushesIgnored++; continue; }
-      fills.push({ block: b, data: data.subarray(at, at + blockLen) });
+      if (cache.has(b) || this.fills.has(b) || this.pendingPush.has(b)) { this.counters.pushesIgnored++; continue; }
+      this.pendingPush.set(b, { data: data.subarray(at, at + blockLen), read: false });
+      this.pendingPushBytes += blockLen;
+      this.counters.pushedBlocks++;
     }
-    if (fills.length === 0) return;
-    if (this.closed) { this.counters.pushesDropped += fills.length; return; }
-    this.counters.pushedBlocks += fills.length;
-    try {
-      // One putMany for the pushed range: one store write per run of adjacent cache slots.
-      await cache.putMany(fills, this.pushPriority, { prefetched: true });
-    } catch {
-      // Nobody asked for a pushed block, so losing one costs a later fetch, never data:
-      // a push racing shutdown (the cache store already closed) must not crash the proxy.
-      this.counters.pushesDropped += fills.length;
+    // Far behind (the stream outruns the seal): catch up now rather than hold unbounded plaintext.
+    if (this.pendingPushBytes > MAX_PENDING_PUSH_BYTES) await this.drainPushes(Infinity);
+    else this.armDrain();
+  }
+
+  /** Wait until every accepted push is in the cache (or dropped). */
+  async settlePushes(): Promise<void> {
+    while (this.pendingPush.size || this.draining) {
+      if (this.draining) await this.draining;
+      else await this.drainPushes(Infinity);
     }
+  }
+
+  private armDrain(): void {
+    if (this.drainTimer || this.pendingPush.size === 0 || this.closed) return;
+    this.drainTimer = this.options.world.clock.schedule(0, () => {
+      this.drainTimer = null;
+      void this.drainPushes(DRAIN_BATCH_BYTES).then(() => this.armDrain());
+    });
+  }
+
+  /** Seal up to `maxBytes` of pending pushes into the cache, oldest first, as one putMany. */
+  private drainPushes(maxBytes: number): Promise<void> {
+    const run = (this.draining ?? Promise.resolve()).then(async () => {
+      const cache = this.options.cache!;
+      const batch: Array<{ block: number; data: Buffer; read: boolean }> = [];
+      let bytes = 0;
+      for (const [block, p] of this.pendingPush) {
+        if (bytes >= maxBytes) break;
+        this.pendingPush.delete(block);
+        this.pendingPushBytes -= p.data.length;
+        bytes += p.data.length;
+        // A read fetched it meanwhile (a fill in flight or done): that copy wins.
+        if (cache.has(block) || this.fills.has(block)) continue;
+        batch.push({ block, data: p.data, read: p.read });
+      }
+      if (batch.length === 0) return;
+      if (this.closed) { this.counters.pushesDropped += batch.length; return; }
+      try {
+        // Blocks a read already used are cached as demand blocks, the rest as prefetched.
+        await cache.putMany(batch.map((x) => ({ block: x.block, data: x.data, prefetched: !x.read })), this.pushPriority);
+      } catch {
+        // Nobody asked for a pushed block, so losing one costs a later fetch, never data:
+        // a push racing shutdown (the cache store already closed) must not crash the proxy.
+        this.counters.pushesDropped += batch.length;
+      }
+    });
+    const tracked = run.finally(() => { if (this.draining === tracked) this.draining = null; });
+    this.draining = tracked;
+    return tracked;
   }
 
   /** Bring the range into the cache (priority-ordered by the prefetch layer above). */
@@ -389,7 +447,7 @@ export class ReadPath implements BlockDevice {
     const B = this.blockBytes;
     const first = Math.floor(offset / B);
     const last = Math.floor((offset + length - 1) / B);
-    const missing = blockRange(first, last).filter((b) => !cache.has(b) && !this.fills.has(b) && !this.pushAsked.has(b));
+    const missing = blockRange(first, last).filter((b) => !cache.has(b) && !this.pendingPush.has(b) && !this.fills.has(b) && !this.pushAsked.has(b));
     if (missing.length === 0) return;
     const remote = this.options.remote as BlockDevice & Partial<PushCapable>;
     if ((this.options.prefetchVia ?? 'push') === 'push' && typeof remote.requestPush === 'function') {
@@ -432,7 +490,7 @@ export class ReadPath implements BlockDevice {
         const out = Buffer.alloc(length);
         if (length === 0) return out;
         for (let b = Math.floor(offset / B); b * B < offset + length; b++) {
-          const data = cache?.has(b) ? await cache.get(b) : undefined;
+          const data = self.pendingPush.get(b)?.data ?? (cache?.has(b) ? await cache.get(b) : undefined);
           if (!data) throw new BlockError(E_NOT_HELD, `${self.name}: block ${b} is not cached here`);
           const from = Math.max(offset, b * B);
           const to = Math.min(offset + length, b * B + data.length);
@@ -469,6 +527,11 @@ export class ReadPath implements BlockDevice {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.drainTimer?.cancel();
+    this.drainTimer = null;
+    this.counters.pushesDropped += this.pendingPush.size;
+    this.pendingPush.clear();
+    this.pendingPushBytes = 0;
     await this.options.remote.close();
   }
 }

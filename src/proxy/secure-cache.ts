@@ -51,6 +51,8 @@ export interface CacheFill {
   data: Uint8Array;
   /** As CachePutOptions.ticket, for this block. */
   ticket?: FillTicket;
+  /** As CachePutOptions.prefetched, for this block (default: the batch's). */
+  prefetched?: boolean;
 }
 
 /** Taken before fetching a block from below, so a fill that raced a write never installs stale data. */
@@ -80,6 +82,7 @@ export interface SecureCacheStats {
 
 interface Staged {
   block: number;
+  prefetched: boolean;
   slot: number;
   seq: number;
   counter: bigint;
@@ -326,7 +329,7 @@ export class SecureCache {
     const writing: number[] = [];
     try {
       for (let i = 0; i < fills.length; i++) {
-        const { block, data, ticket } = fills[i]!;
+        const { block, data, ticket, prefetched: own } = fills[i]!;
         if (ticket) this.abandonFill(ticket);
         if (ticket?.stale) { this.dropPut(); continue; }
         if (!ticket) this.staleTickets(block);
@@ -341,7 +344,7 @@ export class SecureCache {
         const slot = this.allocSlot();
         if (slot === undefined) { this.dropPut(); continue; }
         this.pin(slot);
-        staged.push({ i, s: { block, slot, seq, counter: this.counter++, plain: data } });
+        staged.push({ i, s: { block, prefetched: own ?? prefetched, slot, seq, counter: this.counter++, plain: data } });
       }
       let written = false;
       try {
@@ -360,7 +363,7 @@ export class SecureCache {
           this.dropPut();
           continue;
         }
-        const entry: Entry = { block: s.block, slot: s.slot, length: s.plain.length, counter: s.counter, sig: hash('sha256', s.plain, 'hex'), priority, prefetched };
+        const entry: Entry = { block: s.block, slot: s.slot, length: s.plain.length, counter: s.counter, sig: hash('sha256', s.plain, 'hex'), priority, prefetched: s.prefetched };
         this.remove(s.block); // only the latest put installs, so nothing should be here; never leak an entry if it is
         this.install(entry);
         this.counters.puts++;
