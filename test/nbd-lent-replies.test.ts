@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NbdClient, NbdServer } from '../src/proxy/nbd/index.js';
+import * as P from '../src/proxy/nbd/protocol.js';
 import { SparseStore } from '../src/proxy/sparse-store.js';
 import { LiveWorld } from '../src/world/live-world.js';
 
@@ -80,6 +81,57 @@ describe('NBD READ replies lent from the store over a real socket', () => {
       expect(store.openLoans()).toBe(0);
     } finally {
       await client.close();
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a client that stops reading its READ replies', () => {
+  it('stops the server taking requests once what the socket holds, counted at lent chunk size, passes the cap; all replies arrive once it reads again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spillway-lend-'));
+    const world = new LiveWorld(1, () => {});
+    const chunkBytes = 256 * 1024;
+    const chunks = 256;
+    const store = new SparseStore('lend', chunks * chunkBytes, chunkBytes);
+    for (let i = 0; i < chunks; i++) store.writeSync(i * chunkBytes, Buffer.alloc(chunkBytes, i % 251));
+    const capBytes = 4 * 1024 * 1024;
+    const server = new NbdServer(world, { exports: [{ name: 'd', device: store }], maxInFlightBytes: capBytes });
+    const sock = join(dir, 's.sock');
+    await server.listen(`unix:${sock}`);
+    const t = await world.net.connect(`unix:${sock}`);
+    let received = 0;
+    t.onData((chunk) => { received += chunk.length; });
+    try {
+      // Old-style handshake: EXPORT_NAME, simple replies (16-byte header + payload per READ).
+      const opt = Buffer.alloc(4 + 16 + 1);
+      opt.writeUInt32BE(P.FLAG_C_FIXED_NEWSTYLE | P.FLAG_C_NO_ZEROES, 0);
+      opt.writeBigUInt64BE(P.IHAVEOPT, 4);
+      opt.writeUInt32BE(P.OPT_EXPORT_NAME, 12);
+      opt.writeUInt32BE(1, 16);
+      opt.write('d', 20);
+      t.write(opt);
+      const handshakeBytes = 18 + 10;
+      while (received < handshakeBytes) await new Promise((r) => setTimeout(r, 5));
+      t.pause!();
+      // 4 KiB reads, each from a different chunk: each reply keeps a whole 256 KiB chunk alive.
+      const reads = 2048;
+      const requests = Buffer.concat(Array.from({ length: reads }, (_, i) =>
+        P.requestHeader(0, P.CMD_READ, BigInt(i), (i % chunks) * chunkBytes, 4096)));
+      t.write(requests);
+      await new Promise((r) => setTimeout(r, 300));
+      const taken = server.stats.requests;
+      // Counted at 4 KiB per reply the cap would allow ~1000 replies; at chunk size ~16 plus what the kernel took.
+      expect(taken).toBeGreaterThan(0);
+      expect(taken).toBeLessThan(200);
+      t.resume!();
+      const expected = handshakeBytes + reads * (P.SIMPLE_REPLY_BYTES + 4096);
+      for (let i = 0; i < 400 && received < expected; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(received).toBe(expected);
+      expect(server.stats.requests).toBe(reads);
+      expect(store.openLoans()).toBe(0);
+    } finally {
+      t.destroy();
       await server.close();
       rmSync(dir, { recursive: true, force: true });
     }

@@ -57,6 +57,7 @@ export class NbdConnection {
    */
   private unflushedBytes = 0;
   private outQueue: Buffer[] = [];
+  private outQueueBytes = 0;
   /** Loans to end once outQueue is written (store views handed to the socket as READ payloads). */
   private outLoans: LentBytes[] = [];
   /** What the loans in outLoans keep alive beyond the bytes in outQueue. */
@@ -357,6 +358,10 @@ export class NbdConnection {
       return true;
     }
     const cost = req.type === P.CMD_READ || req.type === P.CMD_WRITE ? Math.min(req.length, max) : 0;
+    // Replies served in this turn wait in outQueue until the flush; one input chunk can hold thousands
+    // of READ requests, so hand them to the transport early once they pass the cap (that is what
+    // tells whether the client keeps up).
+    if (this.outQueueBytes + this.outHeldBytes + this.unflushedBytes > this.server.options.maxInFlightBytes) this.flushNow();
     if (this.inflight >= this.server.options.maxInFlight
       || (this.inflight > 0 && this.inflightBytes + cost > this.server.options.maxInFlightBytes)
       || this.outputBlocked) {
@@ -585,7 +590,10 @@ export class NbdConnection {
 
   private send(buffers: Buffer[]): void {
     if (this.phase === 'closed') return;
-    for (const b of buffers) this.outQueue.push(b);
+    for (const b of buffers) {
+      this.outQueue.push(b);
+      this.outQueueBytes += b.length;
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // Replies completing in the same turn leave in one writev.
@@ -598,6 +606,7 @@ export class NbdConnection {
     if (this.outQueue.length === 0 || this.phase === 'closed') return;
     const out = this.outQueue;
     this.outQueue = [];
+    this.outQueueBytes = 0;
     const loans = this.outLoans;
     if (loans.length) this.outLoans = [];
     let bytes = 0;
@@ -648,6 +657,7 @@ export class NbdConnection {
   /** Forget unsent replies; what they lent is handed back (the socket never got it). */
   private dropOutput(): void {
     this.outQueue = [];
+    this.outQueueBytes = 0;
     this.outHeldBytes = 0;
     const loans = this.outLoans;
     this.outLoans = [];
