@@ -548,8 +548,11 @@ export class SecureCache {
     }
   }
 
+  /** One scratch nonce: createCipheriv copies the IV, so it is free again as soon as the call returns. */
+  private readonly nonceScratch = Buffer.alloc(12);
+
   private nonce(counter: bigint): Buffer {
-    const n = Buffer.alloc(12);
+    const n = this.nonceScratch;
     this.epochBytes.copy(n, 0);
     n.writeBigUInt64BE(counter, 4);
     return n;
@@ -658,8 +661,11 @@ export class SecureCache {
   }
 }
 
+/** One scratch AAD buffer: setAAD consumes it at once. */
+const aadScratch = Buffer.alloc(12);
+
 function aad(block: number, length: number): Buffer {
-  const b = Buffer.alloc(12);
+  const b = aadScratch;
   b.writeBigUInt64BE(BigInt(block), 0);
   b.writeUInt32BE(length, 8);
   return b;
