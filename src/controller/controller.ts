@@ -48,8 +48,12 @@ export interface BurstRecord {
   /** The application I/O against the boot disk's storage target. */
   io: AppIo | null;
   boot: BootFigures;
+  /** The figures taken as the reverse closes the proxies (their link counters are not meaningful after close). */
+  frozen: SessionFigures | null;
   /** When the staging boot began (the transfer machine entered stageBoot). */
   bootStartedUs: number | null;
+  /** Standby: when the controller saw the VM's host failed (the VM has been down since, at the latest). */
+  downSinceUs: number | null;
   /** The host the VM left (where it comes back to when it still has room). */
   homeHostId: string | null;
   reason: string;
@@ -205,6 +209,7 @@ export class BurstController {
         const vm = hv.vm(vmId);
         if (vm.power === 'running' || vm.hostId !== null) continue;
         this.burst(vmId, 0, `host ${hostId} failed and HA found no host with room`, 'standby', hostId);
+        this.records.get(vmId)!.downSinceUs = f.failedUs;
       }
     }
     for (const v of hv.vms()) if (v.hostId !== null) this.lastHost.set(v.id, v.hostId);
@@ -253,7 +258,7 @@ export class BurstController {
     const rec: BurstRecord = {
       vmId, cause, decidedUs: this.world.clock.nowUs(), runningUs: null, homeUs: null, instanceId: null, instanceType: null, zone: null,
       pricePerHourUsd: 0, launchAttempts: 0, state: 'deciding', timeline: [], transferId: `burst-${vmId}${attempt > 0 ? `-${attempt + 1}` : ''}`,
-      transfer: null, proxies: [], io: null, boot: NO_BOOT, bootStartedUs: null, homeHostId, reason, error: null,
+      transfer: null, proxies: [], io: null, boot: NO_BOOT, frozen: null, bootStartedUs: null, downSinceUs: null, homeHostId, reason, error: null,
     };
     this.setState(rec, 'deciding');
     this.records.set(vmId, rec);
@@ -451,12 +456,16 @@ export class BurstController {
         targetHostId, exports: t.exports!, persistence: t.persistence!, leaseOwner: rec.transferId, powerOn: true,
       },
     });
-    this.follow(rec, 'reverse', r);
+    this.follow(rec, 'reverse', r, (state) => {
+      // Writes are flushed; remount closes the target next.
+      if (state === 'remount' && !rec.frozen) rec.frozen = sessionFigures(rec.proxies, rec.boot, rec.io);
+    });
     const out = await r.done;
     if (out.outcome !== 'ok') {
       // Rolled back: the instance runs again with the VM's disks behind its target.
       const type = this.catalog!.find((x) => x.name === rec.instanceType)!;
       this.host.hypervisor.runElsewhere(rec.vmId, type.vcpus);
+      rec.frozen = null;
       this.setState(rec, 'running');
       rec.io?.start();
       throw new SpillwayError(out.failure?.code ?? 'E_REVERSE', `reverse ${out.outcome} at ${out.failure?.step ?? '?'}: ${out.failure?.message ?? 'no reason recorded'}`);
@@ -468,7 +477,7 @@ export class BurstController {
   /** What the VM measured in the cloud (null before its transfer finished). */
   figures(rec: BurstRecord): SessionFigures | null {
     if (rec.runningUs === null) return null;
-    return sessionFigures(rec.proxies, rec.boot, rec.io);
+    return rec.frozen ?? sessionFigures(rec.proxies, rec.boot, rec.io);
   }
 
   /** Cloud cost so far (instance hours at list price, cache storage, write-back egress). */

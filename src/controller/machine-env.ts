@@ -42,8 +42,8 @@ export interface SimMachineEnvOptions {
   boot?: { depth?: number; thinkUs?: number };
   /** 64 hex characters shared by both proxies. */
   pairingKey?: string;
-  /** false: demand-only boot streaming (no profile stream at startPrefetch). */
-  prefetch?: boolean;
+  /** What startPrefetch streams (ProxyControlOptions.prefetch); default true. */
+  prefetch?: boolean | 'recorded';
   /** Write-behind recovery point objective of each cloud proxy. */
   rpoUs?: number;
   flow?: FlowConfig;
@@ -51,7 +51,7 @@ export interface SimMachineEnvOptions {
   domains?: string[];
   /** Container frameworks and templates (none by default), and how to count a disk's I/O operations. */
   containers?: Partial<Pick<ContainerPlatformOptions, 'frameworks' | 'templates' | 'containers' | 'diskOps' | 'storeAddress' | 'latencies'>>;
-  /** How often machine steps poll the cloud. Default 5 s. */
+  /** How often machine steps poll the cloud. Default 2 s. */
   pollEveryUs?: number;
   store?: SnapshotStore;
 }
@@ -88,7 +88,7 @@ export async function createSimMachineEnv(opts: SimMachineEnvOptions): Promise<S
     guest: bootModelFromImages(images),
     ...(opts.cache ? { cache: opts.cache } : {}),
     ...(opts.boot ? { boot: opts.boot } : {}),
-    ...(opts.prefetch === false ? { prefetch: false } : {}),
+    ...(opts.prefetch !== undefined ? { prefetch: opts.prefetch } : {}),
     ...(opts.rpoUs ? { rpoUs: opts.rpoUs } : {}),
   };
   const proxy = await createProxyControl(world, proxyOptions);
@@ -110,7 +110,7 @@ export async function createSimMachineEnv(opts: SimMachineEnvOptions): Promise<S
     diskOps: c.diskOps ?? (() => 0),
     storeAddress: c.storeAddress ?? 'onprem:image-store',
   });
-  const env: MachineEnv = { world, hypervisor, cloud, proxy, directory, containers, pollEveryUs: opts.pollEveryUs ?? 5 * S };
+  const env: MachineEnv = { world, hypervisor, cloud, proxy, directory, containers, pollEveryUs: opts.pollEveryUs ?? 2 * S };
   return {
     env, proxy, machines: wireMachines(env), runtime: new MachineRuntime(world, opts.store ?? new MemorySnapshotStore()),
     flow: opts.flow ?? SIM_FLOW_CONFIG, directory, containers,

@@ -83,6 +83,8 @@ export function buildBurstSection(input: ReportInput): Record<string, unknown> {
   const baseline = sim?.baseline ?? null;
   const batch = input.vms.length ? batchCompletionHours(input) : null;
   const records = ctl ? [...ctl.records.values()] : [];
+  const standbyRecs = records.filter((r) => r.cause === 'standby');
+  const downtimes = standbyRecs.filter((r) => r.runningUs !== null && r.downSinceUs !== null).map((r) => (r.runningUs! - r.downSinceUs!) / 60e6);
   const bootByImage: Record<string, unknown> = {};
   for (const [image, list] of boots) {
     const sorted = [...list].sort((a, b) => a.startUs - b.startUs);
@@ -100,7 +102,14 @@ export function buildBurstSection(input: ReportInput): Record<string, unknown> {
     enabled: policy.enabled,
     bootByImage,
     vmsBurst: records.filter((r) => r.runningUs !== null).length,
-    vmsStandby: records.filter((r) => r.runningUs !== null && r.cause === 'standby').length,
+    // Standby for failed hosts: VMs HA could not restart, run in the cloud until their host recovered.
+    standby: {
+      vms: standbyRecs.filter((r) => r.runningUs !== null).length,
+      returned: standbyRecs.filter((r) => r.runningUs !== null && r.homeUs !== null).length,
+      stillInCloud: standbyRecs.filter((r) => r.runningUs !== null && r.homeUs === null).length,
+      // From the tick that saw the host failed to running in the cloud.
+      maxDowntimeMinutes: downtimes.length ? r3(Math.max(...downtimes)) : null,
+    },
     vmsReturned: records.filter((r) => r.homeUs !== null && r.runningUs !== null).length,
     vmsFailed: records.filter((r) => r.runningUs === null && r.homeUs !== null).length,
     decisions: ctl?.decisions ?? 0,

@@ -83,7 +83,7 @@ export function parseBurstPolicy(raw: unknown, path: string, ctx: PolicyContext)
     instanceType: str(o, 'instanceType', path, { default: 'auto', allowed: types }),
     defaultPersistence: str(o, 'defaultPersistence', path, { default: 'on-prem', allowed: ['on-prem', 'cloud-only'] }) as BurstPolicy['defaultPersistence'],
     cache: { sizeBytes: size(cache, 'size', cachePath, '8GiB') },
-    prefetch: bool(o, 'prefetch', path, true),
+    prefetch: o.prefetch === 'recorded' ? 'recorded' : typeof (o.prefetch ?? true) === 'boolean' ? bool(o, 'prefetch', path, true) : fail(join(path, 'prefetch'), 'true, false or "recorded"', o.prefetch),
     writeBack: { rpoUs: duration(wb, 'rpo', wbPath, '30s'), maxBacklogBytes: size(wb, 'maxBacklog', wbPath, '1GiB') },
     budgetUsdPerHour: o.budgetUsdPerHour === undefined ? null : num(o, 'budgetUsdPerHour', path, { min: 0 }),
     ...parseBurstExtras(o, path),

@@ -113,7 +113,8 @@ export interface BurstPolicy {
   instanceType: string;
   defaultPersistence: Persistence;
   cache: { sizeBytes: number };
-  prefetch: boolean;
+  /** Boot streaming: true streams the image's profile, 'recorded' only after an earlier VM of the image recorded its reads (FIG 22), false none. */
+  prefetch: boolean | 'recorded';
   writeBack: { rpoUs: number; maxBacklogBytes: number };
   budgetUsdPerHour: number | null;
   /** What to burst: strategy weights and thresholds (src/controller/selection.ts). */

@@ -47,8 +47,13 @@ export interface ProxyControlOptions {
    * seals, hashes and index entries per guest byte for some read amplification.
    */
   cache?: { capacityBytes?: number; maxCapacityBytes?: number; blockBytes?: number };
-  /** false: startPrefetch streams no profile (demand-only boot streaming); reads still fetch on demand. Default true. */
-  prefetch?: boolean;
+  /**
+   * What startPrefetch streams. true (default): the image's profile (FIG 22 recorded read order, then the
+   * FIG 21 boot files). 'recorded': the profile only once an earlier session of the image recorded its
+   * reads, so the first VM of an image boots on demand and later ones get what it read. false: nothing
+   * (demand-only boot streaming); reads still fetch on demand.
+   */
+  prefetch?: boolean | 'recorded';
   journalBytes?: number;
   rpoUs?: number;
   readAhead?: ReadAheadOptions | false;
@@ -476,7 +481,9 @@ export class CoreProxyControl implements ProxyControl {
   async startPrefetch(req: { vmId: string }): Promise<{ queuedBytes: number }> {
     let queuedBytes = 0;
     for (const s of this.target(req.vmId).sessions) {
-      if (s.discarded || this.options.prefetch === false) continue;
+      const mode = this.options.prefetch ?? true;
+      if (s.discarded || mode === false) continue;
+      if (mode === 'recorded' && this.onprem.prioritizer.sessions(s.exp.imageId) === 0) continue;
       const remote = s.proxy.remote;
       queuedBytes += remote.profileBlocks * remote.blockBytes;
       if (s.prefetchStarted) continue;
