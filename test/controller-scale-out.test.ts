@@ -102,6 +102,9 @@ describe('policies.scaleOut', () => {
     expect(unknown.code).toBe('E_UNKNOWN_FIELD');
     expect(unknown.message).toMatch(/: policies\.scaleOut\.maxClone: unknown field; allowed here: .*maxClones/);
     expect(parseError(yaml(ON.replace('for: 10m', 'for: 10m, over: 1'))).message).toMatch(/: policies\.scaleOut\.trigger\.over: unknown field/);
+    // The clones stream over the WAN: a scenario without one is refused before the run.
+    const noWan = parseScenario(yaml(ON).replace('wan: { rtt: 30ms, bandwidth: 1Gbit }\n', ''), 't.yaml');
+    expect(() => new ScenarioSimulation(noWan)).toThrow(/policies\.scaleOut\.enabled: .*needs a wan: section/);
     // expect: clauses may name the section's metrics; a misspelt one is refused before the run.
     expect(parseError(yaml(ON, 'expect:\n  - { id: x, metric: scaleOut.clonesLaunchd, op: ">=", value: 1 }')).message).toMatch(/scaleOut\.clonesLaunchd/);
     expect(() => parseScenario(yaml(ON, 'expect:\n  - { id: x, metric: scaleOut.wan.laterToFirstRatio, op: "<", value: 1 }'), 't.yaml')).not.toThrow();

@@ -1,4 +1,4 @@
-import { SpillwayError, errorCode } from '../errors.js';
+import { InputError, SpillwayError, errorCode } from '../errors.js';
 import type { CloneOutput } from '../machines/clone.js';
 import type { InstanceTypeInfo } from '../providers/cloud.js';
 import type { EmulatedHypervisor } from '../providers/emulated/hypervisor.js';
@@ -101,7 +101,8 @@ export class ScaleOutController {
     this.policy = scaleOutPolicyOf(host.scenario.policies);
     const p = this.policy;
     this.members = host.scenario.datacenter.vms.filter((v) => v.workload === p.tier).map((v) => v.name);
-    if (this.members.length === 0) throw new SpillwayError('E_SCALE_OUT_TIER', `policies.scaleOut.tier: no VM runs workload ${p.tier}`);
+    if (this.members.length === 0) throw new InputError('E_SCALE_OUT_TIER', `policies.scaleOut.tier: no VM runs workload ${p.tier}`);
+    if (!host.scenario.wan) throw new InputError('E_SCALE_OUT_NO_WAN', `policies.scaleOut.enabled: scenario ${host.scenario.name} needs a wan: section (the link the clones' disks stream over)`);
     this.template = p.template ?? this.members[0]!;
     this.rates = { ...DEFAULT_RATES, ...host.scenario.policies.burst.rates };
   }
