@@ -32,7 +32,7 @@ export function scaleOutSummaryLines(r: Report): string[] {
     `  boot over the WAN: first clone ${mib(s.wan.firstCloneBootBytes)}, later clones ${mib(s.wan.laterClonesMeanBootBytes)} each ` +
     `(${s.reads.siblingShare === null ? '—' : `${Math.round(s.reads.siblingShare * 100)}%`} of fetched blocks from sibling clones, FIG 14); WAN ${mib(s.wan.bytes)} in all`,
     `  tier demand per member peaked at ${s.tier.peakDemandPerMember} of its vCPUs; without the clones it would have been ${s.tier.peakDemandPerMemberWithoutClones}` +
-    (s.baseline.hoursAnyHostSaturated === null ? '' : `; hosts saturated ${r.totals.saturation.hoursAnyHostSaturated} h instead of ${s.baseline.hoursAnyHostSaturated} h`),
+    (s.baseline.hoursAnyHostSaturated === null ? '' : `; some host saturated ${r.totals.saturation.hoursAnyHostSaturated.toFixed(1)} h instead of ${s.baseline.hoursAnyHostSaturated.toFixed(1)} h`),
   ];
   return out;
 }
