@@ -40,6 +40,8 @@ export interface AttachedDisk {
    * cache served never reach us); the input of FIG 22's dynamic analysis.
    */
   noteAccess(ranges: ByteRange[]): void;
+  /** The part of a peer's prefetch push request worth pushing (e.g. cut at a file's end); all of it when absent. */
+  pushable?(ranges: ByteRange[]): ByteRange[];
   /** Apply a group atomically; a seq at or below lastSeq() is a duplicate and changes nothing. */
   applyGroup(seq: number, writes: GroupWrite[]): Promise<{ duplicate: boolean }>;
   flush(): Promise<void>;
@@ -432,7 +434,7 @@ export class LinkServer {
             }
             reply(f.id, jsonPayload({ base: h.profileBase, runs }));
           } else {
-            for (const g of req.ranges) {
+            for (const g of h.disk.pushable ? h.disk.pushable(req.ranges) : req.ranges) {
               const end = Math.min(h.disk.sizeBytes, g.offset + g.length);
               for (let b = Math.floor(g.offset / bb); b * bb < end; b++) if (!h.sent.has(b)) h.queues[2].push(b);
             }

@@ -38,6 +38,8 @@ export interface OnpremProxyOptions {
   compressionLevel?: number;
   /** Push a whole group when one of its blocks is read (FIG 23); on by default. */
   groupPush?: boolean;
+  /** Cut the peer's read-ahead push requests at the end of the group (file) they start in; on by default. */
+  clipReadAhead?: boolean;
   /**
    * Secret (32 bytes) from which each disk's cloud cache key is derived. It
    * never leaves on-prem; only per-disk keys do, inside the encrypted link.
@@ -81,6 +83,7 @@ export async function createOnpremProxy(world: World, options: OnpremProxyOption
   const disks = new DiskManager();
   const prioritizer = options.prioritizer ?? new Prioritizer();
   const groupPush = options.groupPush ?? true;
+  const clipReadAhead = options.clipReadAhead ?? true;
   const cacheSecret = options.cacheSecret ?? Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'spillway cache secret', 32));
   let nextEpoch = options.keyEpochBase ?? 1;
   const register = (d: OnpremDiskOptions): void => {
@@ -120,6 +123,7 @@ export async function createOnpremProxy(world: World, options: OnpremProxyOption
         noteAccess(ranges) {
           for (const r of ranges) prioritizer.recordRead(image, session, r.offset, r.length);
         },
+        pushable: (ranges) => clipReadAhead ? ranges.map((r) => prioritizer.clipToGroup(image, r)) : ranges,
         async applyGroup(seq, writes) {
           if (mode !== 'rw') throw new BlockError(E_READONLY, `disk "${diskId}" is attached read-only by ${peer}; write groups need a rw attach`);
           const duplicate = seq <= applier.appliedSeq;
