@@ -605,12 +605,11 @@ export class NbdConnection {
     this.flushScheduled = false;
     if (this.outQueue.length === 0 || this.phase === 'closed') return;
     const out = this.outQueue;
+    const bytes = this.outQueueBytes;
     this.outQueue = [];
     this.outQueueBytes = 0;
     const loans = this.outLoans;
     if (loans.length) this.outLoans = [];
-    let bytes = 0;
-    for (const b of out) bytes += b.length;
     this.unflushedBytes += bytes + this.outHeldBytes;
     this.outHeldBytes = 0;
     const endLoans = loans.length ? () => { for (const l of loans) l.release(); } : undefined;
@@ -623,7 +622,8 @@ export class NbdConnection {
     else if (this.transport.writev) ok = this.transport.writev(out, endLoans);
     else {
       ok = true;
-      for (const b of out) ok = this.transport.write(b);
+      // Writes complete in order: the last one's callback means the whole batch is out.
+      for (let i = 0; i < out.length; i++) ok = this.transport.write(out[i]!, i === out.length - 1 ? endLoans : undefined);
     }
     // A socket says "wait" past 16 KiB; replies are bounded by the in-flight cap already, so
     // only stop taking requests when the client is clearly not reading what it asked for.
