@@ -75,7 +75,7 @@ type Section = {
   timeToServe: { p50Seconds: number | null; p95Seconds: number | null };
   tier: { servedPct: number | null; cloneServedVcpuHours: number; peakDemandPerMemberWithoutClones: number; peakDemandPerMember: number };
   cost: { cloudUsd: number; instanceHours: number };
-  clones: Array<{ vm: string; state: string; bootWanBytes: number; siblingBlocks: number; servingHours: number }>;
+  clones: Array<{ vm: string; state: string; bootWanBytes: number; siblingBlocks: number; servingHours: number; error: string | null }>;
 };
 
 describe('policies.scaleOut', () => {
@@ -165,6 +165,31 @@ describe('scale-out by cloning (FIG 12-14)', () => {
     const again = await run();
     expect(again.report.traceHash).toBe(report.traceHash);
     expect(again.report.scaleOut).toEqual(report.scaleOut);
+  }, 120_000);
+
+  it('a clone whose launch fails is rolled back and reported; the next step after the cool-down serves', async () => {
+    // EC2 has no capacity for RunInstances from 01:05 to 01:25: the first step (01:10) and the one after its cool-down (01:20) fail.
+    const text = yaml(ON).replace('cloud: { region: us-east-1 }', 'cloud: { region: us-east-1, faults: [{ at: 1h5m, until: 1h25m, error: InsufficientInstanceCapacity, api: RunInstances }] }');
+    const events: TraceEvent[] = [];
+    const sim = new ScenarioSimulation(parseScenario(text, 'faults.yaml'), { noBaseline: true, onTrace: (e) => events.push(e) });
+    const so = (await sim.runToEnd()).scaleOut as Section;
+    expect(so.clonesFailed).toBeGreaterThanOrEqual(1);
+    expect(so.clonesLaunched).toBe(2);
+    expect(so.clonesLeft).toBe(0);
+    const m = await sim.machineEnv();
+    const failed = so.clones.filter((c) => c.state === 'failed');
+    expect(failed.length).toBe(so.clonesFailed);
+    for (const c of failed) {
+      const done = events.find((e) => e.src === `vm/${c.vm}` && e.type === 'machine.done')!.data as { outcome: string };
+      expect(done.outcome).not.toBe('ok');
+      expect(m.proxy.proxyIds(c.vm)).toEqual([]);
+      expect(c.error).toMatch(/InsufficientInstanceCapacity/);
+    }
+    // Only the clones that served ever had an instance, and none is left.
+    const instances = events.filter((e) => e.type === 'cloud.instance').map((e) => e.data as { id: string; state: string });
+    const ids = new Set(instances.map((i) => i.id));
+    expect(ids.size).toBe(2);
+    for (const id of ids) expect(instances.filter((i) => i.id === id).at(-1)!.state).toMatch(/terminated|shutting-down/);
   }, 120_000);
 
   it('without the policy the tier runs short at the peak (the baseline the scenario compares with)', async () => {
