@@ -8,6 +8,7 @@ import { StoreJournal } from '../journal.js';
 import { SparseStore } from '../sparse-store.js';
 import { GroupApplier } from '../write-behind.js';
 import { Prioritizer, type FileExtents } from './prioritizer.js';
+import { ReadAheadClip } from './read-ahead-clip.js';
 
 export interface OnpremDiskOptions {
   id: string;
@@ -111,19 +112,21 @@ export async function createOnpremProxy(world: World, options: OnpremProxyOption
       const applier = appliers.get(diskId)!;
       // The profile a new session gets comes from other sessions and the static boot files.
       const profile = prioritizer.profile(image, session);
+      const clip = clipReadAhead ? new ReadAheadClip(prioritizer, image) : undefined;
       return {
         diskId,
         sizeBytes: disk.device.size(),
         lastSeq: () => applier.appliedSeq,
         read: (offset, length) => disk.device.read(offset, length),
         noteRead(offset, length, record) {
+          clip?.noteRead(offset, length);
           if (record) prioritizer.recordRead(image, session, offset, length);
           return groupPush ? prioritizer.groupFor(image, offset, length) : [];
         },
         noteAccess(ranges) {
           for (const r of ranges) prioritizer.recordRead(image, session, r.offset, r.length);
         },
-        pushable: (ranges) => clipReadAhead ? ranges.map((r) => prioritizer.clipToGroup(image, r)) : ranges,
+        pushable: (ranges) => clip ? clip.clip(ranges) : ranges,
         async applyGroup(seq, writes) {
           if (mode !== 'rw') throw new BlockError(E_READONLY, `disk "${diskId}" is attached read-only by ${peer}; write groups need a rw attach`);
           const duplicate = seq <= applier.appliedSeq;

@@ -124,20 +124,21 @@ export class Prioritizer {
 
   /**
    * A push asked for by the peer's read-ahead, cut where it leaves the group
-   * (file) it starts in: the next bytes on disk past a file's end belong to
-   * another file (or free space), which a reader walking this file does not
-   * read next. A range that starts outside every group is kept whole.
+   * (file) the reader is in — the group of the byte just before the range,
+   * where the reader's last read ended: the next bytes on disk past a file's
+   * end belong to another file (or free space), which a reader walking this
+   * file does not read next. With no group there, the range is kept whole.
    */
   clipToGroup(image: string, range: ByteRange): ByteRange {
     const s = this.images.get(image);
     if (!s || s.groups.length === 0 || range.length <= 0) return range;
     const bb = this.blockBytes;
     const first = Math.floor(range.offset / bb);
-    const g = s.groupOf.get(first);
+    const g = (range.offset > 0 ? s.groupOf.get(Math.floor((range.offset - 1) / bb)) : undefined) ?? s.groupOf.get(first);
     if (g === undefined) return range;
-    let b = first + 1;
+    let b = first;
     while (b * bb < range.offset + range.length && s.groupOf.get(b) === g) b++;
-    return { offset: range.offset, length: Math.min(range.length, b * bb - range.offset) };
+    return { offset: range.offset, length: Math.max(0, Math.min(range.length, b * bb - range.offset)) };
   }
 
   /** FIG 22 output: blocks read by more than one session, hottest first. */
