@@ -77,6 +77,8 @@ export interface WaveVmRecord {
   bytes: WaveBytes;
   /** The on-prem VM: deactivated, powered off, leases released, snapshot deleted. */
   retired: boolean;
+  /** After the cut-over the cloud says: the instance runs, every volume is attached to it. */
+  runsFromVolumes: boolean;
   error: string | null;
 }
 
@@ -132,7 +134,7 @@ export class MigrationWave {
       this.records.set(vm.name, {
         vmId: vm.name, diskIds, state: 'queued', timeline: [], startedUs: null, inCloudUs: null, syncedUs: null,
         cutoverStartUs: null, cutoverEndUs: null, endUs: null, instanceId: null, volumes: {}, rounds: 0, stepErrors: 0,
-        bytes: zeroBytes(diskBytes), retired: false, error: null,
+        bytes: zeroBytes(diskBytes), retired: false, runsFromVolumes: false, error: null,
       });
     }
     host.world.clock.schedule(this.policy.startUs, () => { void this.start(); });
@@ -166,7 +168,7 @@ export class MigrationWave {
   private async start(): Promise<void> {
     this.startedUs = this.world.clock.nowUs();
     this.wanAtStart = this.wanNow();
-    this.world.trace.emit('controller/migrate', 'migrate.wave.start', { vms: this.records.size, waveSize: this.policy.waveSize });
+    this.world.trace.emit('controller/migrate', 'migrate.wave', { phase: 'start', vms: this.records.size, waveSize: this.policy.waveSize });
     try {
       this.sme = await this.host.machineEnv();
     } catch (err) {
@@ -253,7 +255,7 @@ export class MigrationWave {
     this.endedUs = this.world.clock.nowUs();
     this.wanAtEnd = this.wanNow();
     const migrated = [...this.records.values()].filter((r) => r.state === 'migrated').length;
-    this.world.trace.emit('controller/migrate', 'migrate.wave.end', { migrated, failed: this.records.size - migrated });
+    this.world.trace.emit('controller/migrate', 'migrate.wave', { phase: 'end', migrated, failed: this.records.size - migrated });
     this.resolveFinished?.();
   }
 
@@ -322,6 +324,10 @@ export class MigrationWave {
     if (tOut.data.snapshotId) await hv.deleteSnapshot(tOut.data.snapshotId);
     const onprem = hv.vm(vmId);
     rec.retired = onprem.hostId === null && onprem.power === 'stopped' && rec.diskIds.every((d) => hv.diskLeaseOwner(d) === null);
+    const volumeIds = rec.diskIds.map((d) => rec.volumes[d]).filter((v): v is string => v !== undefined);
+    const [after] = await sme.env.cloud.describeInstances({ ids: [instanceId] });
+    const attached = await sme.env.cloud.describeVolumes({ ids: volumeIds });
+    rec.runsFromVolumes = after?.state === 'running' && volumeIds.length === rec.diskIds.length && attached.length === volumeIds.length && attached.every((v) => v.attachedTo === instanceId);
     rec.endUs = this.world.clock.nowUs();
     this.setState(rec, 'migrated');
   }
