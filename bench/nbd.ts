@@ -21,6 +21,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeSync, ftruncateSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { randomFillSync } from 'node:crypto';
 import { NbdClient, NbdServer } from '../src/proxy/nbd/index.js';
 import { SparseStore } from '../src/proxy/sparse-store.js';
@@ -211,6 +212,8 @@ async function runWan(work: string): Promise<BenchFigure[]> {
   const trace = bootTrace(TRACE_READS, diskBytes);
   const unique = uniqueBytes(trace);
   const boundS = unique / WAN_RATE_BYTES_PER_S + WAN_RTT_US / 1e6;
+  // Two shared cores: the live WAN figures move with the machine's load, so the load goes with them.
+  const loadBefore = loadavg()[0]!;
   const figs: BenchFigure[] = [
     { name: 'wan trace: reads (one outstanding)', value: trace.length, unit: 'reads' },
     { name: 'wan trace: unique bytes', value: unique / MiB, unit: 'MiB' },
@@ -242,6 +245,7 @@ async function runWan(work: string): Promise<BenchFigure[]> {
   figs.push({ name: 'wan nbdkit nbd+cache+readahead: warm', value: kWarm, unit: 's' });
 
   figs.push(...await runWanSpillway(work, image, trace, boundS, kCold, kWarm));
+  figs.push({ name: 'wan load average (1 min) before / after', value: loadBefore, unit: `/ ${loadavg()[0]!.toFixed(1)}` });
   rmSync(image, { force: true });
   return figs;
 }
