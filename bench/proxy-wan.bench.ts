@@ -131,7 +131,8 @@ async function boot(world: SimWorld, name: string, diskId: string, options: Boot
     name, onprem: 'onprem:7000', pairingKey: KEY, disk: { id: diskId, image: options.image },
     stores: memoryCloudStores(name, DISK_BYTES), cacheCapacityBytes: 512 * 1024 * 1024,
     pushWindowBytes: 1024 * 1024,
-    readAhead: options.readAhead === false ? false : (process.env.BENCH_RA ? { firstWindowBytes: Number(process.env.BENCH_RA.split(',')[0]) * 1024, minWindowBytes: Number(process.env.BENCH_RA.split(',')[1]) * 1024, maxWindowBytes: Number(process.env.BENCH_RA.split(',')[2]) * 1024, ...(process.env.BENCH_RA.split(',')[3] ? { confidence: Number(process.env.BENCH_RA.split(',')[3]) } : {}) } : { ...BOOT_READ_AHEAD }),
+    // The read-ahead policy the spec-trace targets are met with (see docs/proxy/read-ahead.md).
+    readAhead: options.readAhead === false ? false : { ...BOOT_READ_AHEAD },
     ...(options.streamProfile === false ? { streamProfile: false } : {}),
   });
   const wire0 = proxy.wireBytes();
