@@ -94,13 +94,11 @@ export class RemoteDisk implements BlockDevice, WriteSink {
   /** The range from recently pushed blocks, if every block of it is there (no round trip). */
   peekPushed(offset: number, length: number): Buffer | undefined {
     const bb = this.blockBytes;
-    if (offset % bb !== 0) return undefined;
-    const out = Buffer.alloc(length);
-    for (let at = 0; at < length; at += bb) {
-      const block = this.recent.get((offset + at) / bb);
-      if (!block) return undefined;
-      block.copy(out, at, 0, Math.min(bb, length - at));
-    }
+    if (offset % bb !== 0 || this.recent.size === 0) return undefined;
+    // Most misses find nothing here: look before allocating.
+    for (let at = 0; at < length; at += bb) if (!this.recent.has((offset + at) / bb)) return undefined;
+    const out = Buffer.allocUnsafe(length);
+    for (let at = 0; at < length; at += bb) this.recent.get((offset + at) / bb)!.copy(out, at, 0, Math.min(bb, length - at));
     return out;
   }
 
