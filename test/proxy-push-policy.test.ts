@@ -103,6 +103,20 @@ describe('on-prem: read-ahead pushes stop at the end of the file', () => {
     expect(p.clipToGroup('img', { offset: 1 * MiB, length: 64 * KiB })).toEqual({ offset: 1 * MiB, length: 64 * KiB });
   });
 
+  it('FIG 23 pushes what lies after the read; what lies behind it only with groupPushBehind', () => {
+    const file = [{ offset: 0, length: 16 * KiB }, { offset: 64 * KiB, length: 16 * KiB }];
+    const forward = new Prioritizer({ blockBytes: 4 * KiB });
+    forward.setGroups('img', [file]);
+    // A read at the file's start: the whole rest of the file.
+    expect(forward.groupFor('img', 0, 4 * KiB)).toEqual([{ offset: 4 * KiB, length: 12 * KiB }, { offset: 64 * KiB, length: 16 * KiB }]);
+    // A read that jumped into the second extent: only what follows it.
+    expect(forward.groupFor('img', 68 * KiB, 4 * KiB)).toEqual([{ offset: 72 * KiB, length: 8 * KiB }]);
+    const both = new Prioritizer({ blockBytes: 4 * KiB, groupPushBehind: true });
+    both.setGroups('img', [file]);
+    // (The extent the read falls in counts as after it: only its part past the read is pushed.)
+    expect(both.groupFor('img', 68 * KiB, 4 * KiB)).toEqual([{ offset: 72 * KiB, length: 8 * KiB }, { offset: 0, length: 16 * KiB }]);
+  });
+
   it('declines the follow-on windows past a cut until a demand read goes there', () => {
     const p = new Prioritizer({ blockBytes: 4 * KiB });
     p.setGroups('img', [[{ offset: 0, length: 64 * KiB }]]);

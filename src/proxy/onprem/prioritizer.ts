@@ -26,8 +26,18 @@ interface ImageState {
 export interface PrioritizerOptions {
   /** Granularity of recorded reads and profiles. */
   blockBytes?: number;
-  /** A group larger than this is pushed only in part, around the block that was read. */
+  /** A group larger than this is pushed only in part, after the block that was read. */
   maxGroupPushBytes?: number;
+  /**
+   * Also push the group's ranges before the read (nearest first) once those
+   * after it are out. Default false: a read at a file's start (the usual
+   * first read) pushes the whole file either way, and a reader that jumped
+   * into the middle of a file has mostly been pushed what lies behind it by
+   * the file's first read already; behind that, pushes are mostly not read
+   * (WAN bench, Debian-file boot, no profile: 11.5 s / wire 0.857 with them,
+   * 11.3 s / 0.809 without).
+   */
+  groupPushBehind?: boolean;
 }
 
 /**
@@ -44,11 +54,13 @@ export interface PrioritizerOptions {
 export class Prioritizer {
   readonly blockBytes: number;
   private readonly maxGroupPushBytes: number;
+  private readonly groupPushBehind: boolean;
   private readonly images = new Map<string, ImageState>();
 
   constructor(options: PrioritizerOptions = {}) {
     this.blockBytes = options.blockBytes ?? 4096;
     this.maxGroupPushBytes = options.maxGroupPushBytes ?? 4 * 1024 * 1024;
+    this.groupPushBehind = options.groupPushBehind ?? false;
   }
 
   private image(image: string): ImageState {
@@ -91,7 +103,7 @@ export class Prioritizer {
     }
   }
 
-  /** FIG 23: the rest of every group the range touches, bounded in size, nearest first. */
+  /** FIG 23: the rest of every group the range touches after it (and before it with groupPushBehind), bounded in size, nearest first. */
   groupFor(image: string, offset: number, length: number): ByteRange[] {
     const s = this.images.get(image);
     if (!s || s.groups.length === 0) return [];
@@ -103,10 +115,10 @@ export class Prioritizer {
       if (g === undefined || seen.has(g)) continue;
       seen.add(g);
       let budget = this.maxGroupPushBytes;
-      // Ranges after the read first (files are mostly read forwards), then the ones before it.
+      // Ranges after the read first (files are mostly read forwards), then, if asked, the ones before it.
       const ranges = [...s.groups[g]!].sort((x, y) => x.offset - y.offset);
       const after = ranges.filter((r) => r.offset + r.length > offset + length);
-      const before = ranges.filter((r) => r.offset + r.length <= offset + length).reverse();
+      const before = this.groupPushBehind ? ranges.filter((r) => r.offset + r.length <= offset + length).reverse() : [];
       for (const r of [...after, ...before]) {
         let start = r.offset;
         let end = r.offset + r.length;
