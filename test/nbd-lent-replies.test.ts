@@ -30,6 +30,22 @@ describe('SparseStore.lend', () => {
     expect(store.openLoans()).toBe(0);
   });
 
+  it('an old loan ending does not end a newer loan of a chunk that was trimmed and written again', async () => {
+    const store = new SparseStore('lend', 16 * 1024, 4096);
+    await store.write(0, Buffer.alloc(4096, 1));
+    const old = store.lend(0, 4096);
+    await store.trim(0, 4096);
+    await store.write(0, Buffer.alloc(4096, 2));
+    const newer = store.lend(0, 4096);
+    old.release();
+    await store.write(0, Buffer.alloc(100, 3));
+    expect(concat(old.views).equals(Buffer.alloc(4096, 1))).toBe(true);
+    expect(concat(newer.views).equals(Buffer.alloc(4096, 2))).toBe(true);
+    expect(store.openLoans()).toBe(1);
+    newer.release();
+    expect(store.openLoans()).toBe(0);
+  });
+
   it('writes go in place once a loan is released (no copy), and holes are lent as zeros that hold nothing', async () => {
     const store = new SparseStore('lend', 64 * 1024, 4096);
     await store.write(4096, Buffer.alloc(4096, 3));
