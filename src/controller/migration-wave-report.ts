@@ -33,7 +33,7 @@ export function buildMigrationSection(input: ReportInput): Record<string, unknow
   const recs: Array<WaveVmRecord | null> = selected.map((name) => wave?.records.get(name) ?? null);
   const done = recs.filter((r): r is WaveVmRecord => r !== null);
   const migrated = done.filter((r) => r.state === 'migrated');
-  const downtimes = migrated.filter((r) => r.cutoverStartUs !== null && r.cutoverEndUs !== null).map((r) => (r.cutoverEndUs! - r.cutoverStartUs!) / 1e6);
+  const downtimes = migrated.filter((r) => r.cutoverStartUs !== null && r.cutoverEndUs !== null).map((r) => r3((r.cutoverEndUs! - r.cutoverStartUs!) / 1e6));
   const sum = (f: (r: WaveVmRecord) => number): number => done.reduce((s, r) => s + f(r), 0);
   const allocated = sum((r) => r.bytes.allocatedBytes);
   const fetched = sum((r) => r.bytes.fetchedBytes);
@@ -80,7 +80,7 @@ export function buildMigrationSection(input: ReportInput): Record<string, unknow
     startedHours: hours(wave?.startedUs ?? null),
     finishedHours: hours(endUs),
     durationHours: wave?.startedUs != null && endUs !== null ? hours(endUs - wave.startedUs) : null,
-    downtime: { p50Seconds: percentile(downtimes, 50), p95Seconds: percentile(downtimes, 95), maxSeconds: downtimes.length ? r3(Math.max(...downtimes)) : null },
+    downtime: { p50Seconds: percentile(downtimes, 50), p95Seconds: percentile(downtimes, 95), maxSeconds: downtimes.length ? Math.max(...downtimes) : null },
     bytes: {
       disk: sum((r) => r.bytes.diskBytes),
       allocated,
