@@ -191,6 +191,11 @@ async function runRaw(work: string): Promise<BenchFigure[]> {
 
 // ---- WAN ----
 
+/** Seconds, with every run listed when there are several: a median hides how far one run strays on the shared machine. */
+function runs(xs: number[]): string {
+  return xs.length > 1 ? `s (runs ${xs.map((x) => x.toFixed(1)).join(', ')})` : 's';
+}
+
 async function replay(address: string, exportName: string, trace: TraceRead[]): Promise<number> {
   const world = new LiveWorld(1, () => {});
   const client = await NbdClient.connect(world.net, address, { exportName });
@@ -241,8 +246,8 @@ async function runWan(work: string): Promise<BenchFigure[]> {
   }
   const kCold = nbdkitCold.length ? median(nbdkitCold) : NaN;
   const kWarm = nbdkitWarm.length ? median(nbdkitWarm) : NaN;
-  figs.push({ name: 'wan nbdkit nbd+cache+readahead: cold', value: kCold, unit: 's' });
-  figs.push({ name: 'wan nbdkit nbd+cache+readahead: warm', value: kWarm, unit: 's' });
+  figs.push({ name: 'wan nbdkit nbd+cache+readahead: cold', value: kCold, unit: runs(nbdkitCold) });
+  figs.push({ name: 'wan nbdkit nbd+cache+readahead: warm', value: kWarm, unit: runs(nbdkitWarm) });
 
   figs.push(...await runWanSpillway(work, image, trace, boundS, kCold, kWarm));
   figs.push({ name: 'wan load average (1 min) before / after', value: loadBefore, unit: `/ ${loadavg()[0]!.toFixed(1)}` });
@@ -298,9 +303,9 @@ async function runWanSpillway(work: string, image: string, trace: TraceRead[], b
   const w = median(warm);
   const p = median(profiled);
   return [
-    { name: 'wan spillway: cold, no profile', value: c, unit: 's' },
-    { name: 'wan spillway: cold, profile streamed (FIG 22)', value: p, unit: 's' },
-    { name: 'wan spillway: warm', value: w, unit: 's' },
+    { name: 'wan spillway: cold, no profile', value: c, unit: runs(cold) },
+    { name: 'wan spillway: cold, profile streamed (FIG 22)', value: p, unit: runs(profiled) },
+    { name: 'wan spillway: warm', value: w, unit: runs(warm) },
     { name: 'wan cold with profile / physical bound', value: p / boundS, unit: 'x', target: { op: '<=', value: 1.5 } },
     { name: 'wan nbdkit cold / spillway cold no profile', value: nbdkitColdS / c, unit: 'x', target: { op: '>=', value: 5 } },
     { name: 'wan spillway warm / nbdkit warm', value: w / nbdkitWarmS, unit: 'x', target: { op: '<=', value: 1.5 } },
