@@ -5,7 +5,6 @@ import type { TransferData, TransferInput } from '../machines/transfer.js';
 import { CloudError, type Cloud, type InstanceTypeInfo } from '../providers/cloud.js';
 import type { EmulatedHypervisor } from '../providers/emulated/hypervisor.js';
 import type { CloudProxy } from '../proxy/cloud/index.js';
-import type { OnpremProxy } from '../proxy/onprem/index.js';
 import type { BurstPolicy, BurstRates, Scenario } from '../scenario/schema.js';
 import type { GuestImage } from '../sim/guest/image.js';
 import { US_PER_H } from '../util/units.js';
@@ -515,10 +514,5 @@ export class BurstController {
     if (c.cloudUsd === this.cloudUsdSoFar) return;
     this.cloudUsdSoFar = c.cloudUsd;
     this.world.trace.emit('controller', 'cost.tick', { cloudUsd: Math.round(c.cloudUsd * 100) / 100, onpremUsd: Math.round(this.onpremCost() * 100) / 100 });
-  }
-
-  /** The on-prem proxy (null until the first burst started the machines' env). */
-  onpremStats(): OnpremProxy | null {
-    return this.env?.proxy.onprem ?? null;
   }
 }

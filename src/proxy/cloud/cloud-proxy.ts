@@ -87,6 +87,8 @@ export interface CloudProxy {
   wireBytes(): number;
   /** Emit one proxy.stats trace event now. */
   emitStats(): void;
+  /** Stop reporting guest reads to on-prem (FIG 22 input); what was reported stays recorded. */
+  stopRecordingReads(): void;
   /** Wait until every acknowledged write is applied on-prem. */
   drain(): Promise<void>;
   /** Die without a goodbye (no flush, no detach): what a killed process leaves behind. */
@@ -111,8 +113,12 @@ class GuestRecorder extends Layer {
     super(below);
   }
 
+  /** Whether guest reads are reported to on-prem (FIG 22); counting goes on either way. */
+  recording = true;
+
   override read(offset: number, length: number): Promise<Buffer> {
     this.bytes += length;
+    if (!this.recording) return this.below.read(offset, length);
     const B = this.blockBytes;
     for (let b = Math.floor(offset / B); b * B < offset + length; b++) {
       if (this.seen.has(b)) continue;
@@ -220,6 +226,10 @@ export async function createCloudProxy(world: World, options: CloudProxyOptions)
     guestBytes: () => counter.bytes,
     wireBytes,
     emitStats,
+    stopRecordingReads() {
+      counter.report();
+      counter.recording = false;
+    },
     drain: () => writeBehind.drain(),
     crash() {
       statsTimer?.cancel();

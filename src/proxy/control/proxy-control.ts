@@ -50,7 +50,8 @@ export interface ProxyControlOptions {
   /**
    * What startPrefetch streams. true (default): the image's profile (FIG 22 recorded read order, then the
    * FIG 21 boot files). 'recorded': the profile only once an earlier session of the image recorded its
-   * reads, so the first VM of an image boots on demand and later ones get what it read. false: nothing
+   * reads, so the first VM of an image boots on demand and later ones get what it read; sessions stop
+   * reporting reads when their boot is done, so the recorded order is the boot's. false: nothing
    * (demand-only boot streaming); reads still fetch on demand.
    */
   prefetch?: boolean | 'recorded';
@@ -329,7 +330,8 @@ export class CoreProxyControl implements ProxyControl {
       seen.add(imageId);
       const files = this.options.guest?.bootFiles(imageId) ?? [];
       if (files.length > 0) {
-        p.setBootFiles(imageId, files);
+        // 'recorded' streams only what earlier sessions read (FIG 22), not the whole boot files (FIG 21).
+        if (this.options.prefetch !== 'recorded') p.setBootFiles(imageId, files);
         p.setGroups(imageId, files.map((f) => f.ranges));
       }
       groups += files.length;
@@ -340,9 +342,11 @@ export class CoreProxyControl implements ProxyControl {
     return { groups, bytes };
   }
 
-  private bootFilesOf(imageId: string): { bootFiles?: ReturnType<GuestBootModel['bootFiles']> } {
+  private bootFilesOf(imageId: string): { bootFiles?: ReturnType<GuestBootModel['bootFiles']>; groups?: Array<Array<{ offset: number; length: number }>> } {
     const files = this.options.guest?.bootFiles(imageId) ?? [];
-    return files.length > 0 ? { bootFiles: files } : {};
+    if (files.length === 0) return {};
+    // Groups (FIG 23 pushes on a demand read) either way; boot files in the streamed profile unless 'recorded'.
+    return this.options.prefetch === 'recorded' ? { groups: files.map((f) => f.ranges) } : { bootFiles: files };
   }
 
   private snapshotDisk(snapshotId: string, diskId: string): BlockDevice {
@@ -517,6 +521,8 @@ export class CoreProxyControl implements ProxyControl {
     if (!boot) return;
     const reads = this.options.guest!.bootReads(vmId, boot.exp.imageId).filter((r) => r.phase === phase);
     await this.replay(boot.target, reads, progress);
+    // 'recorded' streams later sessions what earlier ones read: the boot, not the application's reads after it.
+    if (phase === 'target' && this.options.prefetch === 'recorded') for (const s of t.sessions) s.proxy.stopRecordingReads();
   }
 
   /** The disk the guest boots from: the root mount of the VM the export belongs to. */
