@@ -195,7 +195,10 @@ function wanted(run: string): boolean {
 async function specSection(): Promise<BenchFigure[]> {
   if (!wanted('spec')) return [];
   const content = new ImageContent({ seed: SEED, imageId: 'spec-disk', mix: DEFAULT_MIX });
-  const { reads, clusters } = specBootTrace(DISK_BYTES);
+  // BENCH_SPEC_SEED draws another trace of the same shape (docs/proxy/cloud.md lists a few).
+  const traceSeed = process.env.BENCH_SPEC_SEED === undefined ? 33 : Number(process.env.BENCH_SPEC_SEED);
+  if (!Number.isInteger(traceSeed) || traceSeed < 0) throw new Error(`BENCH_SPEC_SEED must be a non-negative integer, got "${process.env.BENCH_SPEC_SEED}"`);
+  const { reads, clusters } = specBootTrace(DISK_BYTES, { seed: traceSeed });
   const guestBytes = reads.reduce((n, r) => n + r.length, 0);
   const { unique, deflated } = await uniqueContentBytes(content.disk('probe', DISK_BYTES), reads);
   const lowerUs = (unique / BYTES_PER_S) * 1e6 + RTT_US;
@@ -204,7 +207,7 @@ async function specSection(): Promise<BenchFigure[]> {
   const disk = (id: string): OnpremDiskOptions => ({ id, device: content.disk(id, DISK_BYTES), image: 'spec-disk' });
   const p = 'spec trace: ';
   const out: BenchFigure[] = [
-    { name: `${p}guest reads (one outstanding)`, value: reads.length, unit: 'reads', note: `${(guestBytes / MiB).toFixed(1)} MiB read in ${clusters.length} regions of ${(clusters[0]!.length / MiB).toFixed(0)} MiB` },
+    { name: `${p}guest reads (one outstanding)`, value: reads.length, unit: 'reads', note: `${(guestBytes / MiB).toFixed(1)} MiB read in ${clusters.length} regions of ${(clusters[0]!.length / MiB).toFixed(0)} MiB, trace seed ${traceSeed}` },
     { name: `${p}physical lower bound (unique non-zero dedup / bw + RTT)`, value: s(lowerUs), unit: 's', note: `${(unique / MiB).toFixed(1)} MiB unique non-zero` },
     { name: `${p}naive (one RTT per read + transfer)`, value: s(naiveUs), unit: 's' },
     { name: `${p}wire floor / guest bytes (unique non-zero, deduped, deflated)`, value: deflated / guestBytes, unit: 'ratio', note: 'no transport can go below this on this trace' },

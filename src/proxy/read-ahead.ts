@@ -39,14 +39,14 @@ export interface ReadAheadOptions {
  * Read-ahead for streaming a boot over a WAN (what bench/proxy-wan.bench.ts
  * measures): a new stream reads 128 KiB ahead at once (a boot's files are
  * mostly read whole, and a second round trip per file costs more than the
- * bytes), and once 16 streams have ended, windows reach only as far as 40%
+ * bytes), and once 16 streams have ended, windows reach only as far as half
  * of the ended streams that got this long went on (at most 1 MiB).
  */
 export const BOOT_READ_AHEAD: Readonly<ReadAheadOptions> = {
   firstWindowBytes: 128 * 1024,
   minWindowBytes: 128 * 1024,
   maxWindowBytes: 1024 * 1024,
-  confidence: 0.4,
+  confidence: 0.5,
 };
 
 export interface ReadAheadStats {
