@@ -15,7 +15,7 @@ const fixture = readFileSync(join(import.meta.dirname, 'fixtures/burst/two-jobs.
 
 describe('boot streaming of later VMs of an image (FIG 22)', () => {
   it('the second VM burst from the same image boots faster than the first, from the read order the first one recorded', async () => {
-    const text = fixture.replace('    maxConcurrentTransfers: 1\n', '    maxConcurrentTransfers: 1\n    prefetch: recorded\n');
+    const text = fixture;
     expect(text).toContain('prefetch: recorded');
     const events: TraceEvent[] = [];
     const sim = await createSimulation(parseScenario(text, 'two-jobs.yaml'), { noBaseline: true, onTrace: (e) => { if (e.type === 'machine.state') events.push(e); } });
