@@ -287,7 +287,7 @@ export class ScenarioSimulation implements Simulation {
       const spec = this.scenario.datacenter.images.find((im) => im.id === imageId);
       if (!spec) throw new SpillwayError('E_NO_IMAGE', `no image ${imageId} in scenario ${this.scenario.name}`);
       image = new GuestImage({
-        seed: this.seed, imageId, sizeBytes: spec.sizeBytes, os: spec.os.family, version: spec.os.version, app: spec.app,
+        seed: spec.content.seed ?? this.seed, imageId, sizeBytes: spec.sizeBytes, os: spec.os.family, version: spec.os.version, app: spec.app,
         content: spec.content, bootProfile: spec.bootProfile,
       });
       this.guestImages.set(imageId, image);

@@ -17,6 +17,11 @@ export interface ContentSpec {
   poolId?: string;
   /** Fraction of data regions unique to each disk cloned from the image. */
   uniqueFraction: number;
+  /**
+   * Pins the image's bytes, file tree and boot profile to this seed instead
+   * of the run's: a seed sweep then varies the run, not the golden image.
+   */
+  seed?: number;
 }
 
 const MIX_KEYS = ['zeros', 'random', 'repeated', 'text'] as const;
@@ -24,7 +29,7 @@ const MIX_KEYS = ['zeros', 'random', 'repeated', 'text'] as const;
 export function parseContentSpec(raw: unknown, path = 'content'): ContentSpec {
   if (raw === undefined || raw === null) return { mix: DEFAULT_MIX, uniqueFraction: 0 };
   const o = obj(raw, path);
-  known(o, path, [...MIX_KEYS, 'pool', 'unique']);
+  known(o, path, [...MIX_KEYS, 'pool', 'unique', 'seed']);
   const given = MIX_KEYS.filter((k) => o[k] !== undefined);
   // With no fractions given the default mix applies; with some, the missing ones are 0.
   const mix: ContentMix = given.length === 0
@@ -41,6 +46,7 @@ export function parseContentSpec(raw: unknown, path = 'content'): ContentSpec {
     uniqueFraction: num(o, 'unique', path, { default: 0, min: 0, max: 1 }),
   };
   if (o.pool !== undefined) spec.poolId = str(o, 'pool', path, { pattern: /^[\w.-]+$/ });
+  if (o.seed !== undefined) spec.seed = num(o, 'seed', path, { min: 0, max: 2 ** 32 - 1, integer: true });
   return spec;
 }
 
