@@ -137,7 +137,12 @@ export class MigrationWave {
         bytes: zeroBytes(diskBytes), retired: false, runsFromVolumes: false, error: null,
       });
     }
-    host.world.clock.schedule(this.policy.startUs, () => { void this.start(); });
+    host.world.clock.schedule(this.policy.startUs, () => {
+      this.start().catch((err: unknown) => {
+        for (const rec of this.records.values()) this.fail(rec, `the wave could not start: ${errorCode(err) ?? 'E_UNKNOWN'}: ${(err as Error).message}`);
+        if (this.active === 0) this.finish();
+      });
+    });
   }
 
   private get world(): World {
@@ -187,11 +192,16 @@ export class MigrationWave {
     this.machines = wireMachines({ ...this.sme.env, proxy: this.observedProxy(this.sme.proxy) });
     const hv = this.host.hypervisor;
     for (const rec of this.records.values()) {
-      let allocated = 0;
-      for (const diskId of rec.diskIds) allocated += await allocatedChunkBytes(hv, diskId);
-      rec.bytes.allocatedBytes = allocated;
+      try {
+        let allocated = 0;
+        for (const diskId of rec.diskIds) allocated += await allocatedChunkBytes(hv, diskId);
+        rec.bytes.allocatedBytes = allocated;
+      } catch (err) {
+        // A disk that cannot be opened (e.g. its image does not fit its file tree) fails its VM, not the wave.
+        this.fail(rec, `${errorCode(err) ?? 'E_UNKNOWN'}: ${(err as Error).message}`);
+      }
     }
-    this.queue = [...this.records.keys()];
+    this.queue = [...this.records.values()].filter((r) => r.state === 'queued').map((r) => r.vmId);
     if (this.queue.length === 0) this.finish();
     for (let i = 0; i < p.waveSize && this.queue.length > 0; i++) this.next();
   }
