@@ -130,6 +130,31 @@ describe('policies.migrate', () => {
 });
 
 describe('migration wave', () => {
+  it('a VM whose disk cannot be opened fails alone; the wave ends and says why', async () => {
+    // zeros 0.995 leaves no room for the guest file tree: opening the disk throws E_GUEST_DISK_FULL.
+    const text = yaml(ON).replace('content: { zeros: 0.97, random: 0.012, repeated: 0.009, text: 0.009 }', 'content: { zeros: 0.995, random: 0.005 }');
+    const sim = new ScenarioSimulation(parseScenario(text, 'test.yaml'));
+    await sim.step(sim.endUs);
+    const m = section(sim.report());
+    expect(m).toMatchObject({ migrated: 0, failed: 3, unfinished: 0 });
+    expect((sim.report().migration as { vms: Record<string, { error: string }> }).vms['vm-1']!.error).toMatch(/E_GUEST_DISK_FULL/);
+    expect(sim.migrationWave!.endedUs).not.toBeNull();
+  });
+
+  it('content.seed pins an image: the same bytes under two run seeds (without it they differ)', async () => {
+    const bytes = async (seed: number, pinned: boolean): Promise<Buffer> => {
+      // This sparse an image fits its file tree on some seeds only (4242 does); a denser one fits on any.
+      const text = pinned ? yaml(ON).replace('text: 0.009 }', 'text: 0.009, seed: 4242 }')
+        : yaml(ON).replace('content: { zeros: 0.97, random: 0.012, repeated: 0.009, text: 0.009 }', 'content: { zeros: 0.5, random: 0.5 }');
+      const sim = new ScenarioSimulation(parseScenario(text, 'test.yaml'), { seed });
+      const disk = sim.guestImage('img').disk('vm-1-disk0');
+      const first = (await disk.extents(0, disk.size())).find((e) => e.type === 'data')!;
+      return Buffer.from(await disk.read(first.offset, 64 * 1024));
+    };
+    expect((await bytes(1, true)).equals(await bytes(2, true))).toBe(true);
+    expect((await bytes(1, false)).equals(await bytes(2, false))).toBe(false);
+  });
+
   it('migrates every selected VM; across a WAN outage with reset nothing is fetched twice; same seed, same trace', async () => {
     const calm = await run(ON);
     const c = section(calm.report);
