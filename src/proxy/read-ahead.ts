@@ -85,6 +85,9 @@ interface Stream {
  * below with `prefetch` (fire and forget) while the foreground read goes
  * down unchanged; a prefetch is issued once less than half a window is left
  * ahead of the reader, so a steady reader costs one prefetch per half window.
+ * In confidence mode the window is instead sized from how long this reader's
+ * ended streams were (see `confidence`): growth is then earned by streams
+ * that actually went on, not by the current stream's second read.
  */
 export class ReadAheadLayer extends Layer {
   readonly name = 'read-ahead';
