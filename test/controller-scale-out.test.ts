@@ -82,6 +82,13 @@ describe('policies.scaleOut', () => {
   it('is off when the block is absent, and the report section has the same keys with zeros and nulls', () => {
     const s = parseScenario(yaml(ON).replace(/ {2}scaleOut:[\s\S]*?\ntimeline:/, 'timeline:'), 't.yaml');
     expect(s.policies.scaleOut).toMatchObject({ enabled: false, maxClones: 4, clonesPerStep: 2, persistence: 'cloud-only', siblingReads: true });
+    // Defaults written in code are microseconds already (a document's bare number is seconds).
+    expect(s.policies.scaleOut).toMatchObject({ cooldownUs: 15 * 60e6 });
+    const noDurations = parseScenario(yaml(ON.replace('cooldown: 10m', '').replace('0.6, for: 10m', '0.6').replace('0.45, for: 20m', '0.45')), 't.yaml');
+    const so = noDurations.policies.scaleOut as { cooldownUs: number; trigger: { sustainedUs: number }; release: { sustainedUs: number } };
+    expect(so.cooldownUs).toBe(15 * 60e6);
+    expect(so.trigger.sustainedUs).toBeLessThan(24 * 3600e6);
+    expect(so.release.sustainedUs).toBeLessThan(24 * 3600e6);
     const empty = buildReport(emptyReportInput(s)).scaleOut as Section;
     expect(empty).toMatchObject({ clonesLaunched: 0, clonesLeft: 0, timeToServe: { p50Seconds: null }, wan: { firstCloneBootBytes: null }, clones: [] });
     const paths = reportMetricPaths(s);

@@ -51,8 +51,6 @@ export const DISABLED_MIGRATION_WAVE: MigrationWavePolicy = {
   stepTimeoutUs: 900_000_000,
 };
 
-/** A fallback for `duration()`: bare numbers there are seconds. */
-const secs = (us: number): string => `${us / 1_000_000}s`;
 const sub = (o: Raw, key: string, path: string): Raw => (o[key] === undefined || o[key] === null ? {} : obj(o[key], join(path, key)));
 
 export function parseMigrationWavePolicy(raw: unknown, path: string, ctx: PolicyContext): MigrationWavePolicy {
@@ -87,8 +85,8 @@ export function parseMigrationWavePolicy(raw: unknown, path: string, ctx: Policy
   const iv = sub(o, 'syncInterval', path);
   known(iv, ivPath, ['initial', 'min', 'factor']);
   const syncInterval = {
-    initialUs: duration(iv, 'initial', ivPath, secs(d.syncInterval.initialUs)),
-    minUs: duration(iv, 'min', ivPath, secs(d.syncInterval.minUs)),
+    initialUs: duration(iv, 'initial', ivPath, d.syncInterval.initialUs),
+    minUs: duration(iv, 'min', ivPath, d.syncInterval.minUs),
     factor: num(iv, 'factor', ivPath, { default: d.syncInterval.factor, min: 0.01, max: 1 }),
   };
   if (syncInterval.initialUs <= 0) fail(join(ivPath, 'initial'), 'a positive duration', iv.initial);
@@ -116,14 +114,14 @@ export function parseMigrationWavePolicy(raw: unknown, path: string, ctx: Policy
   known(r, rPath, ['attempts', 'backoff', 'backoffMax']);
   const retry = {
     maxAttempts: num(r, 'attempts', rPath, { default: d.retry.maxAttempts, min: 1, max: 100, integer: true }),
-    backoffUs: duration(r, 'backoff', rPath, secs(d.retry.backoffUs)),
-    backoffMaxUs: duration(r, 'backoffMax', rPath, secs(d.retry.backoffMaxUs)),
+    backoffUs: duration(r, 'backoff', rPath, d.retry.backoffUs),
+    backoffMaxUs: duration(r, 'backoffMax', rPath, d.retry.backoffMaxUs),
   };
   if (retry.backoffMaxUs < retry.backoffUs) fail(join(rPath, 'backoffMax'), `a duration no shorter than backoff (${r.backoff ?? '5s'})`, r.backoffMax);
 
   const syncChunkBytes = size(o, 'syncChunk', path, d.syncChunkBytes);
   if (syncChunkBytes < 1024 * 1024) fail(join(path, 'syncChunk'), 'a size of at least 1MiB', o.syncChunk);
-  const stepTimeoutUs = duration(o, 'stepTimeout', path, secs(d.stepTimeoutUs));
+  const stepTimeoutUs = duration(o, 'stepTimeout', path, d.stepTimeoutUs);
   if (stepTimeoutUs < 10_000_000) fail(join(path, 'stepTimeout'), 'a duration of at least 10s', o.stepTimeout);
   return {
     enabled, vms: globs, workloads,

@@ -63,9 +63,14 @@ export function bool(o: Raw, key: string, path: string, fallback?: boolean): boo
   return value;
 }
 
+/**
+ * A duration field in microseconds. In the document a bare number means seconds;
+ * a numeric `fallback` is already microseconds (a default written in code), a
+ * string fallback is parsed like the document's text.
+ */
 export function duration(o: Raw, key: string, path: string, fallback?: string | number): number {
-  const value = o[key] ?? fallback;
-  return parseDurationUs(value, join(path, key));
+  if (o[key] === undefined && typeof fallback === 'number') return fallback;
+  return parseDurationUs(o[key] ?? fallback, join(path, key));
 }
 
 export function size(o: Raw, key: string, path: string, fallback?: string | number): number {

@@ -315,9 +315,9 @@ export function parseIoProfile(raw: unknown, path = 'io'): IoProfileSpec {
     readIops: num(o, 'readIops', path, { default: d.readIops, min: 0, max: 1e7 }),
     writeIops: num(o, 'writeIops', path, { default: d.writeIops, min: 0, max: 1e7 }),
     readBytes: size(o, 'readSize', path, d.readBytes),
-    checkpointEveryUs: duration(o, 'checkpointEvery', path, d.checkpointEveryUs / US_PER_S),
+    checkpointEveryUs: duration(o, 'checkpointEvery', path, d.checkpointEveryUs),
     checkpointWrites: num(o, 'checkpointWrites', path, { default: d.checkpointWrites, min: 0, max: 1e6, integer: true }),
-    computeUs: duration(o, 'compute', path, d.computeUs / US_PER_S),
+    computeUs: duration(o, 'compute', path, d.computeUs),
     chunkBytes: size(o, 'chunk', path, d.chunkBytes),
   };
   if (spec.readBytes < 512 || spec.readBytes > 16 * 1024 * 1024 || spec.readBytes % 512 !== 0) fail(join(path, 'readSize'), 'a multiple of 512 bytes up to 16MiB', o.readSize);
