@@ -19,7 +19,7 @@ export class PersistentBitmap {
 
   private constructor(private readonly store: BlockDevice, readonly length: number, bytes: Uint8Array) {
     this.bits = bytes;
-    for (const b of bytes) this.setCount += popcount(b);
+    this.setCount = countSet(bytes);
   }
 
   static bytesFor(length: number): number {
@@ -104,6 +104,19 @@ export class PersistentBitmap {
     this.setCount += on ? 1 : -1;
     this.dirtyPages.add(Math.floor(byte / PAGE_BYTES));
   }
+}
+
+/** Set bits in `bytes`, a word at a time: a fresh bitmap of a large disk is megabytes of zeros. */
+function countSet(bytes: Uint8Array): number {
+  let n = 0;
+  let i = 0;
+  if (bytes.byteOffset % 4 === 0) {
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+    for (const w of words) if (w !== 0) n += popcount(w);
+    i = words.length * 4;
+  }
+  for (; i < bytes.length; i++) n += popcount(bytes[i]!);
+  return n;
 }
 
 function popcount(b: number): number {

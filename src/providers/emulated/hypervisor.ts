@@ -172,6 +172,7 @@ export class EmulatedHypervisor implements Hypervisor {
   private readonly hostById = new Map<string, HostState>();
   private readonly vmList: VmState[] = [];
   private readonly vmById = new Map<string, VmState>();
+  private readonly guestViews = new WeakMap<GuestConfig, GuestConfig>();
   private readonly disks = new Map<string, DiskState>();
   private readonly snapshots = new Map<string, SnapshotState>();
   private snapshotSeq = 0;
@@ -750,8 +751,22 @@ export class EmulatedHypervisor implements Hypervisor {
     return {
       id: v.id, name: v.def.name, hostId: v.host?.id ?? null, power: v.power, vcpus: v.def.vcpus, ramMiB: v.def.ramMiB,
       diskIds: v.def.disks.map((d) => d.id), workload: v.def.workload,
-      cpuDemand: v.power === 'running' ? this.claimOf(v).demand : 0, guest: structuredClone(v.guest),
+      cpuDemand: v.power === 'running' ? this.claimOf(v).demand : 0, guest: this.guestView(v.guest),
     };
+  }
+
+  /**
+   * A frozen copy of a guest config, made once per config: the monitoring asks
+   * for every VM every tick, and a fresh clone each time was seconds of a run.
+   * Safe to share because a VM's config is replaced, never changed in place.
+   */
+  private guestView(guest: GuestConfig): GuestConfig {
+    let view = this.guestViews.get(guest);
+    if (!view) {
+      view = deepFreeze(structuredClone(guest));
+      this.guestViews.set(guest, view);
+    }
+    return view;
   }
 
   private vmState(id: string): VmState {
@@ -807,4 +822,12 @@ class LeaseGuard extends Layer {
     this.check();
     return super.writeZeroes(offset, length, options);
   }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }

@@ -83,7 +83,7 @@ function keyOf(base: number, index: number): number {
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** Fill `length` bytes (a multiple of 4) at `out[at]` with xorshift32 output seeded by `key`. */
-function fillRandom(out: Buffer, at: number, length: number, key: number): void {
+export function fillRandom(out: Buffer, at: number, length: number, key: number): void {
   let x = key | 0 || 0x6d2b79f5;
   if (LITTLE_ENDIAN && (out.byteOffset + at) % 4 === 0) {
     const words = new Uint32Array(out.buffer, out.byteOffset + at, length >>> 2);
