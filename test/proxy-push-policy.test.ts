@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createCloudProxy, memoryCloudStores } from '../src/proxy/cloud/index.js';
 import { Layer } from '../src/proxy/layer.js';
+import { Hints } from './helpers/hints-layer.js';
 import { createOnpremProxy, Prioritizer } from '../src/proxy/onprem/index.js';
 import { ReadAheadClip } from '../src/proxy/onprem/read-ahead-clip.js';
 import { PrefetchLayer } from '../src/proxy/prefetch.js';
@@ -12,15 +13,6 @@ import { PAIRING_KEY, randomBytes, simulate } from './proxy-link-helpers.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-/** Records the prefetch hints that reach it. */
-class Hints extends Layer {
-  readonly name = 'hints';
-  hints: Array<[number, number]> = [];
-  override async prefetch(offset: number, length: number): Promise<void> {
-    this.hints.push([offset, length]);
-  }
-}
 
 /** Reads take `latencyUs` of virtual time; records what went down and when. */
 class SlowDisk extends Layer {

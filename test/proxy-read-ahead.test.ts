@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SparseStore } from '../src/proxy/sparse-store.js';
 import { Layer } from '../src/proxy/layer.js';
+import { Hints } from './helpers/hints-layer.js';
 import { ReadAheadLayer } from '../src/proxy/read-ahead.js';
 import { CacheLayer, SecureCache } from '../src/proxy/secure-cache.js';
 import type { BlockDevice } from '../src/proxy/block-device.js';
@@ -9,15 +10,6 @@ import type { Clock } from '../src/world/types.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-/** Records the prefetch hints that reach it. */
-class Hints extends Layer {
-  readonly name = 'hints';
-  hints: Array<[number, number]> = [];
-  override async prefetch(offset: number, length: number): Promise<void> {
-    this.hints.push([offset, length]);
-  }
-}
 
 /** A remote disk: one round trip per read, plus transfer time, on one serial channel. */
 class WanDisk extends Layer {
