@@ -112,6 +112,25 @@ describe('proxy link: data', () => {
     expect(onprem.stats().codec.deflateSkipped).toBeGreaterThan(0);
   });
 
+  it('counts a closed connection\'s wire bytes once', async () => {
+    const { world, disk } = await setup(4);
+    disk.writeSync(0, randomBytes(world.rng('t'), 64 * 1024));
+    const c = client(world, 'cloud');
+    const { open, closed } = await simulate(world, async () => {
+      await c.connect();
+      const d = await c.attach('d1');
+      await d.read(0, 64 * 1024);
+      const open = c.wireBytes();
+      await c.close();
+      await world.clock.sleepUs(1_000);
+      return { open, closed: c.wireBytes() };
+    });
+    expect(open.in).toBeGreaterThan(64 * 1024);
+    // Closing adds at most the goodbye, never the connection's bytes a second time.
+    expect(closed.in).toBeLessThan(open.in + 1024);
+    expect(closed.out).toBeLessThan(open.out + 1024);
+  });
+
   it('answers with a signature when the peer has already received that content, and the cache resolves it', async () => {
     const { world, disk, onprem } = await setup(3);
     const block = randomBytes(world.rng('t'), 4096);

@@ -231,11 +231,14 @@ export class LinkClient {
       onClose: (err) => {
         this.stats.wireBytesOut += conn.wireBytesOut;
         this.stats.wireBytesIn += conn.wireBytesIn;
+        // Its bytes are in the totals now: wireBytes() must not count them again through this.conn.
+        const current = this.conn === conn;
+        if (current) this.conn = null;
         if (phase !== 'open') {
           settle.reject(new LinkError(E_LINK_DOWN, `link to ${o.address} closed during the handshake`, err ? { cause: err } : {}));
           return;
         }
-        if (this.conn === conn) this.lost(err);
+        if (current) this.lost(err);
       },
     });
     const hello: HelloMsg = { v: PROTOCOL_VERSION, nonce: clientNonce.toString('hex'), peer: o.peer, pushWindowBytes: this.pushWindowBytes, sigs: o.sigs ?? null, reportsAccess: o.reportsAccess ?? false };
