@@ -1,6 +1,6 @@
 import { globToRegExp } from '../scenario/names.js';
 import { registerPolicy, type PolicyContext } from '../scenario/policies.js';
-import { bool, duration, fail, join, known, list, num, obj, size, str, type Raw } from '../util/check.js';
+import { bool, duration, fail, join, known, list, num, obj, type Raw, section, size, str } from '../util/check.js';
 // The migration report section must exist before `expect:` clauses are validated against the report's shape.
 import './migration-wave-report.js';
 
@@ -51,7 +51,6 @@ export const DISABLED_MIGRATION_WAVE: MigrationWavePolicy = {
   stepTimeoutUs: 900_000_000,
 };
 
-const sub = (o: Raw, key: string, path: string): Raw => (o[key] === undefined || o[key] === null ? {} : obj(o[key], join(path, key)));
 
 export function parseMigrationWavePolicy(raw: unknown, path: string, ctx: PolicyContext): MigrationWavePolicy {
   const o: Raw = raw === undefined || raw === null ? {} : obj(raw, path);
@@ -82,7 +81,7 @@ export function parseMigrationWavePolicy(raw: unknown, path: string, ctx: Policy
   }
 
   const ivPath = join(path, 'syncInterval');
-  const iv = sub(o, 'syncInterval', path);
+  const iv = section(o, 'syncInterval', path);
   known(iv, ivPath, ['initial', 'min', 'factor']);
   const syncInterval = {
     initialUs: duration(iv, 'initial', ivPath, d.syncInterval.initialUs),
@@ -93,7 +92,7 @@ export function parseMigrationWavePolicy(raw: unknown, path: string, ctx: Policy
   if (syncInterval.minUs <= 0 || syncInterval.minUs > syncInterval.initialUs) fail(join(ivPath, 'min'), `a positive duration no longer than initial (${iv.initial ?? '10s'})`, iv.min);
 
   const coPath = join(path, 'cutover');
-  const co = sub(o, 'cutover', path);
+  const co = section(o, 'cutover', path);
   known(co, coPath, ['when', 'window']);
   const when = str(co, 'when', coPath, { default: 'synced', allowed: ['synced', 'window'] }) as 'synced' | 'window';
   let window: MigrationWavePolicy['cutover']['window'] = null;
@@ -110,7 +109,7 @@ export function parseMigrationWavePolicy(raw: unknown, path: string, ctx: Policy
   }
 
   const rPath = join(path, 'retry');
-  const r = sub(o, 'retry', path);
+  const r = section(o, 'retry', path);
   known(r, rPath, ['attempts', 'backoff', 'backoffMax']);
   const retry = {
     maxAttempts: num(r, 'attempts', rPath, { default: d.retry.maxAttempts, min: 1, max: 100, integer: true }),

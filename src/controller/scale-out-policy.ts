@@ -1,5 +1,5 @@
 import { registerPolicy, type PolicyContext } from '../scenario/policies.js';
-import { bool, duration, fail, join, known, num, obj, str, type Raw } from '../util/check.js';
+import { bool, duration, fail, join, known, num, obj, type Raw, section, str } from '../util/check.js';
 // The scaleOut report section must exist before `expect:` clauses are validated against the report's shape.
 import './scale-out-report.js';
 
@@ -36,17 +36,16 @@ export const DISABLED_SCALE_OUT: ScaleOutPolicy = {
   maxClones: 4, clonesPerStep: 2, cooldownUs: 15 * 60e6, persistence: 'cloud-only', siblingReads: true, instanceType: 'auto',
 };
 
-const sub = (o: Raw, key: string, path: string): Raw => (o[key] === undefined || o[key] === null ? {} : obj(o[key], join(path, key)));
 
 export function parseScaleOutPolicy(raw: unknown, path: string, ctx: PolicyContext): ScaleOutPolicy {
   const o: Raw = raw === undefined || raw === null ? {} : obj(raw, path);
   known(o, path, ['enabled', 'tier', 'template', 'trigger', 'release', 'maxClones', 'clonesPerStep', 'cooldown', 'persistence', 'siblingReads', 'instanceType']);
   const enabled = bool(o, 'enabled', path, false);
   const trigPath = join(path, 'trigger');
-  const trig = sub(o, 'trigger', path);
+  const trig = section(o, 'trigger', path);
   known(trig, trigPath, ['demandPerMemberAbove', 'for']);
   const relPath = join(path, 'release');
-  const rel = sub(o, 'release', path);
+  const rel = section(o, 'release', path);
   known(rel, relPath, ['demandPerMemberBelow', 'for']);
   const d = DISABLED_SCALE_OUT;
   const trigger = {

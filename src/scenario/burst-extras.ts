@@ -1,14 +1,13 @@
 import { DEFAULT_SELECTION, STRATEGY_NAMES } from '../controller/selection.js';
 import { DEFAULT_TARGET_WEIGHTS, FACTORS } from '../controller/target-scoring.js';
 import { DEFAULT_RATES } from '../controller/cost.js';
-import { duration, join, known, num, obj, type Raw } from '../util/check.js';
+import { duration, join, known, num, obj, type Raw, section } from '../util/check.js';
 import type { BurstPolicy } from './schema.js';
 // The burst report section must exist before `expect:` clauses are validated against the report's shape.
 import '../controller/report-section.js';
 
 type Extras = Pick<BurstPolicy, 'selection' | 'bringBack' | 'targets' | 'rates' | 'boot' | 'io' | 'standby'>;
 
-const sub = (o: Raw, key: string, path: string): Raw => (o[key] === undefined || o[key] === null ? {} : obj(o[key], join(path, key)));
 
 function weights(o: Raw, path: string, names: readonly string[], defaults: Record<string, number | undefined>): Record<string, number> {
   known(o, path, names);
@@ -23,23 +22,23 @@ function weights(o: Raw, path: string, names: readonly string[], defaults: Recor
 /** The controller's fields of `policies.burst` (docs/scenarios.md, docs/controller.md). */
 export function parseBurstExtras(o: Raw, path: string): Extras {
   const selPath = join(path, 'selection');
-  const sel = sub(o, 'selection', path);
+  const sel = section(o, 'selection', path);
   known(sel, selPath, ['weights', 'cpuAbove', 'horizon', 'hotSigma']);
-  const selW = sub(sel, 'weights', selPath);
+  const selW = section(sel, 'weights', selPath);
   const bbPath = join(path, 'bringBack');
-  const bb = sub(o, 'bringBack', path);
+  const bb = section(o, 'bringBack', path);
   known(bb, bbPath, ['storageLatencyAbove']);
   const tgPath = join(path, 'targets');
-  const tg = sub(o, 'targets', path);
+  const tg = section(o, 'targets', path);
   known(tg, tgPath, ['weights']);
   const ratesPath = join(path, 'rates');
-  const rates = sub(o, 'rates', path);
+  const rates = section(o, 'rates', path);
   known(rates, ratesPath, ['onpremPerCoreHour', 'cloudStoragePerGiBMonth', 'egressPerGiB', 'vcpusPerCore']);
   const bootPath = join(path, 'boot');
-  const boot = sub(o, 'boot', path);
+  const boot = section(o, 'boot', path);
   known(boot, bootPath, ['depth', 'think']);
   const ioPath = join(path, 'io');
-  const io = sub(o, 'io', path);
+  const io = section(o, 'io', path);
   known(io, ioPath, ['every', 'ops']);
   const sbPath = join(path, 'standby');
   const sb = o.standby === undefined || o.standby === null || o.standby === false ? null : o.standby === true ? {} : obj(o.standby, sbPath);
@@ -52,7 +51,7 @@ export function parseBurstExtras(o: Raw, path: string): Extras {
       hotSigma: num(sel, 'hotSigma', selPath, { default: DEFAULT_SELECTION.hotSigma, min: 0 }),
     },
     bringBack: { storageLatencyAboveUs: duration(bb, 'storageLatencyAbove', bbPath, '250ms') },
-    targets: { weights: weights(sub(tg, 'weights', tgPath), join(tgPath, 'weights'), FACTORS, DEFAULT_TARGET_WEIGHTS) },
+    targets: { weights: weights(section(tg, 'weights', tgPath), join(tgPath, 'weights'), FACTORS, DEFAULT_TARGET_WEIGHTS) },
     rates: {
       onpremUsdPerCoreHour: num(rates, 'onpremPerCoreHour', ratesPath, { default: DEFAULT_RATES.onpremUsdPerCoreHour, min: 0 }),
       cloudStorageUsdPerGiBMonth: num(rates, 'cloudStoragePerGiBMonth', ratesPath, { default: DEFAULT_RATES.cloudStorageUsdPerGiBMonth, min: 0 }),

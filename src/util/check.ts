@@ -21,6 +21,11 @@ export function obj(value: unknown, path: string): Raw {
   return value as Raw;
 }
 
+/** An optional nested block: `{}` when absent or null, else it must be a mapping (the error names `path.key`). */
+export function section(o: Raw, key: string, path: string): Raw {
+  return o[key] === undefined || o[key] === null ? {} : obj(o[key], join(path, key));
+}
+
 export function list(value: unknown, path: string): unknown[] {
   if (!Array.isArray(value)) fail(path, 'a list', value);
   return value;
