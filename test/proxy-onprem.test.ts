@@ -23,7 +23,7 @@ describe('prioritizer', () => {
     ]);
   });
 
-  it('FIG 22: blocks read by more VMs rank higher; each class keeps boot order; recorded blocks precede static files', () => {
+  it('FIG 22: blocks read by more VMs rank higher; each class keeps boot order; only blocks several VMs read stream; recorded blocks precede static files', () => {
     const p = new Prioritizer();
     p.setBootFiles('img', [{ path: '/boot/x', ranges: [{ offset: 500 * K, length: K }], firstAccess: 0 }]);
     // Three sessions of VMs cloned from one image; block 1 and 2 are read by all, 9 by one.
@@ -34,13 +34,20 @@ describe('prioritizer', () => {
     p.recordRead('img', 'vm-c', 2 * K, K);
     p.recordRead('img', 'vm-c', 1 * K, K);
     expect(p.hotspots('img')).toEqual([{ block: 1, sessions: 3 }, { block: 2, sessions: 3 }]);
+    // Block 9 was read by one VM of three: not a hotspot, not streamed.
     expect(p.profile('img')).toEqual([
       { offset: 1 * K, length: 2 * K },
-      { offset: 9 * K, length: K },
       { offset: 500 * K, length: K },
     ]);
     // A session's own reads do not shape the profile it is offered.
     expect(p.profile('img', 'vm-a').map((r) => r.offset)).toEqual([1 * K, 500 * K]);
+  });
+
+  it('FIG 22: with one session recorded its whole first-read order streams', () => {
+    const p = new Prioritizer();
+    p.recordRead('img', 'vm-a', 9 * K, K);
+    p.recordRead('img', 'vm-a', 1 * K, 2 * K);
+    expect(p.profile('img')).toEqual([{ offset: 9 * K, length: K }, { offset: 1 * K, length: 2 * K }]);
   });
 
   it('FIG 23: a read of one block of a group yields the rest of the group, bounded, reads forward first', () => {
