@@ -217,21 +217,22 @@ export class WriteBehind extends Layer {
     this.checkAlive();
     checkRange(this, offset, length, 'read');
     if (length === 0) return Buffer.alloc(0);
-    const out = Buffer.alloc(length);
     const end = offset + length;
-    let pos = offset;
-    const reads: Array<Promise<void>> = [];
-    while (pos < end) {
+    const runs: Array<{ at: number; stop: number; written: boolean }> = [];
+    for (let pos = offset; pos < end;) {
       const written = this.map.get(Math.floor(pos / this.G));
       let stop = (Math.floor(pos / this.G) + 1) * this.G;
       while (stop < end && this.map.get(stop / this.G) === written) stop += this.G;
       stop = Math.min(stop, end);
-      const at = pos;
-      const source = written ? this.options.store : this.below;
-      reads.push(source.read(at, stop - at).then((buf) => { buf.copy(out, at - offset); }));
+      runs.push({ at: pos, stop, written });
       pos = stop;
     }
-    await Promise.all(reads);
+    // A read wholly written here or wholly below (the usual case) is that source's own buffer.
+    if (runs.length === 1) return (runs[0]!.written ? this.options.store : this.below).read(offset, length);
+    // The runs tile the range, so every byte of `out` is written below.
+    const out = Buffer.allocUnsafe(length);
+    await Promise.all(runs.map(({ at, stop, written }) =>
+      (written ? this.options.store : this.below).read(at, stop - at).then((buf) => { buf.copy(out, at - offset); })));
     return out;
   }
 

@@ -32,8 +32,12 @@ export class SnapshotDelta implements BlockDevice {
 
   async read(offset: number, length: number): Promise<Buffer> {
     this.check(offset, length, 'read');
-    const out = Buffer.alloc(length);
-    for (const run of this.runs(offset, length)) {
+    // Most reads fall wholly in one run (above all on a delta nothing was written to yet): its buffer is the answer.
+    const runs = [...this.runs(offset, length)];
+    if (runs.length === 1) return runs[0]!.mine ? this.overlay.readSync(offset, length) : this.frozen.read(offset, length);
+    // The runs tile the range, so every byte of `out` is written below.
+    const out = Buffer.allocUnsafe(length);
+    for (const run of runs) {
       const part = run.mine ? this.overlay.readSync(run.offset, run.length) : await this.frozen.read(run.offset, run.length);
       part.copy(out, run.offset - offset);
     }

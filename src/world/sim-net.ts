@@ -82,8 +82,9 @@ class SimEndpoint implements Transport {
 
   write(data: Uint8Array): boolean {
     if (this.closed || this.ending) return false;
-    // Copy: the caller may reuse its buffer, the link holds bytes until delivery.
-    const chunk = Buffer.from(data);
+    // Held by reference until delivery, as a real socket holds a queued write: a caller never
+    // changes a buffer it wrote (Transport.write), so a copy here would only cost.
+    const chunk = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     this.outbound.send(chunk, (c) => this.peer.receive(c));
     const ok = this.outbound.queuedBytes < HIGH_WATER_BYTES;
     if (!ok) this.wantDrain = true;

@@ -45,7 +45,9 @@ export interface Transport {
   readonly localAddress: string;
   readonly remoteAddress: string;
   /**
-   * Queue bytes; returns false when the caller should wait for `onDrain`. `onWritten`, when the
+   * Queue bytes; returns false when the caller should wait for `onDrain`. The transport may hold
+   * `data` by reference until it is sent, as sockets do: do not change it after writing unless
+   * `onWritten` has fired. `onWritten`, when the
    * transport supports it, fires once the bytes no longer need `data` (the caller may reuse it);
    * a transport that cannot tell never calls it.
    */
