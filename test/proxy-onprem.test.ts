@@ -43,6 +43,21 @@ describe('prioritizer', () => {
     expect(p.profile('img', 'vm-a').map((r) => r.offset)).toEqual([1 * K, 500 * K]);
   });
 
+  it('FIG 22: a profile asked again follows reads recorded since; callers cannot change the remembered one', () => {
+    const p = new Prioritizer();
+    p.recordRead('img', 'vm-a', 1 * K, K);
+    p.recordRead('img', 'vm-b', 1 * K, K);
+    const first = p.profile('img');
+    expect(first).toEqual([{ offset: 1 * K, length: K }]);
+    first[0]!.length = 99;
+    expect(p.profile('img')).toEqual([{ offset: 1 * K, length: K }]);
+    p.recordRead('img', 'vm-a', 2 * K, K);
+    p.recordRead('img', 'vm-b', 2 * K, K);
+    expect(p.profile('img')).toEqual([{ offset: 1 * K, length: 2 * K }]);
+    expect(p.hotspotCount('img')).toBe(p.hotspots('img').length);
+    expect(p.hotspotCount('img')).toBe(2);
+  });
+
   it('FIG 22: with one session recorded its whole first-read order streams', () => {
     const p = new Prioritizer();
     p.recordRead('img', 'vm-a', 9 * K, K);

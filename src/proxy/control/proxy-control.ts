@@ -337,7 +337,7 @@ export class CoreProxyControl implements ProxyControl {
       groups += files.length;
       // FIG 21 boot files plus FIG 22 hotspots of earlier sessions: what a new session is streamed first.
       for (const r of p.profile(imageId)) bytes += r.length;
-      this.world.log('info', 'proxy/control', `prioritized ${imageId} for ${req.vmId}: ${files.length} boot files, ${p.hotspots(imageId).length} hotspot blocks from ${p.sessions(imageId)} sessions`);
+      this.world.log('info', 'proxy/control', `prioritized ${imageId} for ${req.vmId}: ${files.length} boot files, ${p.hotspotCount(imageId)} hotspot blocks from ${p.sessions(imageId)} sessions`);
     }
     return { groups, bytes };
   }

@@ -16,6 +16,10 @@ interface SessionTrace {
 }
 
 interface ImageState {
+  /** Bumped when what profile() reads changes (a first read, the boot files): its memo is then stale. */
+  version: number;
+  /** profile() by excluded session, as of `version`: a session asks at prioritize and again at attach. */
+  profiles: Map<string, { version: number; ranges: ByteRange[] }>;
   bootFiles: FileExtents[];
   /** Block -> the group (file) it belongs to, for FIG 23. */
   groupOf: Map<number, number>;
@@ -66,7 +70,7 @@ export class Prioritizer {
   private image(image: string): ImageState {
     let s = this.images.get(image);
     if (!s) {
-      s = { bootFiles: [], groupOf: new Map(), groups: [], sessions: new Map() };
+      s = { version: 0, profiles: new Map(), bootFiles: [], groupOf: new Map(), groups: [], sessions: new Map() };
       this.images.set(image, s);
     }
     return s;
@@ -78,7 +82,9 @@ export class Prioritizer {
       (a.f.firstAccess ?? Infinity) - (b.f.firstAccess ?? Infinity) ||
       (b.f.accessCount ?? 0) - (a.f.accessCount ?? 0) ||
       a.i - b.i);
-    this.image(image).bootFiles = sorted.map((x) => x.f);
+    const s = this.image(image);
+    s.bootFiles = sorted.map((x) => x.f);
+    s.version++;
   }
 
   /** FIG 23: groups of blocks that are read together (files, a file set). */
@@ -99,7 +105,7 @@ export class Prioritizer {
     if (!t) { t = { firstRead: new Map() }; s.sessions.set(session, t); }
     const bb = this.blockBytes;
     for (let b = Math.floor(offset / bb); b * bb < offset + length; b++) {
-      if (!t.firstRead.has(b)) t.firstRead.set(b, t.firstRead.size);
+      if (!t.firstRead.has(b)) { t.firstRead.set(b, t.firstRead.size); s.version++; }
     }
   }
 
@@ -153,6 +159,13 @@ export class Prioritizer {
     return { offset: range.offset, length: Math.max(0, Math.min(range.length, b * bb - range.offset)) };
   }
 
+  /** How many blocks more than one session read (hotspots(image).length, without sorting them). */
+  hotspotCount(image: string): number {
+    let n = 0;
+    for (const c of this.counts(image).values()) if (c.n > 1) n++;
+    return n;
+  }
+
   /** FIG 22 output: blocks read by more than one session, hottest first. */
   hotspots(image: string): Array<{ block: number; sessions: number }> {
     const counts = this.counts(image);
@@ -194,6 +207,15 @@ export class Prioritizer {
   profile(image: string, exceptSession?: string): ByteRange[] {
     const s = this.images.get(image);
     if (!s) return [];
+    const key = exceptSession ?? '';
+    const memo = s.profiles.get(key);
+    if (memo && memo.version === s.version) return memo.ranges.map((r) => ({ ...r }));
+    const ranges = this.computeProfile(s, exceptSession);
+    s.profiles.set(key, { version: s.version, ranges });
+    return ranges.map((r) => ({ ...r }));
+  }
+
+  private computeProfile(s: ImageState, exceptSession: string | undefined): ByteRange[] {
     const bb = this.blockBytes;
     const counts = new Map<number, { n: number; rank: number }>();
     let sessions = 0;
