@@ -166,7 +166,9 @@ export class ReadAheadLayer extends Layer {
     s.lastUse = ++this.tick;
     const confident = this.confidentWindow(s);
     if (confident !== undefined) { s.windowBytes = confident; this.counters.confidentWindows++; }
-    // The prefetch is queued before the foreground read goes down, so both leave together.
+    // The foreground read goes down first, in the same turn as the prefetch (both leave together):
+    // below, the window then leaves out the blocks the read itself fetches.
+    const read = this.below.read(offset, length);
     if (s.windowBytes > 0 && s.aheadTo - end < s.windowBytes / 2) {
       const from = s.aheadTo;
       const to = Math.min(this.size(), end + s.windowBytes);
@@ -178,7 +180,7 @@ export class ReadAheadLayer extends Layer {
         this.below.prefetch(from, to - from, this.priority).catch(() => { this.counters.prefetchErrors++; });
       }
     }
-    return this.below.read(offset, length);
+    return read;
   }
 
   /**

@@ -119,6 +119,15 @@ export class ReadPath implements BlockDevice {
   private readonly pushedRecently = new Map<number, Buffer>();
   /** Blocks on-prem was asked to push (not asked again). */
   private readonly pushAsked = new Set<number>();
+  /**
+   * Blocks foreground reads are reading now (count per block), known from the
+   * read's first turn: a read-ahead window issued beside the read must not ask
+   * for them. On-prem drops a push chunk whose blocks a READ reply sent while
+   * the chunk was being read from disk, so an overlap of even one block lost
+   * the whole chunk and the reads after it waited out askedPushWaitUs (live:
+   * ~35 extra round trips and 200 ms waits per 2,000 reads).
+   */
+  private readonly reading = new Map<number, number>();
   /** When each block was last asked for with a push request (µs), until it arrives. */
   private readonly askedAtUs = new Map<number, number>();
   /**
@@ -163,6 +172,20 @@ export class ReadPath implements BlockDevice {
     const B = this.blockBytes;
     const first = Math.floor(offset / B);
     const last = Math.floor((offset + length - 1) / B);
+    for (let b = first; b <= last; b++) this.reading.set(b, (this.reading.get(b) ?? 0) + 1);
+    try {
+      return await this.readBlocksOf(offset, length, first, last, priority, prefetched);
+    } finally {
+      for (let b = first; b <= last; b++) {
+        const n = this.reading.get(b)! - 1;
+        if (n > 0) this.reading.set(b, n);
+        else this.reading.delete(b);
+      }
+    }
+  }
+
+  private async readBlocksOf(offset: number, length: number, first: number, last: number, priority: number, prefetched: boolean): Promise<Buffer> {
+    const B = this.blockBytes;
     const parts = new Map<number, Buffer>();
     const waits: Array<Promise<unknown>> = [];
     const join = (b: number, fill: Promise<Buffer>): void => {
@@ -179,7 +202,13 @@ export class ReadPath implements BlockDevice {
     }
     const cache = this.options.cache;
     // One lookup for the whole range: blocks in adjacent cache slots come from the store in one read.
-    const hits = cache && lookup.length ? await cache.getMany(lookup) : [];
+    // Skip the cache's await when it holds none of them: a miss then sends its READ in this turn,
+    // ahead of the read-ahead window the layer above asks for right after it.
+    let hits: Array<Buffer | undefined> = [];
+    if (cache && lookup.length) {
+      if (lookup.some((b) => cache.has(b))) hits = await cache.getMany(lookup);
+      else cache.noteMisses(lookup.length);
+    }
     const toFetch: number[] = [];
     lookup.forEach((b, i) => {
       const hit = hits[i];
@@ -448,7 +477,7 @@ export class ReadPath implements BlockDevice {
     const B = this.blockBytes;
     const first = Math.floor(offset / B);
     const last = Math.floor((offset + length - 1) / B);
-    const missing = blockRange(first, last).filter((b) => !cache.has(b) && !this.pendingPush.has(b) && !this.fills.has(b) && !this.pushAsked.has(b));
+    const missing = blockRange(first, last).filter((b) => !cache.has(b) && !this.pendingPush.has(b) && !this.fills.has(b) && !this.pushAsked.has(b) && !this.reading.has(b));
     if (missing.length === 0) return;
     const remote = this.options.remote as BlockDevice & Partial<PushCapable>;
     if ((this.options.prefetchVia ?? 'push') === 'push' && typeof remote.requestPush === 'function') {

@@ -259,6 +259,11 @@ export class SecureCache {
     return out;
   }
 
+  /** Count misses a caller settled from `has` alone (it skipped `getMany` because no block was cached). */
+  noteMisses(blocks: number): void {
+    this.counters.misses += blocks;
+  }
+
   /** Plaintext of any cached block whose content has this signature (FIG 5 step 519). Callers must not modify it. */
   async findBySignature(sig: Uint8Array | string): Promise<Buffer | undefined> {
     const key = sigKey(sig);
