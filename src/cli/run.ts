@@ -5,6 +5,7 @@ import { renderSvg } from '../report/svg.js';
 import { loadScenarioFile } from '../scenario/load.js';
 import { renderReport } from '../sim/report-text.js';
 import { createSimulation } from '../sim/simulation.js';
+import { runComparisonInWorker } from '../sim/comparison-in-worker.js';
 import { formatDurationUs, parseDurationUs } from '../util/units.js';
 import { fileRecorder } from '../providers/aws/recorder.js';
 import { createEmulatedCloud } from '../providers/emulated/emulated-cloud.js';
@@ -96,6 +97,8 @@ export const runCommand: Command = {
     };
     const sim = await createSimulation(scenario, {
       seed,
+      // The no-burst baseline runs on another core while the main run goes.
+      runComparison: runComparisonInWorker,
       ...(live || values.record ? {
         makeCloud: (world, config) => (live
           ? openLiveCloud(world, config, liveRunId!, cloudOptions)

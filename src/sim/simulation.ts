@@ -52,7 +52,22 @@ export interface SimulationOptions {
    * passes the live AWS adapter for `--cloud aws` (same port, same adapter code).
    */
   makeCloud?: (world: SimWorld, config: Scenario['cloud'], runId: string) => Cloud & { dispose(): void };
+  /**
+   * Runs a comparison run (the same scenario and seed with bursting or
+   * scale-out off) and resolves to its report. Given, comparison runs start
+   * with the main run instead of after it: the CLI passes
+   * `runComparisonInWorker`, which puts them on another core. Absent, they
+   * run in this thread once the main run ends. Either way the figures are the
+   * same: a comparison run shares nothing with the main one.
+   */
+  runComparison?: ComparisonRunner;
 }
+
+export type ComparisonRunner = (scenario: Scenario, seed: number, untilUs: number) => Promise<Report>;
+
+/** A comparison run in this thread. */
+export const runComparisonHere: ComparisonRunner = (scenario, seed, untilUs) =>
+  new ScenarioSimulation(scenario, { seed, untilUs }).runToEnd();
 
 /** The no-burst run of the same scenario and seed, for the report's comparison. */
 export interface BaselineFigures {
@@ -217,12 +232,35 @@ export class ScenarioSimulation implements Simulation {
     return this.machineEnvP;
   }
 
+  /** The comparison runs this one needs, by what they switch off; each starts at most once. */
+  private readonly comparisons = new Map<'burst' | 'scaleOut', Promise<Report>>();
+
+  private comparison(off: 'burst' | 'scaleOut'): Promise<Report> {
+    let run = this.comparisons.get(off);
+    if (!run) {
+      const s = this.scenario;
+      const policies = off === 'burst'
+        ? { ...s.policies, burst: { ...s.policies.burst, enabled: false } }
+        : { ...s.policies, scaleOut: { ...this.scaleOut!.policy, enabled: false } };
+      run = (this.options.runComparison ?? runComparisonHere)({ ...s, policies, expect: [] }, this.seed, this.endUs);
+      // Started early, a failure must not surface as an unhandled rejection before the main run asks.
+      run.catch(() => {});
+      this.comparisons.set(off, run);
+    }
+    return run;
+  }
+
+  /** With a runner that works elsewhere, start the comparison runs now, alongside the main run. */
+  private startComparisons(): void {
+    if (!this.options.runComparison || this.options.noBaseline) return;
+    if (this.controller && !this.baseline) void this.comparison('burst');
+    if (this.scaleOut && !this.scaleOutBaseline) void this.comparison('scaleOut');
+  }
+
   /** Run the same scenario and seed with scale-out off (once), for report.scaleOut.baseline. */
   async runScaleOutBaseline(): Promise<void> {
     if (!this.scaleOut || this.options.noBaseline || this.scaleOutBaseline) return;
-    const s = this.scenario;
-    const off = { ...s, policies: { ...s.policies, scaleOut: { ...this.scaleOut.policy, enabled: false } }, expect: [] };
-    const r = await new ScenarioSimulation(off, { seed: this.seed, untilUs: this.endUs }).runToEnd();
+    const r = await this.comparison('scaleOut');
     this.scaleOutBaseline = {
       steadyServedPct: r.totals.cpu.steadyServedPct, tierServedPct: (r.scaleOut as { tier: { servedPct: number | null } }).tier.servedPct,
       peakUtilization: r.totals.saturation.peakUtilization, hoursAnyHostSaturated: r.totals.saturation.hoursAnyHostSaturated,
@@ -233,9 +271,7 @@ export class ScenarioSimulation implements Simulation {
   async runBaseline(): Promise<BaselineFigures | null> {
     if (!this.controller || this.options.noBaseline) return null;
     if (this.baseline) return this.baseline;
-    const s = this.scenario;
-    const off = { ...s, policies: { ...s.policies, burst: { ...s.policies.burst, enabled: false } }, expect: [] };
-    const r = await new ScenarioSimulation(off, { seed: this.seed, untilUs: this.endUs }).runToEnd();
+    const r = await this.comparison('burst');
     this.baseline = {
       batchCompletionHours: r.totals.batch.completionHours, batchSlowdown: r.totals.batch.slowdown,
       hoursAnyHostSaturated: r.totals.saturation.hoursAnyHostSaturated, peakUtilization: r.totals.saturation.peakUtilization,
@@ -249,6 +285,7 @@ export class ScenarioSimulation implements Simulation {
 
   async step(untilUs: number): Promise<void> {
     if (this.done) return;
+    this.startComparisons();
     await this.world.run({ untilUs: Math.min(untilUs, this.endUs) });
     if (this.world.nowUs >= this.endUs) {
       await this.runBaseline();
@@ -260,6 +297,7 @@ export class ScenarioSimulation implements Simulation {
   /** Run to the end; `onProgress` is called about 50 times on the way. */
   async runToEnd(onProgress?: (nowUs: number, endUs: number) => void): Promise<Report> {
     if (!this.done) {
+      this.startComparisons();
       await this.world.run({
         untilUs: this.endUs,
         ...(onProgress ? { onProgress: (t: number) => onProgress(t, this.endUs), progressEveryUs: Math.max(1, Math.floor(this.endUs / 50)) } : {}),
