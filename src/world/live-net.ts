@@ -25,14 +25,53 @@ export function formatAddress(a: ParsedAddress): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
 
+/** What a net.Socket keeps of its libuv handle (not public API; see onDataLent). */
+type SocketWithHandle = net.Socket & { _handle?: { readStop?(): number; reading?: boolean } | null };
+
 class SocketTransport implements Transport {
   closed = false;
   readonly confirmsWritten = true;
-  constructor(private readonly socket: net.Socket, readonly localAddress: string, readonly remoteAddress: string) {
+  constructor(private socket: net.Socket, readonly localAddress: string, readonly remoteAddress: string) {
+    this.watch(socket);
+  }
+  private watch(socket: net.Socket): void {
     socket.setNoDelay(true);
     socket.on('close', () => { this.closed = true; });
     // Errors surface through onClose(err); an unhandled 'error' would crash the process.
     socket.on('error', () => {});
+  }
+  /**
+   * Node 20 offers `onread` (reads into one reused buffer) only to sockets it creates for connect();
+   * an accepted socket reads each chunk into a fresh 64 KiB allocation. Until any byte is read, the
+   * accepted socket's handle can be moved to a new Socket built with `onread`: the old Socket lets
+   * go of it and is destroyed (which also takes it off the server's connection count).
+   */
+  onDataLent(cb: (chunk: Buffer) => void, bufferBytes: number): boolean {
+    const old = this.socket as SocketWithHandle;
+    const handle = old._handle;
+    if (!handle || typeof handle.readStop !== 'function' || this.closed || old.destroyed || old.bytesRead > 0
+      || old.readableLength > 0 || old.writableLength > 0) return false;
+    // Only this transport's own listeners may be attached: they are set up again on the new Socket.
+    if (old.listenerCount('close') !== 1 || old.listenerCount('error') !== 1 || old.listenerCount('data') > 0 || old.listenerCount('drain') > 0) return false;
+    handle.readStop();
+    // The new Socket starts reading only if the handle says it is not reading already.
+    handle.reading = false;
+    old.removeAllListeners();
+    old._handle = null;
+    old.on('error', () => {});
+    old.destroy();
+    const buffer = Buffer.allocUnsafe(bufferBytes);
+    // `handle` is accepted by the constructor (net.Server passes it) but missing from @types/node.
+    const options = {
+      handle,
+      readable: true,
+      writable: true,
+      onread: { buffer, callback: (n: number, b: Uint8Array) => { cb((b as Buffer).subarray(0, n)); } },
+    } as net.SocketConstructorOpts;
+    const fresh = new net.Socket(options);
+    this.socket = fresh;
+    this.watch(fresh);
+    return true;
   }
   write(data: Uint8Array, onWritten?: () => void): boolean {
     if (this.closed || this.socket.destroyed) return false;

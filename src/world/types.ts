@@ -63,6 +63,13 @@ export interface Transport {
   pause?(): void;
   resume?(): void;
   onData(cb: (chunk: Buffer) => void): void;
+  /**
+   * Instead of onData: deliver incoming bytes as views of one reused buffer of `bufferBytes`, not
+   * a fresh Buffer per read. A chunk is valid only until the callback returns (copy what must
+   * outlive it). Call before any data has arrived (when the transport is handed over); returns
+   * false when the transport cannot, and then onData must be used.
+   */
+  onDataLent?(cb: (chunk: Buffer) => void, bufferBytes: number): boolean;
   onDrain(cb: () => void): void;
   /** Fires once, with an error when the stream was reset rather than ended. */
   onClose(cb: (err?: Error) => void): void;

@@ -10,6 +10,8 @@ export class ByteQueue {
   /** Offset into chunks[head] of the first unread byte. */
   private offset = 0;
   private total = 0;
+  /** The last chunk pushed when it is only lent (a transport's reused read buffer): see pushLent. */
+  private lent: Buffer | undefined;
 
   get length(): number {
     return this.total;
@@ -19,6 +21,30 @@ export class ByteQueue {
     if (chunk.length === 0) return;
     this.chunks.push(chunk);
     this.total += chunk.length;
+  }
+
+  /**
+   * Push a chunk the caller may only read until it calls `keepLent` (a view of a reused read
+   * buffer). Until then `peek` and `takeViews` may return views of it, valid only that long;
+   * `take` copies whatever it returns from it.
+   */
+  pushLent(chunk: Buffer): void {
+    this.keepLent();
+    if (chunk.length === 0) return;
+    this.push(chunk);
+    this.lent = chunk;
+  }
+
+  /** Copy the unread part of the lent chunk, if any is left, so the queue no longer refers to it. */
+  keepLent(): void {
+    const lent = this.lent;
+    if (!lent) return;
+    this.lent = undefined;
+    const last = this.chunks.length - 1;
+    if (last < this.head || this.chunks[last] !== lent) return;
+    const from = last === this.head ? this.offset : 0;
+    this.chunks[last] = Buffer.from(lent.subarray(from));
+    if (last === this.head) this.offset = 0;
   }
 
   /** The next `n` bytes without consuming them; a view when possible. */
@@ -72,6 +98,7 @@ export class ByteQueue {
   }
 
   clear(): void {
+    this.lent = undefined;
     this.chunks = [];
     this.head = 0;
     this.offset = 0;
@@ -83,8 +110,9 @@ export class ByteQueue {
     const first = this.chunks[this.head];
     if (n === 0 || !first) return Buffer.alloc(0);
     if (first.length - this.offset >= n) {
-      const view = first.subarray(this.offset, this.offset + n);
+      let view = first.subarray(this.offset, this.offset + n);
       if (consume) {
+        if (first === this.lent) view = Buffer.from(view);
         this.offset += n;
         this.total -= n;
         if (this.offset === first.length) this.advanceChunk();

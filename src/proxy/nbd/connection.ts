@@ -19,6 +19,12 @@ const ZEROES_124 = Buffer.alloc(124);
  * process serving and reading over a unix socket; a 16 KiB threshold before).
  */
 const SMALL_BATCH_BYTES = 4095;
+/**
+ * Size of the one read buffer a connection reuses on transports that lend reads (LiveNet), instead
+ * of a fresh 64 KiB Buffer per socket read: a unix socket then hands over ~200 KiB per read while a
+ * writer keeps it full. Memory per connection, held for its life.
+ */
+const READ_BUFFER_BYTES = 512 * 1024;
 
 interface Request {
   flags: number;
@@ -29,6 +35,14 @@ interface Request {
 }
 
 class ProtocolViolation extends Error {}
+
+/** A WRITE to a synchronous store whose payload is copied into the store as it arrives. */
+interface StreamedWrite {
+  req: Request;
+  at: number;
+  left: number;
+  failure: unknown;
+}
 
 /**
  * One client connection: handshake, option haggling, then the transmission
@@ -53,6 +67,8 @@ export class NbdConnection {
 
   private inflight = 0;
   private inflightBytes = 0;
+  /** The WRITE whose payload is being received straight into the synchronous store. */
+  private streamed: StreamedWrite | undefined;
   /** Bytes of an over-size WRITE payload still to be read and dropped. */
   private discardLeft = 0;
   private afterDiscard: (() => void) | undefined;
@@ -80,17 +96,27 @@ export class NbdConnection {
   }
 
   start(): void {
+    // First, while the transport has no listeners: a lent read buffer must be set up before any data.
+    const lent = this.transport.onDataLent?.((chunk) => {
+      if (this.phase === 'closed' || this.phase === 'closing') return;
+      this.input.pushLent(chunk);
+      this.pump();
+      // What the parser did not consume must not refer to the transport's buffer once this returns.
+      this.input.keepLent();
+    }, READ_BUFFER_BYTES) ?? false;
     this.transport.onClose((err) => this.onTransportClosed(err));
     this.transport.onDrain(() => {
       this.unflushedBytes = 0;
       this.outputBlocked = false;
       this.pump();
     });
-    this.transport.onData((chunk) => {
-      if (this.phase === 'closed' || this.phase === 'closing') return;
-      this.input.push(chunk);
-      this.pump();
-    });
+    if (!lent) {
+      this.transport.onData((chunk) => {
+        if (this.phase === 'closed' || this.phase === 'closing') return;
+        this.input.push(chunk);
+        this.pump();
+      });
+    }
     const greeting = Buffer.allocUnsafe(18);
     greeting.writeBigUInt64BE(P.NBDMAGIC, 0);
     greeting.writeBigUInt64BE(P.IHAVEOPT, 8);
@@ -127,6 +153,10 @@ export class NbdConnection {
   private parse(): void {
     for (;;) {
       if (this.phase === 'closed' || this.phase === 'closing') return;
+      if (this.streamed) {
+        if (!this.continueStreamedWrite(this.streamed)) return this.wantInput();
+        continue;
+      }
       if (this.discardLeft > 0) {
         this.discardLeft -= this.input.skip(this.discardLeft);
         if (this.discardLeft > 0) return this.wantInput();
@@ -375,15 +405,21 @@ export class NbdConnection {
       this.setReading(false);
       return false;
     }
+    if (this.syncDevice && req.type === P.CMD_WRITE) {
+      this.input.skip(P.REQUEST_HEADER_BYTES);
+      this.countRequest();
+      this.startStreamedWrite(req);
+      return true;
+    }
     const payloadBytes = req.type === P.CMD_WRITE ? req.length : 0;
     if (this.input.length < P.REQUEST_HEADER_BYTES + payloadBytes) {
       this.wantInput();
       return false;
     }
     this.input.skip(P.REQUEST_HEADER_BYTES);
-    if (this.syncDevice && (req.type === P.CMD_READ || req.type === P.CMD_WRITE)) {
+    if (this.syncDevice && req.type === P.CMD_READ) {
       this.countRequest();
-      this.serveSync(this.syncDevice, req, payloadBytes ? this.input.takeViews(payloadBytes) : undefined);
+      this.serveSyncRead(this.syncDevice, req);
       return true;
     }
     const payload = payloadBytes ? this.input.take(payloadBytes) : undefined;
@@ -455,44 +491,79 @@ export class NbdConnection {
   }
 
   /**
-   * READ and WRITE on an in-memory store, answered in the same turn: the read lands straight in
-   * the reply buffer (header + payload, one allocation, one socket write) and a write's payload
-   * goes from the received chunks into the store without being gathered first.
+   * A WRITE to an in-memory store: its payload goes into the store piece by piece as the socket
+   * delivers it (straight from the transport's read buffer when it lends one), never gathered into
+   * one buffer first. The reply leaves once the last byte is stored; a request the store must not
+   * take has its payload read and dropped before the error reply, as any other client would see.
+   * A connection lost mid-payload leaves that write partly applied: it was never acknowledged, the
+   * same as a torn write on a disk.
    */
-  private serveSync(device: SparseStore, req: Request, payload: Buffer[] | undefined): void {
+  private startStreamedWrite(req: Request): void {
+    const problem = this.validate(req);
+    if (!problem) {
+      this.streamed = { req, at: req.offset, left: req.length, failure: undefined };
+      return;
+    }
+    if (req.length === 0) return this.replyError(req, problem[0], problem[1]);
+    this.discardLeft = req.length;
+    this.afterDiscard = () => this.replyError(req, problem[0], problem[1]);
+  }
+
+  /** Store what has arrived of the streamed write; false while more of its payload is to come. */
+  private continueStreamedWrite(w: StreamedWrite): boolean {
+    const n = Math.min(w.left, this.input.length);
+    if (n > 0) {
+      const pieces = this.input.takeViews(n);
+      w.left -= n;
+      if (w.failure === undefined) {
+        try {
+          for (const piece of pieces) {
+            this.syncDevice!.writeSync(w.at, piece);
+            w.at += piece.length;
+          }
+        } catch (err) {
+          w.failure = err;
+        }
+      }
+    }
+    if (w.left > 0) return false;
+    this.streamed = undefined;
+    if (w.failure !== undefined) this.replyFailure(w.req, w.failure);
+    else {
+      this.server.stats.bytesWritten += w.req.length;
+      this.replyOk(w.req);
+    }
+    return true;
+  }
+
+  /**
+   * READ on an in-memory store, answered in the same turn: the reply lends the store's chunks to
+   * the socket (or, on a transport that cannot say when it is done with them, carries a copy).
+   */
+  private serveSyncRead(device: SparseStore, req: Request): void {
     try {
       const problem = this.validate(req);
       if (problem) return this.replyError(req, problem[0], problem[1]);
-      if (req.type === P.CMD_READ) {
-        const headerBytes = this.structured ? P.STRUCTURED_HEADER_BYTES + 8 : P.SIMPLE_REPLY_BYTES;
-        this.server.stats.bytesRead += req.length;
-        if (this.transport.confirmsWritten) {
-          // The socket takes the store's own chunks as the payload: no copy in this process.
-          const header = Buffer.allocUnsafe(headerBytes);
-          this.writeReadHeader(header, req);
-          const lent = device.lend(req.offset, req.length);
-          this.send([header, ...lent.views]);
-          if (this.phase === 'closed') lent.release();
-          else {
-            this.outLoans.push(lent);
-            this.outHeldBytes += Math.max(0, lent.heldBytes - req.length);
-          }
-          return;
+      const headerBytes = this.structured ? P.STRUCTURED_HEADER_BYTES + 8 : P.SIMPLE_REPLY_BYTES;
+      this.server.stats.bytesRead += req.length;
+      if (this.transport.confirmsWritten) {
+        // The socket takes the store's own chunks as the payload: no copy in this process.
+        const header = Buffer.allocUnsafe(headerBytes);
+        this.writeReadHeader(header, req);
+        const lent = device.lend(req.offset, req.length);
+        this.send([header, ...lent.views]);
+        if (this.phase === 'closed') lent.release();
+        else {
+          this.outLoans.push(lent);
+          this.outHeldBytes += Math.max(0, lent.heldBytes - req.length);
         }
-        // A transport that may keep the buffer without saying when it is done gets a copy of its own.
-        const reply = Buffer.allocUnsafe(headerBytes + req.length);
-        this.writeReadHeader(reply, req);
-        device.readInto(req.offset, req.length, reply, headerBytes);
-        this.send([reply]);
         return;
       }
-      let at = req.offset;
-      for (const piece of payload!) {
-        device.writeSync(at, piece);
-        at += piece.length;
-      }
-      this.server.stats.bytesWritten += req.length;
-      this.replyOk(req);
+      // A transport that may keep the buffer without saying when it is done gets a copy of its own.
+      const reply = Buffer.allocUnsafe(headerBytes + req.length);
+      this.writeReadHeader(reply, req);
+      device.readInto(req.offset, req.length, reply, headerBytes);
+      this.send([reply]);
     } catch (err) {
       this.replyFailure(req, err);
     }
@@ -658,6 +729,7 @@ export class NbdConnection {
     this.phase = 'closing';
     this.dropOutput();
     this.input.clear();
+    this.streamed = undefined;
     this.transport.destroy();
   }
 
@@ -675,6 +747,7 @@ export class NbdConnection {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
     this.input.clear();
+    this.streamed = undefined;
     this.dropOutput();
     this.server.world.trace.emit(this.src, 'nbd.close', { conn: this.id, reset: err !== undefined });
     this.resolveClosed();
