@@ -1,5 +1,6 @@
 import { consecutiveRuns } from '../util/runs.js';
 import { errorCode } from '../errors.js';
+import { FifoMap } from './fifo-map.js';
 import type { Timer, World } from '../world/types.js';
 import { BlockError, E_READONLY, checkRange, type BlockDevice, type Extent } from './block-device.js';
 import type { CacheFill, SecureCache } from './secure-cache.js';
@@ -116,7 +117,7 @@ export class ReadPath implements BlockDevice {
   /** Reads waiting for a block the profile stream is about to deliver. */
   private readonly pushWaiters = new Map<number, Array<() => void>>();
   /** Pushed blocks handed to waiting reads (bounded). */
-  private readonly pushedRecently = new Map<number, Buffer>();
+  private readonly pushedRecently = new FifoMap<number, Buffer>();
   /** Blocks on-prem was asked to push (not asked again). */
   private readonly pushAsked = new Set<number>();
   /**
@@ -137,7 +138,7 @@ export class ReadPath implements BlockDevice {
    * foreground: sealing and writing a stream of pushes in one go would hold
    * a guest read back for as long (measured live: 100-230 ms stretches).
    */
-  private readonly pendingPush = new Map<number, { data: Buffer; read: boolean }>();
+  private readonly pendingPush = new FifoMap<number, { data: Buffer; read: boolean }>();
   private pendingPushBytes = 0;
   private drainTimer: Timer | null = null;
   private draining: Promise<void> | null = null;
@@ -407,7 +408,7 @@ export class ReadPath implements BlockDevice {
         // A read is waiting for exactly this block: hand it over directly, it fills the cache itself.
         this.pushWaiters.delete(b);
         this.pushedRecently.set(b, data.subarray(at, at + blockLen));
-        if (this.pushedRecently.size > 4096) this.pushedRecently.delete(this.pushedRecently.keys().next().value!);
+        if (this.pushedRecently.size > 4096) this.pushedRecently.shift();
         for (const w of waiters) w();
       }
       if (cache.has(b) || this.fills.has(b) || this.pendingPush.has(b)) { this.counters.pushesIgnored++; continue; }
@@ -443,9 +444,10 @@ export class ReadPath implements BlockDevice {
       const cache = this.options.cache!;
       const batch: Array<{ block: number; data: Buffer; read: boolean }> = [];
       let bytes = 0;
-      for (const [block, p] of this.pendingPush) {
-        if (bytes >= maxBytes) break;
-        this.pendingPush.delete(block);
+      while (bytes < maxBytes) {
+        const next = this.pendingPush.shift();
+        if (!next) break;
+        const [block, p] = next;
         this.pendingPushBytes -= p.data.length;
         bytes += p.data.length;
         // A read fetched it meanwhile (a fill in flight or done): that copy wins.

@@ -1,3 +1,4 @@
+import { FifoMap } from '../fifo-map.js';
 import { BlockError, E_CLOSED, E_READONLY, checkRange, type BlockDevice, type Extent } from '../block-device.js';
 import type { WriteGroup, WriteSink } from '../write-behind.js';
 import type { LinkClient } from './client.js';
@@ -42,14 +43,14 @@ export class RemoteDisk implements BlockDevice, WriteSink {
   readonly cacheKey: Buffer;
   readonly keyEpoch: number;
   private readonly sizeBytes: number;
-  private readonly recent = new Map<number, Buffer>();
+  private readonly recent = new FifoMap<number, Buffer>();
   private recentBytes = 0;
   /**
    * Content received lately (pushes and replies), by signature: a SIG answer
    * is resolved from here when the cache no longer holds that content (a
    * small cache under a fast profile stream evicts pushed blocks first).
    */
-  private readonly recentBySig = new Map<string, Buffer>();
+  private readonly recentBySig = new FifoMap<string, Buffer>();
   private recentSigBytes = 0;
   /**
    * Received blocks not hashed yet, oldest first: most SIG answers are resolved
@@ -150,7 +151,7 @@ export class RemoteDisk implements BlockDevice, WriteSink {
     }
     // The window is RECENT_PUSH_BYTES of content, signed or not: drop the oldest signed, then the oldest unsigned.
     while (this.recentSigBytes > 0 && this.recentSigBytes + this.unsignedCount() * bb > RECENT_PUSH_BYTES) {
-      this.recentBySig.delete(this.recentBySig.keys().next().value!);
+      this.recentBySig.shift();
       this.recentSigBytes -= bb;
     }
     const over = this.unsignedCount() - Math.floor(RECENT_PUSH_BYTES / bb);
@@ -179,7 +180,7 @@ export class RemoteDisk implements BlockDevice, WriteSink {
     this.unsigned = [];
     this.unsignedHead = 0;
     while (this.recentSigBytes > RECENT_PUSH_BYTES) {
-      this.recentBySig.delete(this.recentBySig.keys().next().value!);
+      this.recentBySig.shift();
       this.recentSigBytes -= bb;
     }
   }
@@ -379,8 +380,7 @@ export class RemoteDisk implements BlockDevice, WriteSink {
         this.recentBytes += bb;
       }
       while (this.recentBytes > RECENT_PUSH_BYTES) {
-        const first = this.recent.keys().next().value!;
-        this.recent.delete(first);
+        this.recent.shift();
         this.recentBytes -= bb;
       }
     };
