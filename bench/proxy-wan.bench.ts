@@ -100,7 +100,7 @@ async function liveModel(): Promise<{ cold: Run; warmUs: number; profiled: Run; 
     stores: memoryCloudStores(name, diskBytes), cacheCapacityBytes: 4 * 1024 ** 3, blockBytes: 4096,
     // As serve-cloud.ts sets it.
     prefetch: { blockBytes: 64 * 1024, maxConcurrent: 8, yieldToForeground: false },
-    readAhead: { minWindowBytes: 512 * 1024, maxWindowBytes: 512 * 1024, firstWindowBytes: 512 * 1024 },
+    readAhead: { minWindowBytes: 768 * 1024, maxWindowBytes: 768 * 1024, firstWindowBytes: 768 * 1024 },
     ...(process.env.BENCH_LIVE_PW ? { pushWindowBytes: Number(process.env.BENCH_LIVE_PW) * 1024 } : {}),
     ...(process.env.BENCH_LIVE_RA ? { readAhead: { minWindowBytes: Number(process.env.BENCH_LIVE_RA.split(',')[0]) * 1024, maxWindowBytes: Number(process.env.BENCH_LIVE_RA.split(',')[1]) * 1024, firstWindowBytes: Number(process.env.BENCH_LIVE_RA.split(',')[2] ?? 0) * 1024 } } : {}),
   });
