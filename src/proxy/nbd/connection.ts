@@ -26,12 +26,37 @@ const SMALL_BATCH_BYTES = 4095;
  */
 const READ_BUFFER_BYTES = 512 * 1024;
 
-interface Request {
-  flags: number;
-  type: number;
-  cookie: bigint;
-  offset: number;
-  length: number;
+/**
+ * One request header, read without BigInts: the cookie is kept as two 32-bit halves (echoed back
+ * as they came) and an offset past 2^53 - 1 reads as MAX_SAFE_INTEGER, which fails the range check.
+ */
+class Request {
+  readonly flags: number;
+  readonly type: number;
+  readonly cookieHi: number;
+  readonly cookieLo: number;
+  readonly offset: number;
+  readonly length: number;
+  constructor(h: Buffer) {
+    this.flags = h.readUInt16BE(4);
+    this.type = h.readUInt16BE(6);
+    this.cookieHi = h.readUInt32BE(8);
+    this.cookieLo = h.readUInt32BE(12);
+    const offsetHi = h.readUInt32BE(16);
+    this.offset = offsetHi >= 0x200000 ? Number.MAX_SAFE_INTEGER : offsetHi * 0x100000000 + h.readUInt32BE(20);
+    this.length = h.readUInt32BE(24);
+  }
+
+  /** The cookie as the protocol helpers take it (error and block-status replies). */
+  get cookie(): bigint {
+    return (BigInt(this.cookieHi) << 32n) | BigInt(this.cookieLo);
+  }
+
+  /** The cookie at bytes 8-15 of a reply header. */
+  writeCookie(b: Buffer): void {
+    b.writeUInt32BE(this.cookieHi, 8);
+    b.writeUInt32BE(this.cookieLo, 12);
+  }
 }
 
 class ProtocolViolation extends Error {}
@@ -86,6 +111,8 @@ export class NbdConnection {
   /** What the loans in outLoans keep alive beyond the bytes in outQueue. */
   private outHeldBytes = 0;
   private flushScheduled = false;
+  /** Set while a lent read is parsed: replies it produces are flushed when parsing returns, not in a microtask. */
+  private inReadCallback = false;
   private disconnectRequested = false;
   private pumping = false;
   private readonly src: string;
@@ -100,7 +127,10 @@ export class NbdConnection {
     const lent = this.transport.onDataLent?.((chunk) => {
       if (this.phase === 'closed' || this.phase === 'closing') return;
       this.input.pushLent(chunk);
+      this.inReadCallback = true;
       this.pump();
+      this.inReadCallback = false;
+      if (this.flushScheduled) this.flushNow();
       // What the parser did not consume must not refer to the transport's buffer once this returns.
       this.input.keepLent();
     }, READ_BUFFER_BYTES) ?? false;
@@ -377,14 +407,7 @@ export class NbdConnection {
     }
     const h = this.input.peek(P.REQUEST_HEADER_BYTES);
     if (h.readUInt32BE(0) !== P.REQUEST_MAGIC) throw new ProtocolViolation(`request magic 0x${h.readUInt32BE(0).toString(16)} is not 0x25609513`);
-    const offsetBig = h.readBigUInt64BE(16);
-    const req: Request = {
-      flags: h.readUInt16BE(4),
-      type: h.readUInt16BE(6),
-      cookie: h.readBigUInt64BE(8),
-      offset: offsetBig > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(offsetBig),
-      length: h.readUInt32BE(24),
-    };
+    const req = new Request(h);
     const max = this.server.options.maxPayloadBytes;
     if (req.type === P.CMD_WRITE && req.length > max) {
       // Keep the stream in sync: the payload is on the wire, read and drop it.
@@ -572,10 +595,17 @@ export class NbdConnection {
   /** A successful READ reply's header (simple, or structured OFFSET_DATA with the offset) at the start of `b`. */
   private writeReadHeader(b: Buffer, req: Request): void {
     if (this.structured) {
-      P.writeStructuredHeader(b, req.cookie, P.REPLY_FLAG_DONE, P.REPLY_TYPE_OFFSET_DATA, 8 + req.length);
-      b.writeBigUInt64BE(BigInt(req.offset), P.STRUCTURED_HEADER_BYTES);
+      b.writeUInt32BE(P.STRUCTURED_REPLY_MAGIC, 0);
+      b.writeUInt16BE(P.REPLY_FLAG_DONE, 4);
+      b.writeUInt16BE(P.REPLY_TYPE_OFFSET_DATA, 6);
+      req.writeCookie(b);
+      b.writeUInt32BE(8 + req.length, 16);
+      b.writeUInt32BE(Math.floor(req.offset / 0x100000000), P.STRUCTURED_HEADER_BYTES);
+      b.writeUInt32BE(req.offset >>> 0, P.STRUCTURED_HEADER_BYTES + 4);
     } else {
-      P.writeSimpleReply(b, req.cookie, 0);
+      b.writeUInt32BE(P.SIMPLE_REPLY_MAGIC, 0);
+      b.writeUInt32BE(0, 4);
+      req.writeCookie(b);
     }
   }
 
@@ -620,7 +650,11 @@ export class NbdConnection {
   }
 
   private replyOk(req: Request): void {
-    this.send([P.simpleReply(req.cookie, 0)]);
+    const b = Buffer.allocUnsafe(P.SIMPLE_REPLY_BYTES);
+    b.writeUInt32BE(P.SIMPLE_REPLY_MAGIC, 0);
+    b.writeUInt32BE(0, 4);
+    req.writeCookie(b);
+    this.send([b]);
   }
 
   private replyRead(req: Request, data: Buffer): void {
@@ -675,7 +709,7 @@ export class NbdConnection {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // Replies completing in the same turn leave in one writev.
-      void Promise.resolve().then(() => this.flushNow());
+      if (!this.inReadCallback) void Promise.resolve().then(() => this.flushNow());
     }
   }
 
