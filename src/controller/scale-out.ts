@@ -8,6 +8,7 @@ import type { World } from '../world/types.js';
 import { cloudCostUsd, DEFAULT_RATES, type CostRates } from './cost.js';
 import type { SimMachineEnv } from './machine-env.js';
 import { scaleOutPolicyOf, type ScaleOutPolicy } from './scale-out-policy.js';
+import { AppIo } from './burst-session.js';
 
 export type CloneState = 'cloning' | 'serving' | 'dropping' | 'dropped' | 'failed';
 
@@ -21,6 +22,11 @@ export interface CloneTraffic {
   remoteBlocks: number;
   /** Blocks on-prem pushed to it (the boot profile stream). */
   pushedBlocks: number;
+  /** Bytes its guest read through the storage target (boot and application I/O). */
+  guestBytesRead: number;
+  /** Cache lookups of its read paths that hit and missed. */
+  cacheHits: number;
+  cacheMisses: number;
 }
 
 /** Everything the report says about one clone. */
@@ -49,6 +55,8 @@ export interface CloneRecord {
   error: string | null;
   identity: { machineName: string; machineId: string } | null;
   domain: string | null;
+  /** Its application I/O while it serves (policies.burst.io, against its first disk), null before. */
+  io: AppIo | null;
 }
 
 export interface ScaleOutHost {
@@ -61,7 +69,7 @@ export interface ScaleOutHost {
 
 const sharing = (c: CloneRecord): boolean => c.state === 'serving' || c.state === 'dropping';
 
-const ZERO_TRAFFIC: CloneTraffic = { wanBytes: 0, siblingBlocks: 0, remoteBlocks: 0, pushedBlocks: 0 };
+const ZERO_TRAFFIC: CloneTraffic = { wanBytes: 0, siblingBlocks: 0, remoteBlocks: 0, pushedBlocks: 0, guestBytesRead: 0, cacheHits: 0, cacheMisses: 0 };
 
 /**
  * Web-tier scale-out by cloning (FIG 12-14) on the World clock. Every tick it
@@ -233,7 +241,7 @@ export class ScaleOutController {
       const rec: CloneRecord = {
         vmId, index, flowId: `scale-out-${vmId}`, decidedUs: this.nowUs, servingUs: null, droppedUs: null, state: 'cloning',
         instanceId: null, instanceType: null, vcpus: 0, pricePerHourUsd: 0, cacheBytes: 0, atServing: null, atDrop: null,
-        demandVcpuUs: 0, grantedVcpuUs: 0, error: null, identity: null, domain: null,
+        demandVcpuUs: 0, grantedVcpuUs: 0, error: null, identity: null, domain: null, io: null,
       };
       this.clones.push(rec);
       this.decisions++;
@@ -287,6 +295,13 @@ export class ScaleOutController {
     rec.servingUs = this.nowUs;
     rec.state = 'serving';
     this.world.trace.emit(`vm/${rec.vmId}`, 'vm.placed', { where: 'cloud', instance: rec.instanceId, instanceType: rec.instanceType });
+    // A serving clone reads and writes its disk like a burst VM (cloud-only writes stay in the cloud).
+    const [proxyId] = m.proxy.proxyIds(rec.vmId);
+    if (proxyId) {
+      const diskId = proxyId.slice(rec.vmId.length + 1);
+      rec.io = new AppIo(this.world, rec.vmId, diskId, m.proxy.targetOf(proxyId), this.host.scenario.policies.burst, this.world.rng(`scale-out/io/${rec.vmId}`), false);
+      rec.io.start();
+    }
   }
 
   private types(): Promise<InstanceTypeInfo[]> {
@@ -308,6 +323,10 @@ export class ScaleOutController {
       t.siblingBlocks += c.siblingBlocks;
       t.remoteBlocks += c.remoteBlocks;
       t.pushedBlocks += c.pushedBlocks;
+      const cache = cp.cache.stats();
+      t.guestBytesRead += cp.guestBytes();
+      t.cacheHits += cache.hits;
+      t.cacheMisses += cache.misses;
     }
     return t;
   }
@@ -328,6 +347,7 @@ export class ScaleOutController {
     this.world.trace.emit('controller', 'controller.decision', { action: 'drop', vm: rec.vmId, reason });
     void (async () => {
       const m = await this.host.machineEnv();
+      await rec.io?.stop();
       rec.atDrop = this.traffic(m, rec.vmId);
       // Cloud-only clone writes are discarded with the target; an on-prem clone's backlog ships first.
       if (this.policy.persistence === 'on-prem') await m.proxy.flushWriteBehind({ vmId: rec.vmId });

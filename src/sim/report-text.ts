@@ -17,7 +17,7 @@ export function renderReport(r: Report, options: { width?: number; sourceName?: 
   const hh = (x: number | null): string => (x === null ? '—' : `${x.toFixed(1)} h`);
   const pct = (x: number | null): string => (x === null ? '—' : `${(x * 100).toFixed(0)}%`);
   out.push(`${r.scenario}: ${t.vms} VMs on ${t.hosts} hosts (${t.cpuCores} cores), ${r.simulatedHours.toFixed(1)} h simulated, seed ${r.seed}`);
-  out.push(`mode: ${r.mode === 'no-burst' ? 'no-burst baseline (bursting disabled)' : 'burst'}`);
+  out.push(`mode: ${modeText(r)}`);
   out.push(...burstSummaryLines(r));
   out.push(...scaleOutSummaryLines(r));
   out.push(...migrationSummaryLines(r));
@@ -126,4 +126,12 @@ function renderHosts(r: Report): string[] {
     out.push(`  ${id.padEnd(10)} ${String(h.cpuCores).padStart(6)} ${`${(h.peakDemandRatio * 100).toFixed(0)}%`.padStart(7)} ${`${(h.avgUtilization * 100).toFixed(0)}%`.padStart(8)} ${`${h.hoursSaturated.toFixed(1)} h`.padStart(10)} ${(h.failedHours ? `${h.failedHours.toFixed(1)} h` : '—').padStart(8)}`);
   }
   return out;
+}
+
+/** What ran: bursting, or which other cloud policy, or none (the plain on-prem run). */
+function modeText(r: Report): string {
+  if (r.mode === 'burst') return 'burst';
+  const enabled = (section: unknown): boolean => (section as { enabled?: boolean } | undefined)?.enabled === true;
+  const others = [enabled(r.scaleOut) ? 'scale-out by cloning' : '', enabled(r.migration) ? 'permanent migration wave' : ''].filter(Boolean);
+  return others.length ? `${others.join(', ')} (bursting off)` : 'no bursting (everything stays on-prem)';
 }

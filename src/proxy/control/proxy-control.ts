@@ -219,7 +219,12 @@ export class CoreProxyControl implements ProxyControl {
 
   /** The storage target's device of one disk: what the instance reads and writes. */
   targetDevice(vmId: string, diskId: string): BlockDevice {
-    return this.session(`${vmId}/${diskId}`).target;
+    return this.targetOf(`${vmId}/${diskId}`);
+  }
+
+  /** The storage target's device of one disk, by proxy id "<vmId>/<diskId>" (as proxyIds lists them). */
+  targetOf(proxyId: string): BlockDevice {
+    return this.session(proxyId).target;
   }
 
   /** The cloud proxy of one disk, by proxy id "<vmId>/<diskId>". */
