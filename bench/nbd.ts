@@ -82,12 +82,18 @@ const uri = (socket: string, name = ''): string => `nbd+unix:///${name}?socket=$
 
 // ---- raw ----
 
-interface RawResult { writeGiBs: number; readGiBs: number; qd1Iops: number; qd32Iops: number; readCpuSPerGiB: number }
+interface RawResult {
+  writeGiBs: number; readGiBs: number; qd1Iops: number; qd32Iops: number;
+  /** Server CPU (user + system, from /proc): per GiB written and read, per 4 KiB read at QD1. */
+  writeCpuSPerGiB: number; readCpuSPerGiB: number; qd1CpuUsPerOp: number;
+}
 interface RawTarget { key: 'spillway' | 'nbdkit' | 'qemu'; uri: string; pid: number }
+
+const FIO_RUNTIME_S = 3;
 
 async function fioIops(target: string, depth: number): Promise<number> {
   const out = await exec('fio', ['--name=randread', '--ioengine=nbd', `--uri=${target}`, '--rw=randread', '--bs=4k',
-    `--iodepth=${depth}`, '--size=1G', '--runtime=3', '--time_based', '--output-format=json']);
+    `--iodepth=${depth}`, '--size=1G', `--runtime=${FIO_RUNTIME_S}`, '--time_based', '--output-format=json']);
   const json = JSON.parse(out.slice(out.indexOf('{'))) as { jobs: Array<{ read: { iops: number } }> };
   return json.jobs[0]!.read.iops;
 }
@@ -104,12 +110,16 @@ function cpuSeconds(pid: number): number {
  * so a change in the box's load hits all of them alike: the ratios compare like with like.
  */
 async function rawRounds(targets: RawTarget[], source: string): Promise<Record<string, RawResult>> {
-  const samples = new Map(targets.map((t) => [t.key, { writes: [] as number[], reads: [] as number[], cpu: [] as number[], qd1: [] as number[], qd32: [] as number[] }]));
+  const samples = new Map(targets.map((t) => [t.key, {
+    writes: [] as number[], reads: [] as number[], writeCpu: [] as number[], cpu: [] as number[], qd1: [] as number[], qd1Cpu: [] as number[], qd32: [] as number[],
+  }]));
   const turn = (i: number): RawTarget[] => targets.map((_, k) => targets[(k + i) % targets.length]!);
   for (let i = 0; i < REPEAT; i++) {
     for (const t of turn(i)) {
       const s = samples.get(t.key)!;
+      const wcpu0 = cpuSeconds(t.pid);
       s.writes.push(GiB / GiB / await timed(() => exec('nbdcopy', [source, t.uri])));
+      s.writeCpu.push(cpuSeconds(t.pid) - wcpu0);
       const cpu0 = cpuSeconds(t.pid);
       s.reads.push(GiB / GiB / await timed(() => exec('nbdcopy', [t.uri, 'null:'])));
       s.cpu.push(cpuSeconds(t.pid) - cpu0);
@@ -118,13 +128,20 @@ async function rawRounds(targets: RawTarget[], source: string): Promise<Record<s
   for (let i = 0; i < REPEAT; i++) {
     for (const t of turn(i)) {
       const s = samples.get(t.key)!;
-      s.qd1.push(await fioIops(t.uri, 1));
+      const qcpu0 = cpuSeconds(t.pid);
+      const iops = await fioIops(t.uri, 1);
+      s.qd1.push(iops);
+      // Ops = IOPS x run time; the connection set-up around it is counted too (a few hundred us).
+      s.qd1Cpu.push((cpuSeconds(t.pid) - qcpu0) * 1e6 / (iops * FIO_RUNTIME_S));
       s.qd32.push(await fioIops(t.uri, 32));
     }
   }
   const results: Record<string, RawResult> = {};
   for (const [key, s] of samples) {
-    results[key] = { writeGiBs: median(s.writes), readGiBs: median(s.reads), qd1Iops: median(s.qd1), qd32Iops: median(s.qd32), readCpuSPerGiB: median(s.cpu) };
+    results[key] = {
+      writeGiBs: median(s.writes), readGiBs: median(s.reads), qd1Iops: median(s.qd1), qd32Iops: median(s.qd32),
+      writeCpuSPerGiB: median(s.writeCpu), readCpuSPerGiB: median(s.cpu), qd1CpuUsPerOp: median(s.qd1Cpu),
+    };
   }
   return results;
 }
@@ -183,9 +200,14 @@ async function runRaw(work: string): Promise<BenchFigure[]> {
     figs.push({ name: `raw ${label}: spillway / qemu-nbd`, value: s[key] / q[key], unit: 'x', target: { op: '>=', value: 1 } });
     figs.push({ name: `raw ${label}: spillway / nbdkit`, value: s[key] / k[key], unit: 'x', target: { op: '>=', value: 0.75 } });
   }
-  figs.push({ name: 'raw server CPU per GiB read: spillway', value: s.readCpuSPerGiB, unit: 's' });
-  figs.push({ name: 'raw server CPU per GiB read: nbdkit memory', value: k.readCpuSPerGiB, unit: 's' });
-  figs.push({ name: 'raw server CPU per GiB read: qemu-nbd tmpfs', value: q.readCpuSPerGiB, unit: 's' });
+  const cpuRows: Array<[string, 'writeCpuSPerGiB' | 'readCpuSPerGiB' | 'qd1CpuUsPerOp', string]> = [
+    ['per GiB written', 'writeCpuSPerGiB', 's'], ['per GiB read', 'readCpuSPerGiB', 's'], ['per 4k read at QD1', 'qd1CpuUsPerOp', 'us'],
+  ];
+  for (const [label, key, unit] of cpuRows) {
+    figs.push({ name: `raw server CPU ${label}: spillway`, value: s[key], unit });
+    figs.push({ name: `raw server CPU ${label}: nbdkit memory`, value: k[key], unit });
+    figs.push({ name: `raw server CPU ${label}: qemu-nbd tmpfs`, value: q[key], unit });
+  }
   return figs;
 }
 
