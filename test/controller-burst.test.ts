@@ -3,38 +3,9 @@ import { parseScenario } from '../src/scenario/load.js';
 import { TRANSFER_STEPS } from '../src/machines/transfer.js';
 import { createSimulation } from '../src/sim/simulation.js';
 import type { TraceEvent } from '../src/world/types.js';
+import { miniBurstScenario } from './helpers/mini-burst.js';
 
-/** Two 8-core hosts, steady load near capacity, four batch jobs at 1h that overload them. */
-function mini(extra = '', cloud = 'cloud: { region: us-east-1 }'): string {
-  return `
-name: mini-burst
-duration: 8h
-sampleEvery: 5m
-tickEvery: 5m
-datacenter:
-  hosts: [{ id: "h{1..2}", cpuCores: 8, ramGiB: 64 }]
-  images: [{ id: img, size: 2GiB, os: { family: linux, distro: rhel, version: "8.9" }, bootProfile: minimal }]
-  vms:
-    - { name: "app-{1..2}", image: img, vcpus: 8, ramGiB: 8, workload: app }
-    - { name: "job-{1..4}", image: img, vcpus: 4, ramGiB: 8, workload: job }
-workloads:
-  app: { kind: database, base: 0.7 }
-  job: { kind: batch, work: 8, start: 1h, parallelism: 1 }
-wan: { rtt: 20ms, bandwidth: 1Gbit }
-${cloud}
-policies:
-  burst:
-    enabled: true
-    trigger: { hostUtilizationAbove: 0.95, for: 10m }
-    release: { hostUtilizationBelow: 0.75, for: 30m }
-    workloads: [job]
-    maxVms: 4
-    io: { every: 10m, ops: 8 }
-${extra}
-expect:
-  - { id: done, metric: totals.batch.unfinished, op: "==", value: 0 }
-`;
-}
+const mini = (extra = '', cloud?: string): string => miniBurstScenario({ extra, ...(cloud ? { cloud } : {}) });
 
 /** Disk reads go through the storage tier's latency on the World clock: drive the world until they settle. */
 async function drive<T>(world: { run(o: { untilUs: number }): Promise<unknown>; nowUs: number }, p: Promise<T>): Promise<T> {
