@@ -298,6 +298,11 @@ export class RemoteDisk implements BlockDevice, WriteSink {
     return this.streaming && this.profilePos < this.profileEnd;
   }
 
+  /** Whether the profile stream (FIG 22) carries this block (arrived or still to come). */
+  inProfile(block: number): boolean {
+    return this.profileOrder.has(block);
+  }
+
   /**
    * True when every block of the range is in the profile stream and due
    * within `aheadBlocks` of what has arrived: waiting for the push is then
