@@ -144,6 +144,12 @@ export class ReadPath implements BlockDevice {
    */
   private readonly pendingPush = new FifoMap<number, { data: Buffer; read: boolean }>();
   private pendingPushBytes = 0;
+  /**
+   * Pushed blocks of the batch being sealed: out of `pendingPush`, not in the
+   * cache until the store write is done. Reads use them from here (before,
+   * such a read went below and the block was sealed twice).
+   */
+  private readonly sealing = new Map<number, Buffer>();
   private drainTimer: Timer | null = null;
   private draining: Promise<void> | null = null;
   private readonly readPriority: number;
@@ -207,6 +213,8 @@ export class ReadPath implements BlockDevice {
     for (let b = first; b <= last; b++) {
       const pending = this.pendingPush.get(b);
       if (pending) { pending.read = true; parts.set(b, pending.data); this.counters.cacheBlocks++; continue; }
+      const sealing = this.sealing.get(b);
+      if (sealing) { parts.set(b, sealing); this.counters.cacheBlocks++; continue; }
       const joined = this.fills.get(b);
       if (joined) join(b, joined);
       else lookup.push(b);
@@ -338,7 +346,7 @@ export class ReadPath implements BlockDevice {
       const first = Math.floor(offset / B);
       const last = Math.floor((offset + length - 1) / B);
       // Blocks that landed in the cache since the miss was seen need no wait.
-      await this.waitForPush(first, last, asked - this.options.world.clock.nowUs(), (b) => cache!.has(b) || this.pendingPush.has(b) || this.pushedRecently.has(b));
+      await this.waitForPush(first, last, asked - this.options.world.clock.nowUs(), (b) => cache!.has(b) || this.pendingPush.has(b) || this.sealing.has(b) || this.pushedRecently.has(b));
       const out = await this.collectPushed(offset, length);
       if (out) { this.counters.askedPushWaits++; return out; }
     }
@@ -390,7 +398,7 @@ export class ReadPath implements BlockDevice {
     const cache = this.options.cache;
     const out = Buffer.alloc(length);
     for (let b = Math.floor(offset / B); b * B < offset + length; b++) {
-      const data = this.pushedRecently.get(b) ?? this.pendingPush.get(b)?.data ?? (cache?.has(b) ? await cache.get(b) : undefined);
+      const data = this.pushedRecently.get(b) ?? this.pendingPush.get(b)?.data ?? this.sealing.get(b) ?? (cache?.has(b) ? await cache.get(b) : undefined);
       if (!data) return undefined;
       const from = Math.max(offset, b * B);
       const to = Math.min(offset + length, b * B + data.length);
@@ -421,7 +429,7 @@ export class ReadPath implements BlockDevice {
         if (this.pushedRecently.size > 4096) this.pushedRecently.shift();
         for (const w of waiters) w();
       }
-      if (cache.has(b) || this.fills.has(b) || this.pendingPush.has(b)) { this.counters.pushesIgnored++; continue; }
+      if (cache.has(b) || this.fills.has(b) || this.pendingPush.has(b) || this.sealing.has(b)) { this.counters.pushesIgnored++; continue; }
       this.pendingPush.set(b, { data: data.subarray(at, at + blockLen), read: false });
       this.pendingPushBytes += blockLen;
       this.counters.pushedBlocks++;
@@ -466,6 +474,7 @@ export class ReadPath implements BlockDevice {
       }
       if (batch.length === 0) return;
       if (this.closed) { this.counters.pushesDropped += batch.length; return; }
+      for (const x of batch) this.sealing.set(x.block, x.data);
       try {
         // Blocks a read already used are cached as demand blocks, the rest as prefetched.
         await cache.putMany(batch.map((x) => ({ block: x.block, data: x.data, prefetched: !x.read })), this.pushPriority);
@@ -473,6 +482,8 @@ export class ReadPath implements BlockDevice {
         // Nobody asked for a pushed block, so losing one costs a later fetch, never data:
         // a push racing shutdown (the cache store already closed) must not crash the proxy.
         this.counters.pushesDropped += batch.length;
+      } finally {
+        for (const x of batch) this.sealing.delete(x.block);
       }
     });
     const tracked = run.finally(() => { if (this.draining === tracked) this.draining = null; });
@@ -497,7 +508,7 @@ export class ReadPath implements BlockDevice {
     // read-ahead again, for the blocks the profile does not bring.
     const profiled = typeof remote.inProfile === 'function' ? remote.inProfile.bind(remote) : undefined;
     if (this.lastReadOnProfile) return;
-    const missing = blockRange(first, last).filter((b) => !cache.has(b) && !this.pendingPush.has(b) && !this.fills.has(b) && !this.pushAsked.has(b) && !this.reading.has(b) && !profiled?.(b));
+    const missing = blockRange(first, last).filter((b) => !cache.has(b) && !this.pendingPush.has(b) && !this.sealing.has(b) && !this.fills.has(b) && !this.pushAsked.has(b) && !this.reading.has(b) && !profiled?.(b));
     if (missing.length === 0) return;
     if ((this.options.prefetchVia ?? 'push') === 'push' && typeof remote.requestPush === 'function') {
       for (const run of consecutiveRuns(missing)) {
@@ -539,7 +550,7 @@ export class ReadPath implements BlockDevice {
         const out = Buffer.alloc(length);
         if (length === 0) return out;
         for (let b = Math.floor(offset / B); b * B < offset + length; b++) {
-          const data = self.pendingPush.get(b)?.data ?? (cache?.has(b) ? await cache.get(b) : undefined);
+          const data = self.pendingPush.get(b)?.data ?? self.sealing.get(b) ?? (cache?.has(b) ? await cache.get(b) : undefined);
           if (!data) throw new BlockError(E_NOT_HELD, `${self.name}: block ${b} is not cached here`);
           const from = Math.max(offset, b * B);
           const to = Math.min(offset + length, b * B + data.length);
@@ -581,6 +592,7 @@ export class ReadPath implements BlockDevice {
     this.counters.pushesDropped += this.pendingPush.size;
     this.pendingPush.clear();
     this.pendingPushBytes = 0;
+    this.sealing.clear();
     await this.options.remote.close();
   }
 }
