@@ -6,6 +6,7 @@ import { FrameCipher } from '../src/proxy/link/secure-channel.js';
 import { TokenBucket } from '../src/proxy/link/token-bucket.js';
 import { Op, jsonPayload, parseJson } from '../src/proxy/link/wire.js';
 import { createOnpremProxy, type OnpremProxy } from '../src/proxy/onprem/index.js';
+import { Layer } from '../src/proxy/layer.js';
 import { SparseStore } from '../src/proxy/sparse-store.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import { directLink } from '../src/world/sim-net.js';
@@ -110,6 +111,43 @@ describe('proxy link: data', () => {
     expect(got.randomWire).toBeLessThan(256 * 1024 + 400);
     expect(got.textWire).toBeLessThan(256 * 1024 / 20);
     expect(onprem.stats().codec.deflateSkipped).toBeGreaterThan(0);
+  });
+
+  it('a push chunk whose blocks a READ reply sent or a write changed while it was read from disk pushes the rest, never stale bytes', async () => {
+    const world = new SimWorld(5);
+    world.net.setLink('onprem:7000', directLink(world.clock, 10_000));
+    const store = new SparseStore('disk', 4 * MiB);
+    store.writeSync(0, randomBytes(world.rng('t'), MiB));
+    // Disk reads take 1 µs per 16 bytes: the 128 KiB push chunk ~8 ms, a 4 KiB READ 256 µs.
+    class SlowReads extends Layer {
+      readonly name = 'slow-reads';
+      override async read(offset: number, length: number): Promise<Buffer> {
+        await world.clock.sleepUs(length / 16);
+        return super.read(offset, length);
+      }
+    }
+    await createOnpremProxy(world, { address: 'onprem:7000', pairingKey: PAIRING_KEY, disks: [{ id: 'd1', device: new SlowReads(store) }] });
+    const K = 4096;
+    const newBytes = Buffer.alloc(K, 0x5a);
+    const c = client(world, 'cloud');
+    const pushed = new Map<number, Buffer>();
+    await simulate(world, async () => {
+      await c.connect();
+      const d = await c.attach('d1');
+      d.onPush((offset, data) => { for (let at = 0; at < data.length; at += K) pushed.set((offset + at) / K, data.subarray(at, at + K)); });
+      const push = d.requestPush(0, 32 * K);
+      // Both reach on-prem while the chunk's disk read is under way.
+      await world.clock.sleepUs(1_000);
+      const read = d.read(4 * K, K);
+      const write = d.applyGroup({ diskId: 'd1', seq: 1, writes: [{ offset: 8 * K, data: newBytes }] });
+      await Promise.all([push, read, write]);
+      await world.clock.sleepUs(100_000);
+    });
+    const blocks = [...pushed.keys()].sort((a, b) => a - b);
+    // Block 4 went in the READ reply, block 8 changed under the read: the other 30 are pushed.
+    expect(blocks).toEqual(Array.from({ length: 32 }, (_, b) => b).filter((b) => b !== 4 && b !== 8));
+    for (const b of blocks) expect(pushed.get(b)!.equals(store.readSync(b * K, K))).toBe(true);
+    expect(store.readSync(8 * K, K).equals(newBytes)).toBe(true);
   });
 
   it('counts a closed connection\'s wire bytes once', async () => {

@@ -106,6 +106,8 @@ interface HandleState {
   pushedBytes: number;
   /** Blocks sent on this connection (pushed or replied) and not written since: the pump skips them. */
   sent: Set<number>;
+  /** Blocks written (on any connection) while the pump reads a push chunk from disk; null when it is not reading. */
+  writtenDuringRead: Set<number> | null;
   /** Push classes, most urgent first: FIG 23 groups, profile stream, explicit prefetch. */
   queues: [number[], number[], number[]];
   cursors: [number, number, number];
@@ -293,18 +295,36 @@ export class LinkServer {
           const offset = item.blocks[0]! * bb;
           const length = Math.min(item.blocks.length * bb, h.disk.sizeBytes - offset);
           if (length <= 0) continue;
-          const data = await h.disk.read(offset, length);
+          const written = new Set<number>();
+          h.writtenDuringRead = written;
+          let data: Buffer;
+          try {
+            data = await h.disk.read(offset, length);
+          } finally {
+            h.writtenDuringRead = null;
+          }
           if (conn.closed) break;
-          // A write applied while we read makes these bytes stale; skip them, the client asks if it needs them.
-          if (item.blocks.some((b) => h.sent.has(b))) continue;
-          const w = new WireWriter().u16(h.handle).u48(offset).u32(length).u32(item.profileEnd);
-          encodeSegments(w, offset, data, encodeOpts(h, true, false));
-          const payload = w.done();
-          markSent(h, offset, length, true);
-          h.pushedBytes += length;
-          this.stats.pushes++;
-          conn.send({ op: Op.PUSH, flags: item.cls === 1 ? F_PROFILE : 0, id: 0, payload });
-          credit -= payload.length;
+          // While we read, a READ reply may have sent some of these blocks (the client has them) and a
+          // write may have changed some (our bytes are stale): push the rest, in runs of what is left.
+          const first = item.blocks[0]!;
+          const total = Math.ceil(length / bb);
+          for (let i = 0; i < total;) {
+            while (i < total && (h.sent.has(first + i) || written.has(first + i))) i++;
+            let j = i;
+            while (j < total && !h.sent.has(first + j) && !written.has(first + j)) j++;
+            if (j === i) break;
+            const runOffset = offset + i * bb;
+            const runLength = Math.min(j * bb, length) - i * bb;
+            const w = new WireWriter().u16(h.handle).u48(runOffset).u32(runLength).u32(item.profileEnd);
+            encodeSegments(w, runOffset, data.subarray(i * bb, i * bb + runLength), encodeOpts(h, true, false));
+            const payload = w.done();
+            markSent(h, runOffset, runLength, true);
+            h.pushedBytes += runLength;
+            this.stats.pushes++;
+            conn.send({ op: Op.PUSH, flags: item.cls === 1 ? F_PROFILE : 0, id: 0, payload });
+            credit -= payload.length;
+            i = j;
+          }
         }
       } catch (err) {
         this.world.log('warn', `proxy/${this.name}`, `push stream stopped: ${(err as Error).message}`);
@@ -322,7 +342,7 @@ export class LinkServer {
             const disk = await this.options.backend.attach({ peer: hello!.peer, disk: req.disk, mode: req.mode, image: req.image });
             const bb = req.blockBytes ?? 4096;
             if (!Number.isInteger(bb) || bb < 512 || bb > 1 << 20 || bb % 512 !== 0) throw new LinkError(E_PROTOCOL, `ATTACH: blockBytes must be a multiple of 512 up to 1 MiB, got ${bb}`);
-            const h: HandleState = { handle: req.handle, disk, bb, pushed: new Map(), pushedBytes: 0, sent: new Set(), queues: [[], [], []], cursors: [0, 0, 0], profileBase: 0 };
+            const h: HandleState = { handle: req.handle, disk, bb, pushed: new Map(), pushedBytes: 0, sent: new Set(), writtenDuringRead: null, queues: [[], [], []], cursors: [0, 0, 0], profileBase: 0 };
             live.add(h);
             let set = this.byDisk.get(disk.diskId);
             if (!set) { set = new Set(); this.byDisk.set(disk.diskId, set); }
@@ -383,7 +403,7 @@ export class LinkServer {
             for (const other of this.byDisk.get(h.disk.diskId) ?? []) {
               for (const w of writes) {
                 const end = w.offset + (w.zero ? w.length : w.data.length);
-                for (let b = Math.floor(w.offset / bb); b * bb < end; b++) { other.pushed.delete(b); other.sent.delete(b); }
+                for (let b = Math.floor(w.offset / bb); b * bb < end; b++) { other.pushed.delete(b); other.sent.delete(b); other.writtenDuringRead?.add(b); }
               }
             }
           }
