@@ -40,6 +40,17 @@ async function openCache(blocks: number, store = new CountingStore('cs', 4096 + 
   return { cache, store };
 }
 
+/** A remote of random content that counts the reads that reach it. */
+function countedRemote(world: SimWorld, bytes: number): { content: Buffer; remote: SparseStore; reads: { n: number } } {
+  const content = randomBytes(world.rng('c'), bytes);
+  const remote = new SparseStore('remote', bytes);
+  remote.writeSync(0, content);
+  const reads = { n: 0 };
+  const read = remote.read.bind(remote);
+  remote.read = async (o, l) => { reads.n++; return read(o, l); };
+  return { content, remote, reads };
+}
+
 describe('cloud proxy CPU per read', () => {
   it('putMany seals a run of blocks into adjacent slots with one store write; getMany reads them back with one store read', async () => {
     const { cache, store } = await openCache(64);
@@ -112,12 +123,7 @@ describe('cloud proxy CPU per read', () => {
 
   it('a read returns as soon as its data is fetched; the cache fill finishes behind it and a re-read joins it', async () => {
     const world = new SimWorld(5);
-    const content = randomBytes(world.rng('c'), 64 * K);
-    const remote = new SparseStore('remote', 64 * K);
-    remote.writeSync(0, content);
-    let remoteReads = 0;
-    const read = remote.read.bind(remote);
-    remote.read = async (o, l) => { remoteReads++; return read(o, l); };
+    const { content, remote, reads } = countedRemote(world, 64 * K);
     const { cache, store } = await openCache(64);
     let open!: () => void;
     store.gate = new Promise<void>((resolve) => { open = resolve; });
@@ -126,14 +132,14 @@ describe('cloud proxy CPU per read', () => {
     expect(cache.has(0)).toBe(false);
     // The fill is still in flight: a second read joins it instead of fetching again.
     expect((await rp.read(K, 2 * K)).equals(content.subarray(K, 3 * K))).toBe(true);
-    expect(remoteReads).toBe(1);
+    expect(reads.n).toBe(1);
     expect(rp.counters.joinedBlocks).toBe(2);
     open();
     store.gate = null;
     await settle();
     expect(cache.has(0) && cache.has(7)).toBe(true);
     expect((await rp.read(0, 8 * K)).equals(content.subarray(0, 8 * K))).toBe(true);
-    expect(remoteReads).toBe(1);
+    expect(reads.n).toBe(1);
   });
 
   it('a cache store that fails loses only the cache copy: the read is served and the failure counted', async () => {
@@ -166,12 +172,7 @@ describe('cloud proxy CPU per read', () => {
 describe('pushes are cached behind the foreground', () => {
   it('a pushed block serves a read at once, is sealed into the cache on a later tick, and is dropped on close', async () => {
     const world = new SimWorld(8);
-    const content = randomBytes(world.rng('c'), 64 * K);
-    const remote = new SparseStore('remote', 64 * K);
-    remote.writeSync(0, content);
-    let remoteReads = 0;
-    const read = remote.read.bind(remote);
-    remote.read = async (o, l) => { remoteReads++; return read(o, l); };
+    const { content, remote, reads } = countedRemote(world, 64 * K);
     const { cache, store } = await openCache(64);
     const rp = new ReadPath({ world, cache, remote });
     await rp.acceptPush(0, content.subarray(0, 32 * K));
@@ -180,7 +181,7 @@ describe('pushes are cached behind the foreground', () => {
     expect(cache.stats().blocks).toBe(0);
     expect(store.writes).toBe(0);
     expect((await rp.read(4 * K, 8 * K)).equals(content.subarray(4 * K, 12 * K))).toBe(true);
-    expect(remoteReads).toBe(0);
+    expect(reads.n).toBe(0);
     await world.run({ untilUs: world.clock.nowUs() + 1 });
     await rp.settlePushes();
     expect(cache.stats().blocks).toBe(32);
@@ -189,7 +190,7 @@ describe('pushes are cached behind the foreground', () => {
     // Blocks a read used were cached as demand blocks: only the 24 unread ones count as prefetched.
     await rp.read(0, 32 * K);
     expect(cache.stats().prefetchHits).toBe(24);
-    expect(remoteReads).toBe(0);
+    expect(reads.n).toBe(0);
     await rp.acceptPush(32 * K, content.subarray(32 * K, 40 * K));
     await rp.close();
     expect(rp.counters.pushesDropped).toBe(8);
