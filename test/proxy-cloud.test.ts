@@ -110,6 +110,49 @@ describe('cloud edge proxy', () => {
     expect(disk.readSync(100 * K, 3 * K).equals(data)).toBe(true);
   });
 
+  it('a second session with fresh stores (a new cloud host, a wiped cache dir) ships its writes; its seqs are its own', async () => {
+    const { world, disk, onprem, open } = await bed(13);
+    const first = Buffer.alloc(2 * K, 0x11);
+    const second = Buffer.alloc(2 * K, 0x22);
+    const grants = await simulate(world, async () => {
+      const a = await open(memoryCloudStores('a', DISK));
+      await a.device.write(10 * K, first);
+      await a.drain();
+      await a.close();
+      // The journal of this session starts empty, so its first group is seq 1 again.
+      const b = await open(memoryCloudStores('b', DISK));
+      await b.device.write(20 * K, second);
+      await b.drain();
+      await b.close();
+      return [a.remote.writer, b.remote.writer];
+    });
+    expect(disk.readSync(10 * K, 2 * K).equals(first)).toBe(true);
+    expect(disk.readSync(20 * K, 2 * K).equals(second)).toBe(true);
+    expect(grants.map((g) => [g!.epoch, g!.fresh])).toEqual([[1, true], [2, true]]);
+    expect(onprem.appliers.get('vm1')!.duplicates).toBe(0);
+  });
+
+  it('a session that resumes over its stores after another writer came does not serve its stale copy of on-prem writes', async () => {
+    const { world, disk, open } = await bed(14);
+    const storesA = memoryCloudStores('a', DISK);
+    const seen = await simulate(world, async () => {
+      const a = await open(storesA);
+      await a.device.write(30 * K, Buffer.alloc(K, 0xa1));
+      await a.drain();
+      await a.close();
+      const b = await open(memoryCloudStores('b', DISK));
+      await b.device.write(30 * K, Buffer.alloc(K, 0xb2));
+      await b.drain();
+      await b.close();
+      const again = await open(storesA);
+      const byte = (await again.device.read(30 * K, K))[0];
+      await again.close();
+      return { byte, fresh: again.remote.writer!.fresh };
+    });
+    expect(seen).toEqual({ byte: 0xb2, fresh: true });
+    expect(disk.readSync(30 * K, 1)[0]).toBe(0xb2);
+  });
+
   it('a link drop mid-batch loses nothing and applies nothing twice', async () => {
     const { world, disk, onprem, open } = await bed(4);
     const model = disk.readSync(0, DISK);

@@ -13,9 +13,9 @@ describe('StoreJournal', () => {
     expect(lsns).toEqual([1, 2, 3]);
     const again = await StoreJournal.open(store);
     expect(again.recovered.map((r) => [r.lsn, r.tUs, r.payload.toString()])).toEqual([[1, 0, 'a'], [2, 10, 'bb'], [3, 20, 'ccc']]);
-    await again.truncate(2, 42);
+    await again.truncate(2, Buffer.from('42'));
     const third = await StoreJournal.open(store);
-    expect(third.meta).toBe(42);
+    expect(third.meta.toString()).toBe('42');
     expect(third.recovered.map((r) => r.payload.toString())).toEqual(['ccc']);
     expect(await third.append(rec('d'), 0)).toBe(4);
   });
@@ -33,13 +33,73 @@ describe('StoreJournal', () => {
     expect(again.nextLsn).toBe(2);
   });
 
+  it('one flipped byte in an acknowledged record with later commits after it fails the open loudly, never drops them', async () => {
+    const store = new SparseStore('j', 8192 + 64 * 1024);
+    const j = await StoreJournal.open(store);
+    for (let i = 0; i < 10; i++) await j.append(Buffer.alloc(100, i), i); // ten commits, each acknowledged
+    // Flip one payload byte of record 3 (records are 36-byte headers + 100 bytes).
+    const at = 8192 + 2 * 136 + 36 + 50;
+    store.writeSync(at, Buffer.from([store.readSync(at, 1)[0]! ^ 0x01]));
+    await expect(StoreJournal.open(store)).rejects.toMatchObject({ code: 'E_JOURNAL_CORRUPT', details: { lsn: 3, laterLsn: 4 } });
+    // A flipped magic byte is caught too.
+    store.writeSync(at, Buffer.from([store.readSync(at, 1)[0]! ^ 0x01]));
+    store.writeSync(8192 + 5 * 136, Buffer.from([0x00]));
+    await expect(StoreJournal.open(store)).rejects.toMatchObject({ code: 'E_JOURNAL_CORRUPT', details: { lsn: 6 } });
+  });
+
+  it('a torn record followed by intact records of its own (unacknowledged) commit is a tail, not damage', async () => {
+    const store = new SparseStore('j', 8192 + 64 * 1024);
+    const j = await StoreJournal.open(store);
+    const acked = j.append(rec('acked'), 0);
+    // Three appends queued while that commit is in flight go out together as the next one.
+    await Promise.all([acked, j.append(Buffer.alloc(100, 1), 0), j.append(Buffer.alloc(100, 2), 0), j.append(Buffer.alloc(100, 3), 0)]);
+    const second = 8192 + 36 + 5;
+    store.writeSync(second + 36 + 10, Buffer.from([0xee])); // the first record of that commit never landed whole
+    const again = await StoreJournal.open(store);
+    expect(again.recovered.map((r) => r.payload.toString())).toEqual(['acked']);
+    expect(again.nextLsn).toBe(2);
+  });
+
+  it('reads a journal an earlier version wrote (records without a batch field, meta as one number)', async () => {
+    const store = new SparseStore('j', 8192 + 16 * 1024);
+    const crc = (await import('node:zlib')).crc32;
+    const header = Buffer.alloc(40);
+    header.writeUInt32BE(0x53504a48, 0);
+    header.writeDoubleBE(1, 4);
+    header.writeDoubleBE(0, 12);
+    header.writeDoubleBE(5, 20);
+    header.writeDoubleBE(4, 28);
+    header.writeUInt32BE(crc(header.subarray(0, 36)), 36);
+    store.writeSync(4096, header);
+    let pos = 8192;
+    for (const [lsn, text] of [[5, 'e'], [6, 'f']] as const) {
+      const payload = Buffer.from(text);
+      const h = Buffer.alloc(28);
+      h.writeUInt32BE(0x53504a52, 0);
+      h.writeUInt32BE(payload.length, 4);
+      h.writeDoubleBE(lsn, 8);
+      h.writeDoubleBE(0, 16);
+      const lt = Buffer.alloc(16);
+      lt.writeDoubleBE(lsn, 0);
+      h.writeUInt32BE(crc(payload, crc(lt)), 24);
+      store.writeSync(pos, Buffer.concat([h, payload]));
+      pos += 28 + payload.length;
+    }
+    const j = await StoreJournal.open(store);
+    expect(JSON.parse(j.meta.toString())).toEqual({ seq: 4 });
+    expect(j.recovered.map((r) => [r.lsn, r.payload.toString()])).toEqual([[5, 'e'], [6, 'f']]);
+    expect(await j.append(rec('g'), 0)).toBe(7);
+    const again = await StoreJournal.open(store);
+    expect(again.recovered.map((r) => r.payload.toString())).toEqual(['e', 'f', 'g']);
+  });
+
   it('wraps around its ring and refuses what does not fit', async () => {
     const store = new SparseStore('j', 8192 + 4096);
     const j = await StoreJournal.open(store);
     let last = 0;
     for (let i = 0; i < 40; i++) {
       last = await j.append(Buffer.alloc(500, i), i);
-      await j.truncate(last - 1, last - 1);
+      await j.truncate(last - 1, Buffer.from(String(last - 1)));
     }
     const again = await StoreJournal.open(store);
     expect(again.recovered).toHaveLength(1);

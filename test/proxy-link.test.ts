@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { errorCode } from '../src/errors.js';
-import { LinkClient, parsePairingKey, E_NOT_PAIRED, E_LEASE_HELD, E_UNKNOWN_DISK, E_TAMPERED } from '../src/proxy/link/index.js';
+import { LinkClient, parsePairingKey, E_NOT_PAIRED, E_LEASE_HELD, E_UNKNOWN_DISK, E_TAMPERED, E_WRITER_SUPERSEDED, E_WRITER_UNFINISHED } from '../src/proxy/link/index.js';
 import { LinkConnection } from '../src/proxy/link/connection.js';
 import { FrameCipher } from '../src/proxy/link/secure-channel.js';
 import { TokenBucket } from '../src/proxy/link/token-bucket.js';
-import { Op, jsonPayload, parseJson } from '../src/proxy/link/wire.js';
+import { Op, PROTOCOL_VERSION, jsonPayload, parseJson } from '../src/proxy/link/wire.js';
 import { createOnpremProxy, type OnpremProxy } from '../src/proxy/onprem/index.js';
 import { Layer } from '../src/proxy/layer.js';
 import { SparseStore } from '../src/proxy/sparse-store.js';
@@ -56,7 +56,7 @@ describe('proxy link: pairing and leases', () => {
           },
           onClose: () => resolve(),
         });
-        conn.send({ op: Op.HELLO, flags: 0, id: 0, payload: jsonPayload({ v: 1, nonce: '11'.repeat(16), peer: 'raw', pushWindowBytes: 0, sigs: null }) });
+        conn.send({ op: Op.HELLO, flags: 0, id: 0, payload: jsonPayload({ v: PROTOCOL_VERSION, nonce: '11'.repeat(16), peer: 'raw', pushWindowBytes: 0, sigs: null }) });
       });
     });
     expect(events).toEqual([E_NOT_PAIRED]);
@@ -64,23 +64,51 @@ describe('proxy link: pairing and leases', () => {
     expect(onprem.stats().reads).toBe(0);
   });
 
-  it('a second writer of a leased disk is refused with E_LEASE_HELD; the holder may reattach; ro is allowed', async () => {
+  it('a second writer of a leased disk is refused with E_LEASE_HELD whatever its name; the holder session may reattach; ro is allowed', async () => {
     const { world } = await setup();
     const a = client(world, 'cloud-a');
-    const b = client(world, 'cloud-b');
+    // The same name as the holder: names are not identities.
+    const b = client(world, 'cloud-a');
     const result = await simulate(world, async () => {
       await a.connect();
       await b.connect();
       const first = await a.attach('d1');
+      const grant = { epoch: first.writer!.epoch, token: first.writer!.token };
       const second = await b.attach('d1').then(() => 'attached', (e: unknown) => errorCode(e));
-      const again = await a.attach('d1').then(() => 'attached', (e: unknown) => errorCode(e));
+      const sameNameNoGrant = await a.attach('d1').then(() => 'attached', (e: unknown) => errorCode(e));
+      const again = await a.attach('d1', { writer: { resume: grant, unshipped: true } }).then((d) => `attached ${d.writer!.fresh ? 'fresh' : 'resumed'}`, (e: unknown) => errorCode(e));
       const ro = await b.attach('d1', { mode: 'ro' }).then(() => 'attached', (e: unknown) => errorCode(e));
       const unknown = await b.attach('nope').then(() => 'attached', (e: unknown) => errorCode(e));
-      await first.close();
-      const afterRelease = await b.attach('d1').then(() => 'attached', (e: unknown) => errorCode(e));
-      return { second, again, ro, unknown, afterRelease };
+      return { second, sameNameNoGrant, again, ro, unknown };
     });
-    expect(result).toEqual({ second: E_LEASE_HELD, again: 'attached', ro: 'attached', unknown: E_UNKNOWN_DISK, afterRelease: 'attached' });
+    expect(result).toEqual({ second: E_LEASE_HELD, sameNameNoGrant: E_LEASE_HELD, again: 'attached resumed', ro: 'attached', unknown: E_UNKNOWN_DISK });
+  });
+
+  it('a new writer follows a writer that ended cleanly; one that did not end blocks it until it returns or is taken over', async () => {
+    const { world } = await setup();
+    const result = await simulate(world, async () => {
+      const a = client(world, 'cloud-a');
+      await a.connect();
+      const first = await a.attach('d1');
+      const firstGrant = { epoch: first.writer!.epoch, token: first.writer!.token };
+      await first.close({ ended: false });
+      const b = client(world, 'cloud-b');
+      await b.connect();
+      const whileUnfinished = await b.attach('d1').then(() => 'attached', (e: unknown) => errorCode(e));
+      // The unfinished writer comes back with its grant (its journal), ships, and ends cleanly.
+      const back = await a.attach('d1', { writer: { resume: firstGrant, unshipped: true } });
+      await back.close({ ended: true });
+      const second = await b.attach('d1');
+      // The first writer's grant is superseded now: with writes left it is refused, with none it gets a new session.
+      await second.close({ ended: false });
+      const takenOver = await a.attach('d1', { writer: { resume: null, unshipped: false, takeOver: true } });
+      const epochs = [first.writer!.epoch, back.writer!.epoch, second.writer!.epoch, takenOver.writer!.epoch];
+      await takenOver.close({ ended: true });
+      const stale = await a.attach('d1', { writer: { resume: firstGrant, unshipped: true } }).then(() => 'attached', (e: unknown) => errorCode(e));
+      const staleEmpty = await a.attach('d1', { writer: { resume: firstGrant, unshipped: false } }).then((d) => (d.writer!.fresh ? 'fresh' : 'resumed'), (e: unknown) => errorCode(e));
+      return { whileUnfinished, epochs, stale, staleEmpty };
+    });
+    expect(result).toEqual({ whileUnfinished: E_WRITER_UNFINISHED, epochs: [1, 1, 2, 3], stale: E_WRITER_SUPERSEDED, staleEmpty: 'fresh' });
   });
 });
 

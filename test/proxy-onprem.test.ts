@@ -134,18 +134,20 @@ describe('on-prem proxy', () => {
     const applyJournal = new SparseStore('apply-journal', 16 << 20);
     const disk = new SparseStore('disk', 1 << 22);
     const one = await onpremBed(3, { applyJournal, disk });
-    await simulate(one.world, async () => {
+    const grant = await simulate(one.world, async () => {
       const c = one.client('cloud');
       await c.connect();
       const d = await c.attach('vm1');
       for (let seq = 1; seq <= 3; seq++) await d.applyGroup({ diskId: 'vm1', seq, writes: [{ offset: seq * K, data: Buffer.alloc(K, seq) }] });
+      return { epoch: d.writer!.epoch, token: d.writer!.token };
     });
     await one.onprem.close();
     const two = await onpremBed(4, { applyJournal, disk });
     const result = await simulate(two.world, async () => {
       const c = two.client('cloud');
       await c.connect();
-      const d = await c.attach('vm1');
+      // The writer comes back with the session on-prem granted it (its journal keeps the grant).
+      const d = await c.attach('vm1', { writer: { resume: grant, unshipped: true } });
       const lastSeq = d.lastSeqAtAttach;
       await d.applyGroup({ diskId: 'vm1', seq: 3, writes: [{ offset: 3 * K, data: Buffer.alloc(K, 99) }] });
       await d.applyGroup({ diskId: 'vm1', seq: 4, writes: [{ offset: 4 * K, data: Buffer.alloc(K, 4) }] });
@@ -157,18 +159,18 @@ describe('on-prem proxy', () => {
     expect(disk.readSync(4 * K, K).equals(Buffer.alloc(K, 4))).toBe(true);
   });
 
-  it('hands out a distinct cache key per disk and a fresh epoch per attach', async () => {
+  it('hands out a distinct cache key per disk and an epoch per attach that never repeats for that key', async () => {
     const { world, client } = await onpremBed(5);
     const keys = await simulate(world, async () => {
       const c = client('cloud');
       await c.connect();
       const a = await c.attach('vm1');
       const b = await c.attach('vm2');
-      const a2 = await c.attach('vm1');
+      const a2 = await c.attach('vm1', { mode: 'ro' });
       return [a, b, a2].map((d) => ({ key: d.cacheKey.toString('hex'), epoch: d.keyEpoch }));
     });
     expect(keys[0]!.key).not.toBe(keys[1]!.key);
     expect(keys[0]!.key).toBe(keys[2]!.key);
-    expect(new Set(keys.map((k) => k.epoch)).size).toBe(3);
+    expect(new Set(keys.map((k) => `${k.key}/${k.epoch}`)).size).toBe(3);
   });
 });

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { SparseStore } from '../src/proxy/sparse-store.js';
 import { StoreJournal } from '../src/proxy/journal.js';
-import { GroupApplier, WriteBehind, coalesce, type GroupOp, type WriteGroup, type WriteSink, type WriteBehindOptions } from '../src/proxy/write-behind.js';
+import { GroupApplier } from '../src/proxy/onprem/group-applier.js';
+import { WriteBehind, type WriteBehindOptions } from '../src/proxy/write-behind.js';
+import { coalesce, type GroupOp, type WriteGroup, type WriteSink } from '../src/proxy/write-group.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import { Layer } from '../src/proxy/layer.js';
 import { BlockError } from '../src/proxy/block-device.js';

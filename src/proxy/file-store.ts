@@ -9,6 +9,8 @@ export interface FileStoreOptions {
   /** Create (or extend) the file to this size. Without it the file's current size is the device size. */
   sizeBytes?: number;
   readOnly?: boolean;
+  /** Refuse a missing file instead of creating it (a disk image: a typo must not serve an empty disk). */
+  mustExist?: boolean;
   /**
    * Inside a simulation, route every file operation through `world.external`
    * so its result lands at a fixed virtual time (file I/O is real async work
@@ -47,7 +49,7 @@ export class FileStore implements BlockDevice {
   ) {}
 
   static async open(path: string, options: FileStoreOptions = {}): Promise<FileStore> {
-    const { sizeBytes, readOnly = false, world, latencyUs = 0 } = options;
+    const { sizeBytes, readOnly = false, mustExist = false, world, latencyUs = 0 } = options;
     if (sizeBytes !== undefined && (!Number.isInteger(sizeBytes) || sizeBytes < 0)) {
       throw new BlockError('E_BAD_SIZE', `file store ${path}: sizeBytes must be a non-negative integer, got ${sizeBytes}`);
     }
@@ -56,7 +58,7 @@ export class FileStore implements BlockDevice {
     try {
       // 'r+' keeps existing content; 'w+' would truncate. Create first when missing.
       fh = await run(() => open(path, readOnly ? 'r' : 'r+').catch(async (err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT' || readOnly) throw err;
+        if (err.code !== 'ENOENT' || readOnly || mustExist) throw err;
         return open(path, 'w+');
       }));
     } catch (err) {

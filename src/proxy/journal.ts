@@ -15,16 +15,23 @@ export interface JournalRecord {
 /**
  * A durable append-only log. `append` resolves only when the record (and
  * every record before it) would survive a crash. `truncate` drops a prefix
- * once its effects are durable elsewhere and records one caller-owned number
- * (`meta`, e.g. the last group sequence acknowledged) atomically with it.
+ * once its effects are durable elsewhere and records caller-owned bytes
+ * (`meta`, e.g. the last group sequence acknowledged and the writer's
+ * identity) atomically with it.
  */
 export interface Journal {
   readonly name: string;
   append(payload: Uint8Array, tUs: number): Promise<number>;
   /** The records that survived the last open (in order), for replay. */
   readonly recovered: readonly JournalRecord[];
-  truncate(upToLsn: number, meta: number): Promise<void>;
-  readonly meta: number;
+  /** Drop records up to `upToLsn` (0: none) and make `meta` the durable meta, in one header write. */
+  truncate(upToLsn: number, meta: Uint8Array): Promise<void>;
+  /**
+   * The caller's bytes from the last truncate (empty for a new journal). A
+   * journal written by an earlier version kept one number here; it reads back
+   * as the JSON text {"seq": n}.
+   */
+  readonly meta: Buffer;
   /** The LSN the next append gets. */
   readonly nextLsn: number;
   /** Bytes an append of `payloadBytes` needs. */
@@ -35,10 +42,20 @@ export interface Journal {
 
 const HEADER_SLOT_BYTES = 4096;
 const DATA_START = 2 * HEADER_SLOT_BYTES;
-const HEADER_MAGIC = 0x53504a48; // "SPJH"
-const RECORD_MAGIC = 0x53504a52; // "SPJR"
-/** magic u32, length u32, lsn f64, tUs f64, crc u32 */
-const RECORD_HEADER_BYTES = 28;
+/** Earlier header: meta was one f64. Still read, never written. */
+const LEGACY_HEADER_MAGIC = 0x53504a48; // "SPJH"
+const HEADER_MAGIC = 0x53504a32; // "SPJ2"
+/** magic u32, gen f64, headPos f64, headLsn f64, metaLength u16, meta, crc u32 */
+const HEADER_FIXED_BYTES = 30;
+export const JOURNAL_META_MAX_BYTES = 1024;
+/** Earlier records: no batch field. Still read, never written. */
+const LEGACY_RECORD_MAGIC = 0x53504a52; // "SPJR"
+const LEGACY_RECORD_HEADER_BYTES = 28;
+const RECORD_MAGIC = 0x53504a42; // "SPJB"
+/** magic u32, length u32, lsn f64, tUs f64, batchStart f64, crc u32 */
+const RECORD_HEADER_BYTES = 36;
+/** How far the corruption check reads at a time when it looks past a damaged record. */
+const SCAN_CHUNK_BYTES = 1024 * 1024;
 
 interface Placed {
   lsn: number;
@@ -53,16 +70,31 @@ interface PendingAppend {
   reject: (err: unknown) => void;
 }
 
+/** What recovery found at one position of the ring. */
+type Found =
+  | { kind: 'record'; record: JournalRecord; bytes: number }
+  /** Nothing written here in this lap: zeros, or an intact record of an earlier lap. */
+  | { kind: 'end' }
+  /** Bytes that are neither: a torn write, or damage. */
+  | { kind: 'broken' };
+
 /**
  * The Journal on any BlockDevice (a SparseStore in simulation, a FileStore
  * live): two alternating header slots (generation, head position, head LSN,
- * meta, crc) and a ring of records, each with its own crc and LSN. Recovery
- * scans from the head while records are intact and their LSNs consecutive, so
- * a torn tail or a stale record from an earlier lap ends the scan.
+ * meta, crc) and a ring of records, each with its own crc, LSN and the LSN
+ * its group commit began with.
  *
  * Appends are group-committed: whatever queued while one write+flush was in
  * flight goes out in the next write with one flush, and acknowledgements
  * follow LSN order, so an acknowledged record never sits behind a torn one.
+ *
+ * Recovery replays from the head while records are intact and their LSNs
+ * consecutive. Where that stops it tells a torn tail from damage: a batch is
+ * written only after the one before it was flushed, so an intact record of a
+ * later batch beyond the stop proves the stopped-at record was acknowledged.
+ * That is mid-log corruption, and open fails with E_JOURNAL_CORRUPT instead
+ * of quietly dropping every acknowledged record after it. (Records of the
+ * same, unacknowledged batch may follow a torn one: that is still a tail.)
  */
 export class StoreJournal implements Journal {
   readonly name: string;
@@ -73,7 +105,7 @@ export class StoreJournal implements Journal {
   private headLsn = 1;
   private tailPos = 0;
   private lsnNext = 1;
-  private metaValue = 0;
+  private metaValue: Buffer = Buffer.alloc(0);
   private readonly placed: Placed[] = [];
   private queue: PendingAppend[] = [];
   private writing = false;
@@ -93,7 +125,7 @@ export class StoreJournal implements Journal {
     return j;
   }
 
-  get meta(): number {
+  get meta(): Buffer {
     return this.metaValue;
   }
 
@@ -106,12 +138,13 @@ export class StoreJournal implements Journal {
   }
 
   freeBytes(): number {
-    return this.capacityBytes - (this.tailPos - this.headPos) - this.queue.reduce((n, p) => n + this.recordBytes(p.payload.length), 0);
+    // The end marker after the last batch must never land on a live record.
+    return this.capacityBytes - RECORD_HEADER_BYTES - (this.tailPos - this.headPos) - this.queue.reduce((n, p) => n + this.recordBytes(p.payload.length), 0);
   }
 
   append(payload: Uint8Array, tUs: number): Promise<number> {
     const need = this.recordBytes(payload.length);
-    if (need > this.capacityBytes) {
+    if (need > this.capacityBytes - RECORD_HEADER_BYTES) {
       return Promise.reject(new BlockError(E_NOSPC, `${this.name}: a record of ${payload.length} bytes can never fit a journal of ${this.capacityBytes} bytes`));
     }
     if (need > this.freeBytes()) {
@@ -124,7 +157,10 @@ export class StoreJournal implements Journal {
     });
   }
 
-  async truncate(upToLsn: number, meta: number): Promise<void> {
+  async truncate(upToLsn: number, meta: Uint8Array): Promise<void> {
+    if (meta.length > JOURNAL_META_MAX_BYTES) {
+      throw new BlockError(E_NOSPC, `${this.name}: meta of ${meta.length} bytes; at most ${JOURNAL_META_MAX_BYTES}`);
+    }
     let i = 0;
     while (i < this.placed.length && this.placed[i]!.lsn <= upToLsn) i++;
     // Queued appends are not placed yet: they land at tailPos with lsnNext onwards.
@@ -147,15 +183,19 @@ export class StoreJournal implements Journal {
         const parts: Buffer[] = [];
         const lsns: number[] = [];
         let pos = start;
+        const batchStart = this.lsnNext;
         for (const p of batch) {
           const lsn = this.lsnNext++;
-          const rec = encodeRecord(lsn, p.tUs, p.payload);
+          const rec = encodeRecord(lsn, p.tUs, batchStart, p.payload);
           parts.push(rec);
           lsns.push(lsn);
           this.placed.push({ lsn, pos, bytes: rec.length });
           pos += rec.length;
         }
         this.tailPos = pos;
+        // Zeros after the batch, in the same write: a clean end of the log reads as zeros, so only a
+        // torn write or damage makes recovery look further (see refuseIfLaterBatch).
+        parts.push(Buffer.alloc(RECORD_HEADER_BYTES));
         try {
           await this.writeRing(start, Buffer.concat(parts));
           await this.store.flush();
@@ -189,30 +229,30 @@ export class StoreJournal implements Journal {
     return Buffer.concat([a, await this.store.read(DATA_START, length - first)]);
   }
 
-  private async writeHeader(headPos: number, headLsn: number, meta: number): Promise<void> {
+  private async writeHeader(headPos: number, headLsn: number, meta: Uint8Array): Promise<void> {
     const gen = this.headerGen + 1;
-    const h = Buffer.alloc(40);
+    const h = Buffer.alloc(HEADER_FIXED_BYTES + meta.length + 4);
     h.writeUInt32BE(HEADER_MAGIC, 0);
     h.writeDoubleBE(gen, 4);
     h.writeDoubleBE(headPos, 12);
     h.writeDoubleBE(headLsn, 20);
-    h.writeDoubleBE(meta, 28);
-    h.writeUInt32BE(crc32(h.subarray(0, 36)), 36);
+    h.writeUInt16BE(meta.length, 28);
+    h.set(meta, HEADER_FIXED_BYTES);
+    h.writeUInt32BE(crc32(h.subarray(0, h.length - 4)), h.length - 4);
     await this.store.write((gen % 2) * HEADER_SLOT_BYTES, h);
     await this.store.flush();
     this.headerGen = gen;
     this.headPos = headPos;
     this.headLsn = headLsn;
-    this.metaValue = meta;
+    this.metaValue = Buffer.from(meta);
   }
 
   private async load(): Promise<void> {
-    let best: { gen: number; headPos: number; headLsn: number; meta: number } | undefined;
+    let best: { gen: number; headPos: number; headLsn: number; meta: Buffer } | undefined;
     for (const slot of [0, 1]) {
-      const h = await this.store.read(slot * HEADER_SLOT_BYTES, 40);
-      if (h.readUInt32BE(0) !== HEADER_MAGIC || h.readUInt32BE(36) !== crc32(h.subarray(0, 36))) continue;
-      const gen = h.readDoubleBE(4);
-      if (!best || gen > best.gen) best = { gen, headPos: h.readDoubleBE(12), headLsn: h.readDoubleBE(20), meta: h.readDoubleBE(28) };
+      const h = await this.store.read(slot * HEADER_SLOT_BYTES, HEADER_FIXED_BYTES + JOURNAL_META_MAX_BYTES + 4);
+      const found = parseHeader(h);
+      if (found && (!best || found.gen > best.gen)) best = found;
     }
     if (best) {
       this.headerGen = best.gen;
@@ -223,40 +263,112 @@ export class StoreJournal implements Journal {
     let pos = this.headPos;
     let lsn = this.headLsn;
     const records: JournalRecord[] = [];
-    while (pos - this.headPos + RECORD_HEADER_BYTES <= this.capacityBytes) {
-      const head = await this.readRing(pos, RECORD_HEADER_BYTES);
-      if (head.readUInt32BE(0) !== RECORD_MAGIC) break;
-      const length = head.readUInt32BE(4);
-      const recLsn = head.readDoubleBE(8);
-      if (recLsn !== lsn || pos - this.headPos + RECORD_HEADER_BYTES + length > this.capacityBytes) break;
-      const payload = await this.readRing(pos + RECORD_HEADER_BYTES, length);
-      const tUs = head.readDoubleBE(16);
-      if (head.readUInt32BE(24) !== recordCrc(recLsn, tUs, payload)) break;
-      records.push({ lsn, tUs, payload });
-      this.placed.push({ lsn, pos, bytes: RECORD_HEADER_BYTES + length });
-      pos += RECORD_HEADER_BYTES + length;
+    for (;;) {
+      const found = await this.recordAt(pos, lsn);
+      if (found.kind !== 'record') {
+        if (found.kind === 'broken') await this.refuseIfLaterBatch(pos, lsn);
+        break;
+      }
+      records.push(found.record);
+      this.placed.push({ lsn, pos, bytes: found.bytes });
+      pos += found.bytes;
       lsn++;
     }
     this.tailPos = pos;
     this.lsnNext = lsn;
     this.recovered = records;
   }
+
+  /** The record with LSN `lsn` at ring position `pos`, if it is there intact. */
+  private async recordAt(pos: number, lsn: number): Promise<Found> {
+    const room = this.capacityBytes - (pos - this.headPos);
+    if (room < LEGACY_RECORD_HEADER_BYTES) return { kind: 'end' };
+    const head = await this.readRing(pos, Math.min(room, RECORD_HEADER_BYTES));
+    const magic = head.readUInt32BE(0);
+    const legacy = magic === LEGACY_RECORD_MAGIC;
+    if (!legacy && magic !== RECORD_MAGIC) return head.every((b) => b === 0) ? { kind: 'end' } : { kind: 'broken' };
+    const headerBytes = legacy ? LEGACY_RECORD_HEADER_BYTES : RECORD_HEADER_BYTES;
+    const length = head.readUInt32BE(4);
+    if (head.length < headerBytes || headerBytes + length > room) return { kind: 'broken' };
+    const recLsn = head.readDoubleBE(8);
+    const tUs = head.readDoubleBE(16);
+    const payload = await this.readRing(pos + headerBytes, length);
+    const intact = legacy
+      ? head.readUInt32BE(24) === legacyRecordCrc(recLsn, tUs, payload)
+      : head.readUInt32BE(32) === recordCrc(recLsn, tUs, head.readDoubleBE(24), payload);
+    if (!intact) return { kind: 'broken' };
+    if (recLsn !== lsn) return recLsn < lsn ? { kind: 'end' } : { kind: 'broken' };
+    return { kind: 'record', record: { lsn, tUs, payload }, bytes: headerBytes + length };
+  }
+
+  /**
+   * Recovery stopped at `pos` (expecting `lsn`) on bytes that are not a clean
+   * end. Look past it for an intact record of a later batch; finding one
+   * means acknowledged records were damaged.
+   */
+  private async refuseIfLaterBatch(pos: number, lsn: number): Promise<void> {
+    const end = this.headPos + this.capacityBytes;
+    for (let at = pos + 1; at < end; at += SCAN_CHUNK_BYTES) {
+      const chunk = await this.readRing(at, Math.min(SCAN_CHUNK_BYTES + RECORD_HEADER_BYTES, end - at));
+      const magic = Buffer.alloc(4);
+      magic.writeUInt32BE(RECORD_MAGIC);
+      for (let i = chunk.indexOf(magic); i >= 0 && i < SCAN_CHUNK_BYTES; i = chunk.indexOf(magic, i + 1)) {
+        if (i + RECORD_HEADER_BYTES > chunk.length) break;
+        const recLsn = chunk.readDoubleBE(i + 8);
+        const batchStart = chunk.readDoubleBE(i + 24);
+        if (!(recLsn > lsn && batchStart > lsn)) continue;
+        const found = await this.recordAt(at + i, recLsn).catch(() => ({ kind: 'broken' }) as Found);
+        if (found.kind !== 'record') continue;
+        throw new BlockError(E_JOURNAL_CORRUPT,
+          `${this.name}: record ${lsn} (byte ${pos % this.capacityBytes} of the ring) is damaged, yet record ${recLsn} of a later `
+          + `commit is intact: acknowledged records were corrupted, not torn by a crash. Refusing to start without them; `
+          + `keep the journal for inspection`,
+          { details: { lsn, pos, laterLsn: recLsn } });
+      }
+    }
+  }
 }
 
-function recordCrc(lsn: number, tUs: number, payload: Uint8Array): number {
+/** One header slot's content, or undefined when the slot holds no intact header. */
+function parseHeader(h: Buffer): { gen: number; headPos: number; headLsn: number; meta: Buffer } | undefined {
+  const magic = h.readUInt32BE(0);
+  const fixed = { gen: h.readDoubleBE(4), headPos: h.readDoubleBE(12), headLsn: h.readDoubleBE(20) };
+  if (magic === LEGACY_HEADER_MAGIC) {
+    if (h.readUInt32BE(36) !== crc32(h.subarray(0, 36))) return undefined;
+    return { ...fixed, meta: Buffer.from(JSON.stringify({ seq: h.readDoubleBE(28) })) };
+  }
+  if (magic !== HEADER_MAGIC) return undefined;
+  const metaLength = h.readUInt16BE(28);
+  if (metaLength > JOURNAL_META_MAX_BYTES) return undefined;
+  const end = HEADER_FIXED_BYTES + metaLength;
+  if (h.readUInt32BE(end) !== crc32(h.subarray(0, end))) return undefined;
+  return { ...fixed, meta: Buffer.from(h.subarray(HEADER_FIXED_BYTES, end)) };
+}
+
+function legacyRecordCrc(lsn: number, tUs: number, payload: Uint8Array): number {
   const b = Buffer.alloc(16);
   b.writeDoubleBE(lsn, 0);
   b.writeDoubleBE(tUs, 8);
   return crc32(payload, crc32(b));
 }
 
-function encodeRecord(lsn: number, tUs: number, payload: Uint8Array): Buffer {
+function recordCrc(lsn: number, tUs: number, batchStart: number, payload: Uint8Array): number {
+  const b = Buffer.alloc(28);
+  b.writeUInt32BE(payload.length, 0);
+  b.writeDoubleBE(lsn, 4);
+  b.writeDoubleBE(tUs, 12);
+  b.writeDoubleBE(batchStart, 20);
+  return crc32(payload, crc32(b));
+}
+
+function encodeRecord(lsn: number, tUs: number, batchStart: number, payload: Uint8Array): Buffer {
   const rec = Buffer.alloc(RECORD_HEADER_BYTES + payload.length);
   rec.writeUInt32BE(RECORD_MAGIC, 0);
   rec.writeUInt32BE(payload.length, 4);
   rec.writeDoubleBE(lsn, 8);
   rec.writeDoubleBE(tUs, 16);
-  rec.writeUInt32BE(recordCrc(lsn, tUs, payload), 24);
+  rec.writeDoubleBE(batchStart, 24);
+  rec.writeUInt32BE(recordCrc(lsn, tUs, batchStart, payload), 32);
   rec.set(payload, RECORD_HEADER_BYTES);
   return rec;
 }

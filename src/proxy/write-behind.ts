@@ -1,9 +1,10 @@
-import { SpillwayError } from '../errors.js';
+import { SpillwayError, invariant } from '../errors.js';
 import type { Timer, World } from '../world/types.js';
 import { BlockError, E_CLOSED, checkRange, type BlockDevice, type Extent, type WriteOptions, type ZeroOptions } from './block-device.js';
 import { E_JOURNAL_FULL, type Journal } from './journal.js';
 import { Layer } from './layer.js';
 import { PersistentBitmap } from './persistent-bitmap.js';
+import { coalesce, decodeOp, encodeOp, type GroupOp, type WriterGrant, type WriteSink } from './write-group.js';
 
 /** FIG 4's two write-persistence policies, per disk. */
 export type Persistence = 'cloud-only' | 'on-prem';
@@ -13,30 +14,38 @@ export interface ByteRange {
   length: number;
 }
 
-/** One operation of a shipped group: bytes to write, or a range to zero. */
-export type GroupOp =
-  | { offset: number; data: Uint8Array; zero?: undefined }
-  | { offset: number; length: number; zero: true };
+export const E_WB_CONFIG = 'E_WB_CONFIG';
+const DEFAULT_GRANULE_BYTES = 4096;
 
 /**
- * A crash-consistent group: the coalesced effect of every write acknowledged
- * between two cuts. Applying group n on top of groups 1..n-1 yields a state
- * the guest's disk really was in. Sequence numbers are per disk, from 1.
+ * What the cloud journal's meta holds: the last group seq on-prem
+ * acknowledged, and the writer session (on-prem's grant) the seqs belong to.
  */
-export interface WriteGroup {
-  diskId: string;
+export interface WriterJournalMeta {
   seq: number;
-  writes: GroupOp[];
+  writer: WriterGrant | null;
 }
 
-/** Where groups go: the link client over the wire, or a GroupApplier in process. */
-export interface WriteSink {
-  /** Resolves once the group is applied and durable on-prem. Must be idempotent per (diskId, seq). */
-  applyGroup(group: WriteGroup): Promise<void>;
+/** The journal's writer meta; null for a journal no writer ever used. */
+export function readWriterMeta(journal: Journal): WriterJournalMeta | null {
+  if (journal.meta.length === 0) return null;
+  const raw = JSON.parse(journal.meta.toString('utf8')) as Partial<WriterJournalMeta>;
+  return { seq: raw.seq ?? 0, writer: raw.writer ?? null };
 }
 
-export const E_WB_SEQ_GAP = 'E_WB_SEQ_GAP';
-export const E_WB_CONFIG = 'E_WB_CONFIG';
+/**
+ * Start a new writer session on this journal: seqs begin again at 1 under
+ * `grant`. Only for a journal with nothing left to ship (on-prem grants a new
+ * session only then).
+ */
+export async function adoptWriterGrant(journal: Journal, grant: WriterGrant): Promise<void> {
+  invariant(journal.recovered.length === 0, 'a journal adopts a new writer session only when it has nothing to ship');
+  await journal.truncate(0, writerMetaBytes({ seq: 0, writer: grant }));
+}
+
+function writerMetaBytes(meta: WriterJournalMeta): Buffer {
+  return Buffer.from(JSON.stringify(meta));
+}
 
 export interface WriteBehindOptions {
   world: World;
@@ -139,6 +148,8 @@ export class WriteBehind extends Layer {
   private readonly groups: Group[] = [];
   private nextSeq: number;
   private lastAckedSeq: number;
+  /** The writer session the journal's seqs belong to (null: the in-process writer, epoch 0). */
+  private readonly writer: WriterGrant | null;
   private serial: Promise<unknown> = Promise.resolve();
   private rpoTimer: Timer | undefined;
   private retryTimer: Timer | undefined;
@@ -154,19 +165,26 @@ export class WriteBehind extends Layer {
     super(below);
     this.world = options.world;
     this.options = {
-      rpoUs: 30_000_000, shipThresholdBytes: 8 * 1024 * 1024, granuleBytes: 4096, retryUs: 100_000,
+      rpoUs: 30_000_000, shipThresholdBytes: 8 * 1024 * 1024, granuleBytes: DEFAULT_GRANULE_BYTES, retryUs: 100_000,
       maxRetryUs: 30_000_000, flushWaitsForOnPrem: false, ...options,
     };
     this.G = this.options.granuleBytes;
     this.name = `write-behind:${options.diskId}`;
-    this.nextSeq = (options.journal?.meta ?? 0) + 1;
-    this.lastAckedSeq = options.journal?.meta ?? 0;
+    const meta = options.journal ? readWriterMeta(options.journal) : null;
+    this.writer = meta?.writer ?? null;
+    this.nextSeq = (meta?.seq ?? 0) + 1;
+    this.lastAckedSeq = meta?.seq ?? 0;
     this.retryDelayUs = this.options.retryUs;
+  }
+
+  /** How many granules a written-granule map store marks as written (what a closed layer left). */
+  static async writtenGranules(mapStore: BlockDevice, diskBytes: number, granuleBytes = DEFAULT_GRANULE_BYTES): Promise<number> {
+    return (await PersistentBitmap.open(mapStore, Math.ceil(diskBytes / granuleBytes))).count;
   }
 
   /** Open the layer over `below`, loading the written-granule map and replaying the journal. */
   static async open(below: BlockDevice, options: WriteBehindOptions): Promise<WriteBehind> {
-    const G = options.granuleBytes ?? 4096;
+    const G = options.granuleBytes ?? DEFAULT_GRANULE_BYTES;
     const where = `write-behind:${options.diskId}`;
     if (options.persistence !== 'cloud-only' && options.persistence !== 'on-prem') {
       throw new SpillwayError(E_WB_CONFIG, `${where}: persistence must be "cloud-only" or "on-prem", got ${JSON.stringify(options.persistence)}`);
@@ -485,7 +503,7 @@ export class WriteBehind extends Layer {
         const g = this.groups[0]!;
         const startedUs = this.world.clock.nowUs();
         try {
-          await this.options.sink!.applyGroup({ diskId: this.options.diskId, seq: g.seq, writes: g.ops });
+          await this.options.sink!.applyGroup({ diskId: this.options.diskId, epoch: this.writer?.epoch ?? 0, seq: g.seq, writes: g.ops });
         } catch (err) {
           if (this.dead) return;
           this.counters.shipFailures++;
@@ -505,7 +523,7 @@ export class WriteBehind extends Layer {
         await this.options.store.flush();
         await this.map.persist();
         if (this.dead) return;
-        await this.options.journal!.truncate(g.cutLsn, g.seq);
+        await this.options.journal!.truncate(g.cutLsn, writerMetaBytes({ seq: g.seq, writer: this.writer }));
         if (this.dead) return;
         this.groups.shift();
         this.lastAckedSeq = g.seq;
@@ -566,73 +584,6 @@ function makeGroup(seq: number, cutLsn: number, entries: Entry[]): Group {
   };
 }
 
-interface Seg {
-  start: number;
-  end: number;
-  /** undefined: zeros */
-  data: Uint8Array | undefined;
-}
-
-/**
- * Later ops win where they overlap; the result is sorted by address with
- * adjacent pieces of the same kind merged, so a group carries each byte once.
- */
-export function coalesce(ops: readonly GroupOp[]): GroupOp[] {
-  let segs: Seg[] = [];
-  for (const op of ops) {
-    const start = op.offset;
-    const end = start + (op.zero ? op.length : op.data.length);
-    if (end === start) continue;
-    const next: Seg[] = [];
-    for (const s of segs) {
-      if (s.end <= start || s.start >= end) { next.push(s); continue; }
-      if (s.start < start) next.push({ start: s.start, end: start, data: s.data?.subarray(0, start - s.start) });
-      if (s.end > end) next.push({ start: end, end: s.end, data: s.data?.subarray(end - s.start) });
-    }
-    next.push({ start, end, data: op.zero ? undefined : op.data });
-    segs = next;
-  }
-  segs.sort((a, b) => a.start - b.start);
-  const out: GroupOp[] = [];
-  let i = 0;
-  while (i < segs.length) {
-    const run = [segs[i]!];
-    while (i + run.length < segs.length) {
-      const n = segs[i + run.length]!;
-      const prev = run[run.length - 1]!;
-      if (n.start !== prev.end || (n.data === undefined) !== (prev.data === undefined)) break;
-      run.push(n);
-    }
-    const first = run[0]!;
-    const last = run[run.length - 1]!;
-    if (first.data === undefined) out.push({ offset: first.start, length: last.end - first.start, zero: true });
-    else out.push({ offset: first.start, data: run.length === 1 ? first.data : Buffer.concat(run.map((s) => s.data!)) });
-    i += run.length;
-  }
-  return out;
-}
-
-function encodeOp(op: GroupOp): Buffer {
-  if (op.zero) {
-    const b = Buffer.alloc(17);
-    b[0] = REC_ZERO;
-    b.writeDoubleBE(op.offset, 1);
-    b.writeDoubleBE(op.length, 9);
-    return b;
-  }
-  const b = Buffer.alloc(9 + op.data.length);
-  b[0] = REC_WRITE;
-  b.writeDoubleBE(op.offset, 1);
-  b.set(op.data, 9);
-  return b;
-}
-
-function decodeOp(p: Buffer): GroupOp {
-  if (p[0] === REC_ZERO) return { offset: p.readDoubleBE(1), length: p.readDoubleBE(9), zero: true };
-  if (p[0] === REC_WRITE) return { offset: p.readDoubleBE(1), data: Buffer.from(p.subarray(9)) };
-  throw new SpillwayError('E_JOURNAL_CORRUPT', `write-behind: unknown journal record kind ${p[0]}`);
-}
-
 function encodeCut(seq: number): Buffer {
   const b = Buffer.alloc(9);
   b[0] = REC_CUT;
@@ -640,95 +591,3 @@ function encodeCut(seq: number): Buffer {
   return b;
 }
 
-/**
- * The on-prem end of FIG 4's step 413: applies groups to the on-prem disk
- * atomically and idempotently. A group is first staged in its own journal
- * (durable), then written to the disk and the disk flushed, then the journal
- * is truncated with the group's seq as the new "applied" mark. A crash
- * mid-apply replays the staged group on open; a group whose seq is not above
- * the applied mark is acknowledged without touching the disk.
- */
-export class GroupApplier implements WriteSink {
-  private serial: Promise<unknown> = Promise.resolve();
-  /** How many times each seq was actually written to the disk (tests assert 1). */
-  readonly applications = new Map<number, number>();
-  duplicates = 0;
-
-  private constructor(readonly disk: BlockDevice, private readonly journal: Journal, readonly diskId: string | undefined) {}
-
-  static async open(disk: BlockDevice, journal: Journal, diskId?: string): Promise<GroupApplier> {
-    const applier = new GroupApplier(disk, journal, diskId);
-    for (const rec of journal.recovered) {
-      const group = decodeGroup(rec.payload);
-      if (group.seq > journal.meta) await applier.applyStaged(group, rec.lsn);
-    }
-    return applier;
-  }
-
-  /** The highest group seq applied and durable. */
-  get appliedSeq(): number {
-    return this.journal.meta;
-  }
-
-  applyGroup(group: WriteGroup): Promise<void> {
-    const run = this.serial.then(async () => {
-      if (this.diskId !== undefined && group.diskId !== this.diskId) {
-        throw new SpillwayError(E_WB_CONFIG, `group for disk ${group.diskId} sent to the applier of ${this.diskId}`);
-      }
-      if (group.seq <= this.journal.meta) {
-        this.duplicates++;
-        return;
-      }
-      if (group.seq !== this.journal.meta + 1) {
-        throw new SpillwayError(E_WB_SEQ_GAP, `disk ${group.diskId}: got group ${group.seq} but ${this.journal.meta + 1} is next; a group was lost`,
-          { details: { seq: group.seq, applied: this.journal.meta } });
-      }
-      const lsn = await this.journal.append(encodeGroup(group), 0);
-      await this.applyStaged(group, lsn);
-    });
-    this.serial = run.catch(() => undefined);
-    return run;
-  }
-
-  private async applyStaged(group: WriteGroup, lsn: number): Promise<void> {
-    for (const op of group.writes) {
-      if (op.zero) await this.disk.writeZeroes(op.offset, op.length);
-      else await this.disk.write(op.offset, op.data);
-    }
-    await this.disk.flush();
-    await this.journal.truncate(lsn, group.seq);
-    this.applications.set(group.seq, (this.applications.get(group.seq) ?? 0) + 1);
-  }
-}
-
-function encodeGroup(group: WriteGroup): Buffer {
-  const id = Buffer.from(group.diskId, 'utf8');
-  const head = Buffer.alloc(14);
-  head.writeDoubleBE(group.seq, 0);
-  head.writeUInt16BE(id.length, 8);
-  head.writeUInt32BE(group.writes.length, 10);
-  const parts: Buffer[] = [head, id];
-  // Each op is length-prefixed so the records can be split apart again.
-  for (const op of group.writes) {
-    const rec = encodeOp(op);
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(rec.length);
-    parts.push(len, rec);
-  }
-  return Buffer.concat(parts);
-}
-
-function decodeGroup(p: Buffer): WriteGroup {
-  const seq = p.readDoubleBE(0);
-  const idLen = p.readUInt16BE(8);
-  const count = p.readUInt32BE(10);
-  const diskId = p.subarray(14, 14 + idLen).toString('utf8');
-  let pos = 14 + idLen;
-  const writes: GroupOp[] = [];
-  for (let i = 0; i < count; i++) {
-    const len = p.readUInt32BE(pos);
-    writes.push(decodeOp(p.subarray(pos + 4, pos + 4 + len)));
-    pos += 4 + len;
-  }
-  return { diskId, seq, writes };
-}

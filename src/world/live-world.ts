@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { US_PER_MS } from '../util/units.js';
 import { LiveNet } from './live-net.js';
 import { RngRegistry } from './rng.js';
@@ -46,6 +46,10 @@ export class LiveWorld implements World {
 
   rng(label: string): Rng {
     return this.rngs.get(label);
+  }
+
+  unpredictable(_label: string, bytes: number): Buffer {
+    return randomBytes(bytes);
   }
 
   log(level: LogLevel, src: string, message: string, data?: TraceData): void {

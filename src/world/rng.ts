@@ -48,3 +48,10 @@ export class RngRegistry {
     return rng;
   }
 }
+
+/** `bytes` bytes from a seeded stream, four at a time (what the simulated World calls unpredictable). */
+export function rngBytes(rng: Rng, bytes: number): Buffer {
+  const b = Buffer.allocUnsafe(Math.ceil(bytes / 4) * 4);
+  for (let i = 0; i < b.length; i += 4) b.writeUInt32BE(rng.u32(), i);
+  return b.subarray(0, bytes);
+}

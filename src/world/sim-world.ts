@@ -1,7 +1,7 @@
 import { SpillwayError, invariant } from '../errors.js';
 import { US_PER_MS } from '../util/units.js';
 import { PromiseActivity, drainMicrotasks } from './live-drain.js';
-import { RngRegistry } from './rng.js';
+import { RngRegistry, rngBytes } from './rng.js';
 import { EventQueue, type ScheduledEvent } from './scheduler.js';
 import { SimNet } from './sim-net.js';
 import { TraceRecorder } from './trace.js';
@@ -115,6 +115,10 @@ export class SimWorld implements World {
 
   rng(label: string): Rng {
     return this.rngs.get(label);
+  }
+
+  unpredictable(label: string, bytes: number): Buffer {
+    return rngBytes(this.rngs.get(label), bytes);
   }
 
   log(level: LogLevel, src: string, message: string, data?: TraceData): void {

@@ -118,6 +118,12 @@ export interface World {
   readonly clock: Clock;
   /** The seeded stream for one component; the same label always returns the same stream. */
   rng(label: string): Rng;
+  /**
+   * Bytes no peer can predict (nonces, session tokens): the operating
+   * system's CSPRNG when live; in a simulation the next bytes of the labelled
+   * seeded stream, so a run stays reproducible.
+   */
+  unpredictable(label: string, bytes: number): Buffer;
   readonly net: Net;
   readonly trace: Trace;
   log(level: LogLevel, src: string, message: string, data?: TraceData): void;

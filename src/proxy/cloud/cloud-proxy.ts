@@ -1,8 +1,11 @@
 import type { Timer, World } from '../../world/types.js';
 import type { BlockDevice } from '../block-device.js';
+import { invariant } from '../../errors.js';
 import { StoreJournal } from '../journal.js';
 import { Layer } from '../layer.js';
 import { LinkClient } from '../link/client.js';
+import { LinkError, E_ONPREM_BEHIND } from '../link/errors.js';
+import type { WriterClaim } from '../link/messages.js';
 import { parsePairingKey } from '../link/pairing-key.js';
 import type { RemoteDisk } from '../link/remote-disk.js';
 import { PrefetchLayer, type PrefetchOptions } from '../prefetch.js';
@@ -11,7 +14,7 @@ import { ReadPath, type LocalSource } from '../read-path.js';
 import { SecureCache } from '../secure-cache.js';
 import { SparseStore } from '../sparse-store.js';
 import { StatsLayer, StatsRegistry, emitProxyStats } from '../stats.js';
-import { WriteBehind, type ByteRange, type Persistence } from '../write-behind.js';
+import { WriteBehind, adoptWriterGrant, readWriterMeta, type ByteRange, type Persistence, type WriterJournalMeta } from '../write-behind.js';
 
 /**
  * Where the cloud proxy keeps what must survive it: the write-behind store,
@@ -64,6 +67,11 @@ export interface CloudProxyOptions {
   prefetch?: PrefetchOptions;
   rpoUs?: number;
   shipThresholdBytes?: number;
+  /**
+   * Become the disk's writer although the last writer session did not end
+   * cleanly (its unshipped writes, wherever they are, are given up).
+   */
+  takeOver?: boolean;
   /** Emit proxy.stats every this many µs (keeps a simulation from going idle; off by default). */
   statsEveryUs?: number;
   reconnectMinUs?: number;
@@ -170,8 +178,60 @@ export async function createCloudProxy(world: World, options: CloudProxyOptions)
     ...(options.reconnectMinUs ? { reconnectMinUs: options.reconnectMinUs } : {}),
     ...(options.reconnectMaxUs ? { reconnectMaxUs: options.reconnectMaxUs } : {}),
   });
+  // The journal first: what it holds is this writer's claim to its session on-prem.
+  const journal = await StoreJournal.open(options.stores.journal);
+  const held = readWriterMeta(journal);
+  const persistence = options.disk.persistence ?? 'on-prem';
+  const written = await WriteBehind.writtenGranules(options.stores.writeMap, options.stores.writeStore.size()) > 0;
+  const claim: WriterClaim = {
+    resume: held ? (held.writer ?? { epoch: 0, token: '' }) : null,
+    // cloud-only writes never ship: they are the disk's only copy, valid over the on-prem state they were made on.
+    unshipped: persistence === 'on-prem' ? journal.recovered.length > 0 : written,
+    ...(options.takeOver ? { takeOver: true } : {}),
+  };
   await link.connect();
-  const remote = await link.attach(options.disk.id, { mode: 'rw', blockBytes, ...(options.disk.image ? { image: options.disk.image } : {}) });
+  let remote: RemoteDisk | undefined;
+  try {
+    remote = await link.attach(options.disk.id, { mode: 'rw', blockBytes, writer: claim, ...(options.disk.image ? { image: options.disk.image } : {}) });
+    await adoptWriterSession(journal, held, remote, options.stores.writeMap);
+    return await assemble(world, options, { src, blockBytes, link, remote, journal, persistence });
+  } catch (err) {
+    await remote?.close().catch(() => undefined);
+    await link.close();
+    throw err;
+  }
+}
+
+/**
+ * Reconcile the journal with the session on-prem admitted. A new session
+ * (on-prem grants one only when nothing is left to ship) starts its seqs at 1
+ * and forgets the written-granule map: those writes are on-prem now, and a
+ * later writer may have changed them there. A resumed session must not know
+ * of groups on-prem never applied.
+ */
+async function adoptWriterSession(journal: StoreJournal, held: WriterJournalMeta | null, remote: RemoteDisk, writeMap: BlockDevice): Promise<void> {
+  const writer = remote.writer;
+  invariant(writer, 'a rw attach is answered with a writer session');
+  if (writer.fresh) {
+    await adoptWriterGrant(journal, { epoch: writer.epoch, token: writer.token });
+    await writeMap.writeZeroes(0, writeMap.size());
+    await writeMap.flush();
+    return;
+  }
+  if (held && remote.lastSeqAtAttach < held.seq) {
+    throw new LinkError(E_ONPREM_BEHIND,
+      `disk ${remote.diskId}: on-prem says group ${remote.lastSeqAtAttach} of writer session ${writer.epoch} is its last, but it acknowledged `
+      + `group ${held.seq} before; its apply journal (IMAGE.spillway-journal) was lost or rolled back. Writes after group `
+      + `${remote.lastSeqAtAttach} are in this cache dir's write store only`,
+      { details: { epoch: writer.epoch, onprem: remote.lastSeqAtAttach, acknowledged: held.seq } });
+  }
+}
+
+async function assemble(
+  world: World, options: CloudProxyOptions,
+  parts: { src: string; blockBytes: number; link: LinkClient; remote: RemoteDisk; journal: StoreJournal; persistence: Persistence },
+): Promise<CloudProxy> {
+  const { src, blockBytes, link, remote, journal, persistence } = parts;
   const capacity = options.cacheCapacityBytes ?? 256 * 1024 * 1024;
   const cacheStore = options.stores.cache ?? new SparseStore(`cache-store:${options.name}`, 4096 + Math.ceil(capacity / blockBytes) * (blockBytes + 16) + blockBytes);
   const cache = await SecureCache.open({ name: `secure-cache:${options.name}`, key: remote.cacheKey, keyEpoch: remote.keyEpoch, store: cacheStore, capacityBytes: capacity, blockBytes });
@@ -186,11 +246,10 @@ export async function createCloudProxy(world: World, options: CloudProxyOptions)
   const registry = new StatsRegistry();
   const prefetch = new PrefetchLayer(readPath, { blockBytes, ...options.prefetch });
   const readAhead = options.readAhead === false ? null : new ReadAheadLayer(prefetch, options.readAhead ?? { maxWindowBytes: 128 * 1024 });
-  const journal = await StoreJournal.open(options.stores.journal);
   const writeBehind = await WriteBehind.open(readAhead ?? prefetch, {
     world,
     diskId: options.disk.id,
-    persistence: options.disk.persistence ?? 'on-prem',
+    persistence,
     ...(options.disk.nonPersistent ? { nonPersistent: options.disk.nonPersistent } : {}),
     store: options.stores.writeStore,
     mapStore: options.stores.writeMap,
@@ -241,8 +300,11 @@ export async function createCloudProxy(world: World, options: CloudProxyOptions)
       statsTimer?.cancel();
       counter.report();
       await writeBehind.flush();
+      // The session ends only when nothing acknowledged is left to ship; otherwise it stays on-prem's
+      // current writer, and a new writer is refused until this journal ships (or --take-over).
+      const ended = persistence === 'cloud-only' || writeBehind.stats().backlogBytes + writeBehind.stats().backlogOps === 0;
       writeBehind.kill();
-      await remote.close().catch(() => undefined);
+      await remote.close({ ended }).catch(() => undefined);
       await link.close();
     },
   };

@@ -1,6 +1,6 @@
 import { SpillwayError } from '../../errors.js';
 import type { Listener, Transport, World } from '../../world/types.js';
-import { FrameCipher, NONCE_BYTES, drawNonce, proof, proofMatches, sessionKeys } from '../link/secure-channel.js';
+import { FrameCipher, NONCE_BYTES, proof, proofMatches, sessionKeys } from '../link/secure-channel.js';
 
 /**
  * Run-state mirroring over the WAN (FIG 15, §3.2). The on-prem side serves a
@@ -88,7 +88,7 @@ class SealedEnd {
       }
     });
     if (role === 'client') {
-      this.clientNonce = drawNonce(world.rng('runstate.nonce'));
+      this.clientNonce = world.unpredictable('runstate.nonce', NONCE_BYTES);
       transport.write(this.clientNonce);
     }
   }
@@ -98,7 +98,7 @@ class SealedEnd {
       if (this.role === 'server' && this.phase === 'hello') {
         if (this.inbox.length < NONCE_BYTES) return;
         this.clientNonce = this.inbox.take(NONCE_BYTES);
-        this.serverNonce = drawNonce(this.world.rng('runstate.nonce'));
+        this.serverNonce = this.world.unpredictable('runstate.nonce', NONCE_BYTES);
         this.transport.write(Buffer.concat([this.serverNonce, proof(this.key, 'server', this.clientNonce, this.serverNonce)]));
         this.phase = 'proof';
       } else if (this.role === 'server' && this.phase === 'proof') {

@@ -2,8 +2,8 @@ import { errorCode } from '../../errors.js';
 import type { Timer, World } from '../../world/types.js';
 import { LinkConnection } from './connection.js';
 import { FATAL_CODES, LinkError, E_LINK_CLOSED, E_LINK_DOWN, E_LINK_TIMEOUT, E_NOT_PAIRED, E_PROTOCOL } from './errors.js';
-import type { AttachMode, AttachReply, AuthMsg, ChallengeMsg, ErrorMsg, HelloMsg } from './messages.js';
-import { drawNonce, proof, proofMatches, sessionKeys } from './secure-channel.js';
+import type { AttachMode, AttachReply, AttachReq, AuthMsg, ChallengeMsg, ErrorMsg, HelloMsg, WriterClaim } from './messages.js';
+import { NONCE_BYTES, proof, proofMatches, sessionKeys } from './secure-channel.js';
 import { F_ERROR, Op, PROTOCOL_VERSION, WireReader, WireWriter, jsonPayload, parseJson, type Frame } from './wire.js';
 import { RemoteDisk } from './remote-disk.js';
 
@@ -67,14 +67,14 @@ export class LinkClient {
   private readonly disks = new Map<number, RemoteDisk>();
   private nextHandle = 1;
   private failure: Error | null = null;
-  private readonly rng;
+  private readonly nonceLabel: string;
   private creditOwed = 0;
   private readonly stateCbs = new Set<(state: string, err?: Error) => void>();
   private attempts = 0;
   private reconnectTimer: Timer | null = null;
 
   constructor(private readonly world: World, readonly options: LinkClientOptions) {
-    this.rng = world.rng(`link-client/${options.peer}`);
+    this.nonceLabel = `link-client/${options.peer}`;
   }
 
   get connected(): boolean {
@@ -110,9 +110,13 @@ export class LinkClient {
   }
 
   /** Attach a disk on the on-prem side (takes its lease when `mode` is rw). */
-  async attach(disk: string, options: { mode?: AttachMode; image?: string; blockBytes?: number; sigResolver?: (sig: Buffer) => Promise<Buffer | undefined> } = {}): Promise<RemoteDisk> {
+  async attach(disk: string, options: { mode?: AttachMode; image?: string; blockBytes?: number; writer?: WriterClaim; sigResolver?: (sig: Buffer) => Promise<Buffer | undefined> } = {}): Promise<RemoteDisk> {
     const handle = this.nextHandle++;
-    const req = { handle, disk, mode: options.mode ?? 'rw', ...(options.image ? { image: options.image } : {}), blockBytes: options.blockBytes ?? 4096 };
+    const mode = options.mode ?? 'rw';
+    const req: AttachReq = {
+      handle, disk, mode, ...(options.image ? { image: options.image } : {}), blockBytes: options.blockBytes ?? 4096,
+      ...(mode === 'rw' ? { writer: options.writer ?? { resume: null, unshipped: false } } : {}),
+    };
     const reply = parseJson<AttachReply>(await this.request(Op.ATTACH, 0, jsonPayload(req)), 'ATTACH reply');
     const remote = new RemoteDisk(this, handle, req, reply, options.sigResolver);
     this.disks.set(handle, remote);
@@ -189,7 +193,7 @@ export class LinkClient {
   private async open(): Promise<void> {
     const o = this.options;
     const transport = await this.world.net.connect(o.address);
-    const clientNonce = drawNonce(this.rng);
+    const clientNonce = this.world.unpredictable(this.nonceLabel, NONCE_BYTES);
     let phase: 'challenge' | 'authok' | 'open' = 'challenge';
     let settle!: { resolve: () => void; reject: (err: Error) => void };
     const handshake = new Promise<void>((resolve, reject) => { settle = { resolve, reject }; });

@@ -17,8 +17,16 @@ export const E_UNKNOWN_DISK = 'E_UNKNOWN_DISK';
 export const E_LEASE_HELD = 'E_LEASE_HELD';
 export const E_BAD_HANDLE = 'E_BAD_HANDLE';
 export const E_SEQ_GAP = 'E_SEQ_GAP';
+/** A new writer while the last writer session may still hold acknowledged writes on-prem never got. */
+export const E_WRITER_UNFINISHED = 'E_WRITER_UNFINISHED';
+/** A writer session on-prem no longer holds the disk for (another session came after it). */
+export const E_WRITER_SUPERSEDED = 'E_WRITER_SUPERSEDED';
+/** The writer knows of groups on-prem says it never applied: on-prem lost state. */
+export const E_ONPREM_BEHIND = 'E_ONPREM_BEHIND';
 
 export class LinkError extends SpillwayError {}
 
 /** Codes after which retrying on a fresh connection cannot help. */
-export const FATAL_CODES: ReadonlySet<string> = new Set([E_NOT_PAIRED, E_VERSION, E_UNKNOWN_DISK, E_LEASE_HELD, E_BAD_PAIRING_KEY]);
+export const FATAL_CODES: ReadonlySet<string> = new Set([
+  E_NOT_PAIRED, E_VERSION, E_UNKNOWN_DISK, E_LEASE_HELD, E_BAD_PAIRING_KEY, E_WRITER_UNFINISHED, E_WRITER_SUPERSEDED, E_ONPREM_BEHIND,
+]);

@@ -41,6 +41,22 @@ export interface AttachReq {
   image?: string;
   /** The client's cache block: the unit of signatures, pushes and PUSHED markers. */
   blockBytes?: number;
+  /** rw only: who the writer is, as far as its own journal knows (absent: a new writer). */
+  writer?: WriterClaim;
+}
+
+/**
+ * A would-be writer's claim. Identity is what on-prem granted earlier (an
+ * epoch and a random token, kept in the writer's journal), never the peer
+ * name, which any process may declare.
+ */
+export interface WriterClaim {
+  /** The grant the writer's journal holds; null for a journal that never had one. */
+  resume: { epoch: number; token: string } | null;
+  /** The writer holds acknowledged writes on-prem has not applied. */
+  unshipped: boolean;
+  /** Accept a new writer session although the last one did not end cleanly. */
+  takeOver?: boolean;
 }
 
 export interface AttachReply {
@@ -57,6 +73,12 @@ export interface AttachReply {
    */
   cacheKey: string;
   keyEpoch: number;
+  /**
+   * rw only: the writer session on-prem admitted. `fresh`: a new session
+   * (seqs start at 1; forget any local copy of on-prem state), else the
+   * claimed one resumed at `lastSeq`.
+   */
+  writer?: { epoch: number; token: string; fresh: boolean };
 }
 
 export interface RangeReq {

@@ -1,12 +1,12 @@
 import { FifoMap } from '../fifo-map.js';
 import { BlockError, E_CLOSED, E_READONLY, checkRange, type BlockDevice, type Extent } from '../block-device.js';
-import type { WriteGroup, WriteSink } from '../write-behind.js';
+import type { WriteGroup, WriteSink } from '../write-group.js';
 import type { LinkClient } from './client.js';
 import { LinkError, E_FRAME_TOO_LARGE } from './errors.js';
 import type { AttachReply, AttachReq } from './messages.js';
 import { PushKind, encodePushReq, encodeRangeReq } from './messages.js';
 import { contentSignature, decodeSegments, encodeSegments, isZero, type DecodedSegments } from './payload.js';
-import { F_NO_PUSHED, F_PROFILE, F_SIGS_OK, MAX_FRAME_BYTES, Op, WireReader, WireWriter, jsonPayload } from './wire.js';
+import { DETACH_ENDED, F_NO_PUSHED, F_PROFILE, F_SIGS_OK, MAX_FRAME_BYTES, Op, WireReader, WireWriter, jsonPayload } from './wire.js';
 
 
 export interface RemoteDiskStats {
@@ -42,6 +42,8 @@ export class RemoteDisk implements BlockDevice, WriteSink {
   /** The cache key and epoch on-prem handed out with this attach (never persisted here). */
   readonly cacheKey: Buffer;
   readonly keyEpoch: number;
+  /** rw: the writer session on-prem admitted at attach (see AttachReply.writer). */
+  readonly writer: { epoch: number; token: string; fresh: boolean } | undefined;
   private readonly sizeBytes: number;
   private readonly recent = new FifoMap<number, Buffer>();
   private recentBytes = 0;
@@ -74,7 +76,7 @@ export class RemoteDisk implements BlockDevice, WriteSink {
   constructor(
     private readonly client: LinkClient,
     readonly handle: number,
-    private readonly req: AttachReq,
+    private req: AttachReq,
     reply: AttachReply,
     private sigResolver?: (sig: Buffer) => Promise<Buffer | undefined>,
   ) {
@@ -86,6 +88,9 @@ export class RemoteDisk implements BlockDevice, WriteSink {
     this.profileBlocks = reply.profileBlocks;
     this.cacheKey = Buffer.from(reply.cacheKey, 'hex');
     this.keyEpoch = reply.keyEpoch;
+    this.writer = reply.writer;
+    // A re-attach after a reconnect resumes this session; it must never ask for a new one.
+    if (reply.writer) this.req = { ...req, writer: { resume: { epoch: reply.writer.epoch, token: reply.writer.token }, unshipped: true } };
   }
 
   size(): number {
@@ -433,12 +438,15 @@ export class RemoteDisk implements BlockDevice, WriteSink {
     if (this.streaming && !this.failed) this.streamProfile().catch(() => {});
   }
 
-  /** Release the on-prem lease and stop using the handle. */
-  async close(): Promise<void> {
+  /**
+   * Release the on-prem lease and stop using the handle. `ended`: this writer
+   * shipped everything and its session ends (a new writer may follow).
+   */
+  async close(options: { ended?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     try {
-      await this.client.request(Op.DETACH, 0, new WireWriter().u16(this.handle).done());
+      await this.client.request(Op.DETACH, 0, new WireWriter().u16(this.handle).u8(options.ended ? DETACH_ENDED : 0).done());
     } finally {
       this.client.forget(this.handle);
     }

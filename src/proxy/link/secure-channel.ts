@@ -1,22 +1,15 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
-import type { Rng } from '../../world/types.js';
 import { LinkError, E_TAMPERED } from './errors.js';
 
 /**
  * Mutual challenge-response over a shared 32-byte pairing key, then
  * AES-256-GCM per frame. Each side proves it holds the key by MACing both
  * nonces; neither proof can be replayed because each side picks a fresh
- * nonce. The nonces come from the World's seeded rng so a simulation stays
- * reproducible; live, the World's seed is itself random.
+ * nonce. Nonces come from World.unpredictable: the OS CSPRNG live, a seeded
+ * stream in a simulation (so a run is reproducible).
  */
 export const NONCE_BYTES = 16;
 export const TAG_BYTES = 16;
-
-export function drawNonce(rng: Rng): Buffer {
-  const b = Buffer.allocUnsafe(NONCE_BYTES);
-  for (let i = 0; i < NONCE_BYTES; i += 4) b.writeUInt32BE(rng.u32(), i);
-  return b;
-}
 
 export function proof(key: Buffer, role: 'server' | 'client', clientNonce: Buffer, serverNonce: Buffer): Buffer {
   return createHmac('sha256', key).update(`spillway-link/${role}`).update(clientNonce).update(serverNonce).digest();

@@ -1,16 +1,16 @@
 import { errorCode } from '../../errors.js';
-import type { GroupOp } from '../write-behind.js';
+import type { GroupOp } from '../write-group.js';
 import type { Listener, Transport, World } from '../../world/types.js';
 import { LinkConnection } from './connection.js';
 import { LinkError, E_BAD_HANDLE, E_NOT_PAIRED, E_PROTOCOL, E_VERSION } from './errors.js';
 import {
   PushKind, decodePushReq, decodeRangeReq,
-  type AttachMode, type AttachReply, type AttachReq, type AuthMsg, type ChallengeMsg, type ErrorMsg, type HelloMsg, type WriteBatchReply,
+  type AttachMode, type AttachReply, type AttachReq, type AuthMsg, type ChallengeMsg, type ErrorMsg, type HelloMsg, type WriteBatchReply, type WriterClaim,
 } from './messages.js';
 import { decodeSegments, encodeSegments, isZero, contentSignature, newCodecStats, EncodedRunCache, type CodecStats } from './payload.js';
-import { drawNonce, proof, proofMatches, sessionKeys } from './secure-channel.js';
+import { NONCE_BYTES, proof, proofMatches, sessionKeys } from './secure-channel.js';
 import {
-  F_ERROR, F_NO_PUSHED, F_PROFILE, F_SIGS_OK, Op, PROTOCOL_VERSION, WireReader, WireWriter, jsonPayload, parseJson, type Frame,
+  DETACH_ENDED, F_ERROR, F_NO_PUSHED, F_PROFILE, F_SIGS_OK, Op, PROTOCOL_VERSION, WireReader, WireWriter, jsonPayload, parseJson, type Frame,
 } from './wire.js';
 
 /** Half of what the client keeps of recent pushes (RemoteDisk), so a PUSHED answer always resolves. */
@@ -47,16 +47,26 @@ export interface AttachedDisk {
   flush(): Promise<void>;
   /** Byte ranges to stream to a cold cache, most urgent first (FIG 21/22). */
   profile(): ByteRange[];
-  /** Give the lease back. */
-  detach(): Promise<void>;
+  /**
+   * Give the lease back. `ended`: the writer shipped everything and ends its
+   * session, so a new writer may follow it.
+   */
+  detach(ended: boolean): Promise<void>;
+  /** The connection carrying this handle went away without a DETACH (the peer may come back). */
+  disconnected(): void;
+  /** For a rw attach: the writer session on-prem admitted (see AttachReply.writer). */
+  readonly writer?: { epoch: number; token: string; fresh: boolean };
   /** Key for the peer's cache of this disk, and a fresh epoch for it (see AttachReply). */
   readonly cacheKey: Buffer;
   readonly keyEpoch: number;
 }
 
 export interface LinkBackend {
-  /** Open `disk` for `peer`; refuse with E_UNKNOWN_DISK or E_LEASE_HELD. */
-  attach(req: { peer: string; disk: string; mode: AttachMode; image: string | undefined }): Promise<AttachedDisk>;
+  /**
+   * Open `disk` for `peer`; refuse with E_UNKNOWN_DISK, E_LEASE_HELD, or (rw)
+   * E_WRITER_UNFINISHED / E_WRITER_SUPERSEDED.
+   */
+  attach(req: { peer: string; disk: string; mode: AttachMode; image: string | undefined; writer: WriterClaim | undefined }): Promise<AttachedDisk>;
 }
 
 export interface LinkServerOptions {
@@ -144,11 +154,11 @@ export class LinkServer {
   private readonly byDisk = new Map<string, Set<HandleState>>();
   private readonly conns = new Set<LinkConnection>();
   private readonly name: string;
-  private readonly rng;
+  private readonly nonceLabel: string;
 
   constructor(private readonly world: World, private readonly options: LinkServerOptions) {
     this.name = options.name ?? 'onprem';
-    this.rng = world.rng(`link-server/${this.name}`);
+    this.nonceLabel = `link-server/${this.name}`;
     const runCacheBytes = options.runCacheBytes ?? 64 * 1024 * 1024;
     this.runCache = runCacheBytes > 0 ? new EncodedRunCache(runCacheBytes) : undefined;
   }
@@ -162,9 +172,10 @@ export class LinkServer {
   }
 
   async close(): Promise<void> {
+    // Connections first: a listener's close waits for its open connections to end.
+    for (const c of [...this.conns]) c.destroy();
     await this.listener?.close();
     this.listener = null;
-    for (const c of [...this.conns]) c.destroy();
   }
 
   /** Drop every open connection (fault injection: the WAN went away). */
@@ -201,7 +212,10 @@ export class LinkServer {
       onClose: () => {
         timer.cancel();
         this.conns.delete(conn);
-        for (const h of live) this.byDisk.get(h.disk.diskId)?.delete(h);
+        for (const h of live) {
+          this.byDisk.get(h.disk.diskId)?.delete(h);
+          h.disk.disconnected();
+        }
         this.stats.wireBytesOut += conn.wireBytesOut;
         this.stats.wireBytesIn += conn.wireBytesIn;
         if (phase === 'open') this.trace('closed', { peer: hello?.peer ?? '' });
@@ -339,7 +353,7 @@ export class LinkServer {
         case Op.ATTACH: {
           const req = parseJson<AttachReq>(f.payload, 'ATTACH');
           const p = (async () => {
-            const disk = await this.options.backend.attach({ peer: hello!.peer, disk: req.disk, mode: req.mode, image: req.image });
+            const disk = await this.options.backend.attach({ peer: hello!.peer, disk: req.disk, mode: req.mode, image: req.image, writer: req.writer });
             const bb = req.blockBytes ?? 4096;
             if (!Number.isInteger(bb) || bb < 512 || bb > 1 << 20 || bb % 512 !== 0) throw new LinkError(E_PROTOCOL, `ATTACH: blockBytes must be a multiple of 512 up to 1 MiB, got ${bb}`);
             const h: HandleState = { handle: req.handle, disk, bb, pushed: new Map(), pushedBytes: 0, sent: new Set(), writtenDuringRead: null, queues: [[], [], []], cursors: [0, 0, 0], profileBase: 0 };
@@ -355,6 +369,7 @@ export class LinkServer {
           reply(f.id, jsonPayload({
             sizeBytes: h.disk.sizeBytes, blockBytes: h.bb, lastSeq: h.disk.lastSeq(), profileBlocks: rangesToBlocks(h.disk.profile(), h.bb, h.disk.sizeBytes).length,
             cacheKey: h.disk.cacheKey.toString('hex'), keyEpoch: h.disk.keyEpoch,
+            ...(h.disk.writer ? { writer: h.disk.writer } : {}),
           } satisfies AttachReply));
           return;
         }
@@ -475,11 +490,12 @@ export class LinkServer {
         }
         case Op.DETACH: {
           const handle = r.u16();
+          const ended = r.remaining > 0 && (r.u8() & DETACH_ENDED) !== 0;
           const h = await getHandle(handle);
           handles.delete(handle);
           live.delete(h);
           this.byDisk.get(h.disk.diskId)?.delete(h);
-          await h.disk.detach();
+          await h.disk.detach(ended);
           reply(f.id, Buffer.alloc(0));
           return;
         }
@@ -494,7 +510,7 @@ export class LinkServer {
         if (f.op !== Op.HELLO) throw new LinkError(E_PROTOCOL, 'expected HELLO');
         hello = parseJson<HelloMsg>(f.payload, 'HELLO');
         if (hello.v !== PROTOCOL_VERSION) { refuse(E_VERSION, `protocol version ${hello.v} is not supported; this server speaks ${PROTOCOL_VERSION}`); return; }
-        serverNonce = drawNonce(this.rng);
+        serverNonce = this.world.unpredictable(this.nonceLabel, NONCE_BYTES);
         const clientNonce = Buffer.from(hello.nonce, 'hex');
         const msg: ChallengeMsg = { v: PROTOCOL_VERSION, nonce: serverNonce.toString('hex'), proof: proof(o.pairingKey, 'server', clientNonce, serverNonce).toString('hex'), server: this.name };
         conn.send({ op: Op.CHALLENGE, flags: 0, id: 0, payload: jsonPayload(msg) });

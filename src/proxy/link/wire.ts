@@ -6,7 +6,8 @@ import { LinkError, E_FRAME_TOO_LARGE, E_PROTOCOL } from './errors.js';
  * tag. A plaintext body is `[u8 type][u8 flags][u32 id][payload]`.
  * Integers are big-endian; offsets are 48-bit (256 TiB).
  */
-export const PROTOCOL_VERSION = 1;
+/** 2: rw attaches carry a writer claim and get a writer session; DETACH carries flags. */
+export const PROTOCOL_VERSION = 2;
 export const HEADER_BYTES = 6;
 export const MAX_FRAME_BYTES = 128 * 1024 * 1024;
 
@@ -33,6 +34,9 @@ export const OP_NAMES: Record<number, string> = {
   0x12: 'WRITE_BATCH', 0x13: 'FLUSH', 0x14: 'SIGS', 0x15: 'DETACH', 0x16: 'PROFILE', 0x17: 'REPORT', 0x20: 'PUSH',
   0x21: 'CREDIT', 0x80: 'REPLY',
 };
+
+/** DETACH flags (one byte after the handle). */
+export const DETACH_ENDED = 0x01;
 
 /** Frame flags. */
 export const F_ERROR = 0x01;

@@ -1,7 +1,6 @@
 import { InputError } from '../../errors.js';
 import type { BlockDevice } from '../block-device.js';
 import { LinkError, E_LEASE_HELD, E_UNKNOWN_DISK } from '../link/errors.js';
-import type { AttachMode } from '../link/messages.js';
 
 export interface ManagedDisk {
   id: string;
@@ -11,16 +10,23 @@ export interface ManagedDisk {
 }
 
 interface Lease {
-  owner: string;
+  /** The writer session (on-prem's grant): the identity that holds the lease. */
+  epoch: number;
+  /** The name the peer attached with, for messages. */
+  peer: string;
   sinceUs: number;
+  /** Attachments of this session on live connections. */
+  connections: number;
 }
 
 /**
  * The disk manager of the on-prem proxy (§2.4, "locking them in a mutually
  * exclusive manner"): a disk is served only under a lease, and a disk has at
- * most one writer. The same owner may take its lease again (a reconnecting
- * cloud proxy); any other would-be writer is refused with E_LEASE_HELD.
- * Read-only attachments (clones reading a shared image) need no lease.
+ * most one writer. The lease belongs to a writer session (the epoch on-prem
+ * granted), not to a peer name: the same session may take it again (a
+ * reconnecting cloud proxy); any other would-be writer is refused with
+ * E_LEASE_HELD while the holder is attached. Read-only attachments (clones
+ * reading a shared image) need no lease.
  */
 export class DiskManager {
   private readonly disks = new Map<string, ManagedDisk>();
@@ -46,39 +52,61 @@ export class DiskManager {
     return [...this.disks.values()];
   }
 
-  /** Take the disk for `owner`; rw needs the exclusive lease. */
-  acquire(id: string, owner: string, mode: AttachMode, nowUs: number): ManagedDisk {
-    const disk = this.get(id);
-    if (mode === 'ro') return disk;
+  /**
+   * Refuse a would-be writer while another session holds the lease on a live
+   * connection. `epoch`: the session the writer claims (undefined: a new one).
+   * A holder with no live connection does not block here: whether its session
+   * may be replaced is the writer register's call (it knows if it ended).
+   */
+  checkWriter(id: string, peer: string, epoch: number | undefined): void {
+    this.get(id);
     const held = this.leases.get(id);
-    if (held && held.owner !== owner) {
-      throw new LinkError(E_LEASE_HELD, `disk "${id}" is leased to ${held.owner} for writing; a second writer (${owner}) is refused`, {
-        details: { disk: id, holder: held.owner, sinceUs: held.sinceUs },
+    if (held && held.epoch !== epoch && held.connections > 0) {
+      throw new LinkError(E_LEASE_HELD, `disk "${id}" is leased to ${held.peer} (writer session ${held.epoch}) for writing; a second writer (${peer}) is refused: `
+        + 'stop the cloud proxy that holds it (SIGTERM ships its writes and ends its session), then start this one', {
+        details: { disk: id, holder: held.peer, epoch: held.epoch, sinceUs: held.sinceUs },
       });
     }
-    if (!held) this.leases.set(id, { owner, sinceUs: nowUs });
-    return disk;
+  }
+
+  /** Take the disk's write lease for an admitted writer session (one more live attachment of it). */
+  acquire(id: string, epoch: number, peer: string, nowUs: number): ManagedDisk {
+    this.checkWriter(id, peer, epoch);
+    const held = this.leases.get(id);
+    if (held && held.epoch === epoch) {
+      held.connections++;
+      held.peer = peer;
+    } else this.leases.set(id, { epoch, peer, sinceUs: nowUs, connections: 1 });
+    return this.get(id);
+  }
+
+  /** One attachment of the session went away with its connection; the lease stays for its return. */
+  disconnected(id: string, epoch: number): void {
+    const held = this.leases.get(id);
+    if (held && held.epoch === epoch) held.connections = Math.max(0, held.connections - 1);
   }
 
   /** Stop serving a disk. Refused with E_LEASE_HELD while a writer holds its lease. */
   remove(id: string): void {
     const held = this.leases.get(id);
     if (held) {
-      throw new LinkError(E_LEASE_HELD, `disk "${id}" is leased to ${held.owner} for writing; it cannot stop being served until that peer detaches`, {
-        details: { disk: id, holder: held.owner, sinceUs: held.sinceUs },
+      throw new LinkError(E_LEASE_HELD, `disk "${id}" is leased to ${held.peer} for writing; it cannot stop being served until that peer detaches`, {
+        details: { disk: id, holder: held.peer, epoch: held.epoch, sinceUs: held.sinceUs },
       });
     }
     this.disks.delete(id);
   }
 
-  release(id: string, owner: string): boolean {
+  /** The session detached: the lease is free. */
+  release(id: string, epoch: number): boolean {
     const held = this.leases.get(id);
-    if (!held || held.owner !== owner) return false;
+    if (!held || held.epoch !== epoch) return false;
     this.leases.delete(id);
     return true;
   }
 
+  /** The peer name of the lease holder, if any. */
   holder(id: string): string | undefined {
-    return this.leases.get(id)?.owner;
+    return this.leases.get(id)?.peer;
   }
 }

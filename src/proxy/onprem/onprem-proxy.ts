@@ -6,7 +6,7 @@ import { LinkServer, type AttachedDisk, type ByteRange, type LinkBackend, type L
 import { DiskManager } from './disk-manager.js';
 import { StoreJournal } from '../journal.js';
 import { SparseStore } from '../sparse-store.js';
-import { GroupApplier } from '../write-behind.js';
+import { GroupApplier } from './group-applier.js';
 import { Prioritizer, type FileExtents } from './prioritizer.js';
 import { ReadAheadClip } from './read-ahead-clip.js';
 
@@ -47,12 +47,6 @@ export interface OnpremProxyOptions {
    * Default: derived from the pairing key (set your own in production).
    */
   cacheSecret?: Buffer;
-  /**
-   * First cache key epoch handed out; every attach gets the next one. Use a
-   * value above any epoch used before with these keys (e.g. seconds since
-   * 1970 when live) so a cloud cache never reuses a nonce.
-   */
-  keyEpochBase?: number;
 }
 
 export interface OnpremProxy {
@@ -86,7 +80,6 @@ export async function createOnpremProxy(world: World, options: OnpremProxyOption
   const groupPush = options.groupPush ?? true;
   const clipReadAhead = options.clipReadAhead ?? true;
   const cacheSecret = options.cacheSecret ?? Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'spillway cache secret', 32));
-  let nextEpoch = options.keyEpochBase ?? 1;
   const register = (d: OnpremDiskOptions): void => {
     const image = d.image ?? d.id;
     disks.add({ id: d.id, device: d.device, image });
@@ -104,20 +97,36 @@ export async function createOnpremProxy(world: World, options: OnpremProxyOption
   };
   for (const d of options.disks) await openApplier(d);
 
+  // Writer tokens only need to be unguessable by accident (every peer holds the pairing key).
+  const newToken = (): string => world.unpredictable('onprem/writer-token', 16).toString('hex');
   const backend: LinkBackend = {
-    async attach({ peer, disk: diskId, mode, image: requestedImage }): Promise<AttachedDisk> {
-      const disk = disks.acquire(diskId, peer, mode, world.clock.nowUs());
+    async attach({ peer, disk: diskId, mode, image: requestedImage, writer: claim }): Promise<AttachedDisk> {
+      let disk = disks.get(diskId);
+      const applier = appliers.get(diskId)!;
+      let writer: AttachedDisk['writer'];
+      if (mode === 'rw') {
+        const request = claim ?? { resume: null, unshipped: false };
+        disks.checkWriter(diskId, peer, request.resume?.epoch);
+        const answer = await applier.admitWriter({
+          peer, unshipped: request.unshipped, ...(request.resume ? { resume: request.resume } : {}), ...(request.takeOver ? { takeOver: true } : {}),
+        }, newToken);
+        disk = disks.acquire(diskId, answer.grant.epoch, peer, world.clock.nowUs());
+        writer = { ...answer.grant, fresh: answer.fresh };
+        if (answer.fresh) world.log('info', `proxy/${name}`, `disk ${diskId}: writer session ${answer.grant.epoch} granted to ${peer}`);
+      }
+      const epoch = writer?.epoch;
       const image = requestedImage ?? disk.image;
       const session = `${peer}/${diskId}`;
-      const applier = appliers.get(diskId)!;
       // The profile a new session gets comes from other sessions and the static boot files.
       const profile = prioritizer.profile(image, session);
       const clip = clipReadAhead ? new ReadAheadClip(prioritizer, image) : undefined;
+      const keyEpoch = await applier.nextKeyEpoch();
+      const device = disk.device;
       return {
         diskId,
-        sizeBytes: disk.device.size(),
+        sizeBytes: device.size(),
         lastSeq: () => applier.appliedSeq,
-        read: (offset, length) => disk.device.read(offset, length),
+        read: (offset, length) => device.read(offset, length),
         noteRead(offset, length, record) {
           clip?.noteRead(offset, length);
           if (record) prioritizer.recordRead(image, session, offset, length);
@@ -128,17 +137,23 @@ export async function createOnpremProxy(world: World, options: OnpremProxyOption
         },
         pushable: (ranges) => clip ? clip.clip(ranges) : ranges,
         async applyGroup(seq, writes) {
-          if (mode !== 'rw') throw new BlockError(E_READONLY, `disk "${diskId}" is attached read-only by ${peer}; write groups need a rw attach`);
-          const duplicate = seq <= applier.appliedSeq;
-          await applier.applyGroup({ diskId, seq, writes });
+          if (epoch === undefined) throw new BlockError(E_READONLY, `disk "${diskId}" is attached read-only by ${peer}; write groups need a rw attach`);
+          const duplicate = seq <= applier.appliedSeq && applier.epoch === epoch;
+          await applier.applyGroup({ diskId, epoch, seq, writes });
           return { duplicate };
         },
-        flush: () => disk.device.flush(),
+        flush: () => device.flush(),
         profile: () => profile,
         cacheKey: createHmac('sha256', cacheSecret).update(`cache-key/${diskId}`).digest(),
-        keyEpoch: nextEpoch++,
-        detach: async () => {
-          if (mode === 'rw') disks.release(diskId, peer);
+        keyEpoch,
+        ...(writer ? { writer } : {}),
+        detach: async (ended) => {
+          if (epoch === undefined) return;
+          if (ended) await applier.endWriter(epoch);
+          disks.release(diskId, epoch);
+        },
+        disconnected: () => {
+          if (epoch !== undefined) disks.disconnected(diskId, epoch);
         },
       };
     },
