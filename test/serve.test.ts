@@ -1,11 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
 import { nbdUri, run, toolsAvailable } from './interop-tools.js';
+import { Procs, randomImage, stop, type Proc } from './helpers/serve-procs.js';
 
 const MiB = 1024 * 1024;
 const REPO = join(import.meta.dirname, '..');
@@ -18,44 +17,10 @@ function capture() {
   return { io: { out: (t: string) => { out.push(t); }, err: (t: string) => { err.push(t); }, errIsTty: false }, out, err };
 }
 
-interface Proc { child: ChildProcess; out: () => string; err: () => string; exited: Promise<number | null> }
-const procs: Proc[] = [];
-afterEach(async () => {
-  for (const p of procs.splice(0)) {
-    if (p.child.exitCode === null) p.child.kill('SIGKILL');
-    await p.exited;
-  }
-});
-
-/** Start `spillway …` and wait until it prints `ready`. */
-async function spillway(args: string[], ready = /ready/): Promise<Proc> {
-  const child = spawn(process.execPath, [join(REPO, 'bin/spillway.js'), ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const p: Proc = { child, out: () => out, err: () => err, exited };
-  procs.push(p);
-  for (let waited = 0; !ready.test(out); waited += 50) {
-    if (child.exitCode !== null || waited > 45_000) throw new Error(`spillway ${args.join(' ')} did not get ready:\n${out}\n${err}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return p;
-}
-
-async function stop(p: Proc): Promise<number | null> {
-  p.child.kill('SIGTERM');
-  return p.exited;
-}
-
-function image(name: string, bytes: number): { path: string; data: Buffer } {
-  const data = Buffer.alloc(bytes);
-  randomFillSync(data);
-  const path = join(dir, name);
-  writeFileSync(path, data);
-  return { path, data };
-}
+const procs = new Procs(dir);
+afterEach(() => procs.killAll());
+const spillway = (args: string[], ready?: RegExp): Promise<Proc> => procs.ready(args, ready);
+const image = (name: string, bytes: number) => randomImage(dir, name, bytes);
 
 describe('spillway keygen', () => {
   it('writes 64 hex characters with mode 0600 and refuses to overwrite without --force', async () => {

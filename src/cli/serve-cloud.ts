@@ -4,6 +4,7 @@ import { InputError } from '../errors.js';
 import { createCloudProxy, type CloudProxy } from '../proxy/cloud/index.js';
 import { FileStore } from '../proxy/file-store.js';
 import { LinkClient } from '../proxy/link/client.js';
+import { takeLock } from './lock-file.js';
 import { NbdServer } from '../proxy/nbd/index.js';
 import { PersistentBitmap } from '../proxy/persistent-bitmap.js';
 import type { LiveWorld } from '../world/live-world.js';
@@ -18,7 +19,9 @@ export const cloudUsage = `Cloud flags:
   --rpo DURATION        ship pending writes at least this often (default 30s)
   --name NAME           this cloud proxy's identity on the link (default cloud-<disk id>)
   --read-only           export the disk read-only over NBD
-  --compression LEVEL   zlib level for link payloads, 0 (off) to 9 (default 1)`;
+  --compression LEVEL   zlib level for link payloads, 0 (off) to 9 (default 1)
+  --take-over           become the disk's writer although the last cloud proxy did not
+                        end cleanly: the writes it had not shipped are given up`;
 
 export const cloudFlagSpec = {
   nbd: { type: 'string' },
@@ -31,6 +34,7 @@ export const cloudFlagSpec = {
   name: { type: 'string' },
   'read-only': { type: 'boolean' },
   compression: { type: 'string' },
+  'take-over': { type: 'boolean' },
 } as const;
 
 export interface CloudFlags {
@@ -43,9 +47,10 @@ export interface CloudFlags {
   name: string | undefined;
   readOnly: boolean;
   compressionLevel: number | undefined;
+  takeOver: boolean;
 }
 
-export function parseCloudFlags(values: { nbd?: string; disk?: string; 'cache-dir'?: string; 'cache-size'?: string; persistence?: string; rpo?: string; name?: string; 'read-only'?: boolean; compression?: string }): CloudFlags {
+export function parseCloudFlags(values: { nbd?: string; disk?: string; 'cache-dir'?: string; 'cache-size'?: string; persistence?: string; rpo?: string; name?: string; 'read-only'?: boolean; compression?: string; 'take-over'?: boolean }): CloudFlags {
   return {
     nbd: checkAddress(requireFlag(values.nbd, '--nbd', 'where VMs attach, e.g. unix:/tmp/spillway.sock or 127.0.0.1:10809'), '--nbd'),
     disk: values.disk,
@@ -56,6 +61,7 @@ export function parseCloudFlags(values: { nbd?: string; disk?: string; 'cache-di
     name: values.name,
     readOnly: values['read-only'] ?? false,
     compressionLevel: parseCompression(values.compression),
+    takeOver: values['take-over'] ?? false,
   };
 }
 
@@ -98,8 +104,16 @@ export async function startCloudSide(world: LiveWorld, options: CloudFlags & { o
   if (!diskId) throw new InputError('E_MISSING_FLAG', '--disk ID is required: which on-prem disk to attach (serve onprem prints "onprem disk ID: IMAGE")');
   const name = options.name ?? `cloud-${diskId}`;
   await mkdir(options.cacheDir, { recursive: true });
-  const sizeBytes = await probeDiskSize(world, options.onprem, options.pairingKey, diskId, name);
+  // One cloud proxy per cache dir: two would append to one journal.
+  const lock = await takeLock(join(options.cacheDir, `${diskId}.lock`), `serve cloud of disk ${diskId}`, `--cache-dir ${options.cacheDir}`);
   const files: FileStore[] = [];
+  let sizeBytes: number;
+  try {
+    sizeBytes = await probeDiskSize(world, options.onprem, options.pairingKey, diskId, name);
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
   const file = async (base: string, bytes: number) => {
     const f = await FileStore.open(join(options.cacheDir, base), { sizeBytes: bytes });
     files.push(f);
@@ -124,6 +138,7 @@ export async function startCloudSide(world: LiveWorld, options: CloudFlags & { o
       blockBytes: BLOCK_BYTES,
       ...(options.rpoUs !== undefined ? { rpoUs: options.rpoUs } : {}),
       ...(options.compressionLevel !== undefined ? { compressionLevel: options.compressionLevel } : {}),
+      ...(options.takeOver ? { takeOver: true } : {}),
       // Across a WAN a VM reads one request at a time, so a foreground read is nearly always in
       // flight: background fetches must not wait for a gap, and must be big and deep enough to
       // fill the bandwidth-delay product (8 x 64 KiB covers 100 Mbit/s at 40 ms).
@@ -163,11 +178,13 @@ export async function startCloudSide(world: LiveWorld, options: CloudFlags & { o
         if (options.persistence === 'on-prem') await p.drain();
         await p.close();
         for (const f of files) await f.close().catch(() => undefined);
+        await lock.release();
       },
     };
   } catch (err) {
     await proxy?.close().catch(() => undefined);
     for (const f of files) await f.close().catch(() => undefined);
+    await lock.release();
     throw err;
   }
 }

@@ -1,5 +1,6 @@
 import { InputError } from '../errors.js';
 import { FileStore } from '../proxy/file-store.js';
+import { takeLock, type HeldLock } from './lock-file.js';
 import { createOnpremProxy } from '../proxy/onprem/index.js';
 import { LiveWorld } from '../world/live-world.js';
 import { startRelay, type Relay } from '../world/live-relay.js';
@@ -57,13 +58,20 @@ export async function startOnpremSide(world: LiveWorld, options: { images: strin
   const dup = ids.find((id, i) => ids.indexOf(id) !== i);
   if (dup) throw new InputError('E_BAD_FLAG', `--disk: two images map to the disk id "${dup}"; rename one of them`);
   const opened: FileStore[] = [];
+  const locks: HeldLock[] = [];
   try {
     const disks = [];
     for (const [i, image] of options.images.entries()) {
-      const device = await FileStore.open(image).catch((err: Error) => {
-        throw new InputError('E_BAD_DISK', `--disk ${image}: cannot open: ${err.message}`, { cause: err });
+      const device = await FileStore.open(image, { mustExist: true }).catch((err: Error) => {
+        const missing = (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+        throw new InputError('E_BAD_DISK', missing
+          ? `--disk ${image}: no such file (make a raw image with: qemu-img create -f raw ${image} SIZE)`
+          : `--disk ${image}: cannot open: ${err.message}`, { cause: err });
       });
       opened.push(device);
+      if (device.size() === 0) throw new InputError('E_BAD_DISK', `--disk ${image}: the image is empty (0 bytes); give it a size with: truncate -s SIZE ${image}`);
+      // One on-prem proxy per image: a second would keep its own leases and share the apply journal.
+      locks.push(await takeLock(`${image}.spillway-lock`, `serve onprem of ${image}`, `--disk ${image}`));
       // The apply journal makes shipped write groups atomic across an on-prem crash; it lives beside the image.
       const journal = await FileStore.open(`${image}.spillway-journal`, { sizeBytes: 256 * 1024 * 1024 });
       opened.push(journal);
@@ -91,10 +99,12 @@ export async function startOnpremSide(world: LiveWorld, options: { images: strin
           await d.flush().catch(() => undefined);
           await d.close();
         }
+        for (const l of locks) await l.release();
       },
     };
   } catch (err) {
     for (const d of opened) await d.close().catch(() => undefined);
+    for (const l of locks) await l.release();
     throw err;
   }
 }
