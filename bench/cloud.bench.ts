@@ -1,7 +1,7 @@
 import type { BenchFigure } from './run.js';
-import { parseCloudConfig } from '../src/providers/emulated/ec2-config.js';
-import { createEmulatedCloud } from '../src/providers/emulated/emulated-cloud.js';
-import { withRetry } from '../src/providers/retry.js';
+import { parseCloudConfig } from '../src/providers/emulated/ec2/config.js';
+import { createEmulatedCloud } from '../src/providers/emulated/ec2/emulated-cloud.js';
+import { withRetry } from '../src/providers/aws/retry.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import { wallMs } from '../src/world/live-world.js';
 

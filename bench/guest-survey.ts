@@ -2,7 +2,7 @@
  * `node --import tsx bench/guest-survey.ts [--max-mib N]`: measure what real
  * files look like at 4 KiB block granularity, per file kind, on the machine
  * it runs on. It is the evidence behind the per-file-kind content mixes of
- * src/sim/guest/file-content.ts (docs/guest.md "File content").
+ * src/providers/emulated/guest/file-content.ts (docs/guest.md "File content").
  *
  * Each 4 KiB block of a file (the tail zero-padded, as a filesystem stores
  * it) is classified as:
@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readdirSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
-import { ImageContent } from '../src/sim/guest/content.js';
+import { ImageContent } from '../src/providers/emulated/guest/content.js';
 
 const B = 4096;
 const maxMiB = Number(process.argv[process.argv.indexOf('--max-mib') + 1] ?? 0) || 64;

@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { randomFillSync } from 'node:crypto';
 import { NbdClient, NbdServer } from '../src/proxy/nbd/index.js';
-import { SparseStore } from '../src/proxy/sparse-store.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
 import { LiveWorld, wallMs } from '../src/world/live-world.js';
 import { startRelay } from '../src/world/live-relay.js';
 import { daemon } from './daemon.js';

@@ -4,11 +4,11 @@
  * time), and what the models cost in real time (WAN bytes simulated per
  * second, generated-disk read rate, storage-tier requests per second).
  */
-import { replayReads } from '../src/sim/guest/boot-profile.js';
-import { GuestImage } from '../src/sim/guest/image.js';
-import { SparseStore } from '../src/proxy/sparse-store.js';
-import { StorageTier, TIER_PRESETS } from '../src/sim/storage-tier.js';
-import { WanLink, idealTransferUs, wanConfig } from '../src/sim/wan-link.js';
+import { replayReads } from '../src/providers/emulated/guest/boot-profile.js';
+import { GuestImage } from '../src/providers/emulated/guest/image.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
+import { StorageTier, TIER_PRESETS } from '../src/providers/emulated/hypervisor/storage-tier.js';
+import { WanLink, idealTransferUs, wanConfig } from '../src/providers/emulated/wan/wan-link.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import type { BlockDevice } from '../src/proxy/block-device.js';
 import type { Transport } from '../src/world/types.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CloudError } from '../src/providers/cloud.js';
-import { backoffDelayUs, withRetry } from '../src/providers/retry.js';
+import { CloudError } from '../src/ports/cloud.js';
+import { backoffDelayUs, withRetry } from '../src/providers/aws/retry.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import { expectCloudError, inSim, traceOf } from './cloud-helpers.js';
 
@@ -42,7 +42,7 @@ describe('eventual consistency', () => {
   });
 });
 
-describe('retry helper (src/providers/retry.ts)', () => {
+describe('retry helper (src/providers/aws/retry.ts)', () => {
   it('backs off with capped full jitter', () => {
     const rng = new SimWorld(1).rng('t');
     for (let attempt = 1; attempt <= 12; attempt++) {

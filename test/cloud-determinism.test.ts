@@ -39,7 +39,7 @@ describe('determinism of the emulated cloud', () => {
 describe('two adapters on one emulated model', () => {
   it('requests issued at the same virtual instant reach the model in issue order', async () => {
     const { Ec2Cloud } = await import('../src/providers/aws/ec2-cloud.js');
-    const { EMULATED_CREDENTIALS } = await import('../src/providers/emulated/emulated-cloud.js');
+    const { EMULATED_CREDENTIALS } = await import('../src/providers/emulated/ec2/emulated-cloud.js');
     const once = async () => (await inSim(5, { consistencyWindowMs: 0 }, async (a, world) => {
       const b = new Ec2Cloud({ world, runId: 'run-b', region: 'us-east-1', endpoint: a.endpoint, credentials: EMULATED_CREDENTIALS, sequential: true });
       const launch = (cloud: typeof b, token: string) => cloud.runInstances({ clientToken: token, imageId: 'ami-0a5ba6e0c57a9e001', instanceType: 'm6i.large', count: 1 });

@@ -2,9 +2,9 @@ import { DescribeInstancesCommand, RunInstancesCommand, StopInstancesCommand, ty
 import { describe, expect, it } from 'vitest';
 import { Ec2Cloud } from '../src/providers/aws/ec2-cloud.js';
 import { parseStagingUserData, stagingUserData } from '../src/providers/aws/user-data.js';
-import { EMULATED_CREDENTIALS } from '../src/providers/emulated/emulated-cloud.js';
-import { withRetry } from '../src/providers/retry.js';
-import type { EmulatedEc2Cloud } from '../src/providers/emulated/emulated-cloud.js';
+import { EMULATED_CREDENTIALS } from '../src/providers/emulated/ec2/emulated-cloud.js';
+import { withRetry } from '../src/providers/aws/retry.js';
+import type { EmulatedEc2Cloud } from '../src/providers/emulated/ec2/emulated-cloud.js';
 import type { SimWorld } from '../src/world/sim-world.js';
 import { expectCloudError, inSim, traceOf, until } from './cloud-helpers.js';
 

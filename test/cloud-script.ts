@@ -1,7 +1,7 @@
 import type { Ec2Cloud } from '../src/providers/aws/ec2-cloud.js';
 import { stagingUserData } from '../src/providers/aws/user-data.js';
-import { CloudError } from '../src/providers/cloud.js';
-import { withRetry } from '../src/providers/retry.js';
+import { CloudError } from '../src/ports/cloud.js';
+import { withRetry } from '../src/providers/aws/retry.js';
 import type { World } from '../src/world/types.js';
 
 /**

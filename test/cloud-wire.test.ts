@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { USER_DATA_LIMIT_BYTES, parseStagingUserData, stagingUserData } from '../src/providers/aws/user-data.js';
-import { Ec2ApiError, Params, errorXml, isoFromEpochMs, parseQueryBody, renderXml } from '../src/providers/emulated/ec2-query.js';
+import { Ec2ApiError, Params, errorXml, isoFromEpochMs, parseQueryBody, renderXml } from '../src/providers/emulated/ec2/query.js';
 import { createRng } from '../src/world/rng.js';
 
 describe('EC2 Query protocol helpers', () => {

@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { parseScenario } from '../src/scenario/load.js';
 import { ScenarioSimulation } from '../src/sim/simulation.js';
-import { reportMetricPaths, type Report } from '../src/sim/report.js';
+import { reportMetricPaths, type Report } from '../src/report/report.js';
 import type { TraceEvent } from '../src/world/types.js';
 
 /**
- * The permanent migration wave (src/controller/migration-wave.ts) through the
+ * The permanent migration wave (src/controller/migration-wave/migration-wave.ts) through the
  * scenario loader and ScenarioSimulation: transfer and migration machines
  * against the emulated EC2 and the real proxy core over the emulated WAN.
  */

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { bestFit } from '../src/controller/best-fit.js';
+import { bestFit } from '../src/controller/burst/best-fit.js';
 import { cloudCostUsd, onpremCostUsd } from '../src/controller/cost.js';
-import { DEFAULT_SELECTION, bringBack, fig19Select, predictDemand, scoreCandidates, volatility, type BurstCandidate } from '../src/controller/selection.js';
-import { scoreTargets, type CloudTarget } from '../src/controller/target-scoring.js';
-import type { InstanceTypeInfo } from '../src/providers/cloud.js';
+import { DEFAULT_SELECTION, bringBack, fig19Select, predictDemand, scoreCandidates, volatility, type BurstCandidate } from '../src/controller/burst/selection.js';
+import { scoreTargets, type CloudTarget } from '../src/controller/burst/target-scoring.js';
+import type { InstanceTypeInfo } from '../src/ports/cloud.js';
 
 /** A week of hourly demand: flat `base`, with `peak` during hours [from, to) of every day. */
 function week(base: number, peak = base, from = 0, to = 0): number[] {

@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { parseScenario } from '../src/scenario/load.js';
 import { ScenarioSimulation } from '../src/sim/simulation.js';
-import { buildReport, emptyReportInput, reportMetricPaths, type Report } from '../src/sim/report.js';
+import { buildReport, emptyReportInput, reportMetricPaths, type Report } from '../src/report/report.js';
 import type { TraceEvent } from '../src/world/types.js';
 
 /**
- * Web-tier scale-out by cloning (src/controller/scale-out.ts) through the
+ * Web-tier scale-out by cloning (src/controller/scale-out/scale-out.ts) through the
  * scenario loader and ScenarioSimulation: the clone machine against the
  * emulated EC2 and the real proxy core over the emulated WAN.
  */

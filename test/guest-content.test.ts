@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   CONTENT_BLOCK_BYTES, DEFAULT_MIX, ImageContent, REGION_BLOCKS, REGION_BYTES, countKinds, normalizeMix,
-} from '../src/sim/guest/content.js';
+} from '../src/providers/emulated/guest/content.js';
 
 const GiB = 1024 ** 3;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');

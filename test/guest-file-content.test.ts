@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { CONTENT_BLOCK_BYTES, countKinds } from '../src/sim/guest/content.js';
-import { FILE_CLASS_MIX, FileContentLayout, balanceFreeSpace, fileContentClass } from '../src/sim/guest/file-content.js';
-import { GuestImage } from '../src/sim/guest/image.js';
+import { CONTENT_BLOCK_BYTES, countKinds } from '../src/providers/emulated/guest/content.js';
+import { FILE_CLASS_MIX, FileContentLayout, balanceFreeSpace, fileContentClass } from '../src/providers/emulated/guest/file-content.js';
+import { GuestImage } from '../src/providers/emulated/guest/image.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

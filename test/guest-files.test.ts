@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import { bootTraceJsonl, buildBootProfile, replayReads, toDiskRanges } from '../src/sim/guest/boot-profile.js';
-import { CONTENT_BLOCK_BYTES, ImageContent } from '../src/sim/guest/content.js';
-import { FileView } from '../src/sim/guest/file-view.js';
-import { GuestImage } from '../src/sim/guest/image.js';
-import { parseBootProfileSpec, parseContentSpec } from '../src/sim/guest/spec.js';
+import { bootTraceJsonl, buildBootProfile, replayReads, toDiskRanges } from '../src/providers/emulated/guest/boot-profile.js';
+import { CONTENT_BLOCK_BYTES, ImageContent } from '../src/providers/emulated/guest/content.js';
+import { FileView } from '../src/providers/emulated/guest/file-view.js';
+import { GuestImage } from '../src/providers/emulated/guest/image.js';
+import { parseBootProfileSpec, parseContentSpec } from '../src/providers/emulated/guest/spec.js';
 import { SimWorld } from '../src/world/sim-world.js';
 
 const MiB = 1024 * 1024;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import { SparseStore } from '../src/proxy/sparse-store.js';
-import { IO_PROFILE_DEFAULTS, ioOps, latencyPercentileUs, parseIoProfile, replayIo, type IoOp, type IoProfileOptions } from '../src/sim/guest/io-profile.js';
-import { StorageTier } from '../src/sim/storage-tier.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
+import { IO_PROFILE_DEFAULTS, ioOps, latencyPercentileUs, parseIoProfile, replayIo, type IoOp, type IoProfileOptions } from '../src/providers/emulated/guest/io-profile.js';
+import { StorageTier } from '../src/providers/emulated/hypervisor/storage-tier.js';
 import { SimWorld } from '../src/world/sim-world.js';
 
 const MiB = 1024 * 1024;

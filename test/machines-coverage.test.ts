@@ -3,7 +3,7 @@ import type { AnyMachineSnapshot, AnyStateMachine } from 'xstate';
 import { cloneMachine } from '../src/machines/clone.js';
 import { containerTransferMachine } from '../src/machines/container-transfer.js';
 import { containerizeMachine } from '../src/machines/containerize.js';
-import { formatCoverage, pathCoverage, type CoverageOptions, type CoverageReport } from '../src/machines/coverage.js';
+import { formatCoverage, pathCoverage, type CoverageOptions, type CoverageReport } from './helpers/machine-coverage.js';
 import { cutoverMachine } from '../src/machines/cutover.js';
 import type { FlowConfig } from '../src/machines/flow.js';
 import { instanceMachine } from '../src/machines/instance.js';

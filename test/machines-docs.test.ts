@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { mermaid } from '../src/machines/diagram.js';
+import { mermaid } from './helpers/machine-diagram.js';
 import { MACHINE_DOCS } from './machines-docs.js';
 
 describe('docs/machines', () => {

@@ -7,11 +7,14 @@
  * operation with `faults.inject(op, code, { times, retryable })`.
  */
 import { SpillwayError } from '../src/errors.js';
-import { CloudError, type Cloud, type CloudInstance, type CloudSnapshot, type CloudVolume, type ImageInfo, type InstanceFilter, type InstanceTypeInfo, type RunInstancesRequest, type Tags, type VolumeFilter } from '../src/providers/cloud.js';
-import type { DiskInfo, DiskLease, GuestConfig, HostInfo, Hypervisor, MemoryImage, SnapshotInfo, VmInfo } from '../src/providers/hypervisor.js';
+import { CloudError, type Cloud, type CloudInstance, type CloudSnapshot, type CloudVolume, type ImageInfo, type InstanceFilter, type InstanceTypeInfo, type RunInstancesRequest, type Tags, type VolumeFilter } from '../src/ports/cloud.js';
+import type { DiskInfo, DiskLease, GuestConfig, HostInfo, Hypervisor, MemoryImage, SnapshotInfo, VmInfo } from '../src/ports/hypervisor.js';
 import type { BlockDevice, Extent } from '../src/proxy/block-device.js';
 import { checkRange } from '../src/proxy/block-device.js';
-import type { CacheUsage, ContainerFramework, ContainerManifest, ContainerPlatform, Directory, DiskExport, MachineEnv, MigrationProgress, MirrorRound, ProxyControl, RunStats } from '../src/machines/ports.js';
+import type { CacheUsage, DiskExport, MigrationProgress, MirrorRound, ProxyControl } from '../src/ports/proxy-control.js';
+import type { ContainerFramework, ContainerManifest, ContainerPlatform, RunStats } from '../src/ports/container-platform.js';
+import type { Directory } from '../src/ports/directory.js';
+import type { MachineEnv } from '../src/machines/env.js';
 import type { SimWorld } from '../src/world/sim-world.js';
 
 const OP_LATENCY_US = 50_000;

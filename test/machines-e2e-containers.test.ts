@@ -1,19 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import type { FlowConfig } from '../src/machines/flow.js';
-import type { MachineEnv } from '../src/machines/ports.js';
+import type { MachineEnv } from '../src/machines/env.js';
 import { MachineRuntime, MemorySnapshotStore } from '../src/machines/runtime.js';
 import { wireMachines } from '../src/machines/wiring.js';
 import { EmulatedContainerPlatform } from '../src/providers/emulated/container-platform.js';
 import { EmulatedDirectory } from '../src/providers/emulated/directory.js';
-import { parseCloudConfig } from '../src/providers/emulated/ec2-config.js';
-import { createEmulatedCloud } from '../src/providers/emulated/emulated-cloud.js';
-import { EmulatedHypervisor } from '../src/providers/emulated/hypervisor.js';
-import { GuestImage } from '../src/sim/guest/image.js';
-import { StorageTier, TIER_PRESETS } from '../src/sim/storage-tier.js';
-import { idealTransferUs, wanConfig, WanLink } from '../src/sim/wan-link.js';
+import { parseCloudConfig } from '../src/providers/emulated/ec2/config.js';
+import { createEmulatedCloud } from '../src/providers/emulated/ec2/emulated-cloud.js';
+import { EmulatedHypervisor } from '../src/providers/emulated/hypervisor/hypervisor.js';
+import { GuestImage } from '../src/providers/emulated/guest/image.js';
+import { StorageTier, TIER_PRESETS } from '../src/providers/emulated/hypervisor/storage-tier.js';
+import { idealTransferUs, wanConfig, WanLink } from '../src/providers/emulated/wan/wan-link.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import type { TraceEvent } from '../src/world/types.js';
-import type { Hypervisor } from '../src/providers/hypervisor.js';
+import type { Hypervisor } from '../src/ports/hypervisor.js';
 import { FakeProxy, Faults, sampleGuest } from './machines-doubles.js';
 
 /**

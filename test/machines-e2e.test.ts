@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { MachineRuntime, MemorySnapshotStore } from '../src/machines/runtime.js';
 import type { FlowConfig } from '../src/machines/flow.js';
-import type { MachineEnv } from '../src/machines/ports.js';
+import type { MachineEnv } from '../src/machines/env.js';
 import { wireMachines } from '../src/machines/wiring.js';
-import { parseCloudConfig } from '../src/providers/emulated/ec2-config.js';
-import { createEmulatedCloud } from '../src/providers/emulated/emulated-cloud.js';
-import { EmulatedHypervisor } from '../src/providers/emulated/hypervisor.js';
+import { parseCloudConfig } from '../src/providers/emulated/ec2/config.js';
+import { createEmulatedCloud } from '../src/providers/emulated/ec2/emulated-cloud.js';
+import { EmulatedHypervisor } from '../src/providers/emulated/hypervisor/hypervisor.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import type { TraceEvent } from '../src/world/types.js';
 import { FakeContainers, FakeDirectory, FakeProxy, Faults, sampleGuest } from './machines-doubles.js';

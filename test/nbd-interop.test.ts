@@ -5,9 +5,9 @@ import { open, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FileStore } from '../src/proxy/file-store.js';
+import { FileStore } from '../src/proxy/stores/file-store.js';
 import { NbdServer } from '../src/proxy/nbd/index.js';
-import { SparseStore } from '../src/proxy/sparse-store.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
 import { LiveWorld } from '../src/world/live-world.js';
 import { nbdUri, run, toolsAvailable } from './interop-tools.js';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NbdClient, NbdServer } from '../src/proxy/nbd/index.js';
 import * as P from '../src/proxy/nbd/protocol.js';
-import { SparseStore } from '../src/proxy/sparse-store.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
 import { LiveWorld } from '../src/world/live-world.js';
 
 const concat = (views: Buffer[]): Buffer => Buffer.concat(views);

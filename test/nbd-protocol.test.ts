@@ -5,7 +5,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { BlockError, E_FAST_ZERO_UNSUPPORTED, E_IO, type BlockDevice, type ZeroOptions } from '../src/proxy/block-device.js';
 import { Layer } from '../src/proxy/layer.js';
 import { NbdClient, NbdNegotiation, NbdServer, nbd as P, type NbdExport } from '../src/proxy/nbd/index.js';
-import { SparseStore } from '../src/proxy/sparse-store.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
 import { LiveWorld } from '../src/world/live-world.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import type { Transport } from '../src/world/types.js';

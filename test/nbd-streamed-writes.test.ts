@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ByteQueue } from '../src/proxy/nbd/byte-queue.js';
 import { NbdClient, NbdServer } from '../src/proxy/nbd/index.js';
 import * as P from '../src/proxy/nbd/protocol.js';
-import { SparseStore } from '../src/proxy/sparse-store.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
 import { LiveWorld } from '../src/world/live-world.js';
 import type { Transport } from '../src/world/types.js';
 

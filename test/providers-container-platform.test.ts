@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { ContainerManifest } from '../src/machines/ports.js';
+import type { ContainerManifest } from '../src/ports/container-platform.js';
 import { EmulatedContainerPlatform, type ContainerPlatformOptions } from '../src/providers/emulated/container-platform.js';
-import { EmulatedHypervisor } from '../src/providers/emulated/hypervisor.js';
-import { GuestImage } from '../src/sim/guest/image.js';
-import { idealTransferUs, wanConfig, WanLink } from '../src/sim/wan-link.js';
+import { EmulatedHypervisor } from '../src/providers/emulated/hypervisor/hypervisor.js';
+import { GuestImage } from '../src/providers/emulated/guest/image.js';
+import { idealTransferUs, wanConfig, WanLink } from '../src/providers/emulated/wan/wan-link.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import { sampleGuest } from './machines-doubles.js';
 

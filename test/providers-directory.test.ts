@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EmulatedDirectory, fingerprintOf } from '../src/providers/emulated/directory.js';
-import { EmulatedHypervisor } from '../src/providers/emulated/hypervisor.js';
+import { EmulatedHypervisor } from '../src/providers/emulated/hypervisor/hypervisor.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import type { TraceEvent } from '../src/world/types.js';
 import { sampleGuest } from './machines-doubles.js';

@@ -3,9 +3,9 @@ import { createHash, randomBytes as cryptoRandom } from 'node:crypto';
 import { deflateRawSync } from 'node:zlib';
 import { BlockError, E_INTEGRITY } from '../src/proxy/block-device.js';
 import { contentSignature, looksRandom } from '../src/proxy/link/payload.js';
-import { ReadPath } from '../src/proxy/read-path.js';
-import { SecureCache, signatureOf } from '../src/proxy/secure-cache.js';
-import { SparseStore } from '../src/proxy/sparse-store.js';
+import { ReadPath } from '../src/proxy/layers/read-path.js';
+import { SecureCache, signatureOf } from '../src/proxy/layers/secure-cache.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import { randomBytes } from './proxy-link-helpers.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FifoMap } from '../src/proxy/fifo-map.js';
+import { FifoMap } from '../src/util/fifo-map.js';
 
 describe('FifoMap', () => {
   it('shifts entries in first-insertion order; set on a present key keeps its place, delete then set moves it last', () => {

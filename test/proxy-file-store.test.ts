@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FileStore } from '../src/proxy/file-store.js';
-import { SecureCache } from '../src/proxy/secure-cache.js';
+import { FileStore } from '../src/proxy/stores/file-store.js';
+import { SecureCache } from '../src/proxy/layers/secure-cache.js';
 import { SimWorld } from '../src/world/sim-world.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'spillway-file-store-'));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { SparseStore } from '../src/proxy/sparse-store.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
 import { StoreJournal } from '../src/proxy/journal.js';
-import { PersistentBitmap } from '../src/proxy/persistent-bitmap.js';
+import { PersistentBitmap } from '../src/proxy/stores/persistent-bitmap.js';
 
 const rec = (s: string): Buffer => Buffer.from(s);
 

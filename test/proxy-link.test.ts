@@ -7,7 +7,7 @@ import { TokenBucket } from '../src/proxy/link/token-bucket.js';
 import { Op, PROTOCOL_VERSION, jsonPayload, parseJson } from '../src/proxy/link/wire.js';
 import { createOnpremProxy, type OnpremProxy } from '../src/proxy/onprem/index.js';
 import { Layer } from '../src/proxy/layer.js';
-import { SparseStore } from '../src/proxy/sparse-store.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import { directLink } from '../src/world/sim-net.js';
 import { OTHER_KEY, PAIRING_KEY, randomBytes, simulate } from './proxy-link-helpers.js';

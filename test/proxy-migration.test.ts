@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { SparseStore } from '../src/proxy/sparse-store.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
 import { Layer } from '../src/proxy/layer.js';
-import { MigrationLayer } from '../src/proxy/migration.js';
+import { MigrationLayer } from '../src/proxy/layers/migration.js';
 import { SimWorld } from '../src/world/sim-world.js';
 
 const KiB = 1024;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createCloudProxy, memoryCloudStores, type CloudProxy } from '../src/proxy/cloud/index.js';
 import { createOnpremProxy } from '../src/proxy/onprem/index.js';
-import { SparseStore } from '../src/proxy/sparse-store.js';
-import { WanLink, wanConfig } from '../src/sim/wan-link.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
+import { WanLink, wanConfig } from '../src/providers/emulated/wan/wan-link.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import type { Rng } from '../src/world/types.js';
 import { simulate } from './proxy-link-helpers.js';

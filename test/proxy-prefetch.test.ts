@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { SparseStore } from '../src/proxy/sparse-store.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
 import { Layer } from '../src/proxy/layer.js';
-import { PrefetchLayer } from '../src/proxy/prefetch.js';
-import { CacheLayer, SecureCache } from '../src/proxy/secure-cache.js';
+import { PrefetchLayer } from '../src/proxy/layers/prefetch.js';
+import { CacheLayer, SecureCache } from '../src/proxy/layers/secure-cache.js';
 import type { BlockDevice } from '../src/proxy/block-device.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import type { Clock } from '../src/world/types.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createCloudProxy, memoryCloudStores } from '../src/proxy/cloud/index.js';
 import { createOnpremProxy } from '../src/proxy/onprem/index.js';
-import { SparseStore } from '../src/proxy/sparse-store.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import { directLink } from '../src/world/sim-net.js';
 import { PAIRING_KEY, randomBytes, simulate } from './proxy-link-helpers.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SparseStore } from '../src/proxy/sparse-store.js';
-import { CacheLayer, SecureCache, signatureOf } from '../src/proxy/secure-cache.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
+import { CacheLayer, SecureCache, signatureOf } from '../src/proxy/layers/secure-cache.js';
 import type { BlockDevice } from '../src/proxy/block-device.js';
 import { Layer } from '../src/proxy/layer.js';
 import { createRng } from '../src/world/rng.js';

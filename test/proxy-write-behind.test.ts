@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { SparseStore } from '../src/proxy/sparse-store.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
 import { StoreJournal } from '../src/proxy/journal.js';
 import { GroupApplier } from '../src/proxy/onprem/group-applier.js';
-import { WriteBehind, type WriteBehindOptions } from '../src/proxy/write-behind.js';
+import { WriteBehind, type WriteBehindOptions } from '../src/proxy/layers/write-behind.js';
 import { coalesce, type GroupOp, type WriteGroup, type WriteSink } from '../src/proxy/write-group.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import { Layer } from '../src/proxy/layer.js';
 import { BlockError } from '../src/proxy/block-device.js';
-import { signatureOf } from '../src/proxy/secure-cache.js';
+import { signatureOf } from '../src/proxy/layers/secure-cache.js';
 import type { Rng } from '../src/world/types.js';
 import type { BlockDevice } from '../src/proxy/block-device.js';
 

@@ -7,7 +7,7 @@ import { renderHtml } from '../src/report/html.js';
 import { collectSamples, type ExportSamples } from '../src/report/samples.js';
 import { hoursLabel, renderSvg } from '../src/report/svg.js';
 import { parseScenario } from '../src/scenario/load.js';
-import type { Report } from '../src/sim/report.js';
+import type { Report } from '../src/report/report.js';
 import { createSimulation } from '../src/sim/simulation.js';
 import { findAll, parseMarkup, textOf } from './markup-check.js';
 

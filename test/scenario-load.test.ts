@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { loadScenarioFile, parseScenario } from '../src/scenario/load.js';
 import { expandNames } from '../src/scenario/names.js';
-import { registerPolicy } from '../src/scenario/policies.js';
-import { reportMetricPaths } from '../src/sim/report.js';
+import { registerPolicy } from '../src/scenario/policies/index.js';
+import { reportMetricPaths } from '../src/report/report.js';
 import { US_PER_H } from '../src/util/units.js';
 
 /** A valid scenario as plain data; each bad variant below breaks one field. */

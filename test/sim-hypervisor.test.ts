@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { EmulatedHypervisor, type VmDef } from '../src/providers/emulated/hypervisor.js';
-import type { GuestConfig } from '../src/providers/hypervisor.js';
-import { shareCpu } from '../src/sim/cpu-share.js';
+import { EmulatedHypervisor, type VmDef } from '../src/providers/emulated/hypervisor/hypervisor.js';
+import type { GuestConfig } from '../src/ports/hypervisor.js';
+import { shareCpu } from '../src/providers/emulated/hypervisor/cpu-share.js';
 import { US_PER_H, US_PER_S } from '../src/util/units.js';
 import { SimWorld } from '../src/world/sim-world.js';
 

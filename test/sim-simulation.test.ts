@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { loadScenarioFile, parseScenario } from '../src/scenario/load.js';
-import { reportMetricPaths } from '../src/sim/report.js';
+import { reportMetricPaths } from '../src/report/report.js';
 import { createSimulation } from '../src/sim/simulation.js';
-import { DailyCurve } from '../src/sim/workload/load-curve.js';
+import { DailyCurve } from '../src/providers/emulated/workload/load-curve.js';
 import { US_PER_H } from '../src/util/units.js';
 
 const MINI = `

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SparseStore } from '../src/proxy/sparse-store.js';
-import { SnapshotDelta } from '../src/sim/snapshot-disk.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
+import { SnapshotDelta } from '../src/providers/emulated/hypervisor/snapshot-disk.js';
 
 function base(): SparseStore {
   const s = new SparseStore('base', 1 << 20);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BlockError } from '../src/proxy/block-device.js';
-import { SparseStore } from '../src/proxy/sparse-store.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
 
 const GiB = 1024 ** 3;
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import { SparseStore } from '../src/proxy/sparse-store.js';
-import { StorageTier, TIER_PRESETS, parseTierSpec, type TierConfig } from '../src/sim/storage-tier.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
+import { StorageTier, TIER_PRESETS, parseTierSpec, type TierConfig } from '../src/providers/emulated/hypervisor/storage-tier.js';
 import { SimWorld } from '../src/world/sim-world.js';
 
 const MiB = 1024 * 1024;

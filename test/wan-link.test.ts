@@ -4,7 +4,7 @@ import { SimWorld } from '../src/world/sim-world.js';
 import type { Transport } from '../src/world/types.js';
 import {
   SEGMENTS_PER_TURN, WanLink, idealTransferUs, parseWanConfig, rtoUs, serializeUs, wanConfig, wireBytesFor, type WanConfig,
-} from '../src/sim/wan-link.js';
+} from '../src/providers/emulated/wan/wan-link.js';
 
 const MBIT = 1e6 / 8;
 

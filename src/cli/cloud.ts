@@ -1,10 +1,10 @@
 import { createInterface } from 'node:readline/promises';
 import { InputError } from '../errors.js';
-import { CloudError } from '../providers/cloud.js';
+import { CloudError } from '../ports/cloud.js';
 import { Ec2Cloud } from '../providers/aws/ec2-cloud.js';
 import { checkPermissions, formatPermissionTable } from '../providers/aws/permissions.js';
 import { fileRecorder, type WireRecord } from '../providers/aws/recorder.js';
-import { describePlan, executeCleanup, planCleanup } from '../providers/cleanup.js';
+import { describePlan, executeCleanup, planCleanup } from '../providers/aws/cleanup.js';
 import { parseDurationUs } from '../util/units.js';
 import { LiveWorld } from '../world/live-world.js';
 import type { World } from '../world/types.js';

@@ -2,11 +2,11 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { createCloudProxy, type CloudProxy } from '../proxy/cloud/index.js';
-import { FileStore } from '../proxy/file-store.js';
+import { FileStore } from '../proxy/stores/file-store.js';
 import { LinkClient } from '../proxy/link/client.js';
 import { takeLock } from './lock-file.js';
 import { NbdServer } from '../proxy/nbd/index.js';
-import { PersistentBitmap } from '../proxy/persistent-bitmap.js';
+import { PersistentBitmap } from '../proxy/stores/persistent-bitmap.js';
 import type { LiveWorld } from '../world/live-world.js';
 import { checkAddress, parseCacheSize, parseCompression, parsePersistence, parseRpoUs, requireFlag } from './serve-options.js';
 

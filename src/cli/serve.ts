@@ -1,5 +1,5 @@
 import { InputError } from '../errors.js';
-import { FileStore } from '../proxy/file-store.js';
+import { FileStore } from '../proxy/stores/file-store.js';
 import { takeLock, type HeldLock } from './lock-file.js';
 import { createOnpremProxy } from '../proxy/onprem/index.js';
 import { LiveWorld } from '../world/live-world.js';

@@ -1,13 +1,13 @@
 import type { FlowConfig } from '../machines/flow.js';
-import type { MachineEnv } from '../machines/ports.js';
+import type { MachineEnv } from '../machines/env.js';
 import { MachineRuntime, MemorySnapshotStore, type SnapshotStore } from '../machines/runtime.js';
 import { wireMachines } from '../machines/wiring.js';
-import type { Cloud } from '../providers/cloud.js';
+import type { Cloud } from '../ports/cloud.js';
 import { EmulatedContainerPlatform, type ContainerPlatformOptions } from '../providers/emulated/container-platform.js';
 import { EmulatedDirectory } from '../providers/emulated/directory.js';
-import type { EmulatedHypervisor } from '../providers/emulated/hypervisor.js';
-import { bootModelFromImages, createProxyControl, type CoreProxyControl, type ProxyControlOptions } from '../proxy/control/index.js';
-import type { GuestImage } from '../sim/guest/image.js';
+import type { EmulatedHypervisor } from '../providers/emulated/hypervisor/hypervisor.js';
+import { bootModelFromImages, createProxyControl, type CoreProxyControl, type ProxyControlOptions } from '../providers/proxy-control/index.js';
+import type { GuestImage } from '../providers/emulated/guest/image.js';
 import type { World } from '../world/types.js';
 
 const S = 1_000_000;

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { SpillwayError } from '../errors.js';
-import type { InstanceTypeInfo } from '../providers/cloud.js';
-import type { DeviceKind, GuestConfig, VmInfo } from '../providers/hypervisor.js';
-import type { ContainerFramework, DiskExport, PersistencePolicy } from './ports.js';
+import type { InstanceTypeInfo } from '../ports/cloud.js';
+import type { DeviceKind, GuestConfig, VmInfo } from '../ports/hypervisor.js';
+import type { ContainerFramework } from '../ports/container-platform.js';
+import type { DiskExport, PersistencePolicy } from '../ports/proxy-control.js';
 
 /**
  * The FIG 7 adaptations (steps 709-721) as pure, idempotent edits of a

@@ -1,7 +1,7 @@
 import { setup } from 'xstate';
-import type { GuestConfig } from '../providers/hypervisor.js';
+import type { GuestConfig } from '../ports/hypervisor.js';
 import type { GuestAnalysis } from './adapt.js';
-import type { DiskExport, PersistencePolicy } from './ports.js';
+import type { DiskExport, PersistencePolicy } from '../ports/proxy-control.js';
 import {
   flowActions, flowDelays, flowGuards, flowOutput, initialFlowContext, rollbackOnRequest, rollbackStates, step,
   type FlowConfig, type FlowContext, type FlowEvent, type FlowOutput,

@@ -1,6 +1,7 @@
 import { setup } from 'xstate';
 import type { GuestAnalysis } from './adapt.js';
-import type { ContainerManifest, DiskExport, RunStats } from './ports.js';
+import type { ContainerManifest, RunStats } from '../ports/container-platform.js';
+import type { DiskExport } from '../ports/proxy-control.js';
 import { containerizeActors, containerizeStates } from './containerize.js';
 import {
   flowActions, flowDelays, flowGuards, flowOutput, initialFlowContext, rollbackOnRequest, rollbackStates, step,

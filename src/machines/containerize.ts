@@ -1,6 +1,6 @@
 import { setup } from 'xstate';
 import type { GuestAnalysis } from './adapt.js';
-import type { ContainerManifest, RunStats } from './ports.js';
+import type { ContainerManifest, RunStats } from '../ports/container-platform.js';
 import {
   flowActions, flowDelays, flowGuards, flowOutput, initialFlowContext, rollbackOnRequest, rollbackStates, step,
   type FlowConfig, type FlowContext, type FlowEvent, type FlowOutput, type Loose,

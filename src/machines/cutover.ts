@@ -1,7 +1,7 @@
 import { assign, setup } from 'xstate';
 import { InputError } from '../errors.js';
-import type { MemoryImage } from '../providers/hypervisor.js';
-import type { MirrorRound } from './ports.js';
+import type { MemoryImage } from '../ports/hypervisor.js';
+import type { MirrorRound } from '../ports/proxy-control.js';
 import {
   flowActions, flowDelays, flowGuards, flowOutput, initialFlowContext, rollbackOnRequest, rollbackStates, step,
   type FlowConfig, type FlowContext, type FlowEvent, type FlowOutput,

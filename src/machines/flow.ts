@@ -1,6 +1,6 @@
 import { and, assign, type AnyEventObject } from 'xstate';
 import { errorCode, InputError } from '../errors.js';
-import { RETRYABLE_CLOUD_CODES } from '../providers/cloud.js';
+import { RETRYABLE_CLOUD_CODES } from '../ports/cloud.js';
 
 /**
  * The shape every lifecycle machine shares. A flow is a sequence of steps;

@@ -1,6 +1,6 @@
 import { assign, setup } from 'xstate';
 import { InputError } from '../errors.js';
-import type { MigrationProgress } from './ports.js';
+import type { MigrationProgress } from '../ports/proxy-control.js';
 import {
   flowActions, flowDelays, flowGuards, flowOutput, initialFlowContext, rollbackOnRequest, rollbackStates, step,
   type FlowConfig, type FlowContext, type FlowEvent, type FlowOutput,

@@ -1,6 +1,6 @@
 import { setup } from 'xstate';
-import type { GuestConfig } from '../providers/hypervisor.js';
-import type { DiskExport, PersistencePolicy } from './ports.js';
+import type { GuestConfig } from '../ports/hypervisor.js';
+import type { DiskExport, PersistencePolicy } from '../ports/proxy-control.js';
 import {
   flowActions, flowDelays, flowGuards, flowOutput, initialFlowContext, rollbackOnRequest, rollbackStates, step,
   type FlowConfig, type FlowContext, type FlowEvent, type FlowOutput,

@@ -1,7 +1,7 @@
 import { setup } from 'xstate';
-import type { PersistencePolicy, DiskExport } from './ports.js';
+import type { PersistencePolicy, DiskExport } from '../ports/proxy-control.js';
 import type { GuestAnalysis } from './adapt.js';
-import type { GuestConfig, MemoryImage } from '../providers/hypervisor.js';
+import type { GuestConfig, MemoryImage } from '../ports/hypervisor.js';
 import {
   flowActions, flowDelays, flowGuards, flowOutput, initialFlowContext, rollbackOnRequest, rollbackStates, step,
   type FlowConfig, type FlowContext, type FlowEvent, type FlowOutput,

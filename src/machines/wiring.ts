@@ -1,7 +1,7 @@
 import { fromPromise } from 'xstate';
 import { SpillwayError } from '../errors.js';
-import type { CloudInstance, InstanceState, Tags } from '../providers/cloud.js';
-import type { GuestConfig, VmInfo } from '../providers/hypervisor.js';
+import type { CloudInstance, InstanceState, Tags } from '../ports/cloud.js';
+import type { GuestConfig, VmInfo } from '../ports/hypervisor.js';
 import {
   PLATFORMS, analyseGuest, bootDiskOf, chooseFramework, chooseInstanceType, classifyPersistence, cloneIdentity,
   disableDevices, enableMonitoring, installDrivers, regenerateIdentity, remapMounts, rewriteNetwork, type GuestAnalysis,
@@ -13,7 +13,9 @@ import { containerizeMachine, type ContainerizeData, type ContainerizeInput } fr
 import { cutoverMachine, type CutoverData, type CutoverInput } from './cutover.js';
 import type { StepInput } from './flow.js';
 import { migrationMachine, type MigrationData, type MigrationInput } from './migration.js';
-import type { ContainerManifest, DiskExport, MachineEnv } from './ports.js';
+import type { ContainerManifest } from '../ports/container-platform.js';
+import type { DiskExport } from '../ports/proxy-control.js';
+import type { MachineEnv } from './env.js';
 import { proxyResizeMachine, type ResizeData, type ResizeInput } from './proxy-resize.js';
 import { reverseMachine, type ReverseData, type ReverseInput } from './reverse.js';
 import { transferMachine, type TransferData, type TransferInput } from './transfer.js';

@@ -1,8 +1,8 @@
 import type { World } from '../world/types.js';
 import { Ec2Cloud } from './aws/ec2-cloud.js';
 import { fileRecorder, type WireRecord } from './aws/recorder.js';
-import type { Cloud } from './cloud.js';
-import type { CloudConfig } from './emulated/ec2-config.js';
+import type { Cloud } from '../ports/cloud.js';
+import type { CloudConfig } from './emulated/ec2/config.js';
 
 export interface OpenCloudOptions {
   /** `--cloud`: overrides the scenario's `cloud.provider`. */
@@ -26,7 +26,7 @@ export type OpenedCloud = Cloud & { dispose(): void };
 export async function openCloud(world: World, config: CloudConfig, runId: string, options: OpenCloudOptions = {}): Promise<OpenedCloud> {
   const provider = options.cloud ?? config.provider;
   if (provider === 'aws') return openLiveCloud(world, config, runId, options);
-  const { createEmulatedCloud } = await import('./emulated/emulated-cloud.js');
+  const { createEmulatedCloud } = await import('./emulated/ec2/emulated-cloud.js');
   const record = recorderFor(config, options, 'emulator');
   return createEmulatedCloud(world, config, runId, record ? { record } : {});
 }

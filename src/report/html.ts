@@ -1,4 +1,4 @@
-import type { Report } from '../sim/report.js';
+import type { Report } from './report.js';
 import { CHART_STYLE, WIDTH, charts, esc, headline, type ExportInput } from './svg.js';
 
 /**

@@ -1,20 +1,20 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isCollection } from 'yaml';
 import { InputError } from '../errors.js';
-import { DEFAULT_LATENCIES, EmulatedHypervisor, type HypervisorLatencies } from '../providers/emulated/hypervisor.js';
-import { parseCloudConfig } from '../providers/emulated/ec2-config.js';
-import { reportMetricPaths } from '../sim/report.js';
-import { DEFAULT_DAILY, DEFAULT_NOISE, WORKLOAD_KINDS, type DailyPoint, type WorkloadSpec } from '../sim/workload/spec.js';
+import { DEFAULT_LATENCIES, EmulatedHypervisor, type HypervisorLatencies } from '../providers/emulated/hypervisor/hypervisor.js';
+import { parseCloudConfig } from '../providers/emulated/ec2/config.js';
+import { reportMetricPaths } from '../report/report.js';
+import { DEFAULT_DAILY, DEFAULT_NOISE, WORKLOAD_KINDS, type DailyPoint, type WorkloadSpec } from '../providers/emulated/workload/spec.js';
 import { bool, duration, fail, join, known, list, num, obj, optStr, size, str, type Raw } from '../util/check.js';
 import { SimWorld } from '../world/sim-world.js';
 import { closest, expandNames, globToRegExp } from './names.js';
-import { parsePolicies } from './policies.js';
+import { parsePolicies } from './policies/index.js';
 // Registers policies.scaleOut (after policies.js, whose registry it adds to).
-import '../controller/scale-out-policy.js';
+import './policies/scale-out.js';
 // Registers policies.migrate.
-import '../controller/migration-wave-policy.js';
-import { parseAppRole, parseBootProfileSpec, parseContentSpec } from '../sim/guest/spec.js';
-import { TIER_PRESETS, parseTierSpec } from '../sim/storage-tier.js';
+import './policies/migration-wave.js';
+import { parseAppRole, parseBootProfileSpec, parseContentSpec } from '../providers/emulated/guest/spec.js';
+import { TIER_PRESETS, parseTierSpec } from '../providers/emulated/hypervisor/storage-tier.js';
 import { EXPECT_OPS, type DatacenterSpec, type Expectation, type HostSpec, type ImageSpec, type MountSpec, type Scenario, type StorageTierSpec, type TimelineEvent, type VmSpec } from './schema.js';
 import { parseWanSection } from './wan.js';
 

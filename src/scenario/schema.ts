@@ -1,11 +1,11 @@
-import type { CloudConfig } from '../providers/emulated/ec2-config.js';
-import type { HypervisorLatencies } from '../providers/emulated/hypervisor.js';
-import type { BootProfileSpec } from '../sim/guest/boot-profile.js';
-import type { AppRole } from '../sim/guest/file-view.js';
-import type { ContentSpec } from '../sim/guest/spec.js';
-import type { TierConfig } from '../sim/storage-tier.js';
-import type { WanConfig } from '../sim/wan-link.js';
-import type { WorkloadSpec } from '../sim/workload/spec.js';
+import type { CloudConfig } from '../providers/emulated/ec2/config.js';
+import type { HypervisorLatencies } from '../providers/emulated/hypervisor/hypervisor.js';
+import type { BootProfileSpec } from '../providers/emulated/guest/boot-profile.js';
+import type { AppRole } from '../providers/emulated/guest/file-view.js';
+import type { ContentSpec } from '../providers/emulated/guest/spec.js';
+import type { TierConfig } from '../providers/emulated/hypervisor/storage-tier.js';
+import type { WanConfig } from '../providers/emulated/wan/wan-link.js';
+import type { WorkloadSpec } from '../providers/emulated/workload/spec.js';
 
 /**
  * A scenario after validation: every default filled in, every duration in
@@ -49,7 +49,7 @@ export interface HostSpec {
   ramMiB: number;
 }
 
-/** A storage tier as the storage model parsed it (src/sim/storage-tier.ts). */
+/** A storage tier as the storage model parsed it (src/providers/emulated/hypervisor/storage-tier.ts). */
 export type StorageTierSpec = TierConfig;
 
 export interface OsSpec {
@@ -117,7 +117,7 @@ export interface BurstPolicy {
   prefetch: boolean | 'recorded';
   writeBack: { rpoUs: number; maxBacklogBytes: number };
   budgetUsdPerHour: number | null;
-  /** What to burst: strategy weights and thresholds (src/controller/selection.ts). */
+  /** What to burst: strategy weights and thresholds (src/controller/burst/selection.ts). */
   selection: BurstSelection;
   /** Cloud storage latency above which a burst VM comes home (§5, third system). */
   bringBack: { storageLatencyAboveUs: number };

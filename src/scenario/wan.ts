@@ -1,4 +1,4 @@
-import { parseWanConfig, type WanConfig } from '../sim/wan-link.js';
+import { parseWanConfig, type WanConfig } from '../providers/emulated/wan/wan-link.js';
 
 /** The `wan:` section, parsed by the link model itself; null when the scenario has none. */
 export function parseWanSection(raw: unknown, path: string): WanConfig | null {

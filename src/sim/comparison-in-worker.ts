@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { SpillwayError } from '../errors.js';
-import type { Report } from './report.js';
+import type { Report } from '../report/report.js';
 import type { ComparisonJob, ComparisonOutcome } from './comparison-worker.js';
 import { runComparisonHere, type ComparisonRunner } from './simulation.js';
 

@@ -1,4 +1,4 @@
-import type { GuestConfig, GuestDevice, GuestMount } from '../providers/hypervisor.js';
+import type { GuestConfig, GuestDevice, GuestMount } from '../ports/hypervisor.js';
 import type { ImageSpec, VmSpec } from '../scenario/schema.js';
 import type { Rng } from '../world/types.js';
 

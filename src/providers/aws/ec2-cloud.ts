@@ -13,8 +13,8 @@ import {
   CloudError, RETRYABLE_CLOUD_CODES,
   type Cloud, type CloudInstance, type CloudSnapshot, type CloudVolume, type ImageInfo, type InstanceFilter,
   type InstanceState, type InstanceTypeInfo, type RunInstancesRequest, type Tags, type VolumeFilter, type VolumeState,
-} from '../cloud.js';
-import { DEFAULT_CATALOG } from '../emulated/ec2-config.js';
+} from '../../ports/cloud.js';
+import { DEFAULT_CATALOG } from '../emulated/ec2/config.js';
 import { attachRecorder, type WireRecord } from './recorder.js';
 
 /**

@@ -4,7 +4,7 @@ import {
   DescribeSnapshotsCommand, DescribeVolumesCommand, DetachVolumeCommand, ModifyInstanceAttributeCommand,
   RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand, type _InstanceType,
 } from '@aws-sdk/client-ec2';
-import { CloudError } from '../cloud.js';
+import { CloudError } from '../../ports/cloud.js';
 import type { Ec2Cloud } from './ec2-cloud.js';
 
 /**

@@ -1,7 +1,7 @@
 import type { World } from '../../world/types.js';
-import { registerEndpoint } from '../emulated/ec2-msw.js';
-import { EMULATED_CREDENTIALS } from '../emulated/emulated-cloud.js';
-import { errorXml } from '../emulated/ec2-query.js';
+import { registerEndpoint } from '../emulated/ec2/msw.js';
+import { EMULATED_CREDENTIALS } from '../emulated/ec2/emulated-cloud.js';
+import { errorXml } from '../emulated/ec2/query.js';
 import { Ec2Cloud, normalLatencyUs } from './ec2-cloud.js';
 import { parseFixture, redactParams, type FixtureHeader, type WireRecord } from './recorder.js';
 

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { SpillwayError } from '../../errors.js';
-import type { ContainerFramework, ContainerManifest, ContainerPlatform, RunStats } from '../../machines/ports.js';
-import type { FileRole, FileView } from '../../sim/guest/file-view.js';
+import type { ContainerFramework, ContainerManifest, ContainerPlatform, RunStats } from '../../ports/container-platform.js';
+import type { FileRole, FileView } from './guest/file-view.js';
 import { US_PER_S } from '../../util/units.js';
 import type { Listener, Transport, World } from '../../world/types.js';
-import type { EmulatedHypervisor } from './hypervisor.js';
+import type { EmulatedHypervisor } from './hypervisor/hypervisor.js';
 
 /**
  * Emulated container frameworks on both sides (seed 002 §7, FIG 24-27), on the

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { SpillwayError } from '../../errors.js';
-import type { Directory } from '../../machines/ports.js';
-import type { Hypervisor } from '../hypervisor.js';
+import type { Directory } from '../../ports/directory.js';
+import type { Hypervisor } from '../../ports/hypervisor.js';
 import { US_PER_S } from '../../util/units.js';
 import type { World } from '../../world/types.js';
 

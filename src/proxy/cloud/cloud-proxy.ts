@@ -8,13 +8,13 @@ import { LinkError, E_ONPREM_BEHIND } from '../link/errors.js';
 import type { WriterClaim } from '../link/messages.js';
 import { parsePairingKey } from '../link/pairing-key.js';
 import type { RemoteDisk } from '../link/remote-disk.js';
-import { PrefetchLayer, type PrefetchOptions } from '../prefetch.js';
-import { ReadAheadLayer, type ReadAheadOptions } from '../read-ahead.js';
-import { ReadPath, type LocalSource } from '../read-path.js';
-import { SecureCache } from '../secure-cache.js';
-import { SparseStore } from '../sparse-store.js';
-import { StatsLayer, StatsRegistry, emitProxyStats } from '../stats.js';
-import { WriteBehind, adoptWriterGrant, readWriterMeta, type ByteRange, type Persistence, type WriterJournalMeta } from '../write-behind.js';
+import { PrefetchLayer, type PrefetchOptions } from '../layers/prefetch.js';
+import { ReadAheadLayer, type ReadAheadOptions } from '../layers/read-ahead.js';
+import { ReadPath, type LocalSource } from '../layers/read-path.js';
+import { SecureCache } from '../layers/secure-cache.js';
+import { SparseStore } from '../stores/sparse-store.js';
+import { StatsLayer, StatsRegistry, emitProxyStats } from '../layers/stats.js';
+import { WriteBehind, adoptWriterGrant, readWriterMeta, type ByteRange, type Persistence, type WriterJournalMeta } from '../layers/write-behind.js';
 
 /**
  * Where the cloud proxy keeps what must survive it: the write-behind store,

@@ -1,4 +1,4 @@
-import { FifoMap } from '../fifo-map.js';
+import { FifoMap } from '../../util/fifo-map.js';
 import { BlockError, E_CLOSED, E_READONLY, checkRange, type BlockDevice, type Extent } from '../block-device.js';
 import type { WriteGroup, WriteSink } from '../write-group.js';
 import type { LinkClient } from './client.js';

@@ -1,6 +1,6 @@
 import type { Transport } from '../../world/types.js';
 import type { BlockDevice, Extent } from '../block-device.js';
-import { SparseStore, type LentBytes } from '../sparse-store.js';
+import { SparseStore, type LentBytes } from '../stores/sparse-store.js';
 import { ByteQueue } from './byte-queue.js';
 import * as P from './protocol.js';
 import type { NbdExport, NbdServer } from './server.js';

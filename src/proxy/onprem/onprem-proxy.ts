@@ -5,7 +5,7 @@ import { parsePairingKey } from '../link/pairing-key.js';
 import { LinkServer, type AttachedDisk, type ByteRange, type LinkBackend, type LinkServerStats } from '../link/server.js';
 import { DiskManager } from './disk-manager.js';
 import { StoreJournal } from '../journal.js';
-import { SparseStore } from '../sparse-store.js';
+import { SparseStore } from '../stores/sparse-store.js';
 import { GroupApplier } from './group-applier.js';
 import { Prioritizer, type FileExtents } from './prioritizer.js';
 import { ReadAheadClip } from './read-ahead-clip.js';

@@ -1,0 +1,518 @@
+import { fromPromise } from 'xstate';
+import { SpillwayError, errorCode } from '../../errors.js';
+import type { StepInput } from '../../machines/flow.js';
+import type { TransferData, TransferInput } from '../../machines/transfer.js';
+import { CloudError, type Cloud, type InstanceTypeInfo } from '../../ports/cloud.js';
+import type { EmulatedHypervisor } from '../../providers/emulated/hypervisor/hypervisor.js';
+import type { CloudProxy } from '../../proxy/cloud/index.js';
+import type { BurstPolicy, BurstRates, Scenario } from '../../scenario/schema.js';
+import type { GuestImage } from '../../providers/emulated/guest/image.js';
+import { US_PER_H } from '../../util/units.js';
+import type { World } from '../../world/types.js';
+import { bestFit } from './best-fit.js';
+import { AppIo, sessionFigures, type BootFigures, type SessionFigures } from './session.js';
+import { cloudCostUsd, onpremCostUsd } from '../cost.js';
+import type { SimMachineEnv } from '../machine-env.js';
+import { MonitoringService } from './monitor.js';
+import { bringBack, scoreCandidates, type BurstCandidate, type SelectionPolicy } from './selection.js';
+import { scoreTargets, type CloudTarget } from './target-scoring.js';
+
+export type BurstState = 'deciding' | 'launching' | 'booting' | 'running' | 'reversing' | 'home' | 'failed';
+
+/** Why a VM went to the cloud: demand above the trigger, or standby for a failed host HA could not restart it on. */
+export type BurstCause = 'demand' | 'standby';
+
+/** Everything the report says about one burst VM. */
+export interface BurstRecord {
+  vmId: string;
+  cause: BurstCause;
+  decidedUs: number;
+  runningUs: number | null;
+  homeUs: number | null;
+  instanceId: string | null;
+  instanceType: string | null;
+  zone: string | null;
+  pricePerHourUsd: number;
+  launchAttempts: number;
+  /** The controller's phase now. */
+  state: BurstState;
+  /** Controller phases and the machines' states ("transfer.stageBoot", "reverse.flushWrites"), in order. */
+  timeline: Array<{ atUs: number; state: string }>;
+  /** The transfer machine's id: its lease owner and idempotency tokens. */
+  transferId: string;
+  /** What the transfer recorded (snapshot, exports, persistence…): what the reverse needs. */
+  transfer: TransferData | null;
+  /** The VM's disks' cloud proxies, kept so their counters stay readable after the reverse closed them. */
+  proxies: CloudProxy[];
+  /** The application I/O against the boot disk's storage target. */
+  io: AppIo | null;
+  boot: BootFigures;
+  /** The figures taken as the reverse closes the proxies (their link counters are not meaningful after close). */
+  frozen: SessionFigures | null;
+  /** When the staging boot began (the transfer machine entered stageBoot). */
+  bootStartedUs: number | null;
+  /** Standby: when the controller saw the VM's host failed (the VM has been down since, at the latest). */
+  downSinceUs: number | null;
+  /** The host the VM left (where it comes back to when it still has room). */
+  homeHostId: string | null;
+  reason: string;
+  /** Why the burst failed, when it did. */
+  error: string | null;
+}
+
+export interface ControllerHost {
+  world: World;
+  hypervisor: EmulatedHypervisor;
+  scenario: Scenario;
+  guestImage(imageId: string): GuestImage;
+  /** The simulation's lifecycle machines (src/controller/machine-env.ts), shared with other controllers. */
+  machineEnv(): Promise<SimMachineEnv>;
+}
+
+export interface ControllerOptions {
+  cloud: Cloud;
+  /** Keep every acknowledged guest write (tests compare disks with them). */
+  recordWrites?: boolean;
+}
+
+/** Capacity faults move the launch to the next zone, then the next type; anything else fails the step. */
+const CAPACITY = /InsufficientInstanceCapacity|Unsupported|InsufficientCapacity/;
+
+const NO_BOOT: BootFigures = { bootUs: 0, bootReads: 0, bootBytes: 0, bootWorkingSetBytes: 0 };
+
+/**
+ * The burst controller (§5–§7.0) on the World clock. Every tick it reads the
+ * monitoring service; when host demand stays above the trigger for
+ * `trigger.for` it picks VMs with the selection strategies, and runs the
+ * TRANSFER machine (FIG 7) for each: the machine deactivates and snapshots
+ * the VM, mounts its disks on the on-prem proxy, adapts the guest, launches
+ * the instance (the controller's provision step walks best-fit types × zones
+ * by §6 target score), opens the cloud proxies and replays the boot through
+ * the storage target. The VM's work then runs on the instance's vCPUs and
+ * its application I/O goes through the target. When demand stays below the
+ * release level for `release.for` (or a VM's task is done, or its cloud
+ * storage latency passes the bring-back level) the REVERSE machine (FIG 16)
+ * brings it home: instance stopped, write-behind flushed, config restored,
+ * disks unmounted, VM reactivated on-prem, instance terminated.
+ *
+ * Standby (host failure): when HA could not restart a failed host's VMs on
+ * the survivors for lack of room, the same transfer runs them in the cloud
+ * until the host recovers; then the reverse brings them back to it.
+ */
+export class BurstController {
+  readonly records = new Map<string, BurstRecord>();
+  readonly monitor: MonitoringService;
+  private env: SimMachineEnv | null = null;
+  private ready: Promise<SimMachineEnv> | null = null;
+  private catalog: InstanceTypeInfo[] | null = null;
+  private transferMachine: SimMachineEnv['machines']['transfer'] | null = null;
+  /** The launch candidates (types × zones, best first) of each VM being transferred. */
+  private readonly launchPlans = new Map<string, { types: InstanceTypeInfo[]; zones: string[] }>();
+  private aboveSinceUs: number | null = null;
+  private belowSinceUs: number | null = null;
+  private inFlight = 0;
+  private cloudUsdSoFar = 0;
+  /** Failed hosts and when HA gave up on their VMs (restart delay passed). */
+  private readonly failedHosts = new Map<string, { failedUs: number; vms: string[] }>();
+  launchFaults = 0;
+  decisions = 0;
+  private readonly policy: BurstPolicy;
+  private readonly rates: BurstRates;
+
+  constructor(private readonly host: ControllerHost, private readonly options: ControllerOptions) {
+    this.policy = host.scenario.policies.burst;
+    this.rates = this.policy.rates;
+    this.monitor = new MonitoringService(host.hypervisor);
+  }
+
+  private get world(): World {
+    return this.host.world;
+  }
+
+  /** The shared machine env, the instance catalog and the transfer machine with this controller's launch step. */
+  private start(): Promise<SimMachineEnv> {
+    this.ready ??= (async () => {
+      const env = await this.host.machineEnv();
+      this.catalog = await this.options.cloud.describeInstanceTypes();
+      this.transferMachine = env.machines.transfer.provide({ actors: { provision: this.provisionActor(env) } }) as SimMachineEnv['machines']['transfer'];
+      this.env = env;
+      return env;
+    })();
+    return this.ready;
+  }
+
+  private eligible(): Scenario['datacenter']['vms'] {
+    const wl = this.policy.workloads;
+    return this.host.scenario.datacenter.vms.filter((vm) => wl.length === 0 || wl.includes(vm.workload));
+  }
+
+  private vmSpec(vmId: string): Scenario['datacenter']['vms'][number] {
+    return this.host.scenario.datacenter.vms.find((v) => v.name === vmId)!;
+  }
+
+  /** One monitoring tick: called by the simulation after demand was re-evaluated. */
+  tick(): void {
+    const now = this.world.clock.nowUs();
+    const s = this.monitor.sample();
+    this.monitor.record(Math.floor(now / US_PER_H));
+    const p = this.policy;
+    const tasks = new Map(this.host.hypervisor.stats().vms.map((v) => [v.id, v.task]));
+    this.aboveSinceUs = s.maxHostDemandRatio > p.trigger.hostUtilizationAbove ? this.aboveSinceUs ?? now : null;
+    this.belowSinceUs = s.clusterDemandRatio < p.release.hostUtilizationBelow ? this.belowSinceUs ?? now : null;
+    this.emitCost();
+    this.standbyTick(now);
+
+    for (const rec of this.records.values()) {
+      if (rec.state !== 'running') continue;
+      if (rec.cause === 'standby') {
+        const home = rec.homeHostId ? this.host.hypervisor.hosts().find((h) => h.id === rec.homeHostId) : undefined;
+        if (home && !home.failed) this.reverse(rec, `host ${home.id} recovered`);
+        continue;
+      }
+      if ((tasks.get(rec.vmId)?.finishedUs ?? null) !== null) {
+        this.reverse(rec, 'task finished');
+      } else if (this.belowSinceUs !== null && now - this.belowSinceUs >= p.release.sustainedUs) {
+        this.reverse(rec, `demand below ${p.release.hostUtilizationBelow} for ${p.release.sustainedUs / 60e6} min`);
+      }
+    }
+    const latencies = [...this.records.values()]
+      .filter((r) => r.state === 'running' && r.cause === 'demand' && r.io)
+      .map((r) => ({ vmId: r.vmId, storageLatencyUs: r.io!.meanReadLatencyUs() }));
+    for (const vmId of bringBack(latencies, p.bringBack.storageLatencyAboveUs)) this.reverse(this.records.get(vmId)!, 'cloud storage latency above bring-back level');
+
+    if (this.aboveSinceUs === null || now - this.aboveSinceUs < p.trigger.sustainedUs) return;
+    this.burstSome(s.excessVcpus);
+  }
+
+  /**
+   * HA restarts a failed host's VMs after its restart delay; the ones still
+   * down a tick later found no host with room. Those go to the cloud as
+   * standby (not counted against maxVms: they replace lost capacity).
+   */
+  private standbyTick(now: number): void {
+    if (!this.policy.standby) return;
+    const hv = this.host.hypervisor;
+    for (const h of hv.hosts()) {
+      if (h.failed && !this.failedHosts.has(h.id)) {
+        const vms = hv.vms().filter((v) => v.hostId === h.id || (v.hostId === null && v.power === 'stopped' && this.lastHost.get(v.id) === h.id)).map((v) => v.id);
+        this.failedHosts.set(h.id, { failedUs: now, vms });
+      } else if (!h.failed && this.failedHosts.has(h.id)) {
+        this.failedHosts.delete(h.id);
+      }
+    }
+    for (const [hostId, f] of this.failedHosts) {
+      if (now - f.failedUs < this.policy.standby.afterUs) continue;
+      for (const vmId of f.vms) {
+        const existing = this.records.get(vmId);
+        if (existing && existing.state !== 'home' && existing.state !== 'failed') continue;
+        const vm = hv.vm(vmId);
+        if (vm.power === 'running' || vm.hostId !== null) continue;
+        this.burst(vmId, 0, `host ${hostId} failed and HA found no host with room`, 'standby', hostId);
+        this.records.get(vmId)!.downSinceUs = f.failedUs;
+      }
+    }
+    for (const v of hv.vms()) if (v.hostId !== null) this.lastHost.set(v.id, v.hostId);
+  }
+
+  /** Where each VM last ran on-prem (a failed host unregisters its VMs). */
+  private readonly lastHost = new Map<string, string>();
+
+  private setState(rec: BurstRecord, state: BurstState): void {
+    rec.state = state;
+    rec.timeline.push({ atUs: this.world.clock.nowUs(), state });
+  }
+
+  private burstSome(excessVcpus: number): void {
+    const p = this.policy;
+    const active = [...this.records.values()].filter((r) => r.homeUs === null && r.cause === 'demand').length;
+    const room = Math.min(p.maxVms - active, p.maxConcurrentTransfers - this.inFlight);
+    if (room <= 0 || excessVcpus <= 0) return;
+    const hv = this.host.hypervisor;
+    const tasks = new Map(hv.stats().vms.map((v) => [v.id, v.task]));
+    const candidates: BurstCandidate[] = [];
+    for (const [i, vm] of this.eligible().entries()) {
+      if (this.records.has(vm.name) || hv.powerOf(vm.name) !== 'running') continue;
+      const task = tasks.get(vm.name);
+      const kind = this.host.scenario.workloads[vm.workload]!.kind;
+      if (kind === 'batch' && (!task || task.finishedUs !== null)) continue;
+      const info = hv.vm(vm.name);
+      candidates.push({ vmId: vm.name, addedAtUs: i, vcpus: vm.vcpus, cpuDemand: info.cpuDemand, history: this.monitor.history(vm.name), iops: 0, transferable: true });
+    }
+    const selection: SelectionPolicy = { weights: p.selection.weights, cpuAbove: p.selection.cpuAbove, horizonHours: p.selection.horizonHours, hotSigma: p.selection.hotSigma };
+    const hourOfWeek = Math.floor(this.world.clock.nowUs() / US_PER_H) % 168;
+    const scored = scoreCandidates(candidates, selection, hourOfWeek);
+    const demand = new Map(candidates.map((c) => [c.vmId, c.cpuDemand]));
+    let relieved = 0;
+    let n = 0;
+    for (const c of scored) {
+      if (n >= room || relieved >= excessVcpus) break;
+      n++;
+      relieved += demand.get(c.vmId) ?? 0;
+      this.burst(c.vmId, c.score, `host demand above ${p.trigger.hostUtilizationAbove} for ${p.trigger.sustainedUs / 60e6} min`, 'demand', hv.vm(c.vmId).hostId);
+    }
+  }
+
+  private burst(vmId: string, score: number, reason: string, cause: BurstCause, homeHostId: string | null): void {
+    const attempt = [...this.records.values()].filter((r) => r.vmId === vmId).length;
+    const rec: BurstRecord = {
+      vmId, cause, decidedUs: this.world.clock.nowUs(), runningUs: null, homeUs: null, instanceId: null, instanceType: null, zone: null,
+      pricePerHourUsd: 0, launchAttempts: 0, state: 'deciding', timeline: [], transferId: `burst-${vmId}${attempt > 0 ? `-${attempt + 1}` : ''}`,
+      transfer: null, proxies: [], io: null, boot: NO_BOOT, frozen: null, bootStartedUs: null, downSinceUs: null, homeHostId, reason, error: null,
+    };
+    this.setState(rec, 'deciding');
+    this.records.set(vmId, rec);
+    this.decisions++;
+    this.world.trace.emit('controller', 'controller.decision', { action: cause === 'standby' ? 'standby' : 'burst', vm: vmId, reason, score: Math.round(score * 1000) / 1000 });
+    this.inFlight++;
+    this.runBurst(rec).catch((err: unknown) => {
+      this.setState(rec, 'failed');
+      rec.homeUs = this.world.clock.nowUs();
+      rec.error = `${errorCode(err) ?? 'E_UNKNOWN'}: ${(err as Error).message}`;
+      this.world.log('warn', 'controller', `burst of ${vmId} failed: ${(err as Error).message}`, { code: errorCode(err) ?? 'E_UNKNOWN' });
+    }).finally(() => { this.inFlight--; });
+  }
+
+  /** Follow a machine's states into the VM's timeline. */
+  private follow(rec: BurstRecord, machine: string, running: { state: string; actor: { subscribe(fn: (s: unknown) => void): unknown } }, onState?: (state: string) => void): void {
+    let last = '';
+    const see = (state: string): void => {
+      if (state === last) return;
+      last = state;
+      rec.timeline.push({ atUs: this.world.clock.nowUs(), state: `${machine}.${state}` });
+      onState?.(state);
+    };
+    see(running.state);
+    running.actor.subscribe(() => see(running.state));
+  }
+
+  private async runBurst(rec: BurstRecord): Promise<void> {
+    const env = await this.start();
+    const vm = this.vmSpec(rec.vmId);
+    const fit = this.fits(vm);
+    if (fit.length === 0) throw new SpillwayError('E_NO_FIT', `no instance type fits ${vm.name} (${vm.vcpus} vCPU, ${vm.ramMiB} MiB)`);
+    this.launchPlans.set(vm.name, { types: fit, zones: this.zones(vm.workload) });
+    this.setState(rec, 'launching');
+    const t = env.runtime.start({ machine: this.transferMachine!, id: rec.transferId, src: `vm/${vm.name}` }, {
+      id: rec.transferId, config: env.flow,
+      transfer: {
+        vmId: vm.name, kind: 'stateless', direction: 'O2C', stagingImageId: this.stagingImage(),
+        // The machine's best fit checks the controller's choice against the guest; provision then walks the fallbacks.
+        instanceTypes: [fit[0]!.name],
+        ...(rec.homeHostId ? { homeHostId: rec.homeHostId } : {}),
+      },
+    });
+    this.follow(rec, 'transfer', t, (state) => {
+      if (state === 'stageBoot' && rec.state === 'launching') {
+        rec.bootStartedUs = this.world.clock.nowUs();
+        this.setState(rec, 'booting');
+      }
+    });
+    const out = await t.done;
+    this.launchPlans.delete(vm.name);
+    if (out.outcome !== 'ok') {
+      const f = out.failure;
+      throw new SpillwayError(f?.code ?? 'E_TRANSFER', `transfer ${out.outcome} at ${f?.step ?? '?'}: ${f?.message ?? 'no reason recorded'}`);
+    }
+    rec.transfer = out.data;
+    rec.instanceId = out.data.instanceId ?? null;
+    const bootDisk = vm.disks[0]!.id;
+    const profile = this.host.guestImage(vm.image).bootFor(vm.name);
+    rec.boot = {
+      bootUs: this.world.clock.nowUs() - (rec.bootStartedUs ?? this.world.clock.nowUs()), bootReads: profile.reads.length,
+      bootBytes: (out.data.stagingBootBytes ?? 0) + (out.data.targetBootBytes ?? 0), bootWorkingSetBytes: profile.uniqueBytes,
+    };
+    rec.proxies = env.proxy.proxyIds(vm.name).map((id) => env.proxy.cloudProxy(id));
+    const type = this.catalog!.find((x) => x.name === rec.instanceType)!;
+    this.host.hypervisor.runElsewhere(vm.name, type.vcpus);
+    rec.runningUs = this.world.clock.nowUs();
+    this.setState(rec, 'running');
+    this.world.trace.emit(`vm/${vm.name}`, 'vm.placed', { where: 'cloud', instance: rec.instanceId, instanceType: rec.instanceType });
+    rec.io = new AppIo(this.world, vm.name, bootDisk, env.proxy.targetDevice(vm.name, bootDisk), this.policy, this.world.rng(`controller/io/${vm.name}`), this.options.recordWrites ?? false);
+    rec.io.start();
+  }
+
+  /**
+   * FIG 7 step 723 as this controller runs it: RunInstances over the VM's
+   * best-fit types × zones by §6 target score, the machine's chosen type
+   * first. A capacity fault moves on to the next zone, then the next type;
+   * each try has its own idempotency token, so a re-run step finds the
+   * instance it already launched.
+   */
+  private provisionActor(env: SimMachineEnv) {
+    return fromPromise<Partial<TransferData>, StepInput<TransferInput, TransferData>>(async ({ input: step }) => {
+      const { input, data, token, id } = step;
+      const rec = this.records.get(input.vmId);
+      const plan = this.launchPlans.get(input.vmId);
+      const chosen = this.catalog!.find((t) => t.name === data.serverType);
+      const types = [...(chosen ? [chosen] : []), ...(plan?.types ?? []).filter((t) => t.name !== data.serverType)];
+      const zones: Array<string | undefined> = plan?.zones ?? [input.zone];
+      let lastErr: unknown = null;
+      let k = 0;
+      for (const type of types) {
+        for (const zone of zones) {
+          k++;
+          if (rec) rec.launchAttempts++;
+          try {
+            const [inst] = await env.env.cloud.runInstances({
+              clientToken: `${token}:${k}`, imageId: input.stagingImageId!, instanceType: type.name, ...(zone ? { zone } : {}), count: 1,
+              userData: JSON.stringify({ vmId: input.vmId, flow: id }),
+              tags: { 'spillway:run': env.env.cloud.runId, 'spillway:flow': id, 'spillway:vm': input.vmId },
+            });
+            if (rec) {
+              rec.instanceId = inst!.id;
+              rec.instanceType = type.name;
+              rec.zone = inst!.zone;
+              rec.pricePerHourUsd = type.pricePerHourUsd;
+            }
+            return { instanceId: inst!.id, serverType: type.name };
+          } catch (err) {
+            lastErr = err;
+            if (!(err instanceof CloudError) || !CAPACITY.test(err.code)) throw err;
+            this.launchFaults++;
+            this.world.trace.emit('controller', 'controller.decision', { action: 'burst', vm: input.vmId, reason: `${err.code} for ${type.name} in ${zone ?? 'any zone'}: trying the next zone or type` });
+          }
+        }
+      }
+      throw new SpillwayError('E_NO_CAPACITY', `no capacity for ${input.vmId} in any fitting type or zone`, { cause: lastErr });
+    });
+  }
+
+  /** Best fit first, then the next cheapest fits (tried when a type has no capacity). */
+  private fits(vm: Scenario['datacenter']['vms'][number]): InstanceTypeInfo[] {
+    const catalog = this.policy.instanceType === 'auto' ? this.catalog! : this.catalog!.filter((t) => t.name === this.policy.instanceType);
+    const out: InstanceTypeInfo[] = [];
+    let rest = [...catalog];
+    for (;;) {
+      const f = bestFit(rest, { vcpus: vm.vcpus, memoryMiB: vm.ramMiB, iops: 0, licences: [] });
+      if (!f) return out;
+      out.push(f.type);
+      rest = rest.filter((t) => t.name !== f.type.name);
+    }
+  }
+
+  /** Zones by §6 target score: the latency of proxies already there, how full they are, similar work. */
+  private zones(workload: string): string[] {
+    const zones = this.host.scenario.cloud.zones;
+    const targets: CloudTarget[] = zones.map((z) => {
+      const here = [...this.records.values()].filter((r) => r.zone === z && r.homeUs === null);
+      const lat = here.map((r) => r.io?.meanReadLatencyUs() ?? 0);
+      return {
+        id: z, storageLatencyUs: lat.length ? lat.reduce((a, b) => a + b, 0) / lat.length : 0, workloadsOnHost: here.length,
+        workloadKinds: here.map((r) => this.vmSpec(r.vmId).workload),
+        expandableGiB: 16384, storageUsdPerGiBMonth: this.rates.cloudStorageUsdPerGiBMonth, allowedDataClasses: ['internal'],
+        storageTransformations: 0, managementComplexity: 0.2, supportsHa: true,
+      };
+    });
+    return scoreTargets(targets, { workloadKind: workload, diskGiB: 0, dataClass: 'internal', needsHa: false }, this.policy.targets.weights).map((t) => t.targetId);
+  }
+
+  private stagingImage(): string {
+    const images = this.host.scenario.cloud.images;
+    return images[0]?.id ?? 'ami-spillway-staging';
+  }
+
+  /** Where a VM comes home: the host it left if it is up and has room, else the up host with the most free cores. */
+  private homeFor(rec: BurstRecord): string {
+    const hv = this.host.hypervisor;
+    const ram = hv.vm(rec.vmId).ramMiB;
+    const ok = hv.hosts().filter((h) => !h.failed && h.ramMiB - h.ramAllocatedMiB >= ram);
+    const home = ok.find((h) => h.id === rec.homeHostId);
+    if (home) return home.id;
+    const best = [...ok].sort((a, b) => (b.cpuCores - b.cpuDemand) - (a.cpuCores - a.cpuDemand) || a.id.localeCompare(b.id))[0];
+    if (!best) throw new SpillwayError('E_NO_HOST', `no on-prem host has ${ram} MiB free for ${rec.vmId}`);
+    return best.id;
+  }
+
+  private reverse(rec: BurstRecord, reason: string): void {
+    if (rec.state !== 'running') return;
+    let targetHostId: string;
+    try {
+      targetHostId = this.homeFor(rec);
+    } catch (err) {
+      this.world.log('warn', 'controller', `${rec.vmId} stays in the cloud: ${(err as Error).message}`, { code: errorCode(err) ?? 'E_UNKNOWN' });
+      return;
+    }
+    this.setState(rec, 'reversing');
+    this.decisions++;
+    this.world.trace.emit('controller', 'controller.decision', { action: 'reverse', vm: rec.vmId, reason });
+    void this.runReverse(rec, targetHostId).catch((err: unknown) => {
+      rec.error = `${errorCode(err) ?? 'E_UNKNOWN'}: ${(err as Error).message}`;
+      this.world.log('warn', 'controller', `reverse of ${rec.vmId} failed: ${(err as Error).message}`, { code: errorCode(err) ?? 'E_UNKNOWN' });
+    });
+  }
+
+  private async runReverse(rec: BurstRecord, targetHostId: string): Promise<void> {
+    const env = this.env!;
+    const t = rec.transfer!;
+    await rec.io?.stop();
+    // The instance stops first (FIG 16 step 1607): the VM's work pauses until it runs on-prem again.
+    this.host.hypervisor.runElsewhere(rec.vmId, null);
+    const id = `${rec.transferId}-reverse`;
+    const r = env.runtime.start({ machine: env.machines.reverse, id, src: `vm/${rec.vmId}` }, {
+      id, config: env.flow,
+      reverse: {
+        vmId: rec.vmId, preMoveSnapshotId: t.snapshotId!, originalGuest: t.originalGuest!, instanceId: rec.instanceId!,
+        targetHostId, exports: t.exports!, persistence: t.persistence!, leaseOwner: rec.transferId, powerOn: true,
+      },
+    });
+    this.follow(rec, 'reverse', r, (state) => {
+      // Writes are flushed; remount closes the target next.
+      if (state === 'remount' && !rec.frozen) rec.frozen = sessionFigures(rec.proxies, rec.boot, rec.io);
+    });
+    const out = await r.done;
+    if (out.outcome !== 'ok') {
+      // Rolled back: the instance runs again with the VM's disks behind its target.
+      const type = this.catalog!.find((x) => x.name === rec.instanceType)!;
+      this.host.hypervisor.runElsewhere(rec.vmId, type.vcpus);
+      rec.frozen = null;
+      this.setState(rec, 'running');
+      rec.io?.start();
+      throw new SpillwayError(out.failure?.code ?? 'E_REVERSE', `reverse ${out.outcome} at ${out.failure?.step ?? '?'}: ${out.failure?.message ?? 'no reason recorded'}`);
+    }
+    rec.homeUs = this.world.clock.nowUs();
+    this.setState(rec, 'home');
+  }
+
+  /** What the VM measured in the cloud (null before its transfer finished). */
+  figures(rec: BurstRecord): SessionFigures | null {
+    if (rec.runningUs === null) return null;
+    return rec.frozen ?? sessionFigures(rec.proxies, rec.boot, rec.io);
+  }
+
+  /** Cloud cost so far (instance hours at list price, cache storage, write-back egress). */
+  cloudCost(nowUs = this.world.clock.nowUs()): { cloudUsd: number; instanceHours: number; egressBytes: number } {
+    const instanceHours: Array<{ pricePerHourUsd: number; hours: number }> = [];
+    let egress = 0;
+    let storageGiBHours = 0;
+    for (const r of this.records.values()) {
+      if (r.runningUs === null) continue;
+      const hours = ((r.homeUs ?? nowUs) - r.runningUs) / US_PER_H;
+      instanceHours.push({ pricePerHourUsd: r.pricePerHourUsd, hours });
+      storageGiBHours += (this.policy.cache.sizeBytes / 1024 ** 3) * hours;
+      egress += this.figures(r)?.writeBack.bytesShipped ?? 0;
+    }
+    return {
+      cloudUsd: cloudCostUsd({ instanceHours, storageGiBHours, egressBytes: egress }, this.rates),
+      instanceHours: instanceHours.reduce((a, u) => a + u.hours, 0),
+      egressBytes: egress,
+    };
+  }
+
+  /** What the work the cloud did would have cost on-prem, had the cores existed. */
+  onpremCost(nowUs = this.world.clock.nowUs()): number {
+    let vcpuHours = 0;
+    for (const r of this.records.values()) {
+      if (r.runningUs === null) continue;
+      const vcpus = this.vmSpec(r.vmId).vcpus;
+      vcpuHours += (vcpus * ((r.homeUs ?? nowUs) - r.runningUs)) / US_PER_H;
+    }
+    return onpremCostUsd(vcpuHours, this.rates.vcpusPerCore, this.rates);
+  }
+
+  private emitCost(): void {
+    const c = this.cloudCost();
+    if (c.cloudUsd === this.cloudUsdSoFar) return;
+    this.cloudUsdSoFar = c.cloudUsd;
+    this.world.trace.emit('controller', 'cost.tick', { cloudUsd: Math.round(c.cloudUsd * 100) / 100, onpremUsd: Math.round(this.onpremCost() * 100) / 100 });
+  }
+}

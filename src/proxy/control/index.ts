@@ -1,4 +1,0 @@
-export { CoreProxyControl, createProxyControl, type ProxyControlOptions } from './proxy-control.js';
-export { bootModelFromImages, type BootPhase, type GuestBootModel, type PhasedRead } from './guest-boot.js';
-export { CowOverlay, ReadOnlyView, TargetDevice, WriteTracker } from './devices.js';
-export { DirtyModel, RunStateReceiver, RunStateServer } from './run-state.js';

@@ -1,0 +1,126 @@
+import { BlockError, E_NOSPC, type BlockDevice } from '../block-device.js';
+
+const PAGE_BYTES = 4096;
+
+/**
+ * A bitmap kept in memory and persisted to a store page by page. Used by the
+ * migration layer (what has been transferred) and by write-behind (which
+ * granules of the cloud-side disk hold guest writes).
+ *
+ * `set`/`clear` change memory only and mark the page dirty; `persist()` writes
+ * the dirty pages and flushes the store. After a crash the bitmap is what the
+ * last `persist()` wrote: bits set since then are lost (callers order their
+ * data writes so that a lost bit only means redoing work, never losing data).
+ */
+export class PersistentBitmap {
+  private readonly bits: Uint8Array;
+  private readonly dirtyPages = new Set<number>();
+  private setCount = 0;
+
+  private constructor(private readonly store: BlockDevice, readonly length: number, bytes: Uint8Array) {
+    this.bits = bytes;
+    this.setCount = countSet(bytes);
+  }
+
+  static bytesFor(length: number): number {
+    return Math.ceil(length / 8);
+  }
+
+  /** Load the bitmap of `length` bits from `store` (a fresh store reads as all clear). */
+  static async open(store: BlockDevice, length: number): Promise<PersistentBitmap> {
+    const bytes = PersistentBitmap.bytesFor(length);
+    if (store.size() < bytes) {
+      throw new BlockError(E_NOSPC, `${store.name}: a bitmap of ${length} bits needs ${bytes} bytes, the store holds ${store.size()}`);
+    }
+    const data = bytes === 0 ? new Uint8Array(0) : new Uint8Array(await store.read(0, bytes));
+    // Bits past `length` in the last byte are never meaningful.
+    if (length % 8 && data.length) data[data.length - 1]! &= (1 << (length % 8)) - 1;
+    return new PersistentBitmap(store, length, data);
+  }
+
+  get(i: number): boolean {
+    return ((this.bits[i >> 3]! >> (i & 7)) & 1) === 1;
+  }
+
+  /** Number of set bits. */
+  get count(): number {
+    return this.setCount;
+  }
+
+  set(i: number): void {
+    this.assign(i, true);
+  }
+
+  clear(i: number): void {
+    this.assign(i, false);
+  }
+
+  setRange(first: number, lastExclusive: number): void {
+    for (let i = first; i < lastExclusive; i++) this.assign(i, true);
+  }
+
+  allSet(first: number, lastExclusive: number): boolean {
+    for (let i = first; i < lastExclusive; i++) if (!this.get(i)) return false;
+    return true;
+  }
+
+  /** The first clear bit at or after `from` (wrapping is the caller's business), or -1. */
+  nextClear(from: number): number {
+    for (let i = Math.max(0, from); i < this.length; i++) {
+      const byte = this.bits[i >> 3]!;
+      if (byte === 0xff && (i & 7) === 0) { i += 7; continue; }
+      if (!((byte >> (i & 7)) & 1)) return i;
+    }
+    return -1;
+  }
+
+  get dirty(): boolean {
+    return this.dirtyPages.size > 0;
+  }
+
+  /** Write dirty pages and flush the store. */
+  async persist(): Promise<void> {
+    if (this.dirtyPages.size === 0) return;
+    const pages = [...this.dirtyPages].sort((a, b) => a - b);
+    this.dirtyPages.clear();
+    for (const p of pages) {
+      const start = p * PAGE_BYTES;
+      const end = Math.min(this.bits.length, start + PAGE_BYTES);
+      // Copy: the in-memory page may change while the write is in flight.
+      await this.store.write(start, Buffer.from(this.bits.subarray(start, end)));
+    }
+    await this.store.flush();
+  }
+
+  private assign(i: number, on: boolean): void {
+    if (!Number.isInteger(i) || i < 0 || i >= this.length) {
+      throw new BlockError('E_RANGE', `${this.store.name}: bit ${i} outside bitmap of ${this.length} bits`);
+    }
+    const byte = i >> 3;
+    const mask = 1 << (i & 7);
+    const was = (this.bits[byte]! & mask) !== 0;
+    if (was === on) return;
+    this.bits[byte] = on ? this.bits[byte]! | mask : this.bits[byte]! & ~mask;
+    this.setCount += on ? 1 : -1;
+    this.dirtyPages.add(Math.floor(byte / PAGE_BYTES));
+  }
+}
+
+/** Set bits in `bytes`, a word at a time: a fresh bitmap of a large disk is megabytes of zeros. */
+function countSet(bytes: Uint8Array): number {
+  let n = 0;
+  let i = 0;
+  if (bytes.byteOffset % 4 === 0) {
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+    for (const w of words) if (w !== 0) n += popcount(w);
+    i = words.length * 4;
+  }
+  for (; i < bytes.length; i++) n += popcount(bytes[i]!);
+  return n;
+}
+
+function popcount(b: number): number {
+  let n = 0;
+  for (let x = b; x; x &= x - 1) n++;
+  return n;
+}
