@@ -5,7 +5,7 @@
  * Wall times are medians of a few runs.
  */
 import type { BenchFigure } from './run.js';
-import { parseScenario } from '../src/scenario/load.js';
+import { parseScenario } from '../src/sim/scenario-file.js';
 import { createSimulation } from '../src/sim/simulation.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import { wallMs } from '../src/world/live-world.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseScenario } from '../src/scenario/load.js';
+import { parseScenario } from '../src/sim/scenario-file.js';
 import { createSimulation } from '../src/sim/simulation.js';
 import type { TraceEvent } from '../src/world/types.js';
 

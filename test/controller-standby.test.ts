@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseScenario } from '../src/scenario/load.js';
+import { parseScenario } from '../src/sim/scenario-file.js';
 import { createSimulation } from '../src/sim/simulation.js';
 import type { TraceEvent } from '../src/world/types.js';
 

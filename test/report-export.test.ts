@@ -6,7 +6,7 @@ import { main } from '../src/cli/main.js';
 import { renderHtml } from '../src/report/html.js';
 import { collectSamples, type ExportSamples } from '../src/report/samples.js';
 import { hoursLabel, renderSvg } from '../src/report/svg.js';
-import { parseScenario } from '../src/scenario/load.js';
+import { parseScenario } from '../src/sim/scenario-file.js';
 import type { Report } from '../src/report/report.js';
 import { createSimulation } from '../src/sim/simulation.js';
 import { findAll, parseMarkup, textOf } from './markup-check.js';

@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import { loadScenarioFile, parseScenario } from '../src/scenario/load.js';
+import { loadScenarioFile, parseScenario } from '../src/sim/scenario-file.js';
 import { expandNames } from '../src/scenario/names.js';
-import { registerPolicy } from '../src/scenario/policies/index.js';
+import { policyNames } from '../src/scenario/policies/index.js';
 import { reportMetricPaths } from '../src/report/report.js';
 import { US_PER_H } from '../src/util/units.js';
 
@@ -149,15 +149,8 @@ describe('scenario loading', () => {
     expect([...paths].some((p) => p.startsWith('series.'))).toBe(false);
   });
 
-  it('lets another component add a policy block', () => {
-    registerPolicy('quiet-hours', (raw, path) => {
-      if (raw !== undefined && typeof raw !== 'boolean') throw new InputError('E_BAD_FIELD', `${path}: expected true or false`, { details: { path } });
-      return raw ?? false;
-    });
-    const d = base();
-    d.policies = { 'quiet-hours': true };
-    expect(parse(d).policies['quiet-hours']).toBe(true);
-    d.policies = { 'quiet-hours': 3 };
-    expect(errorOf(() => parse(d)).message).toMatch(/policies\.quiet-hours: expected true or false/);
+  it('lists every policy block explicitly, in the registration order of before (burst, sla, scaleOut, migrate)', () => {
+    expect(policyNames()).toEqual(['burst', 'sla', 'scaleOut', 'migrate']);
+    expect(Object.keys(parse(base()).policies)).toEqual(['burst', 'sla', 'scaleOut', 'migrate']);
   });
 });

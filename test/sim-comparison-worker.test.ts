@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseScenario } from '../src/scenario/load.js';
+import { parseScenario } from '../src/sim/scenario-file.js';
 import { runComparisonInWorker } from '../src/sim/comparison-in-worker.js';
 import { createSimulation, runComparisonHere, type ComparisonRunner } from '../src/sim/simulation.js';
 import { miniBurstScenario } from './helpers/mini-burst.js';

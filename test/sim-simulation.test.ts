@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadScenarioFile, parseScenario } from '../src/scenario/load.js';
+import { loadScenarioFile, parseScenario } from '../src/sim/scenario-file.js';
 import { reportMetricPaths } from '../src/report/report.js';
 import { createSimulation } from '../src/sim/simulation.js';
 import { DailyCurve } from '../src/providers/emulated/workload/load-curve.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
-import { loadScenarioFile } from '../src/scenario/load.js';
+import { loadScenarioFile } from '../src/sim/scenario-file.js';
 import { createSimulation } from '../src/sim/simulation.js';
 import { findAll, parseMarkup } from './markup-check.js';
 

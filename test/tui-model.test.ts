@@ -311,7 +311,7 @@ describe('live source pacing', () => {
 
 describe('live source over the real scenario runner', () => {
   it('shows the quarter-end data center as the simulation runs', async () => {
-    const { loadScenarioFile } = await import('../src/scenario/load.js');
+    const { loadScenarioFile } = await import('../src/sim/scenario-file.js');
     const { createSimulation } = await import('../src/sim/simulation.js');
     const scenario = loadScenarioFile(join(import.meta.dirname, '..', 'scenarios', 'quarter-end.yaml'));
     const sim = await createSimulation(scenario, {});

@@ -2,7 +2,7 @@ import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { renderHtml } from '../report/html.js';
 import { collectSamples } from '../report/samples.js';
 import { renderSvg } from '../report/svg.js';
-import { loadScenarioFile } from '../scenario/load.js';
+import { loadScenarioFile } from '../sim/scenario-file.js';
 import { renderReport } from '../report/text/render.js';
 import { createSimulation } from '../sim/simulation.js';
 import { runComparisonInWorker } from '../sim/comparison-in-worker.js';

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-import { loadScenarioFile } from '../scenario/load.js';
+import { loadScenarioFile } from '../sim/scenario-file.js';
 import { renderJUnit } from '../suite/junit.js';
 import { parseShard, planSuite, shardItems, type SuiteScenario } from '../suite/plan.js';
 import { runPool } from '../suite/pool.js';

@@ -65,7 +65,7 @@ export const tuiCommand: Command = {
     const seed = parseSeed(values.seed);
     const speed = parseSpeed(values.speed);
     const [{ loadScenarioFile }, { createSimulation }, { TuiApp }] = await Promise.all([
-      import('../scenario/load.js'), import('../sim/simulation.js'), import('../../tui/app.js'),
+      import('../sim/scenario-file.js'), import('../sim/simulation.js'), import('../../tui/app.js'),
     ]);
     const scenario = loadScenarioFile(path);
     requireTerminal(); // before --trace creates a file

@@ -1,5 +1,5 @@
 import { InputError } from '../errors.js';
-import { loadScenarioFile } from '../scenario/load.js';
+import { loadScenarioFile } from '../sim/scenario-file.js';
 import { formatDurationUs } from '../util/units.js';
 import { EXIT_OK, parseFlags, requirePositional, type Command, type CommandIo } from './command.js';
 

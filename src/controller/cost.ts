@@ -1,18 +1,11 @@
+import { DEFAULT_RATES, type CostRates } from '../scenario/policies/burst-defaults.js';
+
+export { DEFAULT_RATES, type CostRates } from '../scenario/policies/burst-defaults.js';
 /**
  * The cost model (seed §7.0): on-prem capacity is oversubscribed and paid
  * for whether used or not; cloud capacity is rented per instance-hour whether
  * its cores are busy or not, plus storage and WAN egress.
  */
-export interface CostRates {
-  /** Amortized on-prem cost of one physical core for one hour (hardware, power, space). */
-  onpremUsdPerCoreHour: number;
-  /** Cloud block storage per GiB-month (cache and migration volumes). */
-  cloudStorageUsdPerGiBMonth: number;
-  /** WAN egress per GiB, cloud → on-prem (write-back) . */
-  egressUsdPerGiB: number;
-}
-
-export const DEFAULT_RATES: CostRates = { onpremUsdPerCoreHour: 0.035, cloudStorageUsdPerGiBMonth: 0.08, egressUsdPerGiB: 0.09 };
 
 const HOURS_PER_MONTH = 730;
 

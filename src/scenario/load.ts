@@ -3,16 +3,11 @@ import { LineCounter, parseDocument, isCollection } from 'yaml';
 import { InputError } from '../errors.js';
 import { DEFAULT_LATENCIES, EmulatedHypervisor, type HypervisorLatencies } from '../providers/emulated/hypervisor/hypervisor.js';
 import { parseCloudConfig } from '../providers/emulated/ec2/config.js';
-import { reportMetricPaths } from '../report/report.js';
 import { DEFAULT_DAILY, DEFAULT_NOISE, WORKLOAD_KINDS, type DailyPoint, type WorkloadSpec } from '../providers/emulated/workload/spec.js';
 import { bool, duration, fail, join, known, list, num, obj, optStr, size, str, type Raw } from '../util/check.js';
 import { SimWorld } from '../world/sim-world.js';
 import { closest, expandNames, globToRegExp } from './names.js';
 import { parsePolicies } from './policies/index.js';
-// Registers policies.scaleOut (after policies.js, whose registry it adds to).
-import './policies/scale-out.js';
-// Registers policies.migrate.
-import './policies/migration-wave.js';
 import { parseAppRole, parseBootProfileSpec, parseContentSpec } from '../providers/emulated/guest/spec.js';
 import { TIER_PRESETS, parseTierSpec } from '../providers/emulated/hypervisor/storage-tier.js';
 import { EXPECT_OPS, type DatacenterSpec, type Expectation, type HostSpec, type ImageSpec, type MountSpec, type Scenario, type StorageTierSpec, type TimelineEvent, type VmSpec } from './schema.js';
@@ -23,17 +18,22 @@ import { parseWanSection } from './wan.js';
  * allowed there, with the line in the file when it can be found; nothing
  * unknown is ignored.
  */
-export function loadScenarioFile(path: string): Scenario {
+export interface ScenarioChecks {
+  /** The report metrics an `expect:` clause may name (the report derives them from the scenario); without it, any metric name is accepted. */
+  metricPaths?: (scenario: Scenario) => ReadonlySet<string>;
+}
+
+export function loadScenarioFile(path: string, checks: ScenarioChecks = {}): Scenario {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new InputError('E_SCENARIO_READ', `cannot read scenario ${path}: ${(err as Error).message}`, { cause: err });
   }
-  return parseScenario(text, path);
+  return parseScenario(text, path, checks);
 }
 
-export function parseScenario(text: string, sourceName: string): Scenario {
+export function parseScenario(text: string, sourceName: string, checks: ScenarioChecks = {}): Scenario {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -43,7 +43,7 @@ export function parseScenario(text: string, sourceName: string): Scenario {
   }
   const raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
   try {
-    return buildScenario(raw, sourceName);
+    return buildScenario(raw, sourceName, checks);
   } catch (err) {
     if (!(err instanceof InputError)) throw err;
     const path = typeof err.details?.path === 'string' ? err.details.path : pathFromMessage(err.message);
@@ -75,7 +75,7 @@ function lineOf(doc: ReturnType<typeof parseDocument>, lc: LineCounter, path: st
 
 const TOP = ['name', 'description', 'seed', 'duration', 'sampleEvery', 'tickEvery', 'datacenter', 'workloads', 'wan', 'cloud', 'policies', 'timeline', 'expect'];
 
-function buildScenario(raw: unknown, sourceName: string): Scenario {
+function buildScenario(raw: unknown, sourceName: string, checks: ScenarioChecks): Scenario {
   const o = obj(raw ?? undefined, '');
   known(o, '', TOP);
   const name = str(o, 'name', '', { pattern: /^[\w.-]+$/ });
@@ -101,7 +101,7 @@ function buildScenario(raw: unknown, sourceName: string): Scenario {
     name, description, seed, durationUs, sampleEveryUs, tickEveryUs, datacenter, workloads, wan, cloud, policies, timeline,
     expect: [], sourceName,
   };
-  scenario.expect = parseExpect(o.expect, 'expect', reportMetricPaths(scenario));
+  scenario.expect = parseExpect(o.expect, 'expect', checks.metricPaths?.(scenario) ?? null);
   planPlacement(scenario);
   return scenario;
 }
@@ -358,15 +358,15 @@ function vmRef(o: Raw, path: string, vmNames: string[]): string {
 
 // ---- expectations -------------------------------------------------------------------
 
-function parseExpect(raw: unknown, path: string, metricPaths: Set<string>): Expectation[] {
+function parseExpect(raw: unknown, path: string, metricPaths: ReadonlySet<string> | null): Expectation[] {
   if (raw === undefined || raw === null) return [];
-  const all = [...metricPaths];
+  const all = [...(metricPaths ?? [])];
   return list(raw, path).map((entry, i) => {
     const p = join(path, i);
     const o = obj(entry, p);
     known(o, p, ['id', 'metric', 'op', 'value']);
     const metric = str(o, 'metric', p);
-    if (!metricPaths.has(metric)) {
+    if (metricPaths && !metricPaths.has(metric)) {
       throw new InputError('E_UNKNOWN_METRIC', `${join(p, 'metric')}: "${metric}" is not a report metric; close matches: ${closest(metric, all).join(', ')}`, { details: { path: join(p, 'metric') } });
     }
     const op = str(o, 'op', p, { allowed: EXPECT_OPS }) as Expectation['op'];

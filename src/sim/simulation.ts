@@ -8,7 +8,9 @@ import type { Scenario, TimelineEvent } from '../scenario/schema.js';
 import { US_PER_H } from '../util/units.js';
 import { SimWorld } from '../world/sim-world.js';
 import type { TraceEvent } from '../world/types.js';
-import { buildReport, evaluateExpectations, type Report, type SeriesPoint } from '../report/report.js';
+import { buildReport, evaluateExpectations, type BaselineFigures, type Report, type SeriesPoint } from '../report/report.js';
+
+export type { BaselineFigures } from '../report/report.js';
 import { buildGuestConfig } from './vm-guest.js';
 import { WanLink } from '../providers/emulated/wan/wan-link.js';
 import { BurstController } from '../controller/burst/controller.js';
@@ -70,13 +72,6 @@ export const runComparisonHere: ComparisonRunner = (scenario, seed, untilUs) =>
   new ScenarioSimulation(scenario, { seed, untilUs }).runToEnd();
 
 /** The no-burst run of the same scenario and seed, for the report's comparison. */
-export interface BaselineFigures {
-  batchCompletionHours: number | null;
-  batchSlowdown: number | null;
-  hoursAnyHostSaturated: number;
-  peakUtilization: number;
-}
-
 interface VmRuntime {
   name: string;
   workload: WorkloadSpec;

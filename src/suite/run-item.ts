@@ -1,5 +1,5 @@
 import { errorCode } from '../errors.js';
-import { loadScenarioFile } from '../scenario/load.js';
+import { loadScenarioFile } from '../sim/scenario-file.js';
 import { createSimulation } from '../sim/simulation.js';
 import { wallMs } from '../world/live-world.js';
 import type { SuiteItem } from './plan.js';

@@ -1,3 +1,6 @@
+import { STRATEGY_NAMES, DEFAULT_SELECTION, type StrategyName, type SelectionPolicy } from '../../scenario/policies/burst-defaults.js';
+
+export { STRATEGY_NAMES, DEFAULT_SELECTION, type StrategyName, type SelectionPolicy } from '../../scenario/policies/burst-defaults.js';
 /**
  * What to burst (seed §5, FIG 19). Four systems, usable alone or in a
  * weighted combination: FIFO/LIFO, predictable before volatile, policy
@@ -23,26 +26,6 @@ export interface BurstCandidate {
   experimental?: boolean;
 }
 
-export type StrategyName = 'fifo' | 'lifo' | 'predictable' | 'threshold' | 'weekly';
-export const STRATEGY_NAMES: readonly StrategyName[] = ['fifo', 'lifo', 'predictable', 'threshold', 'weekly'];
-
-export interface SelectionPolicy {
-  /** Weight per strategy; strategies with no weight do not vote. */
-  weights: Partial<Record<StrategyName, number>>;
-  /** CPU utilisation (demand / vCPUs) above which the threshold strategy votes to burst. */
-  cpuAbove: number;
-  /** Hours ahead the weekly prediction looks. */
-  horizonHours: number;
-  /** How many standard deviations above its weekly mean a VM must be predicted to count as hot. */
-  hotSigma: number;
-}
-
-export const DEFAULT_SELECTION: SelectionPolicy = {
-  weights: { weekly: 3, threshold: 2, predictable: 1, lifo: 0.5 },
-  cpuAbove: 0.7,
-  horizonHours: 8,
-  hotSigma: 1,
-};
 
 export interface ScoredCandidate {
   vmId: string;

@@ -1,3 +1,6 @@
+import { FACTORS, DEFAULT_TARGET_WEIGHTS, type Factor, type FactorWeights } from '../../scenario/policies/burst-defaults.js';
+
+export { FACTORS, DEFAULT_TARGET_WEIGHTS, type Factor, type FactorWeights } from '../../scenario/policies/burst-defaults.js';
 /**
  * Where to burst (seed §6, factors A–I). Each factor is scored in [0, 1]
  * across the candidate targets and combined with weights from the scenario.
@@ -31,16 +34,6 @@ export interface TargetNeeds {
   needsHa: boolean;
 }
 
-export type Factor = 'storageLatency' | 'emptiness' | 'similarWorkloads' | 'migrationRoom' | 'storageCost'
-  | 'compliance' | 'compatibility' | 'simplicity' | 'ha';
-export const FACTORS: readonly Factor[] = ['storageLatency', 'emptiness', 'similarWorkloads', 'migrationRoom', 'storageCost', 'compliance', 'compatibility', 'simplicity', 'ha'];
-
-export type FactorWeights = Partial<Record<Factor, number>>;
-
-export const DEFAULT_TARGET_WEIGHTS: FactorWeights = {
-  storageLatency: 3, emptiness: 1, similarWorkloads: 1, migrationRoom: 1, storageCost: 2,
-  compliance: 1, compatibility: 2, simplicity: 1, ha: 1,
-};
 
 export interface TargetScore {
   targetId: string;

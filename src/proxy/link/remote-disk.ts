@@ -1,7 +1,6 @@
 import { FifoMap } from '../../util/fifo-map.js';
 import { BlockError, E_CLOSED, E_READONLY, checkRange, type BlockDevice, type Extent } from '../block-device.js';
 import type { WriteGroup, WriteSink } from '../write-group.js';
-import type { LinkClient } from './client.js';
 import { LinkError, E_FRAME_TOO_LARGE } from './errors.js';
 import type { AttachReply, AttachReq } from './messages.js';
 import { PushKind, encodePushReq, encodeRangeReq } from './messages.js';
@@ -23,6 +22,13 @@ export interface RemoteDiskStats {
 
 const RECENT_PUSH_BYTES = 32 * 1024 * 1024;
 const EXTENTS_SIGS_MAX_BYTES = 4 * 1024 * 1024;
+
+/** What a RemoteDisk needs from the connection it was attached on (LinkClient implements it). */
+export interface LinkRequester {
+  readonly options: { readonly sigs?: unknown; readonly compressionLevel?: number };
+  request(op: number, flags: number, payload: Buffer): Promise<Buffer>;
+  forget(handle: number): void;
+}
 
 /**
  * One on-prem disk seen through the link, as a read-only BlockDevice (the
@@ -74,7 +80,7 @@ export class RemoteDisk implements BlockDevice, WriteSink {
   private closed = false;
 
   constructor(
-    private readonly client: LinkClient,
+    private readonly client: LinkRequester,
     readonly handle: number,
     private req: AttachReq,
     reply: AttachReply,

@@ -3,7 +3,7 @@ import type { BlockDevice, Extent } from '../block-device.js';
 import { SparseStore, type LentBytes } from '../stores/sparse-store.js';
 import { ByteQueue } from './byte-queue.js';
 import * as P from './protocol.js';
-import type { NbdExport, NbdServer } from './server.js';
+import type { ConnectionHost, NbdExport } from './host.js';
 
 type Phase = 'client-flags' | 'options' | 'transmission' | 'closing' | 'closed';
 
@@ -117,7 +117,7 @@ export class NbdConnection {
   private pumping = false;
   private readonly src: string;
 
-  constructor(private readonly server: NbdServer, private readonly transport: Transport, readonly id: number) {
+  constructor(private readonly server: ConnectionHost, private readonly transport: Transport, readonly id: number) {
     this.closed = new Promise((resolve) => { this.resolveClosed = resolve; });
     this.src = server.options.src;
   }

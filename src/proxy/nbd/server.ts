@@ -1,63 +1,16 @@
 import { InputError } from '../../errors.js';
 import type { Listener, Transport, World } from '../../world/types.js';
-import type { BlockDevice } from '../block-device.js';
 import { NbdConnection } from './connection.js';
+import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, type ConnectionHost, type NbdExport, type NbdServerOptions, type NbdServerStats, type ResolvedServerOptions } from './host.js';
 
-/** One export served by an NbdServer. */
-export interface NbdExport {
-  /** The name clients ask for; the first export is also the default ("" name). */
-  name: string;
-  device: BlockDevice;
-  description?: string;
-  /** Refuse writes with EPERM and advertise READ_ONLY. */
-  readOnly?: boolean;
-  /**
-   * Advertise CAN_MULTI_CONN. Safe when every connection reaches the same
-   * device object (one cache, one flush) — true for every export here, so the
-   * default is on; turn it off for a device whose flush is per-connection.
-   */
-  multiConn?: boolean;
-}
+export { DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, type NbdExport, type NbdServerOptions, type NbdServerStats } from './host.js';
 
-export interface NbdServerOptions {
-  exports: NbdExport[];
-  /** Largest READ/WRITE payload accepted; larger requests get EINVAL (default 32 MiB). */
-  maxPayloadBytes?: number;
-  /** Requests in flight per connection before the server stops reading (default 256). */
-  maxInFlight?: number;
-  /** READ/WRITE bytes in flight per connection before the server stops reading (default 64 MiB). */
-  maxInFlightBytes?: number;
-  /** Trace/log source name (default "proxy/nbd"). */
-  src?: string;
-}
-
-export interface NbdServerStats {
-  connections: number;
-  activeConnections: number;
-  requests: number;
-  errors: number;
-  bytesRead: number;
-  bytesWritten: number;
-  protocolViolations: number;
-}
-
-export const DEFAULT_MAX_PAYLOAD_BYTES = 32 * 1024 * 1024;
-export const DEFAULT_MAX_IN_FLIGHT = 256;
-export const DEFAULT_MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
-
-export interface ResolvedServerOptions {
-  exports: NbdExport[];
-  maxPayloadBytes: number;
-  maxInFlight: number;
-  maxInFlightBytes: number;
-  src: string;
-}
 
 /**
  * An NBD server (fixed newstyle) over the World's net, so the same code serves
  * a simulated guest on virtual time and qemu over a real unix socket.
  */
-export class NbdServer {
+export class NbdServer implements ConnectionHost {
   readonly options: ResolvedServerOptions;
   readonly stats: NbdServerStats = {
     connections: 0, activeConnections: 0, requests: 0, errors: 0, bytesRead: 0, bytesWritten: 0, protocolViolations: 0,

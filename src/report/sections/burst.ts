@@ -1,5 +1,5 @@
-import { registerReportSection, type ReportInput } from '../report.js';
-import type { BaselineFigures } from '../../sim/simulation.js';
+import type { ReportInput } from '../types.js';
+import type { BaselineFigures } from '../types.js';
 import type { SlaPolicy } from '../../scenario/policies/burst-extras.js';
 import { US_PER_H } from '../../util/units.js';
 import type { BurstController } from '../../controller/burst/controller.js';
@@ -151,5 +151,3 @@ function batchCompletionHours(input: ReportInput): number | null {
   }
   return any ? Math.round(((last - first) / US_PER_H) * 1e4) / 1e4 : null;
 }
-
-registerReportSection('burst', buildBurstSection);

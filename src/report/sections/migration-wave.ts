@@ -1,4 +1,4 @@
-import { registerReportSection, type ReportInput } from '../report.js';
+import type { ReportInput } from '../types.js';
 import { US_PER_H } from '../../util/units.js';
 import type { MigrationWave, WaveVmRecord } from '../../controller/migration-wave/migration-wave.js';
 import { migrationWavePolicyOf, selectVms } from '../../scenario/policies/migration-wave.js';
@@ -101,5 +101,3 @@ export function buildMigrationSection(input: ReportInput): Record<string, unknow
     vms,
   };
 }
-
-registerReportSection('migration', buildMigrationSection);

@@ -1,4 +1,4 @@
-import { registerReportSection, type ReportInput } from '../report.js';
+import type { ReportInput } from '../types.js';
 import { US_PER_H } from '../../util/units.js';
 import type { CloneRecord, ScaleOutController } from '../../controller/scale-out/scale-out.js';
 import type { ScaleOutPolicy } from '../../scenario/policies/scale-out.js';
@@ -143,5 +143,3 @@ export function buildScaleOutSection(input: ReportInput): Record<string, unknown
     clones: rows,
   };
 }
-
-registerReportSection('scaleOut', buildScaleOutSection);

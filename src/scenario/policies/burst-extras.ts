@@ -1,10 +1,6 @@
-import { DEFAULT_SELECTION, STRATEGY_NAMES } from '../../controller/burst/selection.js';
-import { DEFAULT_TARGET_WEIGHTS, FACTORS } from '../../controller/burst/target-scoring.js';
-import { DEFAULT_RATES } from '../../controller/cost.js';
+import { DEFAULT_RATES, DEFAULT_SELECTION, DEFAULT_TARGET_WEIGHTS, FACTORS, STRATEGY_NAMES } from './burst-defaults.js';
 import { duration, join, known, num, obj, type Raw, section } from '../../util/check.js';
 import type { BurstPolicy } from '../schema.js';
-// The burst report section must exist before `expect:` clauses are validated against the report's shape.
-import '../../report/sections/burst.js';
 
 type Extras = Pick<BurstPolicy, 'selection' | 'bringBack' | 'targets' | 'rates' | 'boot' | 'io' | 'standby'>;
 

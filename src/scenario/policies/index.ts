@@ -1,40 +1,36 @@
-import type { CloudConfig } from '../../providers/emulated/ec2/config.js';
 import { bool, duration, fail, join, known, list, num, obj, size, str, type Raw } from '../../util/check.js';
 import type { BurstPolicy, Policies } from '../schema.js';
 import { parseBurstExtras, parseSlaPolicy } from './burst-extras.js';
+import type { PolicyContext } from './context.js';
+import { parseMigrationWavePolicy } from './migration-wave.js';
+import { parseScaleOutPolicy } from './scale-out.js';
 
-/**
- * The scenario's `policies:` section. Each block is parsed by a registered
- * function, so the components that enforce a policy (the burst controller,
- * later ones) add their own block without touching the scenario loader.
- */
-export interface PolicyContext {
-  workloads: readonly string[];
-  cloud: CloudConfig;
-  /** Workload name → kind (batch, web, …), for policies that only apply to some kinds. */
-  kinds?: Readonly<Record<string, string>>;
-  /** The data center's VMs, for policies that name one. */
-  vms?: ReadonlyArray<{ name: string; workload: string }>;
-}
+export type { PolicyContext } from './context.js';
+
+/** The scenario's `policies:` section: one parser per block, listed below. */
 
 export type PolicyParser = (raw: unknown, path: string, ctx: PolicyContext) => unknown;
 
-const parsers = new Map<string, PolicyParser>();
-
-/** Add (or replace) the parser for `policies.<name>`. */
-export function registerPolicy(name: string, parser: PolicyParser): void {
-  parsers.set(name, parser);
-}
+/**
+ * Every block of `policies:`, in the order they are parsed and listed (this order was the
+ * import-time registration order: burst, sla, scaleOut, migrate). A new policy adds a line here.
+ */
+const POLICY_PARSERS: ReadonlyArray<readonly [string, PolicyParser]> = [
+  ['burst', (raw, path, ctx) => parseBurstPolicy(raw, path, ctx)],
+  ['sla', (raw, path) => parseSlaPolicy(raw, path)],
+  ['scaleOut', (raw, path, ctx) => parseScaleOutPolicy(raw, path, ctx)],
+  ['migrate', (raw, path, ctx) => parseMigrationWavePolicy(raw, path, ctx)],
+];
 
 export function policyNames(): string[] {
-  return [...parsers.keys()];
+  return POLICY_PARSERS.map(([name]) => name);
 }
 
 export function parsePolicies(raw: unknown, path: string, ctx: PolicyContext): Policies {
   const o = raw === undefined || raw === null ? {} : obj(raw, path);
   known(o, path, policyNames());
   const out: Record<string, unknown> = {};
-  for (const [name, parser] of parsers) out[name] = parser(o[name], join(path, name), ctx);
+  for (const [name, parser] of POLICY_PARSERS) out[name] = parser(o[name], join(path, name), ctx);
   return out as Policies;
 }
 
@@ -90,5 +86,3 @@ export function parseBurstPolicy(raw: unknown, path: string, ctx: PolicyContext)
   };
 }
 
-registerPolicy('burst', (raw, path, ctx) => parseBurstPolicy(raw, path, ctx));
-registerPolicy('sla', (raw, path) => parseSlaPolicy(raw, path));

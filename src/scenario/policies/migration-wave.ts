@@ -1,8 +1,6 @@
 import { globToRegExp } from '../names.js';
-import { registerPolicy, type PolicyContext } from './index.js';
+import type { PolicyContext } from './context.js';
 import { bool, duration, fail, join, known, list, num, obj, type Raw, section, size, str } from '../../util/check.js';
-// The migration report section must exist before `expect:` clauses are validated against the report's shape.
-import '../../report/sections/migration-wave.js';
 
 /**
  * `policies.migrate`: a permanent migration wave (FIG 17/18). The selected
@@ -143,5 +141,3 @@ export function selectVms<T extends { name: string; workload: string }>(vms: rea
 export function migrationWavePolicyOf(policies: Record<string, unknown>): MigrationWavePolicy {
   return (policies.migrate as MigrationWavePolicy | undefined) ?? DISABLED_MIGRATION_WAVE;
 }
-
-registerPolicy('migrate', (raw, path, ctx) => parseMigrationWavePolicy(raw, path, ctx));

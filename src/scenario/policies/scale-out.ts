@@ -1,7 +1,5 @@
-import { registerPolicy, type PolicyContext } from './index.js';
+import type { PolicyContext } from './context.js';
 import { bool, duration, fail, join, known, num, obj, type Raw, section, str } from '../../util/check.js';
-// The scaleOut report section must exist before `expect:` clauses are validated against the report's shape.
-import '../../report/sections/scale-out.js';
 
 /**
  * `policies.scaleOut`: a web tier that grows by cloning one of its members
@@ -92,5 +90,3 @@ export function parseScaleOutPolicy(raw: unknown, path: string, ctx: PolicyConte
 export function scaleOutPolicyOf(policies: Record<string, unknown>): ScaleOutPolicy {
   return (policies.scaleOut as ScaleOutPolicy | undefined) ?? DISABLED_SCALE_OUT;
 }
-
-registerPolicy('scaleOut', (raw, path, ctx) => parseScaleOutPolicy(raw, path, ctx));

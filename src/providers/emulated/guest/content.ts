@@ -4,6 +4,7 @@ import {
 } from '../../../proxy/block-device.js';
 import { SparseStore } from '../../../proxy/stores/sparse-store.js';
 import { FILE_CLASS_MIX, FILE_CONTENT_CLASSES, balanceFreeSpace, type FileContentClass, type FileContentLayout } from './file-content.js';
+import { CONTENT_KINDS, type ContentKind, type ContentMix } from './content-mix.js';
 
 /**
  * Generated virtual-disk content (docs/guest.md). A disk's bytes are a pure
@@ -36,16 +37,7 @@ export const REGION_BYTES = CONTENT_BLOCK_BYTES * REGION_BLOCKS;
 export const SPAN_REGIONS = 16;
 export const SPAN_BYTES = REGION_BYTES * SPAN_REGIONS;
 
-export type ContentKind = 'zero' | 'random' | 'repeated' | 'text';
-export const CONTENT_KINDS: readonly ContentKind[] = ['zero', 'random', 'repeated', 'text'];
-
-/** Fractions of the disk's regions of each kind (weights; normalized to sum 1). */
-export interface ContentMix {
-  zeros: number;
-  random: number;
-  repeated: number;
-  text: number;
-}
+export { CONTENT_KINDS, type ContentKind, type ContentMix } from './content-mix.js';
 
 /** The proxy benchmark's mix: about half empty, a third incompressible, some duplicates and text. */
 export const DEFAULT_MIX: ContentMix = { zeros: 0.5, random: 0.35, repeated: 0.07, text: 0.06 };

@@ -1,5 +1,5 @@
 import { invariant } from '../../../errors.js';
-import type { ContentKind, ContentMix } from './content.js';
+import type { ContentKind, ContentMix } from './content-mix.js';
 
 /**
  * What files hold, per kind of file (docs/guest.md "File content"). A file's
