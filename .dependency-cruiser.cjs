@@ -11,6 +11,7 @@ const LAYERS = [
   ['cli', '^src/cli/'],
   ['suite', '^src/suite/'],
   ['api', '^src/api/'],
+  ['fuzz', '^src/fuzz/'],
   ['sim', '^src/sim/'],
   ['report', '^src/report/'],
   ['controller', '^src/controller/'],

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SparseStore } from '../src/proxy/stores/sparse-store.js';
 import { StoreJournal } from '../src/proxy/journal.js';
 import { PersistentBitmap } from '../src/proxy/stores/persistent-bitmap.js';
+import { FaultyStore } from '../src/fuzz/faulty-store.js';
 
 const rec = (s: string): Buffer => Buffer.from(s);
 
@@ -125,5 +126,30 @@ describe('PersistentBitmap', () => {
     expect(again.nextClear(10)).toBe(20);
     expect(again.allSet(10, 20)).toBe(true);
     await expect(PersistentBitmap.open(new SparseStore('small', 10), 1000)).rejects.toMatchObject({ code: 'E_NOSPC' });
+  });
+});
+
+describe('StoreJournal under store faults', () => {
+  it('a batch whose write failed leaves no hole: later acknowledged records survive a reopen', async () => {
+    const store = new FaultyStore('j', 8192 + 64 * 1024);
+    const j = await StoreJournal.open(store);
+    await j.append(Buffer.from('one'), 0);
+    store.failNext(1);
+    await expect(j.append(Buffer.from('lost'), 0)).rejects.toMatchObject({ code: 'E_IO' });
+    await j.append(Buffer.from('two'), 0);
+    await j.append(Buffer.from('three'), 0);
+    const again = await StoreJournal.open(store);
+    expect(again.recovered.map((r) => r.payload.toString())).toEqual(['one', 'two', 'three']);
+  });
+
+  it('a journal whose only header is damaged refuses to open as if it were new', async () => {
+    const store = new SparseStore('j', 8192 + 16 * 1024);
+    const j = await StoreJournal.open(store);
+    await j.append(Buffer.from('a'), 0);
+    await j.truncate(0, Buffer.from('{"seq":3}'));
+    const gen1 = 4096; // generation 1 lives in slot 1
+    store.writeSync(gen1 + 10, Buffer.from([store.readSync(gen1 + 10, 1)[0]! ^ 0x40]));
+    await expect(StoreJournal.open(store)).rejects.toMatchObject({ code: 'E_JOURNAL_CORRUPT' });
+    expect((await StoreJournal.open(new SparseStore('fresh', 8192 + 4096))).meta.length).toBe(0);
   });
 });

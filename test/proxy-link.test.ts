@@ -253,7 +253,7 @@ describe('proxy link: data', () => {
     expect(out.data.equals(Buffer.alloc(64 * 1024, 9))).toBe(true);
     expect(disk.readSync(8192, 4096).equals(Buffer.alloc(4096, 1))).toBe(true);
     expect(disk.readSync(16384, 4096).equals(Buffer.alloc(4096))).toBe(true);
-    expect(onprem.appliers.get('d1')!.applications.get(1)).toBe(1);
+    expect(onprem.appliers.get('d1')!.applications.get('1:1')).toBe(1);
     expect(out.stats.groupsDuplicate).toBe(1);
   });
 

@@ -251,7 +251,7 @@ describe('WriteBehind', () => {
     await rig.wb.write(4096, Buffer.alloc(4096, 3));
     await rig.world.advance(0);
     expect(rig.sink.calls).toBe(1);
-    expect(rig.sink.applier.applications.get(1)).toBe(1);
+    expect(rig.sink.applier.applications.get('0:1')).toBe(1);
     expect(rig.wb.stats().bytesShipped).toBe(8192);
     expect(rig.onprem.readSync(0, 8192).equals(Buffer.concat([Buffer.alloc(4096, 2), Buffer.alloc(4096, 3)]))).toBe(true);
   });

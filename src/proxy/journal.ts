@@ -200,6 +200,11 @@ export class StoreJournal implements Journal {
           await this.writeRing(start, Buffer.concat(parts));
           await this.store.flush();
         } catch (err) {
+          // The batch never became durable: its LSNs and its ring space go to the next batch, so a
+          // failed write leaves no hole that would end recovery before later acknowledged records.
+          while (this.placed.length && this.placed[this.placed.length - 1]!.lsn >= batchStart) this.placed.pop();
+          this.tailPos = start;
+          this.lsnNext = batchStart;
           batch.forEach((p) => p.reject(err));
           continue;
         }
@@ -254,6 +259,10 @@ export class StoreJournal implements Journal {
       const found = parseHeader(h);
       if (found && (!best || found.gen > best.gen)) best = found;
     }
+    if (!best && !(await this.headerSlotsBlank())) {
+      throw new BlockError(E_JOURNAL_CORRUPT, `${this.name}: neither header slot is intact, yet they are not blank: the journal's head, `
+        + 'its writer identity and its acknowledged mark are lost. Refusing to start as if it were new; keep the journal for inspection');
+    }
     if (best) {
       this.headerGen = best.gen;
       this.headPos = best.headPos;
@@ -277,6 +286,12 @@ export class StoreJournal implements Journal {
     this.tailPos = pos;
     this.lsnNext = lsn;
     this.recovered = records;
+  }
+
+  /** True for a journal never written: both header slots all zeros. */
+  private async headerSlotsBlank(): Promise<boolean> {
+    const slots = await this.store.read(0, DATA_START);
+    return slots.every((b) => b === 0);
   }
 
   /** The record with LSN `lsn` at ring position `pos`, if it is there intact. */

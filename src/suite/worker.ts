@@ -9,7 +9,7 @@ import { runSuiteItem } from './run-item.js';
  */
 const port = parentPort;
 if (!port) throw new Error('src/suite/worker.ts runs only as a worker thread');
-port.on('message', (item: SuiteItem) => {
-  void runSuiteItem(item, (pct, wallMs) => port.postMessage({ progress: { index: item.index, pct, wallMs } }))
-    .then((result) => port.postMessage(result));
+port.on('message', ({ index, item }: { index: number; item: SuiteItem }) => {
+  void runSuiteItem(item, (pct, wallMs) => port.postMessage({ index, progress: { pct, wallMs } }))
+    .then((result) => port.postMessage({ index, result }));
 });

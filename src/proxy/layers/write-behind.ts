@@ -494,16 +494,20 @@ export class WriteBehind extends Layer {
     this.groups.push(makeGroup(seq, cutLsn, entries));
   }
 
-  /** Ship cut groups in order, one at a time; retry with backoff on failure. */
+  /**
+   * Ship cut groups in order, one at a time; retry with backoff on failure.
+   * Never rejects: a failure anywhere in shipping a group (the link, or the
+   * local flush, map persist or truncate that follow it) retries that group,
+   * which on-prem then acknowledges as a duplicate if it got it the first time.
+   */
   private async pump(): Promise<void> {
     if (this.shipping || this.dead || this.options.persistence !== 'on-prem') return;
     this.shipping = true;
     try {
       while (this.groups.length && !this.dead) {
         const g = this.groups[0]!;
-        const startedUs = this.world.clock.nowUs();
         try {
-          await this.options.sink!.applyGroup({ diskId: this.options.diskId, epoch: this.writer?.epoch ?? 0, seq: g.seq, writes: g.ops });
+          if (!await this.shipOne(g)) return;
         } catch (err) {
           if (this.dead) return;
           this.counters.shipFailures++;
@@ -512,28 +516,35 @@ export class WriteBehind extends Layer {
           this.retryDelayUs = Math.min(this.options.maxRetryUs, this.retryDelayUs * 2);
           return;
         }
-        if (this.dead) return;
-        this.retryDelayUs = this.options.retryUs;
-        const tookUs = this.world.clock.nowUs() - startedUs;
-        if (tookUs > 0 && g.bytes > 0) {
-          const rate = g.bytes / tookUs;
-          this.shipRate = this.shipRate === null ? rate : 0.7 * this.shipRate + 0.3 * rate;
-        }
-        // The group's bytes are in the cloud store too: make that (and its map) durable before the journal forgets them.
-        await this.options.store.flush();
-        await this.map.persist();
-        if (this.dead) return;
-        await this.options.journal!.truncate(g.cutLsn, writerMetaBytes({ seq: g.seq, writer: this.writer }));
-        if (this.dead) return;
-        this.groups.shift();
-        this.lastAckedSeq = g.seq;
-        this.counters.groupsShipped++;
-        this.counters.bytesShipped += g.bytes;
-        this.wake();
       }
     } finally {
       this.shipping = false;
     }
+  }
+
+  /** Ship the oldest group and forget it locally; false when the layer died on the way. */
+  private async shipOne(g: Group): Promise<boolean> {
+    const startedUs = this.world.clock.nowUs();
+    await this.options.sink!.applyGroup({ diskId: this.options.diskId, epoch: this.writer?.epoch ?? 0, seq: g.seq, writes: g.ops });
+    if (this.dead) return false;
+    this.retryDelayUs = this.options.retryUs;
+    const tookUs = this.world.clock.nowUs() - startedUs;
+    if (tookUs > 0 && g.bytes > 0) {
+      const rate = g.bytes / tookUs;
+      this.shipRate = this.shipRate === null ? rate : 0.7 * this.shipRate + 0.3 * rate;
+    }
+    // The group's bytes are in the cloud store too: make that (and its map) durable before the journal forgets them.
+    await this.options.store.flush();
+    await this.map.persist();
+    if (this.dead) return false;
+    await this.options.journal!.truncate(g.cutLsn, writerMetaBytes({ seq: g.seq, writer: this.writer }));
+    if (this.dead) return false;
+    this.groups.shift();
+    this.lastAckedSeq = g.seq;
+    this.counters.groupsShipped++;
+    this.counters.bytesShipped += g.bytes;
+    this.wake();
+    return true;
   }
 
   private wake(): void {

@@ -61,8 +61,8 @@ export interface WriterAnswer {
  */
 export class GroupApplier implements WriteSink {
   private serial: Promise<unknown> = Promise.resolve();
-  /** How many times each seq was actually written to the disk (tests assert 1). */
-  readonly applications = new Map<number, number>();
+  /** How many times each group, by "epoch:seq", was actually written to the disk (tests assert 1). */
+  readonly applications = new Map<string, number>();
   duplicates = 0;
   private state: DiskWriterState;
 
@@ -182,7 +182,8 @@ export class GroupApplier implements WriteSink {
     }
     await this.disk.flush();
     await this.save({ ...this.state, seq: group.seq }, lsn);
-    this.applications.set(group.seq, (this.applications.get(group.seq) ?? 0) + 1);
+    const key = `${group.epoch ?? 0}:${group.seq}`;
+    this.applications.set(key, (this.applications.get(key) ?? 0) + 1);
   }
 
   /** Make `next` the durable state (and drop staged records up to `upToLsn`), then adopt it. */
