@@ -12,10 +12,14 @@ import { proxyResizeMachine, type ResizeRequest } from '../src/machines/proxy-re
 import { reverseMachine } from '../src/machines/reverse.js';
 import { MachineRuntime, MemorySnapshotStore } from '../src/machines/runtime.js';
 import { TRANSFER_STEPS, transferMachine, type TransferData, type TransferInput } from '../src/machines/transfer.js';
-import {
-  cloneActors, containerTransferActors, containerizeActorsFor, cutoverActors, migrationActors, proxyResizeActors,
-  reverseActors, transferActors,
-} from '../src/machines/wiring.js';
+import { cloneActors } from '../src/machines/actors/clone.js';
+import { containerTransferActors } from '../src/machines/actors/container-transfer.js';
+import { containerizeActorsFor } from '../src/machines/actors/containerize.js';
+import { cutoverActors } from '../src/machines/actors/cutover.js';
+import { migrationActors } from '../src/machines/actors/migration.js';
+import { proxyResizeActors } from '../src/machines/actors/proxy-resize.js';
+import { reverseActors } from '../src/machines/actors/reverse.js';
+import { transferActors } from '../src/machines/actors/transfer.js';
 import type { TraceEvent } from '../src/world/types.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import { makeEnv, type TestEnv } from './machines-doubles.js';
