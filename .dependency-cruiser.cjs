@@ -78,8 +78,8 @@ module.exports = {
     },
     {
       name: 'controllers-take-ports',
-      comment: 'issue 13: controllers take ports, never a concrete adapter (warn until step (d) lands, then error)',
-      severity: 'warn',
+      comment: 'controllers take ports (src/ports), never a concrete adapter: the same controller can run on a real hypervisor; the runner (src/sim) plugs the adapters in',
+      severity: 'error',
       from: { path: '^src/controller/' },
       to: { path: '^src/providers/' },
     },

@@ -1,3 +1,7 @@
+import type { BlockDevice } from '../proxy/block-device.js';
+import type { CloudProxy } from '../proxy/cloud/index.js';
+import type { MigrationProgress as DiskMigrationFigures } from '../proxy/layers/migration.js';
+
 /**
  * The control port of the two edge proxies. The machines drive it; the
  * adapter over the proxy core (src/providers/proxy-control) and the test
@@ -105,3 +109,17 @@ export interface ProxyControl {
   removePeers(req: { proxyId: string; instanceIds: string[] }): Promise<void>;
 }
 
+
+/**
+ * What a controller reads back from the proxies it drives: the cloud proxy
+ * and storage target of each disk (ids "<vmId>/<diskId>"), for its figures
+ * and the application I/O of a VM that runs remotely, and each disk's
+ * migration layer. Reading never changes a run.
+ */
+export interface ProxyObservation {
+  proxyIds(vmId: string): string[];
+  cloudProxy(proxyId: string): CloudProxy;
+  targetOf(proxyId: string): BlockDevice;
+  targetDevice(vmId: string, diskId: string): BlockDevice;
+  migrationProgressOf(vmId: string): Array<DiskMigrationFigures & { diskId: string }>;
+}

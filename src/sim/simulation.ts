@@ -16,7 +16,7 @@ import { WanLink } from '../providers/emulated/wan/wan-link.js';
 import { BurstController } from '../controller/burst/controller.js';
 import type { Cloud } from '../ports/cloud.js';
 import { createEmulatedCloud } from '../providers/emulated/ec2/emulated-cloud.js';
-import { createSimMachineEnv, type SimMachineEnv } from '../controller/machine-env.js';
+import { createSimMachineEnv, type SimMachineEnv } from './machine-env.js';
 import { ScaleOutController } from '../controller/scale-out/scale-out.js';
 import { scaleOutPolicyOf } from '../scenario/policies/scale-out.js';
 import type { ScaleOutBaseline } from '../report/sections/scale-out.js';
@@ -24,6 +24,8 @@ import { MigrationWave } from '../controller/migration-wave/migration-wave.js';
 import { migrationWavePolicyOf } from '../scenario/policies/migration-wave.js';
 import { VmDemand } from '../providers/emulated/workload/demand.js';
 import type { WorkloadSpec } from '../providers/emulated/workload/spec.js';
+import { AppIo } from '../providers/emulated/workload/app-io.js';
+import type { AppIoRequest, AppIoSession } from '../ports/app-io.js';
 
 const ONPREM_ADDRESS = 'onprem:7000';
 const RUN_STATE_ADDRESS = 'onprem:7100';
@@ -171,20 +173,20 @@ export class ScenarioSimulation implements Simulation {
     if (scenario.policies.burst.enabled) {
       if (!this.wan) throw new SpillwayError('E_BURST_NO_WAN', `scenario ${scenario.name}: policies.burst.enabled needs a wan: section (the link the burst VMs stream over)`);
       this.controller = new BurstController(
-        { world: this.world, hypervisor: this.hypervisor, scenario, guestImage: (id) => this.guestImage(id), machineEnv: () => this.machineEnv() },
+        { world: this.world, hypervisor: this.hypervisor, scenario, appIo: (req) => this.appIo(req), machineKit: () => this.machineEnv() },
         { cloud: this.cloudPort(), recordWrites: options.recordWrites ?? false },
       );
       const controller = this.controller;
       this.tickers.push(() => controller.tick());
     }
     if (scaleOutPolicyOf(scenario.policies).enabled) {
-      const scaleOut = new ScaleOutController({ world: this.world, hypervisor: this.hypervisor, scenario, machineEnv: () => this.machineEnv() });
+      const scaleOut = new ScaleOutController({ world: this.world, hypervisor: this.hypervisor, scenario, appIo: (req) => this.appIo(req), machineKit: () => this.machineEnv() });
       this.scaleOut = scaleOut;
       this.tickers.push(() => scaleOut.tick());
     }
     if (migrationWavePolicyOf(scenario.policies).enabled) {
       // The wave runs on its own schedule (policies.migrate.start), not on the monitoring tick.
-      this.migrationWave = new MigrationWave({ world: this.world, hypervisor: this.hypervisor, scenario, wan: this.wan, machineEnv: () => this.machineEnv() });
+      this.migrationWave = new MigrationWave({ world: this.world, hypervisor: this.hypervisor, scenario, wan: this.wan, machineKit: () => this.machineEnv() });
     }
     this.world.clock.schedule(0, () => this.boot());
   }
@@ -225,6 +227,11 @@ export class ScenarioSimulation implements Simulation {
       });
     }
     return this.machineEnvP;
+  }
+
+  /** A moved VM's application I/O: the workload model at `policies.burst.io` against its storage target. */
+  private appIo(req: AppIoRequest): AppIoSession {
+    return new AppIo(this.world, req.vmId, req.diskId, req.device, this.scenario.policies.burst.io, this.world.rng(req.stream), req.recordWrites);
   }
 
   /** The comparison runs this one needs, by what they switch off; each starts at most once. */

@@ -2,17 +2,18 @@ import { fromPromise } from 'xstate';
 import { SpillwayError, errorCode } from '../../errors.js';
 import type { StepInput } from '../../machines/flow.js';
 import type { TransferData, TransferInput } from '../../machines/transfer.js';
+import type { AppIoRequest, AppIoSession } from '../../ports/app-io.js';
 import { CloudError, type Cloud, type InstanceTypeInfo } from '../../ports/cloud.js';
-import type { EmulatedHypervisor } from '../../providers/emulated/hypervisor/hypervisor.js';
+import type { HostMonitor } from '../../ports/host-monitor.js';
+import type { Hypervisor } from '../../ports/hypervisor.js';
 import type { CloudProxy } from '../../proxy/cloud/index.js';
 import type { BurstPolicy, BurstRates, Scenario } from '../../scenario/schema.js';
-import type { GuestImage } from '../../providers/emulated/guest/image.js';
 import { US_PER_H } from '../../util/units.js';
 import type { World } from '../../world/types.js';
 import { bestFit } from './best-fit.js';
-import { AppIo, sessionFigures, type BootFigures, type SessionFigures } from './session.js';
+import { sessionFigures, type BootFigures, type SessionFigures } from './session.js';
 import { cloudCostUsd, onpremCostUsd } from '../cost.js';
-import type { SimMachineEnv } from '../machine-env.js';
+import type { MachineKit } from '../machine-kit.js';
 import { MonitoringService } from './monitor.js';
 import { bringBack, scoreCandidates, type BurstCandidate, type SelectionPolicy } from './selection.js';
 import { scoreTargets, type CloudTarget } from './target-scoring.js';
@@ -45,7 +46,7 @@ export interface BurstRecord {
   /** The VM's disks' cloud proxies, kept so their counters stay readable after the reverse closed them. */
   proxies: CloudProxy[];
   /** The application I/O against the boot disk's storage target. */
-  io: AppIo | null;
+  io: AppIoSession | null;
   boot: BootFigures;
   /** The figures taken as the reverse closes the proxies (their link counters are not meaningful after close). */
   frozen: SessionFigures | null;
@@ -62,11 +63,12 @@ export interface BurstRecord {
 
 export interface ControllerHost {
   world: World;
-  hypervisor: EmulatedHypervisor;
+  hypervisor: Hypervisor & HostMonitor;
   scenario: Scenario;
-  guestImage(imageId: string): GuestImage;
-  /** The simulation's lifecycle machines (src/controller/machine-env.ts), shared with other controllers. */
-  machineEnv(): Promise<SimMachineEnv>;
+  /** Start a burst VM's application I/O against its storage target (the workload model of the run). */
+  appIo(req: AppIoRequest): AppIoSession;
+  /** The run's lifecycle machines, shared with the other controllers. */
+  machineKit(): Promise<MachineKit>;
 }
 
 export interface ControllerOptions {
@@ -102,10 +104,10 @@ const NO_BOOT: BootFigures = { bootUs: 0, bootReads: 0, bootBytes: 0, bootWorkin
 export class BurstController {
   readonly records = new Map<string, BurstRecord>();
   readonly monitor: MonitoringService;
-  private env: SimMachineEnv | null = null;
-  private ready: Promise<SimMachineEnv> | null = null;
+  private env: MachineKit | null = null;
+  private ready: Promise<MachineKit> | null = null;
   private catalog: InstanceTypeInfo[] | null = null;
-  private transferMachine: SimMachineEnv['machines']['transfer'] | null = null;
+  private transferMachine: MachineKit['machines']['transfer'] | null = null;
   /** The launch candidates (types × zones, best first) of each VM being transferred. */
   private readonly launchPlans = new Map<string, { types: InstanceTypeInfo[]; zones: string[] }>();
   private aboveSinceUs: number | null = null;
@@ -130,11 +132,11 @@ export class BurstController {
   }
 
   /** The shared machine env, the instance catalog and the transfer machine with this controller's launch step. */
-  private start(): Promise<SimMachineEnv> {
+  private start(): Promise<MachineKit> {
     this.ready ??= (async () => {
-      const env = await this.host.machineEnv();
+      const env = await this.host.machineKit();
       this.catalog = await this.options.cloud.describeInstanceTypes();
-      this.transferMachine = env.machines.transfer.provide({ actors: { provision: this.provisionActor(env) } }) as SimMachineEnv['machines']['transfer'];
+      this.transferMachine = env.machines.transfer.provide({ actors: { provision: this.provisionActor(env) } }) as MachineKit['machines']['transfer'];
       this.env = env;
       return env;
     })();
@@ -316,10 +318,10 @@ export class BurstController {
     rec.transfer = out.data;
     rec.instanceId = out.data.instanceId ?? null;
     const bootDisk = vm.disks[0]!.id;
-    const profile = this.host.guestImage(vm.image).bootFor(vm.name);
+    const profile = env.guestBoot.bootProfile(vm.name, vm.image);
     rec.boot = {
-      bootUs: this.world.clock.nowUs() - (rec.bootStartedUs ?? this.world.clock.nowUs()), bootReads: profile.reads.length,
-      bootBytes: (out.data.stagingBootBytes ?? 0) + (out.data.targetBootBytes ?? 0), bootWorkingSetBytes: profile.uniqueBytes,
+      bootUs: this.world.clock.nowUs() - (rec.bootStartedUs ?? this.world.clock.nowUs()), bootReads: profile.reads,
+      bootBytes: (out.data.stagingBootBytes ?? 0) + (out.data.targetBootBytes ?? 0), bootWorkingSetBytes: profile.workingSetBytes,
     };
     rec.proxies = env.proxy.proxyIds(vm.name).map((id) => env.proxy.cloudProxy(id));
     const type = this.catalog!.find((x) => x.name === rec.instanceType)!;
@@ -327,7 +329,9 @@ export class BurstController {
     rec.runningUs = this.world.clock.nowUs();
     this.setState(rec, 'running');
     this.world.trace.emit(`vm/${vm.name}`, 'vm.placed', { where: 'cloud', instance: rec.instanceId, instanceType: rec.instanceType });
-    rec.io = new AppIo(this.world, vm.name, bootDisk, env.proxy.targetDevice(vm.name, bootDisk), this.policy, this.world.rng(`controller/io/${vm.name}`), this.options.recordWrites ?? false);
+    rec.io = this.host.appIo({
+      vmId: vm.name, diskId: bootDisk, device: env.proxy.targetDevice(vm.name, bootDisk), stream: `controller/io/${vm.name}`, recordWrites: this.options.recordWrites ?? false,
+    });
     rec.io.start();
   }
 
@@ -338,7 +342,7 @@ export class BurstController {
    * each try has its own idempotency token, so a re-run step finds the
    * instance it already launched.
    */
-  private provisionActor(env: SimMachineEnv) {
+  private provisionActor(env: MachineKit) {
     return fromPromise<Partial<TransferData>, StepInput<TransferInput, TransferData>>(async ({ input: step }) => {
       const { input, data, token, id } = step;
       const rec = this.records.get(input.vmId);

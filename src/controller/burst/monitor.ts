@@ -1,4 +1,5 @@
-import type { EmulatedHypervisor } from '../../providers/emulated/hypervisor/hypervisor.js';
+import type { HostMonitor } from '../../ports/host-monitor.js';
+import type { Hypervisor } from '../../ports/hypervisor.js';
 
 export interface LoadSample {
   /** Sum of host demand over sum of capacity (failed hosts excluded). */
@@ -19,7 +20,7 @@ export class MonitoringService {
   private readonly hourly = new Map<string, number[]>();
   private readonly acc = new Map<string, { sum: number; n: number; hour: number }>();
 
-  constructor(private readonly hypervisor: EmulatedHypervisor) {}
+  constructor(private readonly hypervisor: Pick<Hypervisor, 'vms'> & Pick<HostMonitor, 'hostLoadNow'>) {}
 
   sample(nowUs = 0): LoadSample {
     let demand = 0;

@@ -1,14 +1,14 @@
 import type { AnyMachineSnapshot, StateValue } from 'xstate';
 import { SpillwayError, errorCode } from '../../errors.js';
 import type { FlowConfig, StepError } from '../../machines/flow.js';
+import type { HostMonitor } from '../../ports/host-monitor.js';
+import type { Hypervisor } from '../../ports/hypervisor.js';
 import type { MigrationProgress, ProxyControl } from '../../ports/proxy-control.js';
 import { statePath, type RunningMachine } from '../../machines/runtime.js';
 import { wireMachines, type WiredMachines } from '../../machines/wiring.js';
-import type { EmulatedHypervisor } from '../../providers/emulated/hypervisor/hypervisor.js';
 import type { Scenario } from '../../scenario/schema.js';
-import type { WanLink } from '../../providers/emulated/wan/wan-link.js';
 import type { World } from '../../world/types.js';
-import type { SimMachineEnv } from '../machine-env.js';
+import type { MachineKit } from '../machine-kit.js';
 import { migrationWavePolicyOf, selectVms, type MigrationWavePolicy } from '../../scenario/policies/migration-wave.js';
 
 /**
@@ -91,13 +91,26 @@ interface RoundRecord {
   syncedAfter: number;
 }
 
+/** One direction of the WAN as its counters give it (the emulated link's stats(), a real link's interface counters). */
+interface WanDirection {
+  /** Payload bytes delivered. */
+  deliveredBytes: number;
+  /** Bytes on the wire, framing included. */
+  wireBytes: number;
+}
+
+/** The WAN the disks are copied over, as far as the wave measures it. */
+export interface WanCounters {
+  stats(): { down: WanDirection; up: WanDirection };
+}
+
 export interface MigrationWaveHost {
   world: World;
-  hypervisor: EmulatedHypervisor;
+  hypervisor: Hypervisor & HostMonitor;
   scenario: Scenario;
-  wan: WanLink | null;
-  /** The simulation's shared machine environment (proxy core, emulated cloud). */
-  machineEnv(): Promise<SimMachineEnv>;
+  wan: WanCounters | null;
+  /** The run's shared lifecycle machines (proxies, cloud). */
+  machineKit(): Promise<MachineKit>;
 }
 
 /** CoreProxyControl's default migration chunk: the unit of the persistent log. */
@@ -118,7 +131,7 @@ export class MigrationWave {
   private wanAtEnd: { down: number; up: number; wire: number } | null = null;
   private queue: string[] = [];
   private active = 0;
-  private sme: SimMachineEnv | null = null;
+  private sme: MachineKit | null = null;
   private machines: WiredMachines | null = null;
   private flow: FlowConfig | null = null;
   private finished: Promise<void> | null = null;
@@ -175,7 +188,7 @@ export class MigrationWave {
     this.wanAtStart = this.wanNow();
     this.world.trace.emit('controller/migrate', 'migrate.wave', { phase: 'start', vms: this.records.size, waveSize: this.policy.waveSize });
     try {
-      this.sme = await this.host.machineEnv();
+      this.sme = await this.host.machineKit();
     } catch (err) {
       for (const rec of this.records.values()) this.fail(rec, `the machine environment did not start: ${(err as Error).message}`);
       this.finish();
@@ -421,7 +434,7 @@ function errorsOf(m: { snapshot: AnyMachineSnapshot }): number {
 }
 
 /** Bytes of the 256 KiB chunks of a disk that hold any data (what a sync has to fetch). */
-async function allocatedChunkBytes(hv: EmulatedHypervisor, diskId: string): Promise<number> {
+async function allocatedChunkBytes(hv: Pick<Hypervisor, 'openDisk'>, diskId: string): Promise<number> {
   const dev = hv.openDisk(diskId);
   const size = dev.size();
   let bytes = 0;

@@ -1,14 +1,15 @@
 import { InputError, SpillwayError, errorCode } from '../../errors.js';
 import type { CloneOutput } from '../../machines/clone.js';
+import type { AppIoRequest, AppIoSession } from '../../ports/app-io.js';
 import type { InstanceTypeInfo } from '../../ports/cloud.js';
-import type { EmulatedHypervisor } from '../../providers/emulated/hypervisor/hypervisor.js';
+import type { HostMonitor } from '../../ports/host-monitor.js';
+import type { Hypervisor } from '../../ports/hypervisor.js';
 import type { Scenario } from '../../scenario/schema.js';
 import { US_PER_H } from '../../util/units.js';
 import type { World } from '../../world/types.js';
 import { cloudCostUsd, DEFAULT_RATES, type CostRates } from '../cost.js';
-import type { SimMachineEnv } from '../machine-env.js';
+import type { MachineKit } from '../machine-kit.js';
 import { scaleOutPolicyOf, type ScaleOutPolicy } from '../../scenario/policies/scale-out.js';
-import { AppIo } from '../burst/session.js';
 
 export type CloneState = 'cloning' | 'serving' | 'dropping' | 'dropped' | 'failed';
 
@@ -56,15 +57,17 @@ export interface CloneRecord {
   identity: { machineName: string; machineId: string } | null;
   domain: string | null;
   /** Its application I/O while it serves (policies.burst.io, against its first disk), null before. */
-  io: AppIo | null;
+  io: AppIoSession | null;
 }
 
 export interface ScaleOutHost {
   world: World;
-  hypervisor: EmulatedHypervisor;
+  hypervisor: Hypervisor & HostMonitor;
   scenario: Scenario;
-  /** The simulation's machine environment (the proxy core, the clone machine, the runtime), created on first use. */
-  machineEnv(): Promise<SimMachineEnv>;
+  /** Start a serving clone's application I/O against its storage target (the workload model of the run). */
+  appIo(req: AppIoRequest): AppIoSession;
+  /** The run's lifecycle machines (the proxies, the clone machine, the runtime), created on first use. */
+  machineKit(): Promise<MachineKit>;
 }
 
 const sharing = (c: CloneRecord): boolean => c.state === 'serving' || c.state === 'dropping';
@@ -265,7 +268,7 @@ export class ScaleOutController {
 
   private async runClone(rec: CloneRecord, after: Promise<unknown> | null): Promise<void> {
     if (after) await after;
-    const m = await this.host.machineEnv();
+    const m = await this.host.machineKit();
     this.env = m;
     const snapshotId = await this.snapshot();
     const p = this.policy;
@@ -299,13 +302,13 @@ export class ScaleOutController {
     const [proxyId] = m.proxy.proxyIds(rec.vmId);
     if (proxyId) {
       const diskId = proxyId.slice(rec.vmId.length + 1);
-      rec.io = new AppIo(this.world, rec.vmId, diskId, m.proxy.targetOf(proxyId), this.host.scenario.policies.burst, this.world.rng(`scale-out/io/${rec.vmId}`), false);
+      rec.io = this.host.appIo({ vmId: rec.vmId, diskId, device: m.proxy.targetOf(proxyId), stream: `scale-out/io/${rec.vmId}`, recordWrites: false });
       rec.io.start();
     }
   }
 
   private types(): Promise<InstanceTypeInfo[]> {
-    this.catalog ??= this.host.machineEnv().then((m) => m.env.cloud.describeInstanceTypes());
+    this.catalog ??= this.host.machineKit().then((m) => m.env.cloud.describeInstanceTypes());
     return this.catalog;
   }
 
@@ -314,7 +317,7 @@ export class ScaleOutController {
   }
 
   /** What the clone's cloud proxies moved so far (zero once its target is closed). */
-  private traffic(m: SimMachineEnv, vmId: string): CloneTraffic {
+  private traffic(m: MachineKit, vmId: string): CloneTraffic {
     const t = { ...ZERO_TRAFFIC };
     for (const id of m.proxy.proxyIds(vmId)) {
       const cp = m.proxy.cloudProxy(id);
@@ -338,7 +341,7 @@ export class ScaleOutController {
     return this.traffic(this.env, rec.vmId);
   }
 
-  private env: SimMachineEnv | null = null;
+  private env: MachineKit | null = null;
 
   private drop(rec: CloneRecord, reason: string): void {
     if (rec.state !== 'serving') return;
@@ -346,7 +349,7 @@ export class ScaleOutController {
     this.decisions++;
     this.world.trace.emit('controller', 'controller.decision', { action: 'drop', vm: rec.vmId, reason });
     void (async () => {
-      const m = await this.host.machineEnv();
+      const m = await this.host.machineKit();
       await rec.io?.stop();
       rec.atDrop = this.traffic(m, rec.vmId);
       // Cloud-only clone writes are discarded with the target; an on-prem clone's backlog ships first.

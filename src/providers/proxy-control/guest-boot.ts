@@ -1,26 +1,7 @@
 import type { GuestImage } from '../emulated/guest/image.js';
-import type { FileExtents } from '../../proxy/onprem/prioritizer.js';
+import type { GuestBootModel } from '../../ports/guest-boot.js';
 
-export type BootPhase = 'staging' | 'target';
-
-export interface PhasedRead {
-  offset: number;
-  length: number;
-  phase: BootPhase;
-}
-
-/**
- * What the proxies know of a guest's boot, per image: the files the boot
- * reads (FIG 21, from a static analysis of the guest's file view) and the
- * reads one VM's boot makes, split by phase. In the staging phase (FIG 9)
- * the staging image loads the target's boot loader, kernel and initrd
- * through the storage target; the rest of the boot (FIG 10/11) is the target
- * OS starting from its own disk.
- */
-export interface GuestBootModel {
-  bootFiles(imageId: string): FileExtents[];
-  bootReads(vmId: string, imageId: string): PhasedRead[];
-}
+export type { BootPhase, BootProfileFigures, GuestBootModel, PhasedRead } from '../../ports/guest-boot.js';
 
 const STAGING_ROLES: ReadonlySet<string> = new Set(['loader', 'kernel', 'initrd']);
 
@@ -40,6 +21,12 @@ export function bootModelFromImages(images: ReadonlyMap<string, GuestImage>): Gu
         offset: r.offset, length: r.length,
         phase: STAGING_ROLES.has(profile.files[r.file]?.role ?? '') ? 'staging' : 'target',
       }));
+    },
+    bootProfile(vmId, imageId) {
+      const image = images.get(imageId);
+      if (!image) return { reads: 0, workingSetBytes: 0 };
+      const profile = image.bootFor(vmId);
+      return { reads: profile.reads.length, workingSetBytes: profile.uniqueBytes };
     },
   };
 }

@@ -9,6 +9,7 @@ import type { Timer, World } from '../../../world/types.js';
 import type {
   DiskInfo, DiskLease, GuestConfig, HostInfo, Hypervisor, MemoryImage, PowerState, SnapshotInfo, VmInfo,
 } from '../../../ports/hypervisor.js';
+import type { HostMonitor } from '../../../ports/host-monitor.js';
 
 /**
  * An emulated on-prem hypervisor on the World clock: hosts with cores and
@@ -165,7 +166,7 @@ interface SnapshotState extends SnapshotInfo {
 const GiB_MiB = 1024;
 const EPS = 1e-9;
 
-export class EmulatedHypervisor implements Hypervisor {
+export class EmulatedHypervisor implements Hypervisor, HostMonitor {
   readonly latencies: HypervisorLatencies;
   readonly ha: HaOptions;
   private readonly hostList: HostState[] = [];

@@ -1,8 +1,10 @@
+import type { MachineKit } from '../controller/machine-kit.js';
 import type { FlowConfig } from '../machines/flow.js';
 import type { MachineEnv } from '../machines/env.js';
 import { MachineRuntime, MemorySnapshotStore, type SnapshotStore } from '../machines/runtime.js';
 import { wireMachines } from '../machines/wiring.js';
 import type { Cloud } from '../ports/cloud.js';
+import type { GuestBootModel } from '../ports/guest-boot.js';
 import { EmulatedContainerPlatform, type ContainerPlatformOptions } from '../providers/emulated/container-platform.js';
 import { EmulatedDirectory } from '../providers/emulated/directory.js';
 import type { EmulatedHypervisor } from '../providers/emulated/hypervisor/hypervisor.js';
@@ -16,7 +18,7 @@ const S = 1_000_000;
  * Step timeouts and retries of the lifecycle machines in a simulation. The
  * boot steps get minutes: a cold boot streams its working set over the WAN.
  * Launch faults (capacity, limits) are not retried here: the controller
- * decides where to try next (see controller.ts).
+ * decides where to try next (see src/controller/burst/controller.ts).
  */
 export const SIM_FLOW_CONFIG: FlowConfig = {
   timeoutsUs: {
@@ -56,13 +58,13 @@ export interface SimMachineEnvOptions {
   store?: SnapshotStore;
 }
 
-/** One simulation's lifecycle machinery, shared by every controller that moves VMs. */
-export interface SimMachineEnv {
-  env: MachineEnv;
+/**
+ * One simulation's lifecycle machinery, shared by every controller that
+ * moves VMs: the controllers see it as a MachineKit (ports only); tests and
+ * the runner also reach the concrete adapters behind it.
+ */
+export interface SimMachineEnv extends MachineKit {
   proxy: CoreProxyControl;
-  machines: ReturnType<typeof wireMachines>;
-  runtime: MachineRuntime;
-  flow: FlowConfig;
   directory: EmulatedDirectory;
   containers: EmulatedContainerPlatform;
 }
@@ -80,12 +82,13 @@ const DEFAULT_KEY = '5b'.repeat(32);
  */
 export async function createSimMachineEnv(opts: SimMachineEnvOptions): Promise<SimMachineEnv> {
   const { world, hypervisor, cloud, images } = opts;
+  const guestBoot: GuestBootModel = bootModelFromImages(images);
   const proxyOptions: ProxyControlOptions = {
     hypervisor,
     pairingKey: opts.pairingKey ?? DEFAULT_KEY,
     onpremAddress: opts.onpremAddress,
     runStateAddress: opts.runStateAddress,
-    guest: bootModelFromImages(images),
+    guest: guestBoot,
     ...(opts.cache ? { cache: opts.cache } : {}),
     ...(opts.boot ? { boot: opts.boot } : {}),
     ...(opts.prefetch !== undefined ? { prefetch: opts.prefetch } : {}),
@@ -113,6 +116,6 @@ export async function createSimMachineEnv(opts: SimMachineEnvOptions): Promise<S
   const env: MachineEnv = { world, hypervisor, cloud, proxy, directory, containers, pollEveryUs: opts.pollEveryUs ?? 2 * S };
   return {
     env, proxy, machines: wireMachines(env), runtime: new MachineRuntime(world, opts.store ?? new MemorySnapshotStore()),
-    flow: opts.flow ?? SIM_FLOW_CONFIG, directory, containers,
+    flow: opts.flow ?? SIM_FLOW_CONFIG, guestBoot, directory, containers,
   };
 }
