@@ -66,7 +66,8 @@ class SocketTransport implements Transport {
       handle,
       readable: true,
       writable: true,
-      onread: { buffer, callback: (n: number, b: Uint8Array) => { cb((b as Buffer).subarray(0, n)); } },
+      // true: keep reading (false would pause the socket).
+      onread: { buffer, callback: (n: number, b: Uint8Array) => { cb((b as Buffer).subarray(0, n)); return true; } },
     } as net.SocketConstructorOpts;
     const fresh = new net.Socket(options);
     this.socket = fresh;
