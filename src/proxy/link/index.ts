@@ -1,5 +1,7 @@
 export { LinkClient, type LinkClientOptions, type LinkClientStats } from './client.js';
-export { LinkServer, type LinkServerOptions, type LinkBackend, type AttachedDisk, type ByteRange, type GroupWrite, type LinkServerStats } from './server.js';
+export { LinkServer, type LinkServerOptions } from './server.js';
+export type { LinkServerStats } from './server-session.js';
+export type { LinkBackend, AttachedDisk, ByteRange, GroupWrite } from './backend.js';
 export { RemoteDisk, type RemoteDiskStats } from './remote-disk.js';
 export { parsePairingKey } from './pairing-key.js';
 export { contentSignature, isZero, type CodecStats } from './payload.js';

@@ -1,4 +1,4 @@
-import type { ByteRange } from '../link/server.js';
+import type { ByteRange } from '../link/backend.js';
 
 /** A file of the guest's file view, as block ranges (FIG 21 step 2107). */
 export interface FileExtents {

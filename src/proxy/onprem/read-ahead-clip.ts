@@ -1,4 +1,4 @@
-import type { ByteRange } from '../link/server.js';
+import type { ByteRange } from '../link/backend.js';
 import type { Prioritizer } from './prioritizer.js';
 
 /** Declined stretches remembered per session (a few per stream the reader has open). */
