@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { SparseStore } from '../src/proxy/stores/sparse-store.js';
-import { CacheLayer, SecureCache, signatureOf } from '../src/proxy/layers/secure-cache.js';
+import { CacheLayer } from '../src/proxy/layers/cache-layer.js';
+import { SecureCache } from '../src/proxy/layers/secure-cache.js';
+import { signatureOf } from '../src/proxy/layers/secure-cache-seal.js';
 import type { BlockDevice } from '../src/proxy/block-device.js';
 import { Layer } from '../src/proxy/layer.js';
 import { createRng } from '../src/world/rng.js';

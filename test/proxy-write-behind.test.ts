@@ -7,7 +7,7 @@ import { coalesce, type GroupOp, type WriteGroup, type WriteSink } from '../src/
 import { SimWorld } from '../src/world/sim-world.js';
 import { Layer } from '../src/proxy/layer.js';
 import { BlockError } from '../src/proxy/block-device.js';
-import { signatureOf } from '../src/proxy/layers/secure-cache.js';
+import { signatureOf } from '../src/proxy/layers/secure-cache-seal.js';
 import type { Rng } from '../src/world/types.js';
 import type { BlockDevice } from '../src/proxy/block-device.js';
 

@@ -8,3 +8,10 @@ export function consecutiveRuns(sorted: readonly number[]): number[][] {
   }
   return out;
 }
+
+/** The integers from..to-1, in order. */
+export function range(from: number, to: number): number[] {
+  const out: number[] = [];
+  for (let i = from; i < to; i++) out.push(i);
+  return out;
+}

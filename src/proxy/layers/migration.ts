@@ -1,4 +1,5 @@
 import { SpillwayError } from '../../errors.js';
+import { range } from '../../util/runs.js';
 import type { Timer, World } from '../../world/types.js';
 import { checkRange, type BlockDevice, type Extent, type WriteOptions, type ZeroOptions } from '../block-device.js';
 import { Layer } from '../layer.js';
@@ -371,10 +372,4 @@ export class MigrationLayer extends Layer {
     }
     await this.persist();
   }
-}
-
-function range(from: number, to: number): number[] {
-  const out: number[] = [];
-  for (let i = from; i < to; i++) out.push(i);
-  return out;
 }

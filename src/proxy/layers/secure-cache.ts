@@ -1,26 +1,15 @@
-import { consecutiveRuns } from '../../util/runs.js';
-import { createCipheriv, createDecipheriv, createHmac, hash, hkdfSync } from 'node:crypto';
-import { BlockError, E_INTEGRITY, E_NOSPC, checkRange, type BlockDevice, type WriteOptions, type ZeroOptions } from '../block-device.js';
-import { Layer } from '../layer.js';
+import { hash } from 'node:crypto';
+import { range } from '../../util/runs.js';
+import { invariant } from '../../errors.js';
+import { BlockError, E_INTEGRITY, E_NOSPC, type BlockDevice } from '../block-device.js';
+import {
+  BlockSealer, HEADER_BYTES, TAG_BYTES, adjacentSlotRuns, headerFor, keyFingerprint, lastEpochIn, sessionKeyFor, sigKey,
+} from './secure-cache-seal.js';
+import { CacheSlots } from './cache-slots.js';
 
 export const CACHE_BLOCK_BYTES = 64 * 1024;
 export const E_NONCE_REUSE = 'E_NONCE_REUSE';
 export const E_BAD_KEY = 'E_BAD_KEY';
-
-const TAG_BYTES = 16;
-/** The store's first page holds a guard against reusing a key epoch (never the key). */
-const HEADER_BYTES = 4096;
-const HEADER_MAGIC = 'SPWCACHE';
-
-/** sha256 of a block's plaintext: the content signature the link and read path use for dedup. */
-export function signatureOf(data: Uint8Array): Buffer {
-  // The one-shot hash skips building a Hash object: most of the cost of hashing one small block.
-  return hash('sha256', data, 'buffer');
-}
-
-function sigKey(sig: Uint8Array | string): string {
-  return typeof sig === 'string' ? sig.toLowerCase() : Buffer.from(sig).toString('hex');
-}
 
 export interface SecureCacheOptions {
   name?: string;
@@ -125,21 +114,14 @@ interface Entry {
 export class SecureCache {
   readonly name: string;
   readonly blockBytes: number;
-  private readonly sessionKey: Buffer;
-  private readonly epochBytes: Buffer;
+  private readonly sealer: BlockSealer;
   private readonly stride: number;
   private counter = 0n;
-  private capacitySlots: number;
-  private highWater = 0;
-  /** Slots below this may hold ciphertext in the store (what a shrink trims back). */
-  private slotsEverUsed = 0;
-  private freeSlots: number[] = [];
+  private readonly slots: CacheSlots;
   private readonly index = new Map<number, Entry>();
   /** priority -> blocks in recency order (oldest first). */
   private readonly tiers = new Map<number, Map<number, Entry>>();
   private readonly bySig = new Map<string, Set<number>>();
-  private readonly pins = new Map<number, number>();
-  private readonly pendingFree = new Set<number>();
   private readonly tickets = new Map<number, Set<FillTicket>>();
   /** Puts in flight per block: only the latest one started may install. */
   private readonly writing = new Map<number, { latest: number; count: number }>();
@@ -163,10 +145,8 @@ export class SecureCache {
     this.name = options.name ?? 'secure-cache';
     this.blockBytes = options.blockBytes ?? CACHE_BLOCK_BYTES;
     this.stride = this.blockBytes + TAG_BYTES;
-    this.sessionKey = sessionKey;
-    this.epochBytes = Buffer.alloc(4);
-    this.epochBytes.writeUInt32BE(options.keyEpoch);
-    this.capacitySlots = Math.floor(options.capacityBytes / this.blockBytes);
+    this.sealer = new BlockSealer(sessionKey, options.keyEpoch);
+    this.slots = new CacheSlots(Math.floor(options.capacityBytes / this.blockBytes));
   }
 
   static async open(options: SecureCacheOptions): Promise<SecureCache> {
@@ -187,27 +167,17 @@ export class SecureCache {
     if (store.size() < HEADER_BYTES) {
       throw new BlockError(E_NOSPC, `${name}: backing store ${store.name} holds ${store.size()} bytes, needs at least ${HEADER_BYTES} for the header`);
     }
-    const fingerprint = createHmac('sha256', key).update('spillway secure-cache key fingerprint').digest().subarray(0, 16);
-    const header = await store.read(0, 32);
-    if (header.subarray(0, 8).toString('latin1') === HEADER_MAGIC && header.subarray(8, 24).equals(fingerprint)) {
-      const lastEpoch = header.readUInt32BE(24);
-      if (keyEpoch <= lastEpoch) {
-        throw new BlockError(E_NONCE_REUSE,
-          `${name}: key epoch ${keyEpoch} was already used with this key on ${store.name} (last ${lastEpoch}); on-prem must hand out a higher epoch or a new key`,
-          { details: { keyEpoch, lastEpoch } });
-      }
+    const fingerprint = keyFingerprint(key);
+    const lastEpoch = lastEpochIn(await store.read(0, 32), fingerprint);
+    if (lastEpoch !== undefined && keyEpoch <= lastEpoch) {
+      throw new BlockError(E_NONCE_REUSE,
+        `${name}: key epoch ${keyEpoch} was already used with this key on ${store.name} (last ${lastEpoch}); on-prem must hand out a higher epoch or a new key`,
+        { details: { keyEpoch, lastEpoch } });
     }
-    const fresh = Buffer.alloc(32);
-    fresh.write(HEADER_MAGIC, 0, 'latin1');
-    fingerprint.copy(fresh, 8);
-    fresh.writeUInt32BE(keyEpoch, 24);
-    await store.write(0, fresh);
+    await store.write(0, headerFor(fingerprint, keyEpoch));
     await store.flush();
-    const salt = Buffer.alloc(4);
-    salt.writeUInt32BE(keyEpoch);
-    const sessionKey = Buffer.from(hkdfSync('sha256', key, salt, 'spillway secure-cache session', 32));
-    const cache = new SecureCache(store, { ...options, blockBytes }, sessionKey);
-    cache.checkStoreFits(cache.capacitySlots);
+    const cache = new SecureCache(store, { ...options, blockBytes }, sessionKeyFor(key, keyEpoch));
+    cache.checkStoreFits(cache.slots.capacity);
     return cache;
   }
 
@@ -222,7 +192,7 @@ export class SecureCache {
 
   /** The current capacity in bytes. */
   get capacityBytes(): number {
-    return this.capacitySlots * this.blockBytes;
+    return this.slots.capacity * this.blockBytes;
   }
 
   /** The block's plaintext, or undefined on a miss. A tampered block throws E_INTEGRITY (and is dropped). */
@@ -348,7 +318,7 @@ export class SecureCache {
         this.remove(block);
         const slot = this.allocSlot();
         if (slot === undefined) { this.dropPut(); continue; }
-        this.pin(slot);
+        this.slots.pin(slot);
         staged.push({ i, s: { block, prefetched: own ?? prefetched, slot, seq, counter: this.counter++, plain: data } });
       }
       let written = false;
@@ -357,14 +327,14 @@ export class SecureCache {
         written = true;
       } finally {
         for (const { s } of staged) {
-          this.unpin(s.slot);
-          if (!written) this.release(s.slot);
+          this.slots.unpin(s.slot);
+          if (!written) this.slots.release(s.slot);
         }
       }
       for (const { i, s } of staged) {
         const current = this.writing.get(s.block);
-        if (current?.latest !== s.seq || s.slot >= this.capacitySlots) {
-          this.release(s.slot);
+        if (current?.latest !== s.seq || s.slot >= this.slots.capacity) {
+          this.slots.release(s.slot);
           this.dropPut();
           continue;
         }
@@ -432,46 +402,46 @@ export class SecureCache {
   private async doResize(capacityBytes: number): Promise<void> {
     const slots = Math.floor(capacityBytes / this.blockBytes);
     this.checkStoreFits(slots);
-    const grew = slots >= this.capacitySlots;
-    this.capacitySlots = slots;
-    if (grew) return;
-    this.freeSlots = this.freeSlots.filter((s) => s < slots);
-    this.highWater = Math.min(this.highWater, slots);
+    if (slots >= this.slots.capacity) {
+      this.slots.capacity = slots;
+      return;
+    }
+    this.slots.shrink(slots);
     this.evictOverflow();
     // Compact: move ciphertext out of slots past the new end. The AAD does not
     // name the slot, so the sealed bytes move verbatim (no re-encryption, no new nonce).
     for (const entry of [...this.index.values()]) {
       if (entry.slot < slots) continue;
-      const target = this.freeSlot();
+      const target = this.slots.take();
       if (target === undefined) {
         this.remove(entry.block);
         this.counters.evictions++;
         continue;
       }
       const from = entry.slot;
-      this.pin(from);
-      this.pin(target);
+      this.slots.pin(from);
+      this.slots.pin(target);
       let moved = false;
       try {
         const sealed = await this.store.read(from * this.stride + HEADER_BYTES, entry.length + TAG_BYTES);
         await this.store.write(target * this.stride + HEADER_BYTES, sealed);
-        if (this.index.get(entry.block) === entry && entry.slot === from && target < this.capacitySlots) {
+        if (this.index.get(entry.block) === entry && entry.slot === from && target < this.slots.capacity) {
           entry.slot = target;
           moved = true;
         }
       } finally {
-        this.unpin(from);
-        this.unpin(target);
+        this.slots.unpin(from);
+        this.slots.unpin(target);
       }
-      if (moved) this.release(from);
-      else this.release(target);
+      if (moved) this.slots.release(from);
+      else this.slots.release(target);
     }
     const tail = slots * this.stride + HEADER_BYTES;
-    if (tail < this.store.size() && ![...this.pins.keys()].some((s) => s >= slots)) {
+    if (tail < this.store.size() && !this.slots.pinnedFrom(slots)) {
       // Give the space back (a sparse store or thin volume shrinks); the bytes there were ciphertext anyway.
-      const end = Math.min(this.store.size(), this.slotsEverUsed * this.stride + HEADER_BYTES);
+      const end = Math.min(this.store.size(), this.slots.everUsed * this.stride + HEADER_BYTES);
       if (end > tail) await this.store.trim(tail, end - tail).catch(() => undefined);
-      this.slotsEverUsed = Math.min(this.slotsEverUsed, slots);
+      this.slots.everUsed = Math.min(this.slots.everUsed, slots);
     }
   }
 
@@ -488,49 +458,32 @@ export class SecureCache {
   private async writeSealed(staged: Staged[]): Promise<void> {
     const writes: Array<Promise<void>> = [];
     const order = [...staged].sort((a, b) => a.slot - b.slot);
-    for (let i = 0; i < order.length;) {
-      let j = i + 1;
-      while (j < order.length && order[j]!.slot === order[j - 1]!.slot + 1 && order[j - 1]!.plain.length === this.blockBytes) j++;
-      const run = order.slice(i, j);
+    for (const run of adjacentSlotRuns(order, (s) => s.slot, (s) => s.plain.length === this.blockBytes)) {
       const last = run[run.length - 1]!;
       const buf = Buffer.allocUnsafe((run.length - 1) * this.stride + last.plain.length + TAG_BYTES);
-      run.forEach((s, k) => this.sealInto(s, buf, k * this.stride));
+      run.forEach((s, k) => this.sealer.sealInto(s.block, s.counter, s.plain, buf, k * this.stride));
       writes.push(this.store.write(run[0]!.slot * this.stride + HEADER_BYTES, buf));
-      i = j;
     }
     await Promise.all(writes);
-  }
-
-  private sealInto(s: Staged, out: Buffer, at: number): void {
-    const cipher = createCipheriv('aes-256-gcm', this.sessionKey, this.nonce(s.counter));
-    cipher.setAAD(aad(s.block, s.plain.length));
-    const body = cipher.update(s.plain);
-    body.copy(out, at);
-    cipher.final();
-    cipher.getAuthTag().copy(out, at + s.plain.length);
   }
 
   /** The sealed bytes of each entry, reading runs of adjacent full slots at once. */
   private async readSealed(entries: Entry[]): Promise<Buffer[]> {
     const out: Buffer[] = new Array(entries.length);
     const order = entries.map((entry, i) => ({ entry, i, slot: entry.slot })).sort((a, b) => a.slot - b.slot);
-    for (const o of order) this.pin(o.slot);
+    for (const o of order) this.slots.pin(o.slot);
     try {
       const reads: Array<Promise<void>> = [];
-      for (let i = 0; i < order.length;) {
-        let j = i + 1;
-        while (j < order.length && order[j]!.slot === order[j - 1]!.slot + 1 && order[j - 1]!.entry.length === this.blockBytes) j++;
-        const run = order.slice(i, j);
+      for (const run of adjacentSlotRuns(order, (o) => o.slot, (o) => o.entry.length === this.blockBytes)) {
         const last = run[run.length - 1]!;
         const bytes = (run.length - 1) * this.stride + last.entry.length + TAG_BYTES;
         reads.push(this.store.read(run[0]!.slot * this.stride + HEADER_BYTES, bytes).then((buf) => {
           run.forEach((r, k) => { out[r.i] = buf.subarray(k * this.stride, k * this.stride + r.entry.length + TAG_BYTES); });
         }));
-        i = j;
       }
       await Promise.all(reads);
     } finally {
-      for (const o of order) this.unpin(o.slot);
+      for (const o of order) this.slots.unpin(o.slot);
     }
     return out;
   }
@@ -538,12 +491,7 @@ export class SecureCache {
   /** Decrypt and authenticate one entry's sealed bytes; a failure drops the block and throws E_INTEGRITY. */
   private open(entry: Entry, sealed: Buffer): Buffer {
     try {
-      const decipher = createDecipheriv('aes-256-gcm', this.sessionKey, this.nonce(entry.counter));
-      decipher.setAAD(aad(entry.block, entry.length));
-      decipher.setAuthTag(sealed.subarray(entry.length));
-      const plain = decipher.update(sealed.subarray(0, entry.length));
-      decipher.final();
-      return plain;
+      return this.sealer.open(entry.block, entry.counter, entry.length, sealed);
     } catch (err) {
       this.counters.integrityFailures++;
       if (this.index.get(entry.block) === entry) this.remove(entry.block);
@@ -551,16 +499,6 @@ export class SecureCache {
         `${this.name}: block ${entry.block} failed authentication in ${this.store.name} slot ${entry.slot}: the cache's backing store was tampered with or corrupted; the block was dropped`,
         { cause: err, details: { block: entry.block, slot: entry.slot } });
     }
-  }
-
-  /** One scratch nonce: createCipheriv copies the IV, so it is free again as soon as the call returns. */
-  private readonly nonceScratch = Buffer.alloc(12);
-
-  private nonce(counter: bigint): Buffer {
-    const n = this.nonceScratch;
-    this.epochBytes.copy(n, 0);
-    n.writeBigUInt64BE(counter, 4);
-    return n;
   }
 
   private dropPut(): false {
@@ -574,6 +512,7 @@ export class SecureCache {
   }
 
   private install(entry: Entry): void {
+    invariant(!this.index.has(entry.block), () => `${this.name}: block ${entry.block} installed twice`);
     this.index.set(entry.block, entry);
     let tier = this.tiers.get(entry.priority);
     if (!tier) this.tiers.set(entry.priority, (tier = new Map()));
@@ -595,17 +534,18 @@ export class SecureCache {
     const entry = this.index.get(block);
     if (!entry) return false;
     this.index.delete(block);
-    const tier = this.tiers.get(entry.priority)!;
-    tier.delete(block);
+    const tier = this.tiers.get(entry.priority);
+    const sigs = this.bySig.get(entry.sig);
+    // The index, the eviction tiers and the signature map list the same blocks.
+    invariant(tier !== undefined && sigs !== undefined && tier.delete(block) && sigs.delete(block), () => `${this.name}: block ${block} is in the index but not in its tier or signature set`);
     if (tier.size === 0) this.tiers.delete(entry.priority);
-    const sigs = this.bySig.get(entry.sig)!;
-    sigs.delete(block);
     if (sigs.size === 0) {
       this.bySig.delete(entry.sig);
       this.dedupMemo.delete(entry.sig);
     }
     this.usedBytes -= entry.length;
-    this.release(entry.slot);
+    invariant(this.usedBytes >= 0, () => `${this.name}: used bytes went negative`);
+    this.slots.release(entry.slot);
     return true;
   }
 
@@ -620,224 +560,16 @@ export class SecureCache {
   }
 
   private evictOverflow(): void {
-    while (this.index.size > this.capacitySlots && this.evictOne()) { /* evict until it fits */ }
-  }
-
-  private freeSlot(): number | undefined {
-    const s = this.freeSlots.pop();
-    if (s !== undefined) return s;
-    if (this.highWater < this.capacitySlots) {
-      this.slotsEverUsed = Math.max(this.slotsEverUsed, this.highWater + 1);
-      return this.highWater++;
-    }
-    return undefined;
+    while (this.index.size > this.slots.capacity && this.evictOne()) { /* evict until it fits */ }
+    invariant(this.index.size <= this.slots.capacity, () => `${this.name}: ${this.index.size} blocks indexed in ${this.slots.capacity} slots`);
   }
 
   private allocSlot(): number | undefined {
     for (;;) {
-      const s = this.freeSlot();
+      const s = this.slots.take();
       if (s !== undefined) return s;
       // Evicting a slot someone is reading frees it only later; keep evicting until one is free now.
       if (!this.evictOne()) return undefined;
     }
   }
-
-  private pin(slot: number): void {
-    this.pins.set(slot, (this.pins.get(slot) ?? 0) + 1);
-  }
-
-  private unpin(slot: number): void {
-    const n = (this.pins.get(slot) ?? 1) - 1;
-    if (n > 0) {
-      this.pins.set(slot, n);
-      return;
-    }
-    this.pins.delete(slot);
-    if (this.pendingFree.delete(slot)) this.makeFree(slot);
-  }
-
-  private release(slot: number): void {
-    if (this.pins.has(slot)) this.pendingFree.add(slot);
-    else this.makeFree(slot);
-  }
-
-  private makeFree(slot: number): void {
-    if (slot < this.capacitySlots && slot < this.highWater) this.freeSlots.push(slot);
-  }
 }
-
-/** One scratch AAD buffer: setAAD consumes it at once. */
-const aadScratch = Buffer.alloc(12);
-
-function aad(block: number, length: number): Buffer {
-  const b = aadScratch;
-  b.writeBigUInt64BE(BigInt(block), 0);
-  b.writeUInt32BE(length, 8);
-  return b;
-}
-
-function range(from: number, to: number): number[] {
-  const out: number[] = [];
-  for (let i = from; i < to; i++) out.push(i);
-  return out;
-}
-
-export interface CacheLayerOptions {
-  /** Priority of blocks a foreground read brings in. */
-  readPriority?: number;
-  /** Priority of blocks a guest write puts in (they are hot: just written). */
-  writePriority?: number;
-}
-
-export interface CacheLayerStats {
-  /** Foreground reads served entirely from the cache. */
-  readHits: number;
-  /** Foreground reads that had to go below for at least one block. */
-  readMisses: number;
-  bytesFromCache: number;
-  bytesFromBelow: number;
-  /** Blocks a read found already being fetched by someone else (prefetch, another read). */
-  joinedFills: number;
-}
-
-/**
- * The cache as a layer: reads are served from the SecureCache when every
- * block is there, otherwise the missing blocks are fetched from below (one
- * read per contiguous run, block-aligned), put in the cache and stitched in.
- * Concurrent fills of one block are joined, so a read arriving while a
- * prefetch of its block is in flight waits for that fetch instead of issuing
- * a second one. Writes go through to below, then replace fully covered
- * blocks and drop partially covered ones. `prefetch` fills the cache.
- * An E_INTEGRITY from the cache fails the read (loud) and the bad block is
- * dropped, so a retry refetches it from below.
- */
-export class CacheLayer extends Layer {
-  readonly name: string;
-  /** Fetches in flight per block; `foreground` once a read joined it (then it is no longer ahead of demand). */
-  private readonly fills = new Map<number, { data: Promise<Buffer>; foreground: boolean }>();
-  private readonly readPriority: number;
-  private readonly writePriority: number;
-  private readonly counters: CacheLayerStats = { readHits: 0, readMisses: 0, bytesFromCache: 0, bytesFromBelow: 0, joinedFills: 0 };
-
-  constructor(below: BlockDevice, readonly cache: SecureCache, options: CacheLayerOptions = {}) {
-    super(below);
-    this.name = cache.name;
-    this.readPriority = options.readPriority ?? 1;
-    this.writePriority = options.writePriority ?? 1;
-  }
-
-  stats(): CacheLayerStats {
-    return { ...this.counters };
-  }
-
-  override async read(offset: number, length: number): Promise<Buffer> {
-    checkRange(this, offset, length, 'read');
-    if (length === 0) return Buffer.alloc(0);
-    const B = this.cache.blockBytes;
-    const first = Math.floor(offset / B);
-    const last = Math.floor((offset + length - 1) / B);
-    const out = Buffer.alloc(length);
-    let missed = false;
-    const parts = await Promise.all(range(first, last + 1).map((b) => this.cache.get(b)));
-    const missing: number[] = [];
-    parts.forEach((p, i) => {
-      if (!p) missing.push(first + i);
-      else this.counters.bytesFromCache += p.length;
-    });
-    if (missing.length) {
-      missed = true;
-      const fetched = await this.fillBlocks(missing, this.readPriority, false);
-      for (const [b, data] of fetched) parts[b - first] = data;
-    }
-    for (let b = first; b <= last; b++) {
-      const data = parts[b - first]!;
-      const blockStart = b * B;
-      const from = Math.max(offset, blockStart);
-      const to = Math.min(offset + length, blockStart + data.length);
-      data.copy(out, from - offset, from - blockStart, to - blockStart);
-    }
-    if (missed) this.counters.readMisses++;
-    else this.counters.readHits++;
-    return out;
-  }
-
-  override async write(offset: number, data: Uint8Array, options?: WriteOptions): Promise<void> {
-    checkRange(this, offset, data.length, 'write');
-    this.cache.invalidate(offset, data.length);
-    await this.below.write(offset, data, options);
-    const B = this.cache.blockBytes;
-    const size = this.size();
-    const first = Math.ceil(offset / B);
-    for (let b = first; b * B < offset + data.length; b++) {
-      const blockLen = Math.min(B, size - b * B);
-      if (b * B + blockLen > offset + data.length) break;
-      await this.cache.put(b, data.subarray(b * B - offset, b * B - offset + blockLen), this.writePriority);
-    }
-  }
-
-  override async trim(offset: number, length: number, options?: WriteOptions): Promise<void> {
-    this.cache.invalidate(offset, length);
-    await this.below.trim(offset, length, options);
-  }
-
-  override async writeZeroes(offset: number, length: number, options?: ZeroOptions): Promise<void> {
-    this.cache.invalidate(offset, length);
-    await this.below.writeZeroes(offset, length, options);
-  }
-
-  /** Bring the range into the cache at `priority`; the blocks count as prefetched until read. */
-  override async prefetch(offset: number, length: number, priority = 0): Promise<void> {
-    checkRange(this, offset, length, 'read');
-    if (length === 0) return;
-    const B = this.cache.blockBytes;
-    const missing = range(Math.floor(offset / B), Math.floor((offset + length - 1) / B) + 1).filter((b) => !this.cache.has(b));
-    if (missing.length) await this.fillBlocks(missing, priority, true);
-  }
-
-  /** Fetch blocks from below (joining fills in flight), put them in the cache, return their plaintext. */
-  private async fillBlocks(blocks: number[], priority: number, prefetched: boolean): Promise<Map<number, Buffer>> {
-    const result = new Map<number, Buffer>();
-    const waits: Array<Promise<void>> = [];
-    const toFetch: number[] = [];
-    for (const b of blocks) {
-      const pending = this.fills.get(b);
-      if (pending) {
-        if (!prefetched) {
-          this.counters.joinedFills++;
-          pending.foreground = true;
-        }
-        waits.push(pending.data.then((data) => { result.set(b, data); }));
-      } else toFetch.push(b);
-    }
-    for (const run of consecutiveRuns(toFetch)) waits.push(this.fillRun(run[0]!, run[run.length - 1]!, priority, prefetched, result));
-    await Promise.all(waits);
-    return result;
-  }
-
-  private fillRun(first: number, last: number, priority: number, prefetched: boolean, result: Map<number, Buffer>): Promise<void> {
-    const B = this.cache.blockBytes;
-    const start = first * B;
-    const end = Math.min(this.size(), (last + 1) * B);
-    const tickets = range(first, last + 1).map((b) => this.cache.beginFill(b));
-    const fetch = this.below.read(start, end - start);
-    fetch.catch(() => tickets.forEach((t) => this.cache.abandonFill(t)));
-    for (let b = first; b <= last; b++) {
-      const from = b * B - start;
-      const p = fetch.then((all) => all.subarray(from, Math.min(all.length, from + B)));
-      p.catch(() => undefined);
-      this.fills.set(b, { data: p, foreground: !prefetched });
-    }
-    return fetch.then(async (all) => {
-      this.counters.bytesFromBelow += all.length;
-      for (let b = first; b <= last; b++) {
-        const data = all.subarray(b * B - start, Math.min(all.length, b * B - start + B));
-        result.set(b, data);
-        const ahead = prefetched && !this.fills.get(b)?.foreground;
-        await this.cache.put(b, data, priority, { ticket: tickets[b - first]!, prefetched: ahead });
-      }
-    }).finally(() => {
-      for (let b = first; b <= last; b++) this.fills.delete(b);
-    });
-  }
-}
-
