@@ -1,8 +1,8 @@
-import { createHmac, hkdfSync } from 'node:crypto';
+import { hkdfSync } from 'node:crypto';
 import type { World } from '../../world/types.js';
-import { BlockError, E_READONLY, type BlockDevice } from '../block-device.js';
+import type { BlockDevice } from '../block-device.js';
 import { parsePairingKey } from '../link/pairing-key.js';
-import type { AttachedDisk, ByteRange, LinkBackend } from '../link/backend.js';
+import type { ByteRange } from '../link/backend.js';
 import { LinkServer } from '../link/server.js';
 import type { LinkServerStats } from '../link/server-session.js';
 import { DiskManager } from './disk-manager.js';
@@ -10,7 +10,7 @@ import { StoreJournal } from '../journal.js';
 import { SparseStore } from '../stores/sparse-store.js';
 import { GroupApplier } from './group-applier.js';
 import { Prioritizer, type FileExtents } from './prioritizer.js';
-import { ReadAheadClip } from './read-ahead-clip.js';
+import { createLinkBackend } from './link-backend.js';
 
 export interface OnpremDiskOptions {
   id: string;
@@ -99,67 +99,7 @@ export async function createOnpremProxy(world: World, options: OnpremProxyOption
   };
   for (const d of options.disks) await openApplier(d);
 
-  // Writer tokens only need to be unguessable by accident (every peer holds the pairing key).
-  const newToken = (): string => world.unpredictable('onprem/writer-token', 16).toString('hex');
-  const backend: LinkBackend = {
-    async attach({ peer, disk: diskId, mode, image: requestedImage, writer: claim }): Promise<AttachedDisk> {
-      let disk = disks.get(diskId);
-      const applier = appliers.get(diskId)!;
-      let writer: AttachedDisk['writer'];
-      if (mode === 'rw') {
-        const request = claim ?? { resume: null, unshipped: false };
-        disks.checkWriter(diskId, peer, request.resume?.epoch);
-        const answer = await applier.admitWriter({
-          peer, unshipped: request.unshipped, ...(request.resume ? { resume: request.resume } : {}), ...(request.takeOver ? { takeOver: true } : {}),
-        }, newToken);
-        disk = disks.acquire(diskId, answer.grant.epoch, peer, world.clock.nowUs());
-        writer = { ...answer.grant, fresh: answer.fresh };
-        if (answer.fresh) world.log('info', `proxy/${name}`, `disk ${diskId}: writer session ${answer.grant.epoch} granted to ${peer}`);
-      }
-      const epoch = writer?.epoch;
-      const image = requestedImage ?? disk.image;
-      const session = `${peer}/${diskId}`;
-      // The profile a new session gets comes from other sessions and the static boot files.
-      const profile = prioritizer.profile(image, session);
-      const clip = clipReadAhead ? new ReadAheadClip(prioritizer, image) : undefined;
-      const keyEpoch = await applier.nextKeyEpoch();
-      const device = disk.device;
-      return {
-        diskId,
-        sizeBytes: device.size(),
-        lastSeq: () => applier.appliedSeq,
-        read: (offset, length) => device.read(offset, length),
-        noteRead(offset, length, record) {
-          clip?.noteRead(offset, length);
-          if (record) prioritizer.recordRead(image, session, offset, length);
-          return groupPush ? prioritizer.groupFor(image, offset, length) : [];
-        },
-        noteAccess(ranges) {
-          for (const r of ranges) prioritizer.recordRead(image, session, r.offset, r.length);
-        },
-        pushable: (ranges) => clip ? clip.clip(ranges) : ranges,
-        async applyGroup(seq, writes) {
-          if (epoch === undefined) throw new BlockError(E_READONLY, `disk "${diskId}" is attached read-only by ${peer}; write groups need a rw attach`);
-          const duplicate = seq <= applier.appliedSeq && applier.epoch === epoch;
-          await applier.applyGroup({ diskId, epoch, seq, writes });
-          return { duplicate };
-        },
-        flush: () => device.flush(),
-        profile: () => profile,
-        cacheKey: createHmac('sha256', cacheSecret).update(`cache-key/${diskId}`).digest(),
-        keyEpoch,
-        ...(writer ? { writer } : {}),
-        detach: async (ended) => {
-          if (epoch === undefined) return;
-          if (ended) await applier.endWriter(epoch);
-          disks.release(diskId, epoch);
-        },
-        disconnected: () => {
-          if (epoch !== undefined) disks.disconnected(diskId, epoch);
-        },
-      };
-    },
-  };
+  const backend = createLinkBackend({ world, name, disks, prioritizer, appliers, groupPush, clipReadAhead, cacheSecret });
 
   const server = new LinkServer(world, {
     address: options.address,
