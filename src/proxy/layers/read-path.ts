@@ -1,16 +1,12 @@
-import { consecutiveRuns } from '../../util/runs.js';
+import { consecutiveRuns, range } from '../../util/runs.js';
 import { errorCode } from '../../errors.js';
-import { FifoMap } from '../../util/fifo-map.js';
-import type { Timer, World } from '../../world/types.js';
+import type { World } from '../../world/types.js';
 import { BlockError, E_READONLY, checkRange, type BlockDevice, type Extent } from '../block-device.js';
-import type { CacheFill, SecureCache } from './secure-cache.js';
+import type { MayPush, PushSource } from '../push-source.js';
+import { PushInbox, type PushInboxStats } from './push-inbox.js';
+import type { SecureCache } from './secure-cache.js';
 
 export const E_NOT_HELD = 'E_NOT_HELD';
-
-/** Pushed bytes sealed into the cache per tick (one putMany, mostly one store write): about a millisecond of CPU, so a guest read waits at most that long behind it. */
-const DRAIN_BATCH_BYTES = 128 * 1024;
-/** Pushed bytes allowed to wait for the cache before acceptPush seals them itself. */
-const MAX_PENDING_PUSH_BYTES = 32 * 1024 * 1024;
 
 /** A cloud-side disk that may hold some of the blocks (FIG 5 step 511: local drives, e.g. a migration copy). */
 export interface LocalSource {
@@ -31,8 +27,8 @@ export interface ReadPathOptions {
    * sibling that does not hold a range fails with E_NOT_HELD (see `cleanView`).
    */
   siblings?: BlockDevice[];
-  /** The on-prem disk through the link (FIG 5 step 517). */
-  remote: BlockDevice;
+  /** The on-prem disk through the link (FIG 5 step 517); pushes come from it when it offers them. */
+  remote: BlockDevice & MayPush;
   /** Cache priority of blocks a demand read brings in. */
   readPriority?: number;
   /** Cache priority of pushed / prefetched blocks (evicted before demand blocks). */
@@ -41,7 +37,7 @@ export interface ReadPathOptions {
    * How `prefetch` brings blocks in: `push` asks on-prem to stream them (one
    * request, data at link speed, returns at once); `fetch` reads them through
    * (one round trip per call, returns when cached). `push` needs a remote
-   * with `requestPush` (the link's RemoteDisk).
+   * that offers pushes (the link's RemoteDisk).
    */
   prefetchVia?: 'push' | 'fetch';
   /**
@@ -59,18 +55,7 @@ export interface ReadPathOptions {
   askedPushWaitUs?: number;
 }
 
-/** A remote that can be asked to push ranges and knows what its profile stream will bring (RemoteDisk). */
-interface PushCapable {
-  requestPush(offset: number, length: number): Promise<void>;
-  peekPushed(offset: number, length: number): Buffer | undefined;
-  pushDueSoon(offset: number, length: number, aheadBlocks: number): boolean;
-  /** The profile stream still has blocks to send (explicit pushes queue behind it on-prem). */
-  profilePending?(): boolean;
-  /** The profile stream carries this block. */
-  inProfile?(block: number): boolean;
-}
-
-export interface ReadPathStats {
+export interface ReadPathStats extends PushInboxStats {
   reads: number;
   guestBytes: number;
   /** Blocks served per source. */
@@ -80,10 +65,6 @@ export interface ReadPathStats {
   remoteBlocks: number;
   /** Blocks a read found already being fetched (by another read, a prefetch or a push). */
   joinedBlocks: number;
-  pushedBlocks: number;
-  pushesIgnored: number;
-  /** Pushed blocks the cache could not take (it was closing, or its store failed): a push is only a hint. */
-  pushesDropped: number;
   /** Remote fetches (each one round trip). */
   remoteFetches: number;
   /** Requests asking on-prem to push ranges. */
@@ -116,12 +97,6 @@ export class ReadPath implements BlockDevice {
     reads: 0, guestBytes: 0, cacheBlocks: 0, localBlocks: 0, siblingBlocks: 0, remoteBlocks: 0, joinedBlocks: 0, pushedBlocks: 0, pushesIgnored: 0, pushesDropped: 0, remoteFetches: 0, pushRequests: 0, pushWaits: 0, askedPushWaits: 0, pushedReuse: 0, cacheWriteFailures: 0,
   };
   private readonly fills = new Map<number, Promise<Buffer>>();
-  /** Reads waiting for a block the profile stream is about to deliver. */
-  private readonly pushWaiters = new Map<number, Array<() => void>>();
-  /** Pushed blocks handed to waiting reads (bounded). */
-  private readonly pushedRecently = new FifoMap<number, Buffer>();
-  /** Blocks on-prem was asked to push (not asked again). */
-  private readonly pushAsked = new Set<number>();
   /**
    * Blocks foreground reads are reading now (count per block), known from the
    * read's first turn: a read-ahead window issued beside the read must not ask
@@ -133,34 +108,29 @@ export class ReadPath implements BlockDevice {
   private readonly reading = new Map<number, number>();
   /** The latest foreground read lay wholly in the profile stream (FIG 22); see `prefetch`. */
   private lastReadOnProfile = false;
-  /** When each block was last asked for with a push request (µs), until it arrives. */
-  private readonly askedAtUs = new Map<number, number>();
-  /**
-   * Pushed blocks accepted but not sealed into the cache yet, in arrival
-   * order; `read` marks the ones a read already used (they are no longer
-   * ahead of demand). A push is cached a batch per tick, behind the
-   * foreground: sealing and writing a stream of pushes in one go would hold
-   * a guest read back for as long (measured live: 100-230 ms stretches).
-   */
-  private readonly pendingPush = new FifoMap<number, { data: Buffer; read: boolean }>();
-  private pendingPushBytes = 0;
-  /**
-   * Pushed blocks of the batch being sealed: out of `pendingPush`, not in the
-   * cache until the store write is done. Reads use them from here (before,
-   * such a read went below and the block was sealed twice).
-   */
-  private readonly sealing = new Map<number, Buffer>();
-  private drainTimer: Timer | null = null;
-  private draining: Promise<void> | null = null;
   private readonly readPriority: number;
   private readonly pushPriority: number;
-  private closed = false;
+  /** What the remote offers beyond reads (the link's RemoteDisk offers pushes). */
+  private readonly pushes: PushSource | undefined;
+  /** Pushed blocks on their way into the cache. */
+  private readonly inbox: PushInbox;
 
   constructor(private readonly options: ReadPathOptions) {
     this.name = options.name ?? 'read-path';
     this.blockBytes = options.cache?.blockBytes ?? 4096;
     this.readPriority = options.readPriority ?? 2;
     this.pushPriority = options.pushPriority ?? 1;
+    this.pushes = options.remote.pushes;
+    this.inbox = new PushInbox({
+      world: options.world,
+      cache: options.cache,
+      blockBytes: this.blockBytes,
+      size: () => this.size(),
+      pushPriority: this.pushPriority,
+      askedPushWaitUs: options.askedPushWaitUs ?? 200_000,
+      filling: (b) => this.fills.has(b),
+      counters: this.counters,
+    });
   }
 
   size(): number {
@@ -184,10 +154,10 @@ export class ReadPath implements BlockDevice {
     const first = Math.floor(offset / B);
     const last = Math.floor((offset + length - 1) / B);
     for (let b = first; b <= last; b++) this.reading.set(b, (this.reading.get(b) ?? 0) + 1);
-    const remote = this.options.remote as BlockDevice & Partial<PushCapable>;
-    if (typeof remote.inProfile === 'function') {
+    const pushes = this.pushes;
+    if (pushes) {
       let on = true;
-      for (let b = first; b <= last && on; b++) on = remote.inProfile(b);
+      for (let b = first; b <= last && on; b++) on = pushes.inProfile(b);
       this.lastReadOnProfile = on;
     }
     try {
@@ -211,10 +181,8 @@ export class ReadPath implements BlockDevice {
     };
     const lookup: number[] = [];
     for (let b = first; b <= last; b++) {
-      const pending = this.pendingPush.get(b);
-      if (pending) { pending.read = true; parts.set(b, pending.data); this.counters.cacheBlocks++; continue; }
-      const sealing = this.sealing.get(b);
-      if (sealing) { parts.set(b, sealing); this.counters.cacheBlocks++; continue; }
+      const held = this.inbox.useHeld(b);
+      if (held) { parts.set(b, held); this.counters.cacheBlocks++; continue; }
       const joined = this.fills.get(b);
       if (joined) join(b, joined);
       else lookup.push(b);
@@ -266,7 +234,7 @@ export class ReadPath implements BlockDevice {
     const start = first * B;
     const end = Math.min(this.size(), (last + 1) * B);
     const cache = this.options.cache;
-    const tickets = cache ? blockRange(first, last).map((b) => cache.beginFill(b)) : [];
+    const tickets = cache ? range(first, last + 1).map((b) => cache.beginFill(b)) : [];
     const fetch = this.fetchBelow(start, end - start);
     for (let b = first; b <= last; b++) {
       const from = b * B - start;
@@ -298,56 +266,30 @@ export class ReadPath implements BlockDevice {
     return { fetched, cached };
   }
 
-  /** Resolve when every block of the range has been pushed into the cache, or after `timeoutUs`. */
-  private waitForPush(first: number, last: number, timeoutUs: number, skip?: (block: number) => boolean): Promise<void> {
-    return new Promise<void>((resolve) => {
-      let left = 0;
-      let done = false;
-      const finish = (): void => { if (!done) { done = true; timer.cancel(); resolve(); } };
-      const timer = this.options.world.clock.schedule(timeoutUs, finish);
-      for (let b = first; b <= last; b++) {
-        if (skip?.(b)) continue;
-        left++;
-        const list = this.pushWaiters.get(b) ?? [];
-        list.push(() => { if (--left === 0) finish(); });
-        this.pushWaiters.set(b, list);
-      }
-      if (left === 0) finish();
-    });
-  }
-
   private async fetchBelow(offset: number, length: number): Promise<Buffer> {
     const B = this.blockBytes;
-    const remote = this.options.remote as BlockDevice & Partial<PushCapable>;
+    const pushes = this.pushes;
     const cache = this.options.cache;
     const aheadBlocks = this.options.pushWaitBlocks ?? 256;
     // Pushed but already evicted from a small cache: the link still holds recent pushes.
-    const pushed = typeof remote.peekPushed === 'function' ? remote.peekPushed(offset, length) : undefined;
+    const pushed = pushes ? pushes.peekPushed(offset, length) : undefined;
     if (pushed) { this.counters.pushedReuse++; return pushed; }
-    if (cache && aheadBlocks > 0 && typeof remote.pushDueSoon === 'function' && remote.pushDueSoon(offset, length, aheadBlocks)) {
+    if (cache && aheadBlocks > 0 && pushes && pushes.pushDueSoon(offset, length, aheadBlocks)) {
       const first = Math.floor(offset / B);
       const last = Math.floor((offset + length - 1) / B);
-      await this.waitForPush(first, last, this.options.pushWaitUs ?? 100_000);
-      const out = Buffer.alloc(length);
-      let all = true;
-      for (let b = first; b <= last && all; b++) {
-        const data = this.pushedRecently.get(b);
-        if (!data) { all = false; break; }
-        const from = Math.max(offset, b * B);
-        const to = Math.min(offset + length, b * B + data.length);
-        data.copy(out, from - offset, from - b * B, to - b * B);
-      }
-      if (all) { this.counters.pushWaits++; return out; }
+      await this.inbox.waitForPush(first, last, this.options.pushWaitUs ?? 100_000);
+      const out = this.inbox.fromRecent(offset, length);
+      if (out) { this.counters.pushWaits++; return out; }
     }
     // A push `prefetch` asked for is queued on-prem behind the rest of the profile stream: READ instead.
-    const behindProfile = typeof remote.profilePending === 'function' && remote.profilePending();
-    const asked = cache && !behindProfile ? this.askedPushDeadline(offset, length) : undefined;
+    const behindProfile = pushes !== undefined && pushes.profilePending();
+    const asked = cache && !behindProfile ? this.inbox.askedPushDeadline(offset, length) : undefined;
     if (asked !== undefined) {
       const first = Math.floor(offset / B);
       const last = Math.floor((offset + length - 1) / B);
       // Blocks that landed in the cache since the miss was seen need no wait.
-      await this.waitForPush(first, last, asked - this.options.world.clock.nowUs(), (b) => cache!.has(b) || this.pendingPush.has(b) || this.sealing.has(b) || this.pushedRecently.has(b));
-      const out = await this.collectPushed(offset, length);
+      await this.inbox.waitForPush(first, last, asked - this.options.world.clock.nowUs(), (b) => this.inbox.arrived(b));
+      const out = await this.inbox.collectPushed(offset, length);
       if (out) { this.counters.askedPushWaits++; return out; }
     }
     const nBlocks = Math.ceil(length / this.blockBytes);
@@ -374,121 +316,16 @@ export class ReadPath implements BlockDevice {
   }
 
   /**
-   * When a miss on [offset, offset+length) should stop waiting for pushes
-   * `prefetch` asked for: undefined when some block was not asked for
-   * recently (a READ is then the faster way).
-   */
-  private askedPushDeadline(offset: number, length: number): number | undefined {
-    const waitUs = this.options.askedPushWaitUs ?? 200_000;
-    if (waitUs <= 0 || this.askedAtUs.size === 0) return undefined;
-    const B = this.blockBytes;
-    const now = this.options.world.clock.nowUs();
-    let deadline = 0;
-    for (let b = Math.floor(offset / B); b * B < offset + length; b++) {
-      const at = this.askedAtUs.get(b);
-      if (at === undefined || at + waitUs <= now) return undefined;
-      deadline = Math.max(deadline, at + waitUs);
-    }
-    return deadline;
-  }
-
-  /** The range from blocks pushed to waiting reads or already in the cache; undefined if one is missing. */
-  private async collectPushed(offset: number, length: number): Promise<Buffer | undefined> {
-    const B = this.blockBytes;
-    const cache = this.options.cache;
-    const out = Buffer.alloc(length);
-    for (let b = Math.floor(offset / B); b * B < offset + length; b++) {
-      const data = this.pushedRecently.get(b) ?? this.pendingPush.get(b)?.data ?? this.sealing.get(b) ?? (cache?.has(b) ? await cache.get(b) : undefined);
-      if (!data) return undefined;
-      const from = Math.max(offset, b * B);
-      const to = Math.min(offset + length, b * B + data.length);
-      data.copy(out, from - offset, from - b * B, to - b * B);
-    }
-    return out;
-  }
-
-  /**
    * A range pushed by on-prem (profile stream, FIG 23 group, prefetch). Whole
    * cache blocks not cached and not being fetched are put in the cache.
    */
-  async acceptPush(offset: number, data: Buffer): Promise<void> {
-    const cache = this.options.cache;
-    if (!cache || this.closed) return;
-    const B = this.blockBytes;
-    const size = this.size();
-    for (let b = Math.ceil(offset / B); b * B < offset + data.length; b++) {
-      const blockLen = Math.min(B, size - b * B);
-      const at = b * B - offset;
-      if (at + blockLen > data.length) break;
-      this.askedAtUs.delete(b);
-      const waiters = this.pushWaiters.get(b);
-      if (waiters) {
-        // A read is waiting for exactly this block: hand it over directly, it fills the cache itself.
-        this.pushWaiters.delete(b);
-        this.pushedRecently.set(b, data.subarray(at, at + blockLen));
-        if (this.pushedRecently.size > 4096) this.pushedRecently.shift();
-        for (const w of waiters) w();
-      }
-      if (cache.has(b) || this.fills.has(b) || this.pendingPush.has(b) || this.sealing.has(b)) { this.counters.pushesIgnored++; continue; }
-      this.pendingPush.set(b, { data: data.subarray(at, at + blockLen), read: false });
-      this.pendingPushBytes += blockLen;
-      this.counters.pushedBlocks++;
-    }
-    // Far behind (the stream outruns the seal): catch up now rather than hold unbounded plaintext.
-    if (this.pendingPushBytes > MAX_PENDING_PUSH_BYTES) await this.drainPushes(Infinity);
-    else this.armDrain();
+  acceptPush(offset: number, data: Buffer): Promise<void> {
+    return this.inbox.acceptPush(offset, data);
   }
 
   /** Wait until every accepted push is in the cache (or dropped). */
-  async settlePushes(): Promise<void> {
-    while (this.pendingPush.size || this.draining) {
-      if (this.draining) await this.draining;
-      else await this.drainPushes(Infinity);
-    }
-  }
-
-  private armDrain(): void {
-    if (this.drainTimer || this.pendingPush.size === 0 || this.closed) return;
-    this.drainTimer = this.options.world.clock.schedule(0, () => {
-      this.drainTimer = null;
-      // Falling behind (ticks come late on a loaded machine), take bigger bites: an eighth of the backlog.
-      void this.drainPushes(Math.max(DRAIN_BATCH_BYTES, this.pendingPushBytes / 8)).then(() => this.armDrain());
-    });
-  }
-
-  /** Seal up to `maxBytes` of pending pushes into the cache, oldest first, as one putMany. */
-  private drainPushes(maxBytes: number): Promise<void> {
-    const run = (this.draining ?? Promise.resolve()).then(async () => {
-      const cache = this.options.cache!;
-      const batch: Array<{ block: number; data: Buffer; read: boolean }> = [];
-      let bytes = 0;
-      while (bytes < maxBytes) {
-        const next = this.pendingPush.shift();
-        if (!next) break;
-        const [block, p] = next;
-        this.pendingPushBytes -= p.data.length;
-        bytes += p.data.length;
-        // A read fetched it meanwhile (a fill in flight or done): that copy wins.
-        if (cache.has(block) || this.fills.has(block)) continue;
-        batch.push({ block, data: p.data, read: p.read });
-      }
-      if (batch.length === 0) return;
-      if (this.closed) { this.counters.pushesDropped += batch.length; return; }
-      for (const x of batch) this.sealing.set(x.block, x.data);
-      try {
-        // Blocks a read already used are cached as demand blocks, the rest as prefetched.
-        await cache.putMany(batch.map((x) => ({ block: x.block, data: x.data, prefetched: !x.read })), this.pushPriority);
-      } catch {
-        // Nobody asked for a pushed block, so losing one costs a later fetch, never data:
-        // a push racing shutdown (the cache store already closed) must not crash the proxy.
-        this.counters.pushesDropped += batch.length;
-      } finally {
-        for (const x of batch) this.sealing.delete(x.block);
-      }
-    });
-    const tracked = run.finally(() => { if (this.draining === tracked) this.draining = null; });
-    this.draining = tracked;
-    return tracked;
+  settlePushes(): Promise<void> {
+    return this.inbox.settlePushes();
   }
 
   /** Bring the range into the cache (priority-ordered by the prefetch layer above). */
@@ -500,25 +337,23 @@ export class ReadPath implements BlockDevice {
     const B = this.blockBytes;
     const first = Math.floor(offset / B);
     const last = Math.floor((offset + length - 1) / B);
-    const remote = this.options.remote as BlockDevice & Partial<PushCapable>;
+    const pushes = this.pushes;
     // With a profile streamed (FIG 22), read-ahead behind a read the profile covers is the profile's
     // job: what a window adds past the profile is where an earlier boot of this image stopped reading,
     // so asking for it only puts bytes nobody reads on the link, during the stream or after it (live,
     // 768 KiB windows: 90 MB on the wire for a 68 MB profile). A guest that leaves the profile gets
     // read-ahead again, for the blocks the profile does not bring.
-    const profiled = typeof remote.inProfile === 'function' ? remote.inProfile.bind(remote) : undefined;
     if (this.lastReadOnProfile) return;
-    const missing = blockRange(first, last).filter((b) => !cache.has(b) && !this.pendingPush.has(b) && !this.sealing.has(b) && !this.fills.has(b) && !this.pushAsked.has(b) && !this.reading.has(b) && !profiled?.(b));
+    const missing = range(first, last + 1).filter((b) => !cache.has(b) && !this.inbox.holds(b) && !this.fills.has(b) && !this.inbox.wasAsked(b) && !this.reading.has(b) && !pushes?.inProfile(b));
     if (missing.length === 0) return;
-    if ((this.options.prefetchVia ?? 'push') === 'push' && typeof remote.requestPush === 'function') {
+    if ((this.options.prefetchVia ?? 'push') === 'push' && pushes) {
       for (const run of consecutiveRuns(missing)) {
-        const now = this.options.world.clock.nowUs();
-        for (const b of run) { this.pushAsked.add(b); this.askedAtUs.set(b, now); }
+        this.inbox.noteAsked(run, this.options.world.clock.nowUs());
         const start = run[0]! * B;
         const end = Math.min(this.size(), (run[run.length - 1]! + 1) * B);
         this.counters.pushRequests++;
-        remote.requestPush(start, end - start).catch((err: Error) => {
-          for (const b of run) { this.pushAsked.delete(b); this.askedAtUs.delete(b); }
+        pushes.requestPush(start, end - start).catch((err: Error) => {
+          this.inbox.askFailed(run);
           this.options.world.log('warn', this.name, `push request failed: ${err.message}`);
         });
       }
@@ -550,7 +385,7 @@ export class ReadPath implements BlockDevice {
         const out = Buffer.alloc(length);
         if (length === 0) return out;
         for (let b = Math.floor(offset / B); b * B < offset + length; b++) {
-          const data = self.pendingPush.get(b)?.data ?? self.sealing.get(b) ?? (cache?.has(b) ? await cache.get(b) : undefined);
+          const data = self.inbox.held(b) ?? (cache?.has(b) ? await cache.get(b) : undefined);
           if (!data) throw new BlockError(E_NOT_HELD, `${self.name}: block ${b} is not cached here`);
           const from = Math.max(offset, b * B);
           const to = Math.min(offset + length, b * B + data.length);
@@ -586,20 +421,7 @@ export class ReadPath implements BlockDevice {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    this.drainTimer?.cancel();
-    this.drainTimer = null;
-    this.counters.pushesDropped += this.pendingPush.size;
-    this.pendingPush.clear();
-    this.pendingPushBytes = 0;
-    this.sealing.clear();
+    this.inbox.close();
     await this.options.remote.close();
   }
 }
-
-function blockRange(from: number, to: number): number[] {
-  const out: number[] = [];
-  for (let i = from; i <= to; i++) out.push(i);
-  return out;
-}
-

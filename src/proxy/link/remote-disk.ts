@@ -1,5 +1,6 @@
 import { FifoMap } from '../../util/fifo-map.js';
 import { BlockError, E_CLOSED, E_READONLY, checkRange, type BlockDevice, type Extent } from '../block-device.js';
+import type { PushSource } from '../push-source.js';
 import type { WriteGroup, WriteSink } from '../write-group.js';
 import { LinkError, E_FRAME_TOO_LARGE } from './errors.js';
 import type { AttachReply, AttachReq } from './messages.js';
@@ -37,7 +38,7 @@ export interface LinkRequester {
  * cache, the second from recently pushed blocks, and what neither can supply
  * is asked for again as plain data.
  */
-export class RemoteDisk implements BlockDevice, WriteSink {
+export class RemoteDisk implements BlockDevice, WriteSink, PushSource {
   readonly name: string;
   readonly diskId: string;
   readonly blockBytes: number;
@@ -101,6 +102,11 @@ export class RemoteDisk implements BlockDevice, WriteSink {
 
   size(): number {
     return this.sizeBytes;
+  }
+
+  /** This disk streams pushes (the read path's capability, see PushSource). */
+  get pushes(): PushSource {
+    return this;
   }
 
   /** The range from recently pushed blocks, if every block of it is there (no round trip). */
