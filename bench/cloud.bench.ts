@@ -1,5 +1,5 @@
 import type { BenchFigure } from './run.js';
-import { parseCloudConfig } from '../src/providers/emulated/ec2/config.js';
+import { parseCloudConfig } from '../src/scenario/cloud.js';
 import { createEmulatedCloud } from '../src/providers/emulated/ec2/emulated-cloud.js';
 import { withRetry } from '../src/providers/aws/retry.js';
 import { SimWorld } from '../src/world/sim-world.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createCloudCommand } from '../src/cli/cloud.js';
 import { describePlan, executeCleanup, planCleanup } from '../src/providers/aws/cleanup.js';
-import { parseCloudConfig } from '../src/providers/emulated/ec2/config.js';
+import { parseCloudConfig } from '../src/scenario/cloud.js';
 import { createEmulatedCloud, type EmulatedEc2Cloud } from '../src/providers/emulated/ec2/emulated-cloud.js';
 import { Ec2Cloud } from '../src/providers/aws/ec2-cloud.js';
 import { EMULATED_CREDENTIALS } from '../src/providers/emulated/ec2/emulated-cloud.js';

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { InputError } from '../src/errors.js';
-import { DEFAULT_CATALOG, parseCloudConfig } from '../src/providers/emulated/ec2/config.js';
+import { DEFAULT_CATALOG } from '../src/providers/emulated/ec2/config.js';
+import { parseCloudConfig } from '../src/scenario/cloud.js';
 
 const SCENARIO_SECTION = `
 cloud:

@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import { CloudError } from '../src/ports/cloud.js';
-import { parseCloudConfig } from '../src/providers/emulated/ec2/config.js';
+import { parseCloudConfig } from '../src/scenario/cloud.js';
 import { createEmulatedCloud, type EmulatedEc2Cloud } from '../src/providers/emulated/ec2/emulated-cloud.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import type { TraceEvent } from '../src/world/types.js';

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Ec2Cloud } from '../src/providers/aws/ec2-cloud.js';
-import { parseCloudConfig } from '../src/providers/emulated/ec2/config.js';
+import { parseCloudConfig } from '../src/scenario/cloud.js';
 import { EmulatedEc2Cloud } from '../src/providers/emulated/ec2/emulated-cloud.js';
 import { openCloud } from '../src/providers/open-cloud.js';
 import { SimWorld } from '../src/world/sim-world.js';

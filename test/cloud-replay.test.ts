@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseFixture, type FixtureHeader, type WireRecord } from '../src/providers/aws/recorder.js';
 import { createReplayCloud } from '../src/providers/aws/replay.js';
 import { CloudError } from '../src/ports/cloud.js';
-import { parseCloudConfig } from '../src/providers/emulated/ec2/config.js';
+import { parseCloudConfig } from '../src/scenario/cloud.js';
 import { createEmulatedCloud } from '../src/providers/emulated/ec2/emulated-cloud.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import { STORMY, burstScript } from './cloud-script.js';

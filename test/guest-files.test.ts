@@ -4,7 +4,7 @@ import { bootTraceJsonl, buildBootProfile, replayReads, toDiskRanges } from '../
 import { CONTENT_BLOCK_BYTES, ImageContent } from '../src/providers/emulated/guest/content.js';
 import { FileView } from '../src/providers/emulated/guest/file-view.js';
 import { GuestImage } from '../src/providers/emulated/guest/image.js';
-import { parseBootProfileSpec, parseContentSpec } from '../src/providers/emulated/guest/spec.js';
+import { parseBootProfileSpec, parseContentSpec } from '../src/scenario/guest.js';
 import { SimWorld } from '../src/world/sim-world.js';
 
 const MiB = 1024 * 1024;

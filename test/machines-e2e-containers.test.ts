@@ -5,7 +5,7 @@ import { MachineRuntime, MemorySnapshotStore } from '../src/machines/runtime.js'
 import { wireMachines } from '../src/machines/wiring.js';
 import { EmulatedContainerPlatform } from '../src/providers/emulated/container-platform.js';
 import { EmulatedDirectory } from '../src/providers/emulated/directory.js';
-import { parseCloudConfig } from '../src/providers/emulated/ec2/config.js';
+import { parseCloudConfig } from '../src/scenario/cloud.js';
 import { createEmulatedCloud } from '../src/providers/emulated/ec2/emulated-cloud.js';
 import { EmulatedHypervisor } from '../src/providers/emulated/hypervisor/hypervisor.js';
 import { GuestImage } from '../src/providers/emulated/guest/image.js';

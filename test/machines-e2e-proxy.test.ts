@@ -4,7 +4,7 @@ import type { MachineEnv } from '../src/machines/env.js';
 import { MachineRuntime, MemorySnapshotStore } from '../src/machines/runtime.js';
 import { wireMachines } from '../src/machines/wiring.js';
 import { bootModelFromImages, createProxyControl, type CoreProxyControl } from '../src/providers/proxy-control/index.js';
-import { parseCloudConfig } from '../src/providers/emulated/ec2/config.js';
+import { parseCloudConfig } from '../src/scenario/cloud.js';
 import { createEmulatedCloud } from '../src/providers/emulated/ec2/emulated-cloud.js';
 import { EmulatedHypervisor } from '../src/providers/emulated/hypervisor/hypervisor.js';
 import { GuestImage } from '../src/providers/emulated/guest/image.js';

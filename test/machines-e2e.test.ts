@@ -3,7 +3,7 @@ import { MachineRuntime, MemorySnapshotStore } from '../src/machines/runtime.js'
 import type { FlowConfig } from '../src/machines/flow.js';
 import type { MachineEnv } from '../src/machines/env.js';
 import { wireMachines } from '../src/machines/wiring.js';
-import { parseCloudConfig } from '../src/providers/emulated/ec2/config.js';
+import { parseCloudConfig } from '../src/scenario/cloud.js';
 import { createEmulatedCloud } from '../src/providers/emulated/ec2/emulated-cloud.js';
 import { EmulatedHypervisor } from '../src/providers/emulated/hypervisor/hypervisor.js';
 import { SimWorld } from '../src/world/sim-world.js';

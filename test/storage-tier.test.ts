@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { SparseStore } from '../src/proxy/stores/sparse-store.js';
-import { StorageTier, TIER_PRESETS, parseTierSpec, type TierConfig } from '../src/providers/emulated/hypervisor/storage-tier.js';
+import { StorageTier, TIER_PRESETS, type TierConfig } from '../src/providers/emulated/hypervisor/storage-tier.js';
+import { parseTierSpec } from '../src/scenario/storage.js';
 import { SimWorld } from '../src/world/sim-world.js';
 
 const MiB = 1024 * 1024;

@@ -3,8 +3,9 @@ import { InputError } from '../src/errors.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import type { Transport } from '../src/world/types.js';
 import {
-  SEGMENTS_PER_TURN, WanLink, idealTransferUs, parseWanConfig, rtoUs, serializeUs, wanConfig, wireBytesFor, type WanConfig,
+  SEGMENTS_PER_TURN, WanLink, idealTransferUs, rtoUs, serializeUs, wanConfig, wireBytesFor, type WanConfig,
 } from '../src/providers/emulated/wan/wan-link.js';
+import { parseWanConfig } from '../src/scenario/wan.js';
 
 const MBIT = 1e6 / 8;
 

@@ -1,88 +1,95 @@
-import { bool, duration, fail, join, known, list, num, obj, size, str, type Raw } from '../../util/check.js';
-import type { BurstPolicy, Policies } from '../schema.js';
-import { parseBurstExtras, parseSlaPolicy } from './burst-extras.js';
+import { z } from 'zod';
+import { bool, duration, int, list, mapping, num, oneOf, refuseExpected, section, shown, size, text } from '../fields.js';
+import { fail, join } from '../../util/check.js';
+import { burstExtras, burstExtrasShape, slaSchema } from './burst-extras.js';
 import type { PolicyContext } from './context.js';
-import { parseMigrationWavePolicy } from './migration-wave.js';
-import { parseScaleOutPolicy } from './scale-out.js';
+import { checkMigrationWave, migrationWaveSchema } from './migration-wave.js';
+import { checkScaleOut, scaleOutSchema } from './scale-out.js';
 
 export type { PolicyContext } from './context.js';
 
-/** The scenario's `policies:` section: one parser per block, listed below. */
-
-export type PolicyParser = (raw: unknown, path: string, ctx: PolicyContext) => unknown;
+const ORDERS = ['batch-first', 'largest-first', 'least-io-first'] as const;
+const PERSISTENCE = ['on-prem', 'cloud-only'] as const;
 
 /**
- * Every block of `policies:`, in the order they are parsed and listed (this order was the
- * import-time registration order: burst, sla, scaleOut, migrate). A new policy adds a line here.
+ * `policies.burst`: when to send VMs to the cloud, which ones, onto what, and the proxy
+ * settings they run with; src/controller/burst/controller.ts enforces it.
  */
-const POLICY_PARSERS: ReadonlyArray<readonly [string, PolicyParser]> = [
-  ['burst', (raw, path, ctx) => parseBurstPolicy(raw, path, ctx)],
-  ['sla', (raw, path) => parseSlaPolicy(raw, path)],
-  ['scaleOut', (raw, path, ctx) => parseScaleOutPolicy(raw, path, ctx)],
-  ['migrate', (raw, path, ctx) => parseMigrationWavePolicy(raw, path, ctx)],
-];
+export const burstSchema = mapping({
+  enabled: bool().default(false).meta({ description: 'burst at all (needs wan:)' }),
+  trigger: section({
+    hostUtilizationAbove: num({ min: 0.1, max: 2 }).default(0.95).meta({ description: 'host demand/capacity that starts a burst…' }),
+    for: duration().prefault('10m').meta({ description: '…sustained this long' }),
+  }),
+  release: section({
+    hostUtilizationBelow: num({ min: 0, max: 2 }).default(0.75).meta({ description: 'bring VMs back when demand falls below this (below the trigger)…' }),
+    for: duration().prefault('30m').meta({ description: '…for this long' }),
+  }),
+  workloads: list(text()).default([]).meta({ description: 'workloads that may burst (default: all)' }),
+  order: oneOf(ORDERS).default('batch-first').meta({ description: 'which VMs go first' }),
+  maxVms: int({ min: 0 }).default(16).meta({ description: 'VMs in the cloud at once' }),
+  maxConcurrentTransfers: int({ min: 1 }).default(4).meta({ description: 'transfers in flight at once' }),
+  instanceType: text().default('auto').meta({ description: '"auto" or a type of cloud.catalog' }),
+  defaultPersistence: oneOf(PERSISTENCE).default('on-prem').meta({ description: 'for disks that do not say' }),
+  cache: section({ size: size().prefault('8GiB').meta({ description: 'cloud proxy cache per VM' }) }),
+  prefetch: z.union([bool(), z.literal('recorded')], { error: (iss) => `expected true, false or "recorded", got ${shown(iss.input)}` }).default(true)
+    .meta({ description: 'stream prioritized blocks in the background; "recorded": only the boot read order earlier VMs of the image recorded' }),
+  writeBack: section({
+    rpo: duration().prefault('30s').meta({ description: 'write-behind shipping interval' }),
+    maxBacklog: size().prefault('1GiB').meta({ description: 'write-behind size threshold' }),
+  }),
+  budgetUsdPerHour: num({ min: 0 }).optional().meta({ description: 'cloud spend cap' }),
+  ...burstExtrasShape,
+}).prefault({} as never).transform((o, ctx) => {
+  if (o.release.hostUtilizationBelow >= o.trigger.hostUtilizationAbove) {
+    return refuseExpected(ctx, o.release.hostUtilizationBelow, `a value below trigger.hostUtilizationAbove (${o.trigger.hostUtilizationAbove})`, ['release', 'hostUtilizationBelow']);
+  }
+  return {
+    enabled: o.enabled,
+    trigger: { hostUtilizationAbove: o.trigger.hostUtilizationAbove, sustainedUs: o.trigger.for },
+    release: { hostUtilizationBelow: o.release.hostUtilizationBelow, sustainedUs: o.release.for },
+    workloads: o.workloads, order: o.order, maxVms: o.maxVms, maxConcurrentTransfers: o.maxConcurrentTransfers,
+    instanceType: o.instanceType, defaultPersistence: o.defaultPersistence,
+    cache: { sizeBytes: o.cache.size },
+    prefetch: o.prefetch,
+    writeBack: { rpoUs: o.writeBack.rpo, maxBacklogBytes: o.writeBack.maxBacklog },
+    budgetUsdPerHour: o.budgetUsdPerHour ?? null,
+    ...burstExtras(o),
+  };
+});
+
+export type BurstPolicy = z.output<typeof burstSchema>;
+
+/**
+ * Every block of `policies:`, in the order they are parsed and listed (burst, sla, scaleOut,
+ * migrate). A new policy adds a line here and, for references to the rest of the scenario, a
+ * check in checkPolicies.
+ */
+export const policiesSchema = mapping({
+  burst: burstSchema,
+  sla: slaSchema,
+  scaleOut: scaleOutSchema,
+  migrate: migrationWaveSchema,
+}).prefault({} as never).meta({ description: 'policy blocks: burst, sla, scaleOut, migrate' });
+
+export type Policies = z.output<typeof policiesSchema>;
 
 export function policyNames(): string[] {
-  return POLICY_PARSERS.map(([name]) => name);
+  return Object.keys(policiesSchema.unwrap().shape);
 }
 
-export function parsePolicies(raw: unknown, path: string, ctx: PolicyContext): Policies {
-  const o = raw === undefined || raw === null ? {} : obj(raw, path);
-  known(o, path, policyNames());
-  const out: Record<string, unknown> = {};
-  for (const [name, parser] of POLICY_PARSERS) out[name] = parser(o[name], join(path, name), ctx);
-  return out as Policies;
-}
-
-const ORDERS = ['batch-first', 'largest-first', 'least-io-first'] as const;
-
-/**
- * `policies.burst`: when to send VMs to the cloud, which ones, onto what, and
- * the proxy settings they run with; src/controller/burst/controller.ts enforces it.
- */
-export function parseBurstPolicy(raw: unknown, path: string, ctx: PolicyContext): BurstPolicy {
-  const o: Raw = raw === undefined || raw === null ? {} : obj(raw, path);
-  known(o, path, ['enabled', 'trigger', 'release', 'workloads', 'order', 'maxVms', 'maxConcurrentTransfers', 'instanceType', 'defaultPersistence', 'cache', 'prefetch', 'writeBack', 'budgetUsdPerHour',
-    'selection', 'bringBack', 'targets', 'rates', 'boot', 'io', 'standby']);
-  const enabled = bool(o, 'enabled', path, false);
-  const trigPath = join(path, 'trigger');
-  const trig = o.trigger === undefined ? {} : obj(o.trigger, trigPath);
-  known(trig, trigPath, ['hostUtilizationAbove', 'for']);
-  const relPath = join(path, 'release');
-  const rel = o.release === undefined ? {} : obj(o.release, relPath);
-  known(rel, relPath, ['hostUtilizationBelow', 'for']);
-  const trigger = { hostUtilizationAbove: num(trig, 'hostUtilizationAbove', trigPath, { default: 0.95, min: 0.1, max: 2 }), sustainedUs: duration(trig, 'for', trigPath, '10m') };
-  const release = { hostUtilizationBelow: num(rel, 'hostUtilizationBelow', relPath, { default: 0.75, min: 0, max: 2 }), sustainedUs: duration(rel, 'for', relPath, '30m') };
-  if (release.hostUtilizationBelow >= trigger.hostUtilizationAbove) {
-    fail(join(relPath, 'hostUtilizationBelow'), `a value below trigger.hostUtilizationAbove (${trigger.hostUtilizationAbove})`, release.hostUtilizationBelow);
-  }
-  const wlPath = join(path, 'workloads');
-  const workloads = o.workloads === undefined ? [] : list(o.workloads, wlPath).map((w, i) => {
-    if (typeof w !== 'string' || !ctx.workloads.includes(w)) fail(join(wlPath, i), `a workload name: ${ctx.workloads.join(', ')}`, w);
-    return w;
+/** References from the policies to the rest of the scenario: workloads, VMs, catalog types. */
+export function checkPolicies(p: Policies, path: string, ctx: PolicyContext): void {
+  const burst = join(path, 'burst');
+  p.burst.workloads.forEach((w, i) => {
+    if (!ctx.workloads.includes(w)) fail(join(join(burst, 'workloads'), i), `a workload name: ${ctx.workloads.join(', ')}`, w);
   });
-  const types = ['auto', ...ctx.cloud.catalog.map((c) => c.type)];
-  const cachePath = join(path, 'cache');
-  const cache = o.cache === undefined ? {} : obj(o.cache, cachePath);
-  known(cache, cachePath, ['size']);
-  const wbPath = join(path, 'writeBack');
-  const wb = o.writeBack === undefined ? {} : obj(o.writeBack, wbPath);
-  known(wb, wbPath, ['rpo', 'maxBacklog']);
-  return {
-    enabled,
-    trigger,
-    release,
-    workloads,
-    order: str(o, 'order', path, { default: 'batch-first', allowed: ORDERS }) as BurstPolicy['order'],
-    maxVms: num(o, 'maxVms', path, { default: 16, min: 0, integer: true }),
-    maxConcurrentTransfers: num(o, 'maxConcurrentTransfers', path, { default: 4, min: 1, integer: true }),
-    instanceType: str(o, 'instanceType', path, { default: 'auto', allowed: types }),
-    defaultPersistence: str(o, 'defaultPersistence', path, { default: 'on-prem', allowed: ['on-prem', 'cloud-only'] }) as BurstPolicy['defaultPersistence'],
-    cache: { sizeBytes: size(cache, 'size', cachePath, '8GiB') },
-    prefetch: o.prefetch === 'recorded' ? 'recorded' : typeof (o.prefetch ?? true) === 'boolean' ? bool(o, 'prefetch', path, true) : fail(join(path, 'prefetch'), 'true, false or "recorded"', o.prefetch),
-    writeBack: { rpoUs: duration(wb, 'rpo', wbPath, '30s'), maxBacklogBytes: size(wb, 'maxBacklog', wbPath, '1GiB') },
-    budgetUsdPerHour: o.budgetUsdPerHour === undefined ? null : num(o, 'budgetUsdPerHour', path, { min: 0 }),
-    ...parseBurstExtras(o, path),
-  };
+  checkInstanceType(p.burst.instanceType, join(burst, 'instanceType'), ctx);
+  checkScaleOut(p.scaleOut, join(path, 'scaleOut'), ctx);
+  checkMigrationWave(p.migrate, join(path, 'migrate'), ctx);
 }
 
+export function checkInstanceType(type: string, path: string, ctx: PolicyContext): void {
+  const types = ['auto', ...ctx.cloud.catalog.map((c) => c.type)];
+  if (!types.includes(type)) fail(path, `one of ${types.join(', ')}`, type);
+}

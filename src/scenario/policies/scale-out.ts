@@ -1,92 +1,73 @@
+import { z } from 'zod';
+import { fail, join } from '../../util/check.js';
+import { bool, duration, int, mapping, num, oneOf, refuseExpected, section, text } from '../fields.js';
 import type { PolicyContext } from './context.js';
-import { bool, duration, fail, join, known, num, obj, type Raw, section, str } from '../../util/check.js';
 
 /**
- * `policies.scaleOut`: a web tier that grows by cloning one of its members
- * into the cloud when its demand per member stays high, and shrinks again
- * when it stays low (src/controller/scale-out/scale-out.ts enforces it).
+ * `policies.scaleOut`: a web tier that grows by cloning one of its members into the cloud
+ * when its demand per member stays high, and shrinks again when it stays low
+ * (src/controller/scale-out/scale-out.ts enforces it).
  */
-export interface ScaleOutPolicy {
-  enabled: boolean;
-  /** The web workload whose VMs form the tier. */
-  tier: string;
-  /** The tier member snapshotted and cloned; null: the tier's first VM. */
-  template: string | null;
-  /** Grow when the tier's CPU demand per member (fraction of a member's vCPUs) stays above this. */
-  trigger: { demandPerMemberAbove: number; sustainedUs: number };
-  /** Shrink when the demand per member, were one step of clones gone, would stay below this. */
-  release: { demandPerMemberBelow: number; sustainedUs: number };
-  maxClones: number;
-  clonesPerStep: number;
-  /** No step (grow or shrink) within this long of the last one. */
-  cooldownUs: number;
-  /** Where clone writes persist: web clones are disposable, so cloud-only by default. */
-  persistence: 'cloud-only' | 'on-prem';
-  /** FIG 14: a clone's proxy reads blocks from its siblings' caches before going over the WAN. */
-  siblingReads: boolean;
-  instanceType: string;
-}
 
-export const DISABLED_SCALE_OUT: ScaleOutPolicy = {
-  enabled: false, tier: '', template: null,
-  trigger: { demandPerMemberAbove: 0.75, sustainedUs: 10 * 60e6 },
-  release: { demandPerMemberBelow: 0.5, sustainedUs: 30 * 60e6 },
-  maxClones: 4, clonesPerStep: 2, cooldownUs: 15 * 60e6, persistence: 'cloud-only', siblingReads: true, instanceType: 'auto',
-};
-
-
-export function parseScaleOutPolicy(raw: unknown, path: string, ctx: PolicyContext): ScaleOutPolicy {
-  const o: Raw = raw === undefined || raw === null ? {} : obj(raw, path);
-  known(o, path, ['enabled', 'tier', 'template', 'trigger', 'release', 'maxClones', 'clonesPerStep', 'cooldown', 'persistence', 'siblingReads', 'instanceType']);
-  const enabled = bool(o, 'enabled', path, false);
-  const trigPath = join(path, 'trigger');
-  const trig = section(o, 'trigger', path);
-  known(trig, trigPath, ['demandPerMemberAbove', 'for']);
-  const relPath = join(path, 'release');
-  const rel = section(o, 'release', path);
-  known(rel, relPath, ['demandPerMemberBelow', 'for']);
-  const d = DISABLED_SCALE_OUT;
-  const trigger = {
-    demandPerMemberAbove: num(trig, 'demandPerMemberAbove', trigPath, { default: d.trigger.demandPerMemberAbove, min: 0.05, max: 1 }),
-    sustainedUs: duration(trig, 'for', trigPath, d.trigger.sustainedUs),
-  };
-  const release = {
-    demandPerMemberBelow: num(rel, 'demandPerMemberBelow', relPath, { default: d.release.demandPerMemberBelow, min: 0, max: 1 }),
-    sustainedUs: duration(rel, 'for', relPath, d.release.sustainedUs),
-  };
-  if (release.demandPerMemberBelow >= trigger.demandPerMemberAbove) {
-    fail(join(relPath, 'demandPerMemberBelow'), `a value below trigger.demandPerMemberAbove (${trigger.demandPerMemberAbove})`, release.demandPerMemberBelow);
+export const scaleOutSchema = mapping({
+  enabled: bool().default(false).meta({ description: 'run the scale-out controller (needs wan:)' }),
+  tier: text().optional().meta({ description: 'the web workload whose VMs form the tier (required when enabled)' }),
+  template: text().optional().meta({ description: "the member snapshotted once and cloned (default: the tier's first VM)" }),
+  trigger: section({
+    demandPerMemberAbove: num({ min: 0.05, max: 1 }).default(0.75).meta({ description: "tier CPU demand per member (fraction of its vCPUs) that starts a step…" }),
+    for: duration().prefault('10m').meta({ description: '…sustained this long' }),
+  }),
+  release: section({
+    demandPerMemberBelow: num({ min: 0, max: 1 }).default(0.5).meta({ description: 'drop the newest step when the demand per member without it would be below this…' }),
+    for: duration().prefault('30m').meta({ description: '…for this long' }),
+  }),
+  maxClones: int({ min: 1, max: 64 }).default(4).meta({ description: 'clones starting or serving at once' }),
+  clonesPerStep: int({ min: 1, max: 64 }).default(2).meta({ description: 'clones added (or dropped) per step, at most maxClones' }),
+  cooldown: duration().prefault('15m').meta({ description: 'no step within this long of the last one' }),
+  persistence: oneOf(['cloud-only', 'on-prem']).default('cloud-only').meta({ description: 'where clone writes persist' }),
+  siblingReads: bool().default(true).meta({ description: "a clone's proxy reads its siblings' caches before the WAN (FIG 14)" }),
+  instanceType: text().default('auto').meta({ description: '"auto" or a type of cloud.catalog' }),
+}).prefault({} as never).transform((o, ctx) => {
+  if (o.release.demandPerMemberBelow >= o.trigger.demandPerMemberAbove) {
+    return refuseExpected(ctx, o.release.demandPerMemberBelow, `a value below trigger.demandPerMemberAbove (${o.trigger.demandPerMemberAbove})`, ['release', 'demandPerMemberBelow']);
   }
-  // A tier is needed only when the policy is on; a disabled block may still name one.
-  let tier = '';
-  if (o.tier !== undefined || enabled) {
-    const web = ctx.kinds ? ctx.workloads.filter((w) => ctx.kinds![w] === 'web') : ctx.workloads;
-    if (typeof o.tier !== 'string' || !ctx.workloads.includes(o.tier)) fail(join(path, 'tier'), `a web workload name: ${web.join(', ') || '(the scenario has none)'}`, o.tier);
-    if (ctx.kinds && ctx.kinds[o.tier] !== 'web') fail(join(path, 'tier'), `a workload of kind web (${o.tier} is ${ctx.kinds[o.tier]}): ${web.join(', ') || '(the scenario has none)'}`, o.tier);
-    tier = o.tier;
-  }
-  const members = (ctx.vms ?? []).filter((v) => v.workload === tier).map((v) => v.name);
-  let template: string | null = null;
-  if (o.template !== undefined) {
-    if (typeof o.template !== 'string' || (ctx.vms && !members.includes(o.template))) {
-      fail(join(path, 'template'), `a VM of the ${tier || 'tier'} workload: ${members.join(', ') || '(none)'}`, o.template);
-    }
-    template = o.template;
-  }
-  if (enabled && ctx.vms && members.length === 0) fail(join(path, 'tier'), `a web workload that some VM in datacenter.vms runs`, tier);
-  const maxClones = num(o, 'maxClones', path, { default: d.maxClones, min: 1, max: 64, integer: true });
-  const clonesPerStep = num(o, 'clonesPerStep', path, { default: d.clonesPerStep, min: 1, max: 64, integer: true });
-  if (clonesPerStep > maxClones) fail(join(path, 'clonesPerStep'), `at most maxClones (${maxClones})`, clonesPerStep);
+  if (o.clonesPerStep > o.maxClones) return refuseExpected(ctx, o.clonesPerStep, `at most maxClones (${o.maxClones})`, ['clonesPerStep']);
   return {
-    enabled, tier, template, trigger, release, maxClones, clonesPerStep,
-    cooldownUs: duration(o, 'cooldown', path, d.cooldownUs),
-    persistence: str(o, 'persistence', path, { default: d.persistence, allowed: ['cloud-only', 'on-prem'] }) as ScaleOutPolicy['persistence'],
-    siblingReads: bool(o, 'siblingReads', path, d.siblingReads),
-    instanceType: str(o, 'instanceType', path, { default: 'auto', allowed: ['auto', ...ctx.cloud.catalog.map((c) => c.type)] }),
+    enabled: o.enabled,
+    /** '' when the block names no tier (only allowed while disabled). */
+    tier: o.tier ?? '',
+    template: o.template ?? null,
+    trigger: { demandPerMemberAbove: o.trigger.demandPerMemberAbove, sustainedUs: o.trigger.for },
+    release: { demandPerMemberBelow: o.release.demandPerMemberBelow, sustainedUs: o.release.for },
+    maxClones: o.maxClones, clonesPerStep: o.clonesPerStep, cooldownUs: o.cooldown, persistence: o.persistence,
+    siblingReads: o.siblingReads, instanceType: o.instanceType,
   };
+});
+
+export type ScaleOutPolicy = z.output<typeof scaleOutSchema>;
+
+/** The policy a scenario without a `scaleOut:` block has: every default, disabled. */
+export const DISABLED_SCALE_OUT: ScaleOutPolicy = scaleOutSchema.parse(undefined);
+
+/** The tier, its template and the instance type name things the rest of the scenario has. */
+export function checkScaleOut(p: ScaleOutPolicy, path: string, ctx: PolicyContext): void {
+  // A tier is needed only when the policy is on; a disabled block may still name one.
+  if (p.tier !== '' || p.enabled) {
+    const web = ctx.kinds ? ctx.workloads.filter((w) => ctx.kinds![w] === 'web') : ctx.workloads;
+    const tier = p.tier === '' ? undefined : p.tier;
+    if (tier === undefined || !ctx.workloads.includes(tier)) fail(join(path, 'tier'), `a web workload name: ${web.join(', ') || '(the scenario has none)'}`, tier);
+    if (ctx.kinds && ctx.kinds[tier] !== 'web') fail(join(path, 'tier'), `a workload of kind web (${tier} is ${ctx.kinds[tier]}): ${web.join(', ') || '(the scenario has none)'}`, tier);
+  }
+  const members = (ctx.vms ?? []).filter((v) => v.workload === p.tier).map((v) => v.name);
+  if (p.template !== null && ctx.vms && !members.includes(p.template)) {
+    fail(join(path, 'template'), `a VM of the ${p.tier || 'tier'} workload: ${members.join(', ') || '(none)'}`, p.template);
+  }
+  if (p.enabled && ctx.vms && members.length === 0) fail(join(path, 'tier'), 'a web workload that some VM in datacenter.vms runs', p.tier);
+  const types = ['auto', ...ctx.cloud.catalog.map((c) => c.type)];
+  if (!types.includes(p.instanceType)) fail(join(path, 'instanceType'), `one of ${types.join(', ')}`, p.instanceType);
 }
 
 /** The scenario's scale-out policy (the disabled default when the block is absent). */
-export function scaleOutPolicyOf(policies: Record<string, unknown>): ScaleOutPolicy {
-  return (policies.scaleOut as ScaleOutPolicy | undefined) ?? DISABLED_SCALE_OUT;
+export function scaleOutPolicyOf(policies: { scaleOut?: ScaleOutPolicy }): ScaleOutPolicy {
+  return policies.scaleOut ?? DISABLED_SCALE_OUT;
 }

@@ -1,4 +1,4 @@
-import { InputError, invariant } from '../../../errors.js';
+import { invariant } from '../../../errors.js';
 import {
   BlockError, E_CLOSED, appendExtent, checkRange, type BlockDevice, type Extent, type ExtentType, type WriteOptions, type ZeroOptions,
 } from '../../../proxy/block-device.js';
@@ -603,11 +603,4 @@ export function countKinds(image: ImageContent, offset: number, length: number):
     counts[image.regionKind(region)] += rEnd - rStart;
   }
   return counts;
-}
-
-export function assertMixSums(mix: ContentMix, path: string): void {
-  const sum = mix.zeros + mix.random + mix.repeated + mix.text;
-  if (Math.abs(sum - 1) > 0.05) {
-    throw new InputError('E_BAD_FIELD', `${path}: the fractions zeros + random + repeated + text must add up to about 1, got ${Number(sum.toFixed(4))}`, { details: { path } });
-  }
 }

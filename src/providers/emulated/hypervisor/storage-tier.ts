@@ -1,8 +1,7 @@
-import { InputError, invariant } from '../../../errors.js';
+import { invariant } from '../../../errors.js';
 import type { BlockDevice, WriteOptions, ZeroOptions } from '../../../proxy/block-device.js';
 import { Layer } from '../../../proxy/layer.js';
-import { duration, fail, join, known, num, obj, str, type Raw } from '../../../util/check.js';
-import { US_PER_S, parseRateBytesPerS, parseSizeBytes } from '../../../util/units.js';
+import { US_PER_S } from '../../../util/units.js';
 import type { World } from '../../../world/types.js';
 
 /**
@@ -159,50 +158,4 @@ export class StorageTier extends Layer {
       this.stats.inFlight--;
     }
   }
-}
-
-const TIER_FIELDS = ['name', 'preset', 'readLatency', 'writeLatency', 'iops', 'throughput'] as const;
-
-/** "2GiB" (per second) or "550MB/s" or a byte count per second. */
-function throughputOf(o: Raw, key: string, path: string): number {
-  const value = o[key];
-  try {
-    return parseRateBytesPerS(value, join(path, key));
-  } catch {
-    try {
-      const bytes = parseSizeBytes(value, join(path, key));
-      if (bytes > 0) return bytes;
-    } catch {
-      // fall through to the error that says what is allowed
-    }
-  }
-  return fail(join(path, key), 'a throughput such as "550MB/s", "2GiB" (per second) or "1Gbit"', value);
-}
-
-/**
- * Read a tier: a preset name (`nvme`, `ssd`, `hdd`, `archive`) or a mapping
- * `{ name, preset?, readLatency?, writeLatency?, iops?, throughput? }`. A
- * mapping starts from `preset`, else from the preset its `name` names, else
- * from `ssd`, and overrides what it gives.
- */
-export function parseTierSpec(raw: unknown, path = 'tier'): TierConfig {
-  if (typeof raw === 'string') {
-    const preset = TIER_PRESETS[raw];
-    if (!preset) fail(path, `a tier preset (${Object.keys(TIER_PRESETS).join(', ')}) or a mapping { name, readLatency, writeLatency, iops, throughput }`, raw);
-    return { ...preset };
-  }
-  const o = obj(raw, path);
-  known(o, path, TIER_FIELDS);
-  const name = str(o, 'name', path, { pattern: /^[\w-]+$/ });
-  const presetName = o.preset === undefined ? (TIER_PRESETS[name] ? name : DEFAULT_TIER) : str(o, 'preset', path, { allowed: Object.keys(TIER_PRESETS) });
-  const base = TIER_PRESETS[presetName]!;
-  const config: TierConfig = {
-    name,
-    readLatencyUs: o.readLatency === undefined ? base.readLatencyUs : duration(o, 'readLatency', path),
-    writeLatencyUs: o.writeLatency === undefined ? base.writeLatencyUs : duration(o, 'writeLatency', path),
-    iops: o.iops === undefined ? base.iops : num(o, 'iops', path, { min: 1, max: 1e9 }),
-    throughputBytesPerS: o.throughput === undefined ? base.throughputBytesPerS : throughputOf(o, 'throughput', path),
-  };
-  if (!(config.throughputBytesPerS > 0)) throw new InputError('E_BAD_FIELD', `${join(path, 'throughput')}: expected a positive throughput`);
-  return config;
 }

@@ -1,6 +1,5 @@
 import { InputError, SpillwayError, invariant } from '../../../errors.js';
-import { bool, duration, fail, join, known, list, num, obj, rate, size } from '../../../util/check.js';
-import { US_PER_S, parseDurationUs } from '../../../util/units.js';
+import { US_PER_S } from '../../../util/units.js';
 import type { ConnectionControl, LinkModel, Pipe } from '../../../world/sim-net.js';
 import type { Rng, Timer, World } from '../../../world/types.js';
 
@@ -522,77 +521,3 @@ export class WanLink implements LinkModel {
 }
 
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
-
-const JITTER_KEYS = ['sd', 'dist', 'mean', 'shape', 'max'] as const;
-
-function parseJitter(value: unknown, path: string): JitterModel {
-  if (value === undefined || value === 0 || value === '0') return { kind: 'none' };
-  if (typeof value === 'string' || typeof value === 'number') {
-    // Shorthand: `jitter: 2ms` is a normal jitter with that standard deviation.
-    const sdUs = parseDurationUs(value, path);
-    return sdUs === 0 ? { kind: 'none' } : { kind: 'normal', sdUs };
-  }
-  const o = obj(value, path);
-  known(o, path, JITTER_KEYS);
-  const dist = o.dist ?? (o.sd !== undefined ? 'normal' : undefined);
-  if (dist === 'normal') {
-    const sdUs = duration(o, 'sd', path);
-    return sdUs === 0 ? { kind: 'none' } : { kind: 'normal', sdUs };
-  }
-  if (dist === 'pareto') {
-    const meanUs = duration(o, 'mean', path);
-    const shape = num(o, 'shape', path, { default: 2.5, min: 1.01, max: 100 });
-    const maxUs = duration(o, 'max', path, '1s');
-    return meanUs === 0 ? { kind: 'none' } : { kind: 'pareto', meanUs, shape, maxUs };
-  }
-  return fail(join(path, 'dist'), '"normal" (with sd) or "pareto" (with mean, shape, max)', dist);
-}
-
-const WAN_KEYS = ['name', 'rtt', 'bandwidth', 'upBandwidth', 'jitter', 'loss', 'mss', 'headerBytes', 'minRto', 'outages', 'sampleEvery'] as const;
-
-/**
- * Read a WAN section of a scenario, e.g.
- * `{ rtt: 40ms, bandwidth: 100Mbit, upBandwidth: 20Mbit, jitter: { sd: 2ms }, loss: 0.001, outages: [{ at: 5h, for: 2m, reset: true }] }`.
- * Errors name the field (`wan.outages[1].for`) and what is allowed.
- */
-export function parseWanConfig(raw: unknown, path = 'wan'): WanConfig {
-  const o = obj(raw, path);
-  known(o, path, WAN_KEYS);
-  const name = o.name === undefined ? 'wan' : typeof o.name === 'string' && /^[\w./-]+$/.test(o.name) ? o.name : fail(join(path, 'name'), 'a name of letters, digits, . / _ -', o.name);
-  if (o.rtt === undefined) fail(join(path, 'rtt'), 'a round-trip time such as "40ms"', undefined);
-  if (o.bandwidth === undefined) fail(join(path, 'bandwidth'), 'a rate such as "100Mbit" or "1Gbit"', undefined);
-  const rttUs = duration(o, 'rtt', path);
-  const downBytesPerS = rate(o, 'bandwidth', path);
-  const upBytesPerS = o.upBandwidth === undefined ? downBytesPerS : rate(o, 'upBandwidth', path);
-  if (!(downBytesPerS > 0)) fail(join(path, 'bandwidth'), 'a positive rate such as "100Mbit"', o.bandwidth);
-  if (!(upBytesPerS > 0)) fail(join(path, 'upBandwidth'), 'a positive rate such as "20Mbit"', o.upBandwidth);
-  const jitter = parseJitter(o.jitter, join(path, 'jitter'));
-  const lossRate = num(o, 'loss', path, { default: 0, min: 0, max: 0.5 });
-  const mssBytes = size(o, 'mss', path, WAN_DEFAULTS.mssBytes);
-  if (mssBytes < 64 || mssBytes > 65536) fail(join(path, 'mss'), 'a segment size between 64 and 65536 bytes', o.mss);
-  const headerBytes = num(o, 'headerBytes', path, { default: WAN_DEFAULTS.headerBytes, min: 0, max: 1024, integer: true });
-  const minRtoUs = duration(o, 'minRto', path, '200ms');
-  const sampleEveryUs = duration(o, 'sampleEvery', path, '10s');
-  if (sampleEveryUs <= 0) fail(join(path, 'sampleEvery'), 'a positive duration', o.sampleEvery);
-  const outages: WanOutage[] = [];
-  if (o.outages !== undefined) {
-    list(o.outages, join(path, 'outages')).forEach((item, i) => {
-      const p = join(join(path, 'outages'), i);
-      const oo = obj(item, p);
-      known(oo, p, ['at', 'for', 'reset']);
-      if (oo.at === undefined) fail(join(p, 'at'), 'a start time such as "5h"', undefined);
-      if (oo.for === undefined) fail(join(p, 'for'), 'a length such as "2m"', undefined);
-      const atUs = duration(oo, 'at', p);
-      const forUs = duration(oo, 'for', p);
-      if (forUs <= 0) fail(join(p, 'for'), 'a positive duration', oo.for);
-      const reset = bool(oo, 'reset', p, false);
-      for (const prev of outages) {
-        if (atUs < prev.atUs + prev.forUs && prev.atUs < atUs + forUs) {
-          fail(p, `an outage that does not overlap another (this one overlaps the one at ${prev.atUs}us)`, item);
-        }
-      }
-      outages.push({ atUs, forUs, reset });
-    });
-  }
-  return { name, rttUs, downBytesPerS, upBytesPerS, jitter, lossRate, mssBytes, headerBytes, minRtoUs, outages, sampleEveryUs };
-}

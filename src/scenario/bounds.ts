@@ -1,0 +1,22 @@
+/**
+ * Global limits of a scenario, checked before anything grows with them: a file, its YAML
+ * aliases, its name ranges and its number of samples. Each is far above what a real data
+ * center needs (the shipped scenarios are under 6 KB, 40 hosts and 100 VMs) and low enough
+ * that validation answers in seconds and a run fits in memory.
+ */
+export const SCENARIO_LIMITS = {
+  /** Bytes of YAML, checked before the file is parsed. */
+  fileBytes: 1024 * 1024,
+  /** Alias uses (`*name`) in one file. */
+  aliases: 100,
+  /** Nodes the document holds once every alias is expanded. */
+  expandedNodes: 200_000,
+  /** Names one `{a..b}` range makes. */
+  namesPerRange: 10_000,
+  /** Hosts and VMs in the data center, after ranges are expanded. */
+  hosts: 10_000,
+  vms: 50_000,
+  /** Samples (duration / sampleEvery) and load ticks (duration / tickEvery) in one run. */
+  samples: 100_000,
+  ticks: 1_000_000,
+} as const;
