@@ -103,6 +103,30 @@ describe('scenario loading', () => {
     ['unknown policy', (d) => { d.policies = { bursting: {} }; }, /policies\.bursting: unknown field/],
     ['bad expect op', (d) => { d.expect[0].op = '=~'; }, /expect\[0\]\.op: expected one of <, <=, >, >=, ==, !=/],
     ['numeric op on a string', (d) => { d.expect[0] = { metric: 'vms.job-1.host', op: '<', value: 'h-1' }; }, /expect\[0\]\.op: expected == or !=/],
+    ['near-miss key', (d) => { d.datacenter.vms[0].vcpu = 2; }, /datacenter\.vms\[0\]\.vcpu: unknown field; allowed here: name, image, vcpus, .* \(did you mean vcpus\?\)/],
+    ['misspelt required key: the typo, not the missing field', (d) => { delete d.datacenter.vms[0].vcpus; d.datacenter.vms[0].vcpu = 2; }, /datacenter\.vms\[0\]\.vcpu: unknown field/],
+    ['unknown key far from any', (d) => { d.zzzzzz = 1; }, /zzzzzz: unknown field; allowed here: name, description, seed, duration, sampleEvery, tickEvery, workloads, datacenter, wan, cloud, policies, timeline, expect$/],
+    ['missing workload kind', (d) => { delete d.workloads.app.kind; }, /workloads\.app\.kind: expected one of batch, database, web, trading, got nothing/],
+    ['bad workload name', (d) => { d.workloads['a b'] = { kind: 'web', base: 0.1 }; }, /workloads\.a b: expected a workload name of letters, digits, - and _/],
+    ['boot profile field', (d) => { d.datacenter.images[0].bootProfile = { files: 0 }; }, /datacenter\.images\[0\]\.bootProfile\.files: expected an integer >= 1 <= 100000, got 0/],
+    ['boot profile preset', (d) => { d.datacenter.images[0].bootProfile = 'fast'; }, /datacenter\.images\[0\]\.bootProfile: expected a preset \(default, linux-systemd, windows-server, minimal, heavy\) or a mapping/],
+    ['content mix', (d) => { d.datacenter.images[0].content = { zeros: 0.9, random: 0.9 }; }, /datacenter\.images\[0\]\.content: the fractions zeros \+ random \+ repeated \+ text must add up to about 1, got 1\.8/],
+    ['storage tier preset', (d) => { d.datacenter.storage = ['floppy']; }, /datacenter\.storage\[0\]: expected a tier preset \(nvme, ssd, hdd, archive\)/],
+    ['image on an unknown tier', (d) => { d.datacenter.images[0].tier = 'tape'; }, /datacenter\.images\[0\]\.tier: expected one of nvme, ssd, hdd, archive, got "tape"/],
+    ['data disk on an unknown tier', (d) => { d.datacenter.vms[0].disks = [{ size: '1GiB', tier: 'tape' }]; }, /datacenter\.vms\[0\]\.disks\[0\]\.tier: expected one of nvme/],
+    ['bad size', (d) => { d.datacenter.images[0].size = 'big'; }, /datacenter\.images\[0\]\.size: expected a size such as "4KiB"/],
+    ['timeline without event', (d) => { d.timeline = [{ at: '1h', host: 'h-1' }]; }, /timeline\[0\]\.event: expected one of load, host-fail, host-recover, wan-outage, power-off, power-on, snapshot, got nothing/],
+    ['timeline VM typo', (d) => { d.timeline = [{ at: '1h', event: 'power-off', vm: 'app-1' }]; }, /timeline\[0\]\.vm: expected a VM name \(closest: app-01/],
+    ['timeline unknown host', (d) => { d.timeline = [{ at: '1h', event: 'host-recover', host: 'h-3' }]; }, /timeline\[0\]\.host: expected one of h-1, h-2, got "h-3"/],
+    ['burst instance type', (d) => { d.policies = { burst: { instanceType: 'x9.huge' } }; }, /policies\.burst\.instanceType: expected one of auto, m6i\.large/],
+    ['burst workloads', (d) => { d.policies = { burst: { workloads: ['nope'] } }; }, /policies\.burst\.workloads\[0\]: expected a workload name: app, job/],
+    ['burst release above trigger', (d) => { d.policies = { burst: { release: { hostUtilizationBelow: 0.99 } } }; }, /policies\.burst\.release\.hostUtilizationBelow: expected a value below trigger\.hostUtilizationAbove \(0\.95\)/],
+    ['prefetch', (d) => { d.policies = { burst: { prefetch: 'maybe' } }; }, /policies\.burst\.prefetch: expected true, false or "recorded", got "maybe"/],
+    ['scale-out tier not web', (d) => { d.policies = { scaleOut: { enabled: true, tier: 'app' } }; }, /policies\.scaleOut\.tier: expected a workload of kind web \(app is database\)/],
+    ['migration glob matching nothing', (d) => { d.policies = { migrate: { vms: ['db-*'] } }; }, /policies\.migrate\.vms\[0\]: expected a glob matching some VM in datacenter\.vms/],
+    ['migration window missing', (d) => { d.policies = { migrate: { cutover: { when: 'window' } } }; }, /policies\.migrate\.cutover\.window: expected a window \{ start, length \}/],
+    ['wan jitter', (d) => { d.wan = { rtt: '40ms', bandwidth: '1Gbit', jitter: { dist: 'gauss' } }; }, /wan\.jitter\.dist: expected "normal" \(with sd\) or "pareto"/],
+    ['cloud fault type', (d) => { d.cloud = { faults: [{ at: '1h', until: '2h', error: 'InternalError', type: 'x1.huge' }] }; }, /cloud\.faults\[0\]\.type: expected one of m6i\.large/],
   ];
 
   it.each(bad)('refuses %s and names the field', (_what, breakIt, message) => {
@@ -111,6 +135,16 @@ describe('scenario loading', () => {
     const err = errorOf(() => parse(d));
     expect(err.message).toMatch(message);
     expect(err.message).toMatch(/^mini\.yaml( line \d+)?: /);
+  });
+
+  it('reads a key with no value as left out, except an expectation\'s value: null', () => {
+    const text = stringify(base()).replace('name: mini\n', 'name: mini\nseed:\ntimeline:\n') + 'wan:\n';
+    const s = parse({ ...base(), expect: [{ metric: 'totals.batch.completionHours', op: '!=', value: null }] });
+    expect(s.expect[0]).toEqual({ id: 'totals.batch.completionHours != null', metric: 'totals.batch.completionHours', op: '!=', value: null });
+    const t = parseScenario(text, 'nulls.yaml');
+    expect(t.seed).toBe(1);
+    expect(t.timeline).toEqual([]);
+    expect(t.wan).toBeNull();
   });
 
   it('lists close matches for an unknown metric', () => {

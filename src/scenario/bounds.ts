@@ -1,8 +1,9 @@
 /**
  * Global limits of a scenario, checked before anything grows with them: a file, its YAML
- * aliases, its name ranges and its number of samples. Each is far above what a real data
- * center needs (the shipped scenarios are under 6 KB, 40 hosts and 100 VMs) and low enough
- * that validation answers in seconds and a run fits in memory.
+ * aliases, its name ranges and its number of samples. Each is far above what the shipped
+ * scenarios use (under 6 KB, 40 hosts, 100 VMs, 864 samples) and low enough that validation
+ * answers in seconds: placing 10,000 VMs on 1,000 hosts took 9 s under load 30, and the
+ * trial placement grows with hosts × VMs (50,000 on 10,000 took 458 s).
  */
 export const SCENARIO_LIMITS = {
   /** Bytes of YAML, checked before the file is parsed. */
@@ -14,8 +15,8 @@ export const SCENARIO_LIMITS = {
   /** Names one `{a..b}` range makes. */
   namesPerRange: 10_000,
   /** Hosts and VMs in the data center, after ranges are expanded. */
-  hosts: 10_000,
-  vms: 50_000,
+  hosts: 1_000,
+  vms: 10_000,
   /** Samples (duration / sampleEvery) and load ticks (duration / tickEvery) in one run. */
   samples: 100_000,
   ticks: 1_000_000,
