@@ -1,20 +1,30 @@
 import { InputError } from '../errors.js';
+import { scenarioJsonSchema } from '../scenario/json-schema.js';
 import { loadScenarioFile } from '../sim/scenario-file.js';
 import { formatDurationUs } from '../util/units.js';
 import { EXIT_OK, parseFlags, requirePositional, type Command, type CommandIo } from './command.js';
 
 const usage = `Usage: spillway validate <scenario.yaml>...
+       spillway validate --schema > schemas/scenario.schema.json
 
 Check scenario files without running them. A bad file is reported with the
 field path, what is allowed there and the line, and the exit status is 2.
-Nothing is changed on disk.`;
+Nothing is changed on disk.
+
+  --schema   print the JSON Schema of the scenario format (what editors use to
+             complete and check scenario files; schemas/scenario.schema.json
+             is this output) and exit`;
 
 export const validateCommand: Command = {
   name: 'validate',
   summary: 'check a scenario file and name any bad field',
   usage,
   async run(args: string[], io: CommandIo): Promise<number> {
-    const { positionals } = parseFlags(args, {}, usage);
+    const { positionals, values } = parseFlags(args, { schema: { type: 'boolean' } }, usage);
+    if (values.schema) {
+      io.out(JSON.stringify(scenarioJsonSchema(), null, 2));
+      return EXIT_OK;
+    }
     requirePositional(positionals, 0, 'a scenario file', usage);
     let firstError: InputError | null = null;
     for (const file of positionals) {

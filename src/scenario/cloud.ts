@@ -14,24 +14,24 @@ import { parseSection } from './issues.js';
  */
 
 const catalogEntry = mapping({
-  type: text({ pattern: /^[a-z][a-z0-9-]*\.[a-z0-9]+$/ }),
-  vcpus: int({ min: 1 }),
-  memoryGiB: num({ min: 0.5 }),
+  type: text({ pattern: /^[a-z][a-z0-9-]*\.[a-z0-9]+$/ }).meta({ description: 'instance type name' }),
+  vcpus: int({ min: 1 }).meta({ description: 'vCPUs of the type' }),
+  memoryGiB: num({ min: 0.5 }).meta({ description: 'memory of the type' }),
   ebsIops: int({ min: 1 }).default(3600).meta({ description: 'baseline EBS IOPS the type sustains' }),
-  networkGbit: num({ min: 0.1 }).default(12.5),
+  networkGbit: num({ min: 0.1 }).default(12.5).meta({ description: 'network bandwidth of the type' }),
   pricePerHour: num({ min: 0 }).meta({ description: 'USD per hour, on demand' }),
 }).transform((c): CatalogEntry => ({ ...c }));
 
 const image = mapping({
-  id: text({ pattern: /^ami-[0-9a-f]{8,17}$/ }),
-  name: text(),
-  tags: named(text()).default({}),
+  id: text({ pattern: /^ami-[0-9a-f]{8,17}$/ }).meta({ description: 'AMI id' }),
+  name: text().meta({ description: 'AMI name' }),
+  tags: named(text()).default({}).meta({ description: 'AMI tags' }),
 }).transform((im): ImageEntry => ({ id: im.id, name: im.name, tags: { ...im.tags } }));
 
 const fault = mapping({
-  at: duration(),
-  until: duration(),
-  error: oneOf(FAULT_ERRORS),
+  at: duration().meta({ description: 'when calls start failing' }),
+  until: duration().meta({ description: 'when they stop (after at)' }),
+  error: oneOf(FAULT_ERRORS).meta({ description: 'the error code calls fail with' }),
   api: oneOf(EC2_ACTIONS).optional().meta({ description: 'only this API action (InsufficientInstanceCapacity: RunInstances and StartInstances)' }),
   type: text().optional().meta({ description: 'only this catalog type' }),
   zone: text().optional().meta({ description: 'only this zone' }),
@@ -40,18 +40,18 @@ const fault = mapping({
 const strings = list(text());
 
 const cloudFields = mapping({
-  provider: oneOf(['emulated', 'aws']).default('emulated'),
-  region: text({ pattern: /^[a-z]{2}(-[a-z]+)+-\d$/ }).default('us-east-1'),
+  provider: oneOf(['emulated', 'aws']).default('emulated').meta({ description: 'the emulated EC2, or real AWS (spillway run --cloud aws)' }),
+  region: text({ pattern: /^[a-z]{2}(-[a-z]+)+-\d$/ }).default('us-east-1').meta({ description: 'the cloud region' }),
   zones: strings.optional().meta({ description: 'availability zones (default: <region>a, <region>b)' }),
   catalog: list(catalogEntry).optional().meta({ description: 'instance types and prices (default: m6i, c6i, r6i sizes at us-east-1 prices)' }),
   images: list(image).optional().meta({ description: 'AMIs (default: the staging image)' }),
-  quotas: section({ vcpus: int({ min: 0 }).default(256) }),
+  quotas: section({ vcpus: int({ min: 0 }).default(256).meta({ description: 'vCPU quota of the account' }) }),
   api: section({
-    latency: section({ meanMs: num({ min: 0 }).default(120), sdMs: num({ min: 0 }).default(40) }),
-    rateLimit: section({ perSecond: num({ min: 0.001 }).default(20), burst: int({ min: 1 }).default(50) }),
+    latency: section({ meanMs: num({ min: 0 }).default(120).meta({ description: 'API call latency, mean (ms)' }), sdMs: num({ min: 0 }).default(40).meta({ description: 'API call latency, sd (ms)' }) }),
+    rateLimit: section({ perSecond: num({ min: 0.001 }).default(20).meta({ description: 'API calls refilled per second' }), burst: int({ min: 1 }).default(50).meta({ description: 'API call bucket size' }) }),
   }),
-  boot: section({ meanS: num({ min: 0 }).default(45), sdS: num({ min: 0 }).default(10) }),
-  consistencyWindowMs: num({ min: 0 }).default(1500),
+  boot: section({ meanS: num({ min: 0 }).default(45).meta({ description: 'instance boot time, mean (s)' }), sdS: num({ min: 0 }).default(10).meta({ description: 'instance boot time, sd (s)' }) }),
+  consistencyWindowMs: num({ min: 0 }).default(1500).meta({ description: 'how long a change may stay invisible to Describe calls' }),
   unauthorized: strings.default([]).meta({ description: 'EC2 actions that answer UnauthorizedOperation' }),
   faults: list(fault).default([]).meta({ description: 'windows in which calls fail with an error code' }),
 });

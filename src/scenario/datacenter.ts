@@ -19,15 +19,15 @@ const PERSISTENCE = ['on-prem', 'cloud-only'] as const;
 const host = mapping({
   id: text().meta({ description: 'host id, or many with one {a..b} range ("esx-{01..06}")' }),
   cpuCores: int({ min: 1, max: 4096 }).meta({ description: 'physical cores' }),
-  ramGiB: num({ min: 1, max: 65536 }),
+  ramGiB: num({ min: 1, max: 65536 }).meta({ description: 'RAM; a VM runs on a host only if its RAM fits' }),
 });
 
 const image = mapping({
-  id: text({ pattern: /^[\w.-]+$/ }),
+  id: text({ pattern: /^[\w.-]+$/ }).meta({ description: 'image id; VMs name it in `image`' }),
   size: size().meta({ description: 'size of the root disk of every VM cloned from it' }),
   os: mapping({
-    family: oneOf(['linux', 'windows']),
-    distro: text(),
+    family: oneOf(['linux', 'windows']).meta({ description: 'guest OS family' }),
+    distro: text().meta({ description: 'e.g. rhel, windows-server' }),
     version: z.union([z.string(), z.number()], { error: (iss) => `expected a version such as "8.9" or "2019", got ${shown(iss.input)}` })
       .transform(String).meta({ description: 'e.g. "8.9" or "2019" (quote versions)' }),
   }),
@@ -43,20 +43,20 @@ const image = mapping({
 const vmEntry = mapping({
   name: text().meta({ description: 'VM name, or many with one {a..b} range ("batch-{01..24}")' }),
   image: text().meta({ description: 'an image id; the root disk is a clone of it' }),
-  vcpus: int({ min: 1, max: 512 }),
-  ramGiB: num({ min: 0.25, max: 24576 }),
+  vcpus: int({ min: 1, max: 512 }).meta({ description: 'vCPUs; demand never exceeds them' }),
+  ramGiB: num({ min: 0.25, max: 24576 }).meta({ description: 'RAM' }),
   host: text().default('auto').meta({ description: '"auto" or a host id' }),
   workload: text().meta({ description: 'a workload name' }),
   persistence: oneOf(PERSISTENCE).default('on-prem').meta({ description: 'root disk persistence when bursting, and the default for data disks' }),
   disks: list(mapping({
-    size: size(),
+    size: size().meta({ description: 'data disk size' }),
     tier: text().optional().meta({ description: "a storage tier (default: the image's)" }),
-    persistence: oneOf(PERSISTENCE).optional(),
+    persistence: oneOf(PERSISTENCE).optional().meta({ description: "default: the VM's persistence" }),
   })).default([]).meta({ description: 'data disks (start empty)' }),
   mounts: list(mapping({
-    path: text({ pattern: /^(\/|[A-Z]:\\?)/ }),
-    persistence: oneOf(['persistent', 'non-persistent']).default('non-persistent'),
-    size: size().prefault('4GiB'),
+    path: text({ pattern: /^(\/|[A-Z]:\\?)/ }).meta({ description: 'mount point: /path or a drive letter' }),
+    persistence: oneOf(['persistent', 'non-persistent']).default('non-persistent').meta({ description: 'non-persistent (swap, /tmp) may stay cloud-only' }),
+    size: size().prefault('4GiB').meta({ description: 'mount size' }),
   })).default([]).meta({ description: 'extra guest mount points on the root disk' }),
 });
 
@@ -77,13 +77,13 @@ const fields = mapping({
   ha: mapping({
     enabled: bool().default(true).meta({ description: "restart a failed host's VMs on other hosts" }),
     restartAfter: duration().prefault('2m').meta({ description: 'failure to running again (detection + boot)' }),
-  }).prefault({} as never),
+  }).prefault({} as never).meta({ description: 'HA restart of a failed host\'s VMs' }),
   latencies,
-  hosts: list(host, { atLeastOne: 'at least one host' }),
+  hosts: list(host, { atLeastOne: 'at least one host' }).meta({ description: 'hosts (at least one)' }),
   storage: list(tierSchema, { atLeastOne: 'at least one storage tier' }).optional()
     .meta({ description: 'storage tiers (default: the presets nvme, ssd, hdd, archive)' }),
-  images: list(image, { atLeastOne: 'at least one image' }),
-  vms: list(vmEntry, { atLeastOne: 'at least one VM' }),
+  images: list(image, { atLeastOne: 'at least one image' }).meta({ description: 'golden images VMs are cloned from (at least one)' }),
+  vms: list(vmEntry, { atLeastOne: 'at least one VM' }).meta({ description: 'virtual machines (at least one)' }),
 });
 
 export const datacenterSchema = fields.transform((o, ctx) => {

@@ -144,17 +144,17 @@ export function duration(options: UnitsOptions = {}) {
     ...options,
     check: (us) => (us > MAX_DURATION_US ? 'a duration of at most 285 years (virtual time is counted in microseconds)' : options.check?.(us) ?? null),
   })
-    .meta({ description: 'a duration: "500ms", "30s", "5m", "2h", "1d9h" or a number of seconds' });
+    .meta({ 'x-unit': 'duration', description: 'a duration: "500ms", "30s", "5m", "2h", "1d9h" or a number of seconds' });
 }
 
 /** A size in bytes: "4KiB", "60GiB", "500MB" or a byte count. */
 export function size(options: UnitsOptions = {}) {
   return unitsField(parseSizeBytes, 'a size such as "4KiB", "512MiB", "20GiB"', options)
-    .meta({ description: 'a size: "4KiB", "60GiB" (binary), "500MB" (decimal) or a byte count' });
+    .meta({ 'x-unit': 'size', description: 'a size: "4KiB", "60GiB" (binary), "500MB" (decimal) or a byte count' });
 }
 
 /** A rate in bytes per second: "100Mbit", "1Gbit", "50MB/s". */
 export function rate(options: UnitsOptions = {}) {
   return unitsField(parseRateBytesPerS, 'a rate such as "100Mbit"', options)
-    .meta({ description: 'a rate: "100Mbit", "1Gbit", "50MB/s", "200MiB/s" or bytes per second' });
+    .meta({ 'x-unit': 'rate', description: 'a rate: "100Mbit", "1Gbit", "50MB/s", "200MiB/s" or bytes per second' });
 }

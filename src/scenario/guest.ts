@@ -17,10 +17,10 @@ import { int, mapping, num, oneOf, refuse, refuseExpected, size, text } from './
 const fraction = () => num({ min: 0, max: 1 });
 
 export const contentSchema = mapping({
-  zeros: fraction().optional(),
-  random: fraction().optional(),
-  repeated: fraction().optional(),
-  text: fraction().optional(),
+  zeros: fraction().optional().meta({ description: 'fraction of zero blocks (a fraction left out is 0 when any is given)' }),
+  random: fraction().optional().meta({ description: 'fraction of incompressible blocks' }),
+  repeated: fraction().optional().meta({ description: 'fraction of blocks shared with images of the same pool' }),
+  text: fraction().optional().meta({ description: 'fraction of text-like blocks' }),
   pool: text({ pattern: /^[\w.-]+$/ }).optional().meta({ description: 'images naming the same pool share repeated blocks (default "common")' }),
   unique: fraction().default(0).meta({ description: 'fraction of data regions unique to each disk cloned from the image' }),
   seed: int({ min: 0, max: 2 ** 32 - 1 }).optional().meta({ description: "pins the image's bytes, files and boot profile to this seed instead of the run's" }),
@@ -46,8 +46,8 @@ const PRESETS = Object.keys(BOOT_PROFILE_PRESETS) as [string, ...string[]];
 export const bootProfileSchema = z.union([
   oneOf(PRESETS),
   mapping({
-    files: int({ min: 1, max: 100_000 }).default(DEFAULT_BOOT_PROFILE.files),
-    reads: int({ min: 1, max: 10_000_000 }).default(DEFAULT_BOOT_PROFILE.reads),
+    files: int({ min: 1, max: 100_000 }).default(DEFAULT_BOOT_PROFILE.files).meta({ description: 'files read at boot' }),
+    reads: int({ min: 1, max: 10_000_000 }).default(DEFAULT_BOOT_PROFILE.reads).meta({ description: 'block reads at boot (at least one per file)' }),
     minRead: readSize(DEFAULT_BOOT_PROFILE.minReadBytes),
     maxRead: readSize(DEFAULT_BOOT_PROFILE.maxReadBytes),
   }),

@@ -26,14 +26,14 @@ const throughput = z.union([z.number(), z.string()]).transform((value, ctx) => {
     }
   }
   return refuseExpected(ctx, value, 'a throughput such as "550MB/s", "2GiB" (per second) or "1Gbit"');
-}).meta({ description: 'a rate ("550MB/s", "1Gbit") or a size per second ("2GiB")' });
+}).meta({ 'x-unit': 'rate', description: 'a rate ("550MB/s", "1Gbit") or a size per second ("2GiB")' });
 
 const tierMapping = mapping({
-  name: text({ pattern: /^[\w-]+$/ }),
+  name: text({ pattern: /^[\w-]+$/ }).meta({ description: 'the tier name images and disks use' }),
   preset: oneOf(PRESETS).optional().meta({ description: 'the preset the tier starts from (default: the one its name names, else ssd)' }),
   readLatency: duration().optional(),
   writeLatency: duration().optional(),
-  iops: num({ min: 1, max: 1e9 }).optional(),
+  iops: num({ min: 1, max: 1e9 }).optional().meta({ description: 'I/O operations per second, per disk' }),
   throughput: throughput.optional(),
 }).transform((o): TierConfig => {
   const base = TIER_PRESETS[o.preset ?? (TIER_PRESETS[o.name] ? o.name : DEFAULT_TIER)]!;

@@ -16,7 +16,7 @@ const jitterMapping = mapping({
   sd: duration().optional().meta({ description: 'normal jitter: standard deviation' }),
   dist: z.enum(['normal', 'pareto'], { error: (iss) => `expected ${DISTS}, got ${shown(iss.input)}` }).optional().meta({ description: DISTS }),
   mean: duration().optional().meta({ description: 'pareto jitter: mean extra delay' }),
-  shape: num({ min: 1.01, max: 100 }).default(2.5),
+  shape: num({ min: 1.01, max: 100 }).default(2.5).meta({ description: 'pareto jitter: tail shape' }),
   max: duration().prefault('1s').meta({ description: 'pareto jitter: cap' }),
 }).transform((o, ctx): JitterModel => {
   const dist = o.dist ?? (o.sd !== undefined ? 'normal' : undefined);
@@ -41,8 +41,8 @@ const jitter = z.union([duration(), jitterMapping], {
 }).meta({ description: 'one-way delay jitter: a standard deviation ("2ms") or { dist: normal, sd } | { dist: pareto, mean, shape, max }' });
 
 const outage = mapping({
-  at: duration({ missing: 'a start time such as "5h"' }),
-  for: duration({ missing: 'a length such as "2m"', check: (us) => (us <= 0 ? 'a positive duration' : null) }),
+  at: duration({ missing: 'a start time such as "5h"' }).meta({ description: 'when the outage starts' }),
+  for: duration({ missing: 'a length such as "2m"', check: (us) => (us <= 0 ? 'a positive duration' : null) }).meta({ description: 'how long it lasts' }),
   reset: bool().default(false).meta({ description: 'reset every open connection when the outage starts' }),
 }).transform((o): WanOutage => ({ atUs: o.at, forUs: o.for, reset: o.reset }));
 
@@ -58,10 +58,10 @@ export const wanSchema = mapping({
   upBandwidth: positiveRate('20Mbit').optional().meta({ description: 'bytes per second cloud → on-prem' }),
   jitter,
   loss: num({ min: 0, max: 0.5 }).default(0).meta({ description: 'probability that one segment transmission is lost' }),
-  mss: size({ check: (v) => (v < 64 || v > 65536 ? 'a segment size between 64 and 65536 bytes' : null) }).prefault(WAN_DEFAULTS.mssBytes),
-  headerBytes: int({ min: 0, max: 1024 }).default(WAN_DEFAULTS.headerBytes),
+  mss: size({ check: (v) => (v < 64 || v > 65536 ? 'a segment size between 64 and 65536 bytes' : null) }).prefault(WAN_DEFAULTS.mssBytes).meta({ description: 'payload bytes per segment' }),
+  headerBytes: int({ min: 0, max: 1024 }).default(WAN_DEFAULTS.headerBytes).meta({ description: 'header bytes each segment adds on the wire' }),
   minRto: duration().prefault('200ms').meta({ description: 'floor of the retransmission timeout' }),
-  outages: list(outage).optional(),
+  outages: list(outage).optional().meta({ description: 'scheduled outages that must not overlap (timeline wan-outage events add more)' }),
   sampleEvery: duration({ check: (us) => (us <= 0 ? 'a positive duration' : null) }).prefault('10s')
     .meta({ description: 'how often wan.stats is sampled while the link carries traffic' }),
 }).transform((o, ctx): WanConfig => {

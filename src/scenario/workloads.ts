@@ -14,14 +14,14 @@ const common = (kind: WorkloadSpec['kind']) => ({
 });
 
 const daily = list(mapping({
-  hour: num({ min: 0, max: 24 }),
-  factor: num({ min: 0, max: 100 }),
+  hour: num({ min: 0, max: 24 }).meta({ description: 'hour of the day' }),
+  factor: num({ min: 0, max: 100 }).meta({ description: 'load at that hour, × base' }),
 }), { atLeastOne: 'at least one {hour, factor} point' }).meta({ description: '24 h profile, piecewise linear, wraps at midnight' });
 
 const spikes = mapping({
-  perHour: num({ min: 0 }).default(1.5),
-  factor: num({ min: 1, max: 100 }).default(1.8),
-  meanDuration: duration().prefault('10m'),
+  perHour: num({ min: 0 }).default(1.5).meta({ description: 'spikes per hour (Poisson)' }),
+  factor: num({ min: 1, max: 100 }).default(1.8).meta({ description: 'load multiplier during a spike' }),
+  meanDuration: duration().prefault('10m').meta({ description: 'mean spike length (exponential)' }),
 }).transform((s) => ({ perHour: s.perHour, factor: s.factor, meanDurationUs: s.meanDuration }))
   .meta({ description: 'Poisson spikes multiplying the load (trading has them by default)' });
 

@@ -1,10 +1,11 @@
 import { InputError } from '../errors.js';
-import { parseDurationUs, parseRateBytesPerS, parseSizeBytes } from './units.js';
+import { parseDurationUs, parseSizeBytes } from './units.js';
 
 /**
- * Small validators for config read from YAML or flags. Every error names the
- * field's full path (`cloud.catalog[2].vcpus`) and says what is allowed, and
- * nothing is mutated, so a bad file loses nothing.
+ * Small validators for config read by hand (the guest I/O profile) and the errors the
+ * scenario format's cross-section checks raise. Every error names the field's full path
+ * (`cloud.catalog[2].vcpus`) and says what is allowed, and nothing is mutated. The scenario
+ * file itself is declared with zod (src/scenario/fields.ts keeps this wording).
  */
 export type Raw = Record<string, unknown>;
 
@@ -19,16 +20,6 @@ export const join = (path: string, key: string | number): string =>
 export function obj(value: unknown, path: string): Raw {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(path, 'a mapping (key: value)', value);
   return value as Raw;
-}
-
-/** An optional nested block: `{}` when absent or null, else it must be a mapping (the error names `path.key`). */
-export function section(o: Raw, key: string, path: string): Raw {
-  return o[key] === undefined || o[key] === null ? {} : obj(o[key], join(path, key));
-}
-
-export function list(value: unknown, path: string): unknown[] {
-  if (!Array.isArray(value)) fail(path, 'a list', value);
-  return value;
 }
 
 /** Refuse keys the schema does not know, so a typo is an error rather than silently ignored. */
@@ -49,22 +40,12 @@ export function str(o: Raw, key: string, path: string, options: { default?: stri
   return value;
 }
 
-export function optStr(o: Raw, key: string, path: string, options: { allowed?: readonly string[] } = {}): string | undefined {
-  return o[key] === undefined ? undefined : str(o, key, path, options);
-}
-
 export function num(o: Raw, key: string, path: string, options: { default?: number; min?: number; max?: number; integer?: boolean } = {}): number {
   const value = o[key] ?? options.default;
   const p = join(path, key);
   const { min = -Infinity, max = Infinity, integer = false } = options;
   const what = `${integer ? 'an integer' : 'a number'}${min > -Infinity ? ` >= ${min}` : ''}${max < Infinity ? ` <= ${max}` : ''}`;
   if (typeof value !== 'number' || !Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) fail(p, what, value);
-  return value;
-}
-
-export function bool(o: Raw, key: string, path: string, fallback?: boolean): boolean {
-  const value = o[key] ?? fallback;
-  if (typeof value !== 'boolean') fail(join(path, key), 'true or false', value);
   return value;
 }
 
@@ -80,8 +61,4 @@ export function duration(o: Raw, key: string, path: string, fallback?: string | 
 
 export function size(o: Raw, key: string, path: string, fallback?: string | number): number {
   return parseSizeBytes(o[key] ?? fallback, join(path, key));
-}
-
-export function rate(o: Raw, key: string, path: string, fallback?: string | number): number {
-  return parseRateBytesPerS(o[key] ?? fallback, join(path, key));
 }
