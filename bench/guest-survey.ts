@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readdirSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
-import { ImageContent } from '../src/providers/emulated/guest/content.js';
+import { ImageContent } from '../src/providers/emulated/guest/image-content.js';
 
 const B = 4096;
 const maxMiB = Number(process.argv[process.argv.indexOf('--max-mib') + 1] ?? 0) || 64;

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import {
-  CONTENT_BLOCK_BYTES, DEFAULT_MIX, ImageContent, REGION_BLOCKS, REGION_BYTES, countKinds, normalizeMix,
-} from '../src/providers/emulated/guest/content.js';
+import { CONTENT_BLOCK_BYTES, REGION_BLOCKS, REGION_BYTES } from '../src/providers/emulated/guest/content.js';
+import { DEFAULT_MIX, normalizeMix } from '../src/providers/emulated/guest/content-mix.js';
+import { countKinds } from '../src/providers/emulated/guest/generated-disk.js';
+import { ImageContent } from '../src/providers/emulated/guest/image-content.js';
 
 const GiB = 1024 ** 3;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');

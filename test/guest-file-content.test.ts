@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CONTENT_BLOCK_BYTES, countKinds } from '../src/providers/emulated/guest/content.js';
+import { CONTENT_BLOCK_BYTES } from '../src/providers/emulated/guest/content.js';
+import { countKinds } from '../src/providers/emulated/guest/generated-disk.js';
 import { FILE_CLASS_MIX, FileContentLayout, balanceFreeSpace, fileContentClass } from '../src/providers/emulated/guest/file-content.js';
 import { GuestImage } from '../src/providers/emulated/guest/image.js';
 

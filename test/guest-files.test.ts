@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { bootTraceJsonl, buildBootProfile, replayReads, toDiskRanges } from '../src/providers/emulated/guest/boot-profile.js';
-import { CONTENT_BLOCK_BYTES, ImageContent } from '../src/providers/emulated/guest/content.js';
+import { CONTENT_BLOCK_BYTES } from '../src/providers/emulated/guest/content.js';
+import { ImageContent } from '../src/providers/emulated/guest/image-content.js';
 import { FileView } from '../src/providers/emulated/guest/file-view.js';
 import { GuestImage } from '../src/providers/emulated/guest/image.js';
 import { parseBootProfileSpec, parseContentSpec } from '../src/scenario/guest.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { BOOT_PROFILE_PRESETS, DEFAULT_BOOT_PROFILE, type BootProfileSpec } from '../providers/emulated/guest/boot-profile.js';
-import { DEFAULT_MIX, normalizeMix, type ContentMix } from '../providers/emulated/guest/content.js';
+import { DEFAULT_MIX, normalizeMix, type ContentMix } from '../providers/emulated/guest/content-mix.js';
 import { APP_ROLES } from '../providers/emulated/guest/file-view.js';
 import type { ContentSpec } from '../providers/emulated/guest/spec.js';
 import { parseSection } from './issues.js';

@@ -3,7 +3,8 @@ import { SpillwayError } from '../../../errors.js';
 import type { BlockDevice } from '../../../proxy/block-device.js';
 import { createRng } from '../../../world/rng.js';
 import type { Rng } from '../../../world/types.js';
-import { CONTENT_BLOCK_BYTES, SPAN_BYTES, type ImageContent } from './content.js';
+import { CONTENT_BLOCK_BYTES, SPAN_BYTES } from './content.js';
+import type { ImageContent } from './image-content.js';
 import { FileContentLayout, fileContentClass, type FileContentClass } from './file-content.js';
 
 /**

@@ -1,5 +1,7 @@
 import { buildBootProfile, DEFAULT_BOOT_PROFILE, varyBootProfile, type BootProfile, type BootProfileSpec } from './boot-profile.js';
-import { DEFAULT_MIX, ImageContent, type GeneratedDisk } from './content.js';
+import { DEFAULT_MIX } from './content-mix.js';
+import type { GeneratedDisk } from './generated-disk.js';
+import { ImageContent } from './image-content.js';
 import { FileView, type AppRole, type GuestOs } from './file-view.js';
 import type { ContentSpec } from './spec.js';
 

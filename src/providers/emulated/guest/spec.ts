@@ -1,4 +1,4 @@
-import type { ContentMix } from './content.js';
+import type { ContentMix } from './content-mix.js';
 
 /**
  * An image's guest content as the content generator takes it (docs/guest.md). The scenario

@@ -1,7 +1,7 @@
 import type { AckedWrite, AppIoSession } from '../../../ports/app-io.js';
 import type { BlockDevice } from '../../../proxy/block-device.js';
 import type { Rng, World } from '../../../world/types.js';
-import { fillRandom } from '../guest/content.js';
+import { fillRandom } from '../guest/fill.js';
 
 const BLOCK = 4096;
 /** Largest coarsened application I/O operation. */
