@@ -1,170 +1,34 @@
 import { SpillwayError } from '../../../errors.js';
-import { BlockError, type BlockDevice, type WriteOptions, type ZeroOptions } from '../../../proxy/block-device.js';
-import { Layer } from '../../../proxy/layer.js';
+import type { BlockDevice } from '../../../proxy/block-device.js';
 import { SparseStore } from '../../../proxy/stores/sparse-store.js';
-import { shareCpu, type CpuClaim } from './cpu-share.js';
+import { CpuModel, EPS, ramUsed } from './cpu-model.js';
+import { LeaseGuard } from './lease-guard.js';
 import { DiskChain, SnapshotDelta } from './snapshot-disk.js';
-import { US_PER_H, US_PER_S } from '../../../util/units.js';
-import type { Timer, World } from '../../../world/types.js';
+import {
+  DEFAULT_LATENCIES, type DiskState, type HaOptions, type HostDef, type HostState, type HostStats, type HypervisorLatencies,
+  type SnapshotState, type TaskInfo, type VmDef, type VmState, type VmStats,
+} from './types.js';
+import { US_PER_S } from '../../../util/units.js';
+import type { World } from '../../../world/types.js';
 import type {
   DiskInfo, DiskLease, GuestConfig, HostInfo, Hypervisor, MemoryImage, PowerState, SnapshotInfo, VmInfo,
 } from '../../../ports/hypervisor.js';
 import type { HostMonitor } from '../../../ports/host-monitor.js';
 
+export {
+  DEFAULT_LATENCIES, type CpuIntegrals, type DiskDef, type HaOptions, type HostDef, type HostStats, type HypervisorLatencies,
+  type Placement, type TaskInfo, type VmDef, type VmStats,
+} from './types.js';
+
 /**
  * An emulated on-prem hypervisor on the World clock: hosts with cores and
  * RAM, VMs whose CPU demand is set by their workload, power operations and
  * snapshots that take modeled time, exclusive disk leases, host failure with
- * HA restart. CPU is divided per host by `shareCpu` (steady services first,
- * batch gets the leftover); batch tasks progress at the rate they are granted
- * and their completion is scheduled exactly, so a task's finish time is exact
- * in virtual time rather than rounded to a sampling tick.
+ * HA restart. The CPU model (shares, batch tasks, integrals, samples) is
+ * CpuModel (cpu-model.ts); this class is the port surface and delegates to it.
  */
 
-export interface HypervisorLatencies {
-  powerOnUs: number;
-  powerOffUs: number;
-  deactivateUs: number;
-  reactivateUs: number;
-  snapshotUs: number;
-  /** Added per GiB of guest RAM when a snapshot includes memory; also the rate for capture/restore. */
-  memoryPerGiBUs: number;
-  revertUs: number;
-  deleteSnapshotUs: number;
-  updateGuestUs: number;
-}
-
-export const DEFAULT_LATENCIES: Readonly<HypervisorLatencies> = {
-  powerOnUs: 30 * US_PER_S,
-  powerOffUs: 8 * US_PER_S,
-  deactivateUs: 5 * US_PER_S,
-  reactivateUs: 5 * US_PER_S,
-  snapshotUs: 3 * US_PER_S,
-  memoryPerGiBUs: 2 * US_PER_S,
-  revertUs: 10 * US_PER_S,
-  deleteSnapshotUs: 4 * US_PER_S,
-  updateGuestUs: 2 * US_PER_S,
-};
-
-export interface HaOptions {
-  enabled: boolean;
-  /** From host failure to the VM running again elsewhere (detection + boot). */
-  restartUs: number;
-}
-
-export interface HostDef {
-  id: string;
-  cpuCores: number;
-  ramMiB: number;
-}
-
-export interface DiskDef {
-  id: string;
-  sizeBytes: number;
-  tier: string;
-  imageId: string;
-  /** Builds the disk's blocks on first open (generated content; default an empty sparse store). */
-  create?: () => BlockDevice;
-  /** Stacks layers over the disk's blocks (its storage tier). */
-  layers?: (below: BlockDevice) => BlockDevice;
-}
-
-export interface VmDef {
-  id: string;
-  name: string;
-  vcpus: number;
-  ramMiB: number;
-  workload: string;
-  /** Batch VMs run at low shares: they get what steady services leave. */
-  batch: boolean;
-  disks: DiskDef[];
-  guest: GuestConfig;
-  dirtyRateBytesPerS: number;
-}
-
-export interface TaskInfo {
-  name: string;
-  workVcpuUs: number;
-  doneVcpuUs: number;
-  /** The cores the task would use with nothing in its way. */
-  maxRate: number;
-  startedUs: number;
-  finishedUs: number | null;
-  unconstrainedUs: number;
-}
-
-export interface Placement {
-  atUs: number;
-  where: 'onprem' | 'cloud' | 'none';
-  host: string | null;
-}
-
-/** Time integrals kept per VM and host for the report (vCPU-µs). */
-export interface CpuIntegrals {
-  demandVcpuUs: number;
-  grantedVcpuUs: number;
-  /** Time during which it got less than it asked for. */
-  starvedUs: number;
-}
-
-export interface HostStats extends CpuIntegrals {
-  id: string;
-  cpuCores: number;
-  saturatedUs: number;
-  /** Highest demand / capacity seen at any instant (may exceed 1). */
-  peakDemandRatio: number;
-  failedUs: number;
-}
-
-export interface VmStats extends CpuIntegrals {
-  id: string;
-  placements: Placement[];
-  task: TaskInfo | null;
-}
-
-interface HostState extends HostStats {
-  ramMiB: number;
-  failed: boolean;
-  failedSinceUs: number;
-  vms: Set<VmState>;
-  demand: number;
-  granted: number;
-  lastUs: number;
-  saturated: boolean;
-}
-
-interface VmState extends VmStats {
-  def: VmDef;
-  host: HostState | null;
-  power: PowerState;
-  guest: GuestConfig;
-  /** Demand set by the workload driver (ignored while a task runs). */
-  baseDemand: number;
-  granted: number;
-  lastUs: number;
-  completion: Timer | null;
-  onTaskDone: ((task: TaskInfo) => void) | null;
-  /** Cores available where the VM runs outside this hypervisor (a cloud instance); null while it runs here. */
-  elsewhereVcpus: number | null;
-}
-
-interface DiskState {
-  def: DiskDef;
-  vmId: string;
-  /** The disk's contents; snapshots swap what is underneath. */
-  chain: DiskChain | null;
-  device: BlockDevice | null;
-  lease: DiskLease | null;
-}
-
-interface SnapshotState extends SnapshotInfo {
-  power: PowerState;
-  /** Each disk's contents as frozen at snapshot time. */
-  frozen: Map<string, BlockDevice>;
-}
-
 const GiB_MiB = 1024;
-const EPS = 1e-9;
 
 export class EmulatedHypervisor implements Hypervisor, HostMonitor {
   readonly latencies: HypervisorLatencies;
@@ -177,17 +41,12 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
   private readonly disks = new Map<string, DiskState>();
   private readonly snapshots = new Map<string, SnapshotState>();
   private snapshotSeq = 0;
-  private readonly claims: CpuClaim[] = [];
-  private readonly grants: number[] = [];
-  private readonly elsewhere = new Set<VmState>();
-  private saturatedHosts = 0;
-  private anySaturatedUs = 0;
-  private anyLastUs = 0;
+  private readonly cpu: CpuModel;
 
   constructor(private readonly world: World, options: { hosts: HostDef[]; latencies?: Partial<HypervisorLatencies>; ha?: Partial<HaOptions> }) {
     this.latencies = { ...DEFAULT_LATENCIES, ...options.latencies };
     this.ha = { enabled: true, restartUs: 2 * 60 * US_PER_S, ...options.ha };
-    this.anyLastUs = world.clock.nowUs();
+    this.cpu = new CpuModel(world, this.hostList, this.vmList);
     for (const h of options.hosts) {
       if (this.hostById.has(h.id)) throw new SpillwayError('E_DUPLICATE_HOST', `host ${h.id} is defined twice`);
       const host: HostState = {
@@ -223,7 +82,7 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
     const vm = this.vmState(vmId);
     const host = hostId ? this.hostState(hostId) : this.choosePlacement(vm);
     this.checkFits(vm, host);
-    this.start(vm, host);
+    this.cpu.start(vm, host);
   }
 
   /** The host `auto` placement picks: room for the RAM, lowest committed vCPUs per core, then list order. */
@@ -231,7 +90,7 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
     let best: HostState | null = null;
     let bestRatio = Infinity;
     for (const h of this.hostList) {
-      if (h.failed || this.ramUsed(h) + vm.def.ramMiB > h.ramMiB) continue;
+      if (h.failed || ramUsed(h) + vm.def.ramMiB > h.ramMiB) continue;
       let committed = vm.def.vcpus;
       for (const v of h.vms) committed += v.def.vcpus;
       const ratio = committed / h.cpuCores;
@@ -245,7 +104,7 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
 
   hosts(): HostInfo[] {
     return this.hostList.map((h) => ({
-      id: h.id, cpuCores: h.cpuCores, ramMiB: h.ramMiB, cpuDemand: h.demand, ramAllocatedMiB: this.ramUsed(h), failed: h.failed,
+      id: h.id, cpuCores: h.cpuCores, ramMiB: h.ramMiB, cpuDemand: h.demand, ramAllocatedMiB: ramUsed(h), failed: h.failed,
     }));
   }
 
@@ -277,20 +136,20 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
     await this.world.clock.sleepUs(this.latencies.powerOnUs);
     this.expectPower(vm, 'powerOn', ['stopped', 'suspended']);
     this.checkFits(vm, host);
-    this.start(vm, host);
+    this.cpu.start(vm, host);
   }
 
   async powerOff(vmId: string): Promise<void> {
     const vm = this.vmState(vmId);
     this.expectPower(vm, 'powerOff', ['running', 'suspended']);
     await this.world.clock.sleepUs(this.latencies.powerOffUs);
-    this.stop(vm, vm.host, 'stopped');
+    this.cpu.stop(vm, vm.host, 'stopped');
   }
 
   async deactivate(vmId: string): Promise<void> {
     const vm = this.vmState(vmId);
     await this.world.clock.sleepUs(this.latencies.deactivateUs);
-    this.stop(vm, null, 'stopped');
+    this.cpu.stop(vm, null, 'stopped');
   }
 
   /** Register the VM on `hostId` again and run it (the way back from the cloud, FIG 16). */
@@ -301,7 +160,7 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
     this.checkFits(vm, host);
     await this.world.clock.sleepUs(this.latencies.reactivateUs);
     this.checkFits(vm, host);
-    this.start(vm, host);
+    this.cpu.start(vm, host);
   }
 
   // ---- snapshots ---------------------------------------------------------------------
@@ -338,9 +197,9 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
     for (const [diskId, base] of snap.frozen) this.chainOf(this.diskState(diskId)).current = new SnapshotDelta(base, `${diskId}@${snap.id}`);
     // A memory snapshot resumes the guest where it was; a disk-only one leaves it powered off.
     if (snap.hasMemory && snap.power === 'running' && vm.host && !vm.host.failed) {
-      if (vm.power !== 'running') this.start(vm, vm.host);
+      if (vm.power !== 'running') this.cpu.start(vm, vm.host);
     } else if (vm.power !== 'stopped') {
-      this.stop(vm, vm.host, 'stopped');
+      this.cpu.stop(vm, vm.host, 'stopped');
     }
   }
 
@@ -373,7 +232,7 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
     const host = vm.host && !vm.host.failed ? vm.host : this.choosePlacement(vm);
     if (vm.power !== 'running') {
       this.checkFits(vm, host);
-      this.start(vm, host);
+      this.cpu.start(vm, host);
     }
   }
 
@@ -430,13 +289,11 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
     return d.chain;
   }
 
-  // ---- CPU demand and batch tasks ---------------------------------------------------
+  // ---- CPU demand and batch tasks (CpuModel) -----------------------------------------
 
   /** Set what a VM's workload wants now; takes effect at the next `rebalance()`. */
   setDemand(vmId: string, vcpus: number): void {
-    const vm = this.vmState(vmId);
-    this.settleVm(vm);
-    vm.baseDemand = Math.max(0, Math.min(vm.def.vcpus, vcpus));
+    this.cpu.setDemand(this.vmState(vmId), vcpus);
   }
 
   /**
@@ -444,54 +301,36 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
    * and finishes when `workVcpuUs` has been granted; `onDone` fires then.
    */
   startTask(vmId: string, task: { name: string; workVcpuUs: number; maxRate: number }, onDone?: (task: TaskInfo) => void): void {
-    const vm = this.vmState(vmId);
-    if (vm.task && vm.task.finishedUs === null) throw new SpillwayError('E_TASK_RUNNING', `VM ${vmId} already runs task ${vm.task.name}`);
-    const maxRate = Math.min(vm.def.vcpus, task.maxRate);
-    if (!(maxRate > 0) || !(task.workVcpuUs > 0)) throw new SpillwayError('E_BAD_TASK', `task ${task.name} needs positive work and rate`);
-    this.settleVm(vm);
-    if (vm.host) this.settleHost(vm.host);
-    vm.task = {
-      name: task.name, workVcpuUs: task.workVcpuUs, doneVcpuUs: 0, maxRate, startedUs: this.world.clock.nowUs(),
-      finishedUs: null, unconstrainedUs: Math.ceil(task.workVcpuUs / maxRate),
-    };
-    vm.onTaskDone = onDone ?? null;
-    if (vm.host) this.rebalanceHost(vm.host);
+    this.cpu.startTask(this.vmState(vmId), task, onDone);
   }
 
   /** Recompute every host's shares from the demands set since the last call. */
   rebalance(): void {
-    for (const h of this.hostList) this.rebalanceHost(h);
-    for (const vm of this.elsewhere) this.updateVmRate(vm, Math.min(vm.elsewhereVcpus!, this.claimOf(vm).demand));
+    this.cpu.rebalance();
   }
 
   /**
    * Run a VM's workload outside this hypervisor (a burst to a cloud instance
    * with `vcpus` cores), or bring it back under this hypervisor's shares with
-   * null. While it runs elsewhere it takes no share of any host, its task keeps
-   * progressing at min(vcpus, demand), and its placement timeline says
-   * `cloud`; whoever moved it traces `vm.placed` with the instance.
+   * null (CpuModel.runElsewhere says what changes).
    */
   runElsewhere(vmId: string, vcpus: number | null): void {
-    const vm = this.vmState(vmId);
-    this.settleVm(vm);
-    if (vm.host) this.settleHost(vm.host);
-    const now = this.world.clock.nowUs();
-    if (vcpus === null) {
-      if (vm.elsewhereVcpus === null) return;
-      vm.elsewhereVcpus = null;
-      this.elsewhere.delete(vm);
-      vm.placements.push(vm.power === 'running' && vm.host ? { atUs: now, where: 'onprem', host: vm.host.id } : { atUs: now, where: 'none', host: null });
-      if (vm.host) this.rebalanceHost(vm.host);
-      else this.updateVmRate(vm, 0);
-      return;
-    }
-    if (!(vcpus > 0)) throw new SpillwayError('E_BAD_TASK', `runElsewhere(${vmId}) needs a positive number of vCPUs, got ${vcpus}`);
-    const first = vm.elsewhereVcpus === null;
-    vm.elsewhereVcpus = vcpus;
-    this.elsewhere.add(vm);
-    if (first) vm.placements.push({ atUs: now, where: 'cloud', host: null });
-    if (vm.host) this.rebalanceHost(vm.host);
-    this.updateVmRate(vm, Math.min(vcpus, this.claimOf(vm).demand));
+    this.cpu.runElsewhere(this.vmState(vmId), vcpus);
+  }
+
+  /** Trace `host.load` per host and `vm.progress` per running task. */
+  emitSamples(): void {
+    this.cpu.emitSamples();
+  }
+
+  /** Demand and cores granted right now, per host, for time series. */
+  hostLoadNow(): Array<{ id: string; demand: number; granted: number; capacity: number; failed: boolean }> {
+    return this.cpu.hostLoadNow();
+  }
+
+  /** Every integral as of now, as copies; nothing is settled (CpuModel.stats). */
+  stats(): { hosts: HostStats[]; vms: VmStats[]; anySaturatedUs: number } {
+    return this.cpu.stats();
   }
 
   // ---- faults --------------------------------------------------------------------------
@@ -499,13 +338,13 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
   failHost(hostId: string): void {
     const host = this.hostState(hostId);
     if (host.failed) return;
-    this.settleHost(host);
+    this.cpu.settleHost(host);
     host.failed = true;
     host.failedSinceUs = this.world.clock.nowUs();
     this.world.trace.emit(`host/${host.id}`, 'host.failed', {});
     const victims = [...host.vms].filter((v) => v.power === 'running');
-    for (const vm of victims) this.stop(vm, null, 'stopped');
-    this.rebalanceHost(host);
+    for (const vm of victims) this.cpu.stop(vm, null, 'stopped');
+    this.cpu.rebalanceHost(host);
     if (!this.ha.enabled) return;
     for (const vm of victims) {
       this.world.clock.schedule(this.ha.restartUs, () => {
@@ -517,7 +356,7 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
           this.world.log('warn', `vm/${vm.id}`, 'HA restart found no host with room; the VM stays down');
           return;
         }
-        this.start(vm, target);
+        this.cpu.start(vm, target);
       });
     }
   }
@@ -531,212 +370,11 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
     this.world.trace.emit(`host/${host.id}`, 'host.recovered', {});
   }
 
-  // ---- samples and statistics ------------------------------------------------------
-
-  emitSamples(): void {
-    const trace = this.world.trace;
-    for (const h of this.hostList) {
-      trace.emit(`host/${h.id}`, 'host.load', {
-        cpuDemand: round3(h.failed ? 0 : h.demand), cpuCapacity: h.cpuCores, ramUsedMiB: this.ramUsed(h), ramMiB: h.ramMiB, vms: h.vms.size,
-      });
-    }
-    for (const vm of this.vmList) {
-      const task = vm.task;
-      if (!task || task.finishedUs !== null) continue;
-      this.settleVm(vm);
-      trace.emit(`vm/${vm.id}`, 'vm.progress', {
-        done: round3(task.doneVcpuUs / US_PER_H), total: round3(task.workVcpuUs / US_PER_H), rate: round3(vm.granted),
-      });
-    }
-  }
-
-  /** Demand and cores granted right now, per host, for time series. */
-  hostLoadNow(): Array<{ id: string; demand: number; granted: number; capacity: number; failed: boolean }> {
-    return this.hostList.map((h) => ({ id: h.id, demand: h.failed ? 0 : h.demand, granted: h.failed ? 0 : h.granted, capacity: h.cpuCores, failed: h.failed }));
-  }
-
-  /** Bring every integral up to now and return copies. */
-  /**
-   * Every integral as of now, as copies. Nothing is settled: watching a run
-   * (the TUI asking for a report mid-run) must not change its arithmetic, or
-   * a watched run could hash differently from an unwatched one.
-   */
-  stats(): { hosts: HostStats[]; vms: VmStats[]; anySaturatedUs: number } {
-    const now = this.world.clock.nowUs();
-    return {
-      hosts: this.hostList.map((h) => {
-        const a = this.hostAccrual(h, now);
-        return {
-          id: h.id, cpuCores: h.cpuCores, demandVcpuUs: h.demandVcpuUs + a.demand, grantedVcpuUs: h.grantedVcpuUs + a.granted,
-          starvedUs: h.starvedUs + a.saturated, saturatedUs: h.saturatedUs + a.saturated, peakDemandRatio: h.peakDemandRatio,
-          failedUs: h.failedUs + (h.failed ? now - h.failedSinceUs : 0),
-        };
-      }),
-      vms: this.vmList.map((v) => {
-        const a = this.vmAccrual(v, now);
-        const task = v.task ? { ...v.task } : null;
-        if (task && task.finishedUs === null) task.doneVcpuUs = Math.min(task.workVcpuUs, task.doneVcpuUs + a.granted);
-        return {
-          id: v.id, placements: v.placements.map((p) => ({ ...p })), task,
-          demandVcpuUs: v.demandVcpuUs + a.demand, grantedVcpuUs: v.grantedVcpuUs + a.granted, starvedUs: v.starvedUs + a.starved,
-        };
-      }),
-      anySaturatedUs: this.anySaturatedUs + (this.saturatedHosts > 0 ? now - this.anyLastUs : 0),
-    };
-  }
-
   // ---- internals ---------------------------------------------------------------------
-
-  private start(vm: VmState, host: HostState): void {
-    if (vm.host && vm.host !== host) this.detach(vm);
-    this.settleVm(vm);
-    this.settleHost(host);
-    vm.host = host;
-    host.vms.add(vm);
-    vm.power = 'running';
-    const src = `vm/${vm.id}`;
-    this.world.trace.emit(src, 'vm.power', { power: 'running', host: host.id });
-    this.world.trace.emit(src, 'vm.placed', { where: 'onprem', host: host.id });
-    vm.placements.push({ atUs: this.world.clock.nowUs(), where: 'onprem', host: host.id });
-    this.rebalanceHost(host);
-  }
-
-  /** Stop a VM; `host` null also unregisters it from its host. */
-  private stop(vm: VmState, host: HostState | null, power: PowerState): void {
-    const old = vm.host;
-    this.settleVm(vm);
-    if (old) this.settleHost(old);
-    const wasRunning = vm.power === 'running';
-    vm.power = power;
-    if (host === null && old) this.detach(vm);
-    this.world.trace.emit(`vm/${vm.id}`, 'vm.power', { power, host: vm.host?.id ?? null });
-    // A VM running elsewhere is still placed there; stopping its on-prem copy does not change that.
-    if (wasRunning && vm.elsewhereVcpus === null) vm.placements.push({ atUs: this.world.clock.nowUs(), where: 'none', host: vm.host?.id ?? null });
-    if (old) this.rebalanceHost(old);
-    else if (vm.elsewhereVcpus === null) this.updateVmRate(vm, 0);
-  }
-
-  private detach(vm: VmState): void {
-    if (!vm.host) return;
-    this.settleHost(vm.host);
-    vm.host.vms.delete(vm);
-    const old = vm.host;
-    vm.host = null;
-    this.rebalanceHost(old);
-  }
-
-  private rebalanceHost(host: HostState): void {
-    this.settleHost(host);
-    const members: VmState[] = [];
-    const claims = this.claims;
-    claims.length = 0;
-    for (const vm of host.vms) {
-      if (vm.elsewhereVcpus !== null) continue;
-      if (vm.power !== 'running' || host.failed) {
-        this.updateVmRate(vm, 0);
-        continue;
-      }
-      members.push(vm);
-      claims.push(this.claimOf(vm));
-    }
-    const result = shareCpu(host.cpuCores, claims, this.grants);
-    host.demand = result.steadyDemand + result.batchDemand;
-    host.granted = result.granted;
-    if (!host.failed) host.peakDemandRatio = Math.max(host.peakDemandRatio, host.demand / host.cpuCores);
-    const saturated = !host.failed && host.demand > host.cpuCores * (1 + EPS);
-    if (saturated !== host.saturated) {
-      this.settleAny();
-      host.saturated = saturated;
-      this.saturatedHosts += saturated ? 1 : -1;
-    }
-    for (let i = 0; i < members.length; i++) this.updateVmRate(members[i]!, this.grants[i]!);
-  }
-
-  private claimOf(vm: VmState): CpuClaim {
-    const running = vm.task !== null && vm.task.finishedUs === null;
-    return { demand: running ? vm.task!.maxRate : vm.baseDemand, batch: vm.def.batch };
-  }
-
-  /** Integrate the VM up to now, then switch it to `granted` cores and re-aim its task's finish. */
-  private updateVmRate(vm: VmState, granted: number): void {
-    this.settleVm(vm);
-    vm.granted = granted;
-    const task = vm.task;
-    if (!task || task.finishedUs !== null) return;
-    vm.completion?.cancel();
-    vm.completion = null;
-    if (granted <= EPS) return;
-    const remaining = Math.max(0, task.workVcpuUs - task.doneVcpuUs);
-    vm.completion = this.world.clock.schedule(Math.ceil(remaining / granted - EPS), () => this.finishTask(vm));
-  }
-
-  private finishTask(vm: VmState): void {
-    const task = vm.task!;
-    this.settleVm(vm);
-    if (vm.host) this.settleHost(vm.host);
-    const now = this.world.clock.nowUs();
-    task.doneVcpuUs = task.workVcpuUs;
-    task.finishedUs = now;
-    vm.completion = null;
-    const delayedUs = Math.max(0, now - task.startedUs - task.unconstrainedUs);
-    this.world.trace.emit(`vm/${vm.id}`, 'vm.task.done', { task: task.name, startedUs: task.startedUs, finishedUs: now, delayedUs });
-    if (vm.host) this.rebalanceHost(vm.host);
-    vm.onTaskDone?.({ ...task });
-  }
-
-  /** Time with at least one saturated host, kept apart because host intervals overlap. */
-  private settleAny(): void {
-    const now = this.world.clock.nowUs();
-    if (this.saturatedHosts > 0) this.anySaturatedUs += now - this.anyLastUs;
-    this.anyLastUs = now;
-  }
-
-  /** What a VM accrued since it was last settled (vCPU-µs and µs). */
-  private vmAccrual(vm: VmState, now: number): { demand: number; granted: number; starved: number } {
-    const dt = now - vm.lastUs;
-    if (dt <= 0 || (vm.elsewhereVcpus === null && (vm.power !== 'running' || !vm.host))) return { demand: 0, granted: 0, starved: 0 };
-    const demand = this.claimOf(vm).demand;
-    return { demand: demand * dt, granted: vm.granted * dt, starved: vm.granted < demand - EPS ? dt : 0 };
-  }
-
-  private settleVm(vm: VmState): void {
-    const now = this.world.clock.nowUs();
-    if (now <= vm.lastUs) return;
-    const a = this.vmAccrual(vm, now);
-    vm.lastUs = now;
-    vm.demandVcpuUs += a.demand;
-    vm.grantedVcpuUs += a.granted;
-    vm.starvedUs += a.starved;
-    const task = vm.task;
-    if (task && task.finishedUs === null) task.doneVcpuUs = Math.min(task.workVcpuUs, task.doneVcpuUs + a.granted);
-  }
-
-  private hostAccrual(host: HostState, now: number): { demand: number; granted: number; saturated: number } {
-    const dt = now - host.lastUs;
-    if (dt <= 0 || host.failed) return { demand: 0, granted: 0, saturated: 0 };
-    return { demand: host.demand * dt, granted: host.granted * dt, saturated: host.demand > host.cpuCores * (1 + EPS) ? dt : 0 };
-  }
-
-  private settleHost(host: HostState): void {
-    const now = this.world.clock.nowUs();
-    if (now <= host.lastUs) return;
-    const a = this.hostAccrual(host, now);
-    host.lastUs = now;
-    host.demandVcpuUs += a.demand;
-    host.grantedVcpuUs += a.granted;
-    host.saturatedUs += a.saturated;
-    host.starvedUs += a.saturated;
-  }
-
-  private ramUsed(h: HostState): number {
-    let n = 0;
-    for (const v of h.vms) if (v.power !== 'stopped') n += v.def.ramMiB;
-    return n;
-  }
 
   private checkFits(vm: VmState, host: HostState): void {
     if (host.failed) throw new SpillwayError('E_HOST_FAILED', `host ${host.id} has failed; VM ${vm.id} cannot run there`);
-    const others = this.ramUsed(host) - (vm.host === host && vm.power !== 'stopped' ? vm.def.ramMiB : 0);
+    const others = ramUsed(host) - (vm.host === host && vm.power !== 'stopped' ? vm.def.ramMiB : 0);
     if (others + vm.def.ramMiB > host.ramMiB) {
       throw new SpillwayError('E_HOST_RAM', `host ${host.id} has ${host.ramMiB - others} MiB of RAM free; VM ${vm.id} needs ${vm.def.ramMiB}`);
     }
@@ -752,7 +390,7 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
     return {
       id: v.id, name: v.def.name, hostId: v.host?.id ?? null, power: v.power, vcpus: v.def.vcpus, ramMiB: v.def.ramMiB,
       diskIds: v.def.disks.map((d) => d.id), workload: v.def.workload,
-      cpuDemand: v.power === 'running' ? this.claimOf(v).demand : 0, guest: this.guestView(v.guest),
+      cpuDemand: v.power === 'running' ? this.cpu.claimOf(v).demand : 0, guest: this.guestView(v.guest),
     };
   }
 
@@ -799,31 +437,6 @@ function publicSnapshot(s: SnapshotState): SnapshotInfo {
   return { id: s.id, vmId: s.vmId, name: s.name, takenAtUs: s.takenAtUs, guest: structuredClone(s.guest), diskIds: [...s.diskIds], hasMemory: s.hasMemory };
 }
 
-const round3 = (x: number): number => Math.round(x * 1000) / 1000;
-
-/** Reads pass; writes are refused unless someone holds the disk's write lease. */
-class LeaseGuard extends Layer {
-  readonly name: string;
-  constructor(below: BlockDevice, private readonly leased: () => boolean, private readonly diskId: string) {
-    super(below);
-    this.name = `lease-guard:${diskId}`;
-  }
-  private check(): void {
-    if (!this.leased()) throw new BlockError('E_DISK_NOT_LOCKED', `disk ${this.diskId}: writes need the disk's lease (lockDisk) first`);
-  }
-  override async write(offset: number, data: Uint8Array, options?: WriteOptions): Promise<void> {
-    this.check();
-    return super.write(offset, data, options);
-  }
-  override async trim(offset: number, length: number, options?: WriteOptions): Promise<void> {
-    this.check();
-    return super.trim(offset, length, options);
-  }
-  override async writeZeroes(offset: number, length: number, options?: ZeroOptions): Promise<void> {
-    this.check();
-    return super.writeZeroes(offset, length, options);
-  }
-}
 
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
