@@ -195,8 +195,8 @@ export class CoreProxyControl implements ProxyControl {
     return siblings.removePeers(this.pc, req);
   }
 
-  /** Peers of a proxy (for reports and tests). */
-  peersOf(proxyId: string): Array<{ instanceId: string; cachedBytes: number }> {
+  /** Peers of a proxy (for reports and tests), with the key epoch each peer's cache seals under. */
+  peersOf(proxyId: string): Array<{ instanceId: string; cachedBytes: number; keyEpoch: number }> {
     return siblings.peersOf(this.pc, proxyId);
   }
 

@@ -92,8 +92,11 @@ export async function addPeers(pc: ProxyControlState, req: { proxyId: string; in
     try {
       const remote = await link.attach(s.exp.exportName, { mode: 'ro', blockBytes: s.proxy.cache.blockBytes, image: s.exp.imageId });
       const capacity = s.proxy.cache.capacityBytes;
+      // The disk's cache key is the primary's, but this attach got its own key epoch from on-prem (every
+      // attach takes the next one), so the peer's session key and nonces are not the primary's.
+      const keyEpoch = remote.keyEpoch;
       const cache = await SecureCache.open({
-        name: `secure-cache:peer/${instanceId}/${s.proxyId}`, key: remote.cacheKey, keyEpoch: remote.keyEpoch,
+        name: `secure-cache:peer/${instanceId}/${s.proxyId}`, key: remote.cacheKey, keyEpoch,
         store: pc.makeStore(`cache-store:peer/${instanceId}/${s.proxyId}`, cacheStoreBytes(capacity, remote.blockBytes)), capacityBytes: capacity, blockBytes: remote.blockBytes,
       });
       remote.setSignatureResolver((sig) => cache.findBySignature(sig));
@@ -105,7 +108,7 @@ export async function addPeers(pc: ProxyControlState, req: { proxyId: string; in
         if (s.exp.overlay?.touches(offset, length)) throw new BlockError(E_NOT_HELD, `peer ${instanceId}: the disk was written on-prem in this range`);
         return clean.read(offset, length);
       });
-      s.peers.set(instanceId, { instanceId, link, remote, cache, view });
+      s.peers.set(instanceId, { instanceId, link, remote, cache, keyEpoch, view });
       s.siblings.push(view);
     } catch (err) {
       await link.close().catch(() => undefined);
@@ -120,9 +123,9 @@ export async function removePeers(pc: ProxyControlState, req: { proxyId: string;
   for (const id of req.instanceIds) await closePeer(pc, s, id);
 }
 
-/** Peers of a proxy (for reports and tests). */
-export function peersOf(pc: ProxyControlState, proxyId: string): Array<{ instanceId: string; cachedBytes: number }> {
-  return [...requireSession(pc, proxyId).peers.values()].map((p) => ({ instanceId: p.instanceId, cachedBytes: p.cache.stats().usedBytes }));
+/** Peers of a proxy (for reports and tests), with the key epoch each peer's cache seals under. */
+export function peersOf(pc: ProxyControlState, proxyId: string): Array<{ instanceId: string; cachedBytes: number; keyEpoch: number }> {
+  return [...requireSession(pc, proxyId).peers.values()].map((p) => ({ instanceId: p.instanceId, cachedBytes: p.cache.stats().usedBytes, keyEpoch: p.keyEpoch }));
 }
 
 async function closePeer(pc: ProxyControlState, s: DiskSession, instanceId: string): Promise<void> {

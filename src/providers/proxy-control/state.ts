@@ -86,6 +86,8 @@ export interface Peer {
   link: LinkClient;
   remote: RemoteDisk;
   cache: SecureCache;
+  /** The key epoch its cache was opened with (the disk's key is the primary's). */
+  keyEpoch: number;
   view: BlockDevice;
 }
 
