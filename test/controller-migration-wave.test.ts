@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { parseScenario } from '../src/sim/scenario-file.js';
 import { ScenarioSimulation } from '../src/sim/simulation.js';
-import { reportMetricPaths, type Report } from '../src/report/report.js';
+import { reportMetricPaths } from '../src/report/expectations.js';
+import type { Report } from '../src/report/report.js';
 import type { TraceEvent } from '../src/world/types.js';
 
 /**

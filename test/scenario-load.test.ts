@@ -5,7 +5,7 @@ import { InputError } from '../src/errors.js';
 import { loadScenarioFile, parseScenario } from '../src/sim/scenario-file.js';
 import { expandNames } from '../src/scenario/names.js';
 import { policyNames } from '../src/scenario/policies/index.js';
-import { reportMetricPaths } from '../src/report/report.js';
+import { reportMetricPaths } from '../src/report/expectations.js';
 import { US_PER_H } from '../src/util/units.js';
 
 /** A valid scenario as plain data; each bad variant below breaks one field. */

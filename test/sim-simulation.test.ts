@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadScenarioFile, parseScenario } from '../src/sim/scenario-file.js';
-import { reportMetricPaths } from '../src/report/report.js';
+import { reportMetricPaths } from '../src/report/expectations.js';
 import { createSimulation } from '../src/sim/simulation.js';
 import { DailyCurve } from '../src/providers/emulated/workload/load-curve.js';
 import { US_PER_H } from '../src/util/units.js';

@@ -1,4 +1,4 @@
-import { reportMetricPaths } from '../report/report.js';
+import { reportMetricPaths } from '../report/expectations.js';
 import * as format from '../scenario/load.js';
 import type { Scenario } from '../scenario/schema.js';
 

@@ -8,7 +8,8 @@ import type { Scenario, TimelineEvent } from '../scenario/schema.js';
 import { US_PER_H } from '../util/units.js';
 import { SimWorld } from '../world/sim-world.js';
 import type { TraceEvent } from '../world/types.js';
-import { buildReport, evaluateExpectations, type BaselineFigures, type Report, type SeriesPoint } from '../report/report.js';
+import { evaluateExpectations } from '../report/expectations.js';
+import { buildReport, type BaselineFigures, type Report, type SeriesPoint } from '../report/report.js';
 
 export type { BaselineFigures } from '../report/report.js';
 import { buildGuestConfig } from './vm-guest.js';
