@@ -1,6 +1,7 @@
 import { invariant } from '../src/errors.js';
 import type { TraceEvent } from '../src/world/types.js';
-import { TuiModel, type ModelState } from './model.js';
+import type { ModelState } from './model-state.js';
+import { TuiModel } from './model.js';
 
 /**
  * A trace with model checkpoints every `every` events, so seeking to any
