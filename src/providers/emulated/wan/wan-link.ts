@@ -2,6 +2,11 @@ import { InputError, SpillwayError, invariant } from '../../../errors.js';
 import { US_PER_S } from '../../../util/units.js';
 import type { ConnectionControl, LinkModel, Pipe } from '../../../world/sim-net.js';
 import type { Rng, Timer, World } from '../../../world/types.js';
+import { jitteredDelayUs, type JitterModel } from './jitter.js';
+import { OutageWindows, type WanOutage } from './outage-windows.js';
+
+export type { JitterModel } from './jitter.js';
+export type { WanOutage } from './outage-windows.js';
 
 /**
  * The emulated WAN (docs/wan.md). A `WanLink` is a `LinkModel`: give it to
@@ -14,21 +19,6 @@ import type { Rng, Timer, World } from '../../../world/types.js';
  * on-prem link server): `down` carries bytes to the client (on-prem → cloud,
  * the bulk direction when streaming disks), `up` carries bytes to the server.
  */
-
-export type JitterModel =
-  | { kind: 'none' }
-  /** Normal, clipped to ±3 sd and so that the one-way delay never goes below zero. */
-  | { kind: 'normal'; sdUs: number }
-  /** Pareto extra delay (heavy tail, never negative) with the given mean, capped at `maxUs`. */
-  | { kind: 'pareto'; meanUs: number; shape: number; maxUs: number };
-
-export interface WanOutage {
-  /** Virtual time the outage starts, microseconds since the run began. */
-  atUs: number;
-  forUs: number;
-  /** Reset every open connection when the outage starts (as a NAT or firewall losing state would). */
-  reset: boolean;
-}
 
 export interface WanConfig {
   name: string;
@@ -302,17 +292,18 @@ class Direction {
  * - Loss: each segment transmission is lost with probability p (again on
  *   resend); every lost transmission costs one RTO = max(minRto, 2·rtt) of
  *   delay for its piece and occupies the wire again (mss + header).
- * - Outages: link time stops during an outage window. Bytes being serialized
- *   or in flight arrive late by exactly the overlap; an outage with `reset`
- *   resets every open connection when it starts.
+ * - Outages: link time stops during an outage window (outage-windows.ts).
+ *   Bytes being serialized or in flight arrive late by exactly the overlap;
+ *   an outage with `reset` resets every open connection when it starts.
+ *
+ * The jitter models and their draw are in jitter.ts.
  */
 export class WanLink implements LinkModel {
   readonly config: WanConfig;
   readonly rtoUs: number;
   private readonly up: Direction;
   private readonly down: Direction;
-  /** Sorted, non-overlapping, in real time. */
-  private readonly outages: WanOutage[] = [];
+  private readonly outages = new OutageWindows();
   private readonly conns = new Map<number, { control: ConnectionControl; up: Flow; down: Flow }>();
   private readonly jitterRng: Rng;
   private readonly lossRng: Rng;
@@ -362,33 +353,21 @@ export class WanLink implements LinkModel {
     if (!Number.isInteger(atUs) || !Number.isInteger(forUs) || forUs <= 0 || atUs < now) {
       throw new InputError('E_WAN_OUTAGE', `${this.src}: an outage needs an integer start >= now (${now}us) and a positive length, got at ${atUs}us for ${forUs}us`);
     }
-    let start = atUs;
-    const end = atUs + forUs;
-    const gaps: Array<[number, number]> = [];
-    for (const o of this.outages) {
-      const oEnd = o.atUs + o.forUs;
-      if (oEnd <= start || o.atUs >= end) continue;
-      if (o.atUs > start) gaps.push([start, o.atUs - start]);
-      start = Math.max(start, oEnd);
-    }
-    if (start < end) gaps.push([start, end - start]);
-    for (const [at, length] of gaps) this.addOutage(at, length, reset);
+    for (const [at, length] of this.outages.gaps(atUs, forUs)) this.addOutage(at, length, reset);
   }
 
   private addOutage(atUs: number, forUs: number, reset: boolean): void {
     const now = this.world.clock.nowUs();
     const end = atUs + forUs;
     const outage: WanOutage = { atUs, forUs, reset };
-    this.outages.push(outage);
-    this.outages.sort((a, b) => a.atUs - b.atUs);
+    this.outages.add(outage);
     this.world.clock.schedule(atUs - now, () => this.outageStarts(outage));
     this.world.clock.schedule(end - now, () => this.outageEnds(outage));
   }
 
   /** True unless an outage window covers now. */
   get isUp(): boolean {
-    const now = this.world.clock.nowUs();
-    return !this.outages.some((o) => o.atUs <= now && now < o.atUs + o.forUs);
+    return !this.outages.covers(this.world.clock.nowUs());
   }
 
   stats(): WanStats {
@@ -412,22 +391,12 @@ export class WanLink implements LinkModel {
   }
 
   toLinkUs(realUs: number): number {
-    let t = realUs;
-    for (const o of this.outages) {
-      if (o.atUs >= realUs) break;
-      t -= Math.min(o.atUs + o.forUs, realUs) - o.atUs;
-    }
-    return t;
+    return this.outages.toLinkUs(realUs);
   }
 
   /** The earliest real time at which link time reaches `linkUs`. */
   toRealUs(linkUs: number): number {
-    let t = linkUs;
-    for (const o of this.outages) {
-      if (o.atUs < t) t += o.forUs;
-      else break;
-    }
-    return t;
+    return this.outages.toRealUs(linkUs);
   }
 
   /** Run `fn` when link time reaches `linkUs`; an outage added meanwhile defers it. */
@@ -441,18 +410,9 @@ export class WanLink implements LinkModel {
     this.world.clock.schedule(this.toRealUs(linkUs) - this.world.clock.nowUs(), fire);
   }
 
+  /** One-way delay of a turn: rtt/2 plus jitter (jitter.ts). */
   propagationUs(): number {
-    const base = oneWayUs(this.config);
-    const j = this.config.jitter;
-    if (j.kind === 'none') return base;
-    if (j.kind === 'normal') {
-      const x = Math.max(-3 * j.sdUs, Math.min(3 * j.sdUs, this.jitterRng.normal(0, j.sdUs)));
-      return Math.max(0, Math.round(base + x));
-    }
-    // Pareto with scale xm has mean xm·shape/(shape−1); shifting by −xm leaves an extra delay of mean xm/(shape−1).
-    const xm = j.meanUs * (j.shape - 1);
-    const extra = xm * (Math.pow(1 - this.jitterRng.next(), -1 / j.shape) - 1);
-    return base + Math.round(Math.min(extra, j.maxUs));
+    return jitteredDelayUs(oneWayUs(this.config), this.config.jitter, this.jitterRng);
   }
 
   drawLosses(segments: number): number {
