@@ -4,7 +4,12 @@ import type { ContainerFramework, ContainerManifest, ContainerPlatform, RunStats
 import type { FileRole, FileView } from './guest/file-view.js';
 import { US_PER_S } from '../../util/units.js';
 import type { Listener, Transport, World } from '../../world/types.js';
+import { FrameworkCatalogue, templateName, type ContainerDef, type Framework, type FrameworkDef, type Site, type TemplateDef } from './container-frameworks.js';
+import { ContainerPlatformError, receiveImage, serveImage } from './container-image-store.js';
 import type { EmulatedHypervisor } from './hypervisor/hypervisor.js';
+
+export { templateName, type ContainerDef, type FrameworkDef, type Site, type TemplateDef } from './container-frameworks.js';
+export { ContainerPlatformError } from './container-image-store.js';
 
 /**
  * Emulated container frameworks on both sides (seed 002 §7, FIG 24-27), on the
@@ -24,9 +29,10 @@ import type { EmulatedHypervisor } from './hypervisor/hypervisor.js';
  * - a container running a VM's workload makes that workload progress at the
  *   container's cores (`runElsewhere`), and its framework's load (idle and
  *   busy containers, §7.4) comes from the workload's demand.
+ *
+ * The frameworks and templates are in container-frameworks.ts, the image
+ * store's wire protocol in container-image-store.ts.
  */
-
-export type Site = 'local' | 'remote';
 
 export interface ContainerLatencies {
   statsUs: number;
@@ -59,34 +65,6 @@ export const DEFAULT_CONTAINER_LATENCIES: Readonly<ContainerLatencies> = {
   stopUs: 2 * US_PER_S,
 };
 
-export interface FrameworkDef {
-  id: string;
-  hostId: string;
-  site: Site;
-  kind: 'system' | 'application';
-  vcpus: number;
-  ramMiB: number;
-}
-
-export interface TemplateDef {
-  family: string;
-  distro: string;
-  version: string;
-  sizeBytes: number;
-  /** Sites whose registry already holds the template (default both). */
-  sites?: Site[];
-}
-
-/** A running container that exists before the run (a FIG 27 source). */
-export interface ContainerDef {
-  id: string;
-  frameworkId: string;
-  manifest: ContainerManifest;
-  /** Disks behind its storage. */
-  diskIds: string[];
-  /** vCPUs its workload uses. */
-  demandVcpus: number;
-}
 
 export interface ImageLayer {
   kind: 'template' | 'rootfs' | 'run-state' | 'manifest';
@@ -153,8 +131,6 @@ export interface ContainerPlatformOptions {
 
 /** Files a system container leaves to its host: it boots no kernel and pages to the host's swap. */
 const HOST_ROLES: ReadonlySet<FileRole> = new Set<FileRole>(['loader', 'kernel', 'initrd', 'module', 'driver', 'swap']);
-const CHUNK_BYTES = 1024 * 1024;
-const ZEROS = Buffer.alloc(CHUNK_BYTES);
 
 interface Mark {
   atUs: number;
@@ -162,9 +138,7 @@ interface Mark {
   ops: Map<string, number>;
 }
 
-interface FrameworkState extends FrameworkDef {
-  containers: Set<ContainerState>;
-}
+type FrameworkState = Framework<ContainerState>;
 
 interface ContainerState extends ContainerInfo {
   fixedDemand: number | null;
@@ -173,18 +147,12 @@ interface ContainerState extends ContainerInfo {
   demandAtStartVcpuUs: number;
 }
 
-export class ContainerPlatformError extends SpillwayError {
-  constructor(code: string, message: string, readonly retryable: boolean, details?: Record<string, unknown>) {
-    super(code, message, details ? { details } : {});
-  }
-}
 
 export class EmulatedContainerPlatform implements ContainerPlatform {
   readonly latencies: ContainerLatencies;
   readonly transfers: TransferRecord[] = [];
   private readonly hv: EmulatedHypervisor;
-  private readonly frameworkMap = new Map<string, FrameworkState>();
-  private readonly templates: TemplateDef[];
+  private readonly catalogue: FrameworkCatalogue<ContainerState>;
   private readonly images = new Map<string, ContainerImage>();
   private readonly containers = new Map<string, ContainerState>();
   private readonly tokens = new Map<string, string>();
@@ -200,11 +168,7 @@ export class EmulatedContainerPlatform implements ContainerPlatform {
     }
     const idle = options.idleBelow ?? 0.05;
     if (!(idle >= 0 && idle < 1)) throw new SpillwayError('E_CONTAINER_CONFIG', `containers idleBelow: expected a share in [0, 1), got ${idle}`);
-    for (const f of options.frameworks) this.addFramework(f);
-    for (const t of options.templates) {
-      if (!(t.sizeBytes > 0)) throw new SpillwayError('E_CONTAINER_CONFIG', `containers templates ${t.distro}:${t.version}: sizeBytes must be positive`);
-    }
-    this.templates = options.templates.map((t) => ({ ...t, sites: t.sites ?? ['local', 'remote'] }));
+    this.catalogue = new FrameworkCatalogue(options.frameworks, options.templates);
     for (const c of options.containers ?? []) this.addContainer(c);
     this.observe();
   }
@@ -262,9 +226,10 @@ export class EmulatedContainerPlatform implements ContainerPlatform {
 
   async templateFor(req: { family: string; distro: string; version: string }): Promise<{ template: string }> {
     await this.world.clock.sleepUs(this.latencies.templateUs);
-    const t = this.templates.find((x) => x.family === req.family && x.distro === req.distro && x.version === req.version);
+    const templates = this.catalogue.templates;
+    const t = templates.find((x) => x.family === req.family && x.distro === req.distro && x.version === req.version);
     if (!t) {
-      throw new ContainerPlatformError('E_NO_TEMPLATE', `no system-container template for ${req.family}/${req.distro}:${req.version}; the catalogue has ${this.templates.map(templateName).join(', ') || 'none'}`, false);
+      throw new ContainerPlatformError('E_NO_TEMPLATE', `no system-container template for ${req.family}/${req.distro}:${req.version}; the catalogue has ${templates.map(templateName).join(', ') || 'none'}`, false);
     }
     return { template: templateName(t) };
   }
@@ -272,7 +237,7 @@ export class EmulatedContainerPlatform implements ContainerPlatform {
   async buildImage(req: { token: string; sourceId: string; manifest: ContainerManifest }): Promise<{ imageId: string }> {
     const known = this.tokens.get(req.token);
     if (known && this.images.has(known)) return { imageId: known };
-    const template = this.templates.find((t) => templateName(t) === req.manifest.template);
+    const template = this.catalogue.templateNamed(req.manifest.template);
     if (!template) throw new ContainerPlatformError('E_NO_TEMPLATE', `manifest template ${req.manifest.template} is not in the catalogue`, false);
     const vm = this.hv.vm(req.sourceId);
     const view = this.options.fileViewOf(req.sourceId);
@@ -323,7 +288,7 @@ export class EmulatedContainerPlatform implements ContainerPlatform {
       ...structuredClone(c.manifest), vcpus: c.vcpus, ramMiB: c.ramMiB, runStateBytes,
       mounts: c.manifest.mounts.length > 0 ? structuredClone(c.manifest.mounts) : c.diskIds.map((d, i) => ({ mountPoint: `/srv/vol${i}`, source: `disk:${d}`, persistence: 'persistent' as const })),
     };
-    const template = this.templates.find((t) => templateName(t) === manifest.template);
+    const template = this.catalogue.templateNamed(manifest.template);
     const manifestBytes = Buffer.byteLength(JSON.stringify(manifest));
     const id = `ckpt-${c.id}-${++this.seq}`;
     this.images.set(id, {
@@ -352,7 +317,7 @@ export class EmulatedContainerPlatform implements ContainerPlatform {
   }
 
   async frameworks(req: { site: Site }): Promise<ContainerFramework[]> {
-    return [...this.frameworkMap.values()].filter((f) => f.site === req.site).map((f) => this.describe(f));
+    return this.catalogue.at(req.site).map((f) => this.describe(f));
   }
 
   async provisionFramework(req: { token: string; site: Site; vcpus: number; ramMiB: number }): Promise<ContainerFramework> {
@@ -361,7 +326,7 @@ export class EmulatedContainerPlatform implements ContainerPlatform {
     await this.world.clock.sleepUs(this.latencies.provisionFrameworkUs);
     const size = this.options.provisionSize ?? { vcpus: 8, ramMiB: 32768 };
     const id = `cfw-${++this.seq}`;
-    this.addFramework({ id, hostId: `${req.site === 'remote' ? 'cloud' : 'onprem'}-host-${id}`, site: req.site, kind: 'system', vcpus: Math.max(size.vcpus, req.vcpus), ramMiB: Math.max(size.ramMiB, req.ramMiB) });
+    this.catalogue.add({ id, hostId: `${req.site === 'remote' ? 'cloud' : 'onprem'}-host-${id}`, site: req.site, kind: 'system', vcpus: Math.max(size.vcpus, req.vcpus), ramMiB: Math.max(size.ramMiB, req.ramMiB) });
     this.tokens.set(`framework:${req.token}`, id);
     this.world.trace.emit(`containers/${req.site}`, 'container.framework', { framework: id, vcpus: Math.max(size.vcpus, req.vcpus) });
     return this.describe(this.frameworkState(id));
@@ -380,7 +345,7 @@ export class EmulatedContainerPlatform implements ContainerPlatform {
     if (twin) throw new ContainerPlatformError('E_WORKLOAD_RUNNING', `the workload of VM ${img.sourceId} already runs in container ${twin.id}`, false, { container: twin.id });
     if (!img.sites.includes(fw.site)) {
       if (fw.site !== 'remote') throw new ContainerPlatformError('E_IMAGE_NOT_HERE', `image ${img.id} is not at the ${fw.site} site and images only travel from the local store`, false);
-      const template = this.templates.find((t) => templateName(t) === img.manifest.template);
+      const template = this.catalogue.templateNamed(img.manifest.template);
       const bytes = img.bytesWithoutTemplate + (template && !template.sites!.includes('remote') ? template.sizeBytes : 0);
       await this.fetchRemote(img, bytes);
       img.sites.push('remote');
@@ -420,12 +385,6 @@ export class EmulatedContainerPlatform implements ContainerPlatform {
     let chosen = this.marks[0]!;
     for (const m of this.marks) if (m.atUs <= now - this.lookbackUs) chosen = m;
     return chosen;
-  }
-
-  private addFramework(f: FrameworkDef): void {
-    if (this.frameworkMap.has(f.id)) throw new SpillwayError('E_CONTAINER_CONFIG', `containers frameworks: ${f.id} is defined twice`);
-    if (!(Number.isInteger(f.vcpus) && f.vcpus > 0 && f.ramMiB > 0)) throw new SpillwayError('E_CONTAINER_CONFIG', `containers frameworks ${f.id}: vcpus must be a positive integer and ramMiB positive`);
-    this.frameworkMap.set(f.id, { ...f, containers: new Set() });
   }
 
   private addContainer(def: ContainerDef): void {
@@ -506,63 +465,16 @@ export class EmulatedContainerPlatform implements ContainerPlatform {
     } catch (err) {
       throw new ContainerPlatformError('E_LINK_DOWN', `cannot reach the image store at ${this.options.storeAddress}: ${(err as Error).message}`, true);
     }
-    const received = await new Promise<number>((resolve, reject) => {
-      let got = 0;
-      let header: Buffer | null = Buffer.alloc(0);
-      let expected = -1;
-      conn.onData((chunk) => {
-        if (header) {
-          header = Buffer.concat([header, chunk]);
-          const nl = header.indexOf(10);
-          if (nl < 0) return;
-          expected = (JSON.parse(header.subarray(0, nl).toString('utf8')) as { bytes: number }).bytes;
-          got = header.length - nl - 1;
-          header = null;
-        } else {
-          got += chunk.length;
-        }
-      });
-      conn.onClose((err) => {
-        if (expected >= 0 && got === expected) resolve(got);
-        else reject(new ContainerPlatformError('E_LINK_DOWN', `image ${img.id} transfer broke after ${got} of ${expected < 0 ? bytes : expected} bytes${err ? `: ${err.message}` : ''}`, true));
-      });
-      conn.write(Buffer.from(`${JSON.stringify({ imageId: img.id, bytes })}\n`));
-    });
+    const received = await receiveImage(conn, img.id, bytes);
     const durationUs = this.world.clock.nowUs() - started;
     this.transfers.push({ imageId: img.id, bytes: received, startedUs: started, durationUs });
     this.world.trace.emit('containers/remote', 'container.transfer', { image: img.id, bytes: received, durationUs });
   }
 
   private serveImage(t: Transport): void {
-    let req = Buffer.alloc(0);
-    let served = false;
-    t.onData((chunk) => {
-      if (served) return;
-      req = Buffer.concat([req, chunk]);
-      const nl = req.indexOf(10);
-      if (nl < 0) return;
-      served = true;
-      const { imageId, bytes } = JSON.parse(req.subarray(0, nl).toString('utf8')) as { imageId: string; bytes: number };
+    serveImage(t, (imageId) => {
       const img = this.images.get(imageId);
-      if (!img || !img.sites.includes('local')) {
-        t.destroy(new Error(`no image ${imageId} in the local store`));
-        return;
-      }
-      const manifest = Buffer.from(JSON.stringify(img.manifest));
-      t.write(Buffer.from(`${JSON.stringify({ bytes })}\n`));
-      t.write(manifest.subarray(0, Math.min(manifest.length, bytes)));
-      // Layer bytes are sized, not read: the link model times bytes, and reading GiBs of generated content would only cost real time.
-      let left = bytes - Math.min(manifest.length, bytes);
-      const pump = (): void => {
-        while (left > 0 && !t.closed) {
-          const n = Math.min(CHUNK_BYTES, left);
-          left -= n;
-          if (!t.write(ZEROS.subarray(0, n))) return;
-        }
-        if (left === 0) t.end();
-      };
-      t.onDrain(pump);
-      pump();
+      return img && img.sites.includes('local') ? img.manifest : undefined;
     });
   }
 
@@ -573,13 +485,11 @@ export class EmulatedContainerPlatform implements ContainerPlatform {
   }
 
   private frameworkState(id: string): FrameworkState {
-    const f = this.frameworkMap.get(id);
-    if (!f) throw new ContainerPlatformError('E_NO_FRAMEWORK', `no container framework ${id}; the frameworks are ${[...this.frameworkMap.keys()].join(', ')}`, false);
+    const f = this.catalogue.find(id);
+    if (!f) throw new ContainerPlatformError('E_NO_FRAMEWORK', `no container framework ${id}; the frameworks are ${this.catalogue.ids().join(', ')}`, false);
     return f;
   }
 }
-
-export const templateName = (t: { family: string; distro: string; version: string }): string => `${t.family}/${t.distro}:${t.version}`;
 
 /** Microseconds within [from, to] during which the placement timeline says the VM ran (on-prem or elsewhere). */
 function runningTimeIn(placements: Array<{ atUs: number; where: string }>, from: number, to: number): number {
