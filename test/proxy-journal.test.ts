@@ -25,13 +25,24 @@ describe('StoreJournal', () => {
     const store = new SparseStore('j', 8192 + 16 * 1024);
     const j = await StoreJournal.open(store);
     await j.append(rec('kept'), 0);
-    await j.append(rec('torn record payload'), 0);
-    // Corrupt one payload byte of the second record (header 28 bytes + 'kept' 4, then its own header).
-    const at = 8192 + 28 + 4 + 28 + 3;
-    store.writeSync(at, Buffer.from([store.readSync(at, 1)[0]! ^ 0xff]));
+    // A crash while the second commit was written: its record landed with one payload byte missing.
+    const torn = await wholeJournal(['kept', 'torn record payload']);
+    const second = 8192 + 36 + 4;
+    store.writeSync(second, torn.readSync(second, 36 + 19));
+    store.writeSync(second + 36 + 3, Buffer.from([torn.readSync(second + 36 + 3, 1)[0]! ^ 0xff]));
     const again = await StoreJournal.open(store);
     expect(again.recovered.map((r) => r.payload.toString())).toEqual(['kept']);
     expect(again.nextLsn).toBe(2);
+  });
+
+  it('one flipped byte in the last acknowledged commit fails the open loudly: its seal proves it was acknowledged', async () => {
+    const store = new SparseStore('j', 8192 + 16 * 1024);
+    const j = await StoreJournal.open(store);
+    await j.append(rec('first'), 0);
+    await j.append(rec('last, acknowledged'), 0);
+    const at = 8192 + 36 + 5 + 36 + 3;
+    store.writeSync(at, Buffer.from([store.readSync(at, 1)[0]! ^ 0x01]));
+    await expect(StoreJournal.open(store)).rejects.toMatchObject({ code: 'E_JOURNAL_CORRUPT', details: { lsn: 2, laterLsn: 3 } });
   });
 
   it('one flipped byte in an acknowledged record with later commits after it fails the open loudly, never drops them', async () => {
@@ -51,11 +62,15 @@ describe('StoreJournal', () => {
   it('a torn record followed by intact records of its own (unacknowledged) commit is a tail, not damage', async () => {
     const store = new SparseStore('j', 8192 + 64 * 1024);
     const j = await StoreJournal.open(store);
-    const acked = j.append(rec('acked'), 0);
-    // Three appends queued while that commit is in flight go out together as the next one.
-    await Promise.all([acked, j.append(Buffer.alloc(100, 1), 0), j.append(Buffer.alloc(100, 2), 0), j.append(Buffer.alloc(100, 3), 0)]);
+    await j.append(rec('acked'), 0);
+    // A crash while the next commit of three records was written: all landed but a byte of its first.
+    const whole = new SparseStore('whole', store.size());
+    const w = await StoreJournal.open(whole);
+    const acked = w.append(rec('acked'), 0);
+    await Promise.all([acked, w.append(Buffer.alloc(100, 1), 0), w.append(Buffer.alloc(100, 2), 0), w.append(Buffer.alloc(100, 3), 0)]);
     const second = 8192 + 36 + 5;
-    store.writeSync(second + 36 + 10, Buffer.from([0xee])); // the first record of that commit never landed whole
+    store.writeSync(second, whole.readSync(second, 3 * 136));
+    store.writeSync(second + 36 + 10, Buffer.from([0xee]));
     const again = await StoreJournal.open(store);
     expect(again.recovered.map((r) => r.payload.toString())).toEqual(['acked']);
     expect(again.nextLsn).toBe(2);
@@ -153,3 +168,11 @@ describe('StoreJournal under store faults', () => {
     expect((await StoreJournal.open(new SparseStore('fresh', 8192 + 4096))).meta.length).toBe(0);
   });
 });
+
+/** A store holding a journal with these records, each its own commit: the bytes a crash may have left half-written. */
+async function wholeJournal(records: string[]): Promise<SparseStore> {
+  const store = new SparseStore('whole', 8192 + 16 * 1024);
+  const j = await StoreJournal.open(store);
+  for (const r of records) await j.append(rec(r), 0);
+  return store;
+}

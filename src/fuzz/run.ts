@@ -189,16 +189,24 @@ export async function runPlan(plan: FuzzPlan): Promise<FuzzResult> {
         const extents = sys.stores.journal.writtenExtents();
         if (extents.length === 0) return;
         const e = rng.pick(extents);
-        sys.stores.journal.flipBit(e.offset + rng.int(0, e.length), rng.int(0, 8));
-        // One more acknowledged commit after the damage, so the damaged record is never the last one
-        // (damage to the last commit before a crash cannot be told from a torn write; docs/reliability.md).
-        const at = persistentOffset(rng);
-        const data = fillBytes(rng.u32(), 512);
-        try {
-          await sys.cloud!.device.write(at, data);
-          model.acknowledged(at, data, 512);
-        } catch {
-          model.failed(at, 512);
+        if (rng.chance(0.5)) {
+          // The process died and the kernel wrote its page cache back (the seal after the last commit included):
+          // damage anywhere, the last commit too, must be refused or survived.
+          await sys.stores.journal.flush();
+          sys.stores.journal.flipBit(e.offset + rng.int(0, e.length), rng.int(0, 8));
+        } else {
+          sys.stores.journal.flipBit(e.offset + rng.int(0, e.length), rng.int(0, 8));
+          // The machine died: the seal may not have landed, and damage to the last commit before a machine
+          // crash cannot be told from a torn write (docs/reliability.md). One more acknowledged commit after
+          // the damage keeps the damaged record from being the last one.
+          const at = persistentOffset(rng);
+          const data = fillBytes(rng.u32(), 512);
+          try {
+            await sys.cloud!.device.write(at, data);
+            model.acknowledged(at, data, 512);
+          } catch {
+            model.failed(at, 512);
+          }
         }
         sys.crashCloud();
         if (np) model.forget(np.offset, np.length);

@@ -54,6 +54,13 @@ const LEGACY_RECORD_HEADER_BYTES = 28;
 const RECORD_MAGIC = 0x53504a42; // "SPJB"
 /** magic u32, length u32, lsn f64, tUs f64, batchStart f64, crc u32 */
 const RECORD_HEADER_BYTES = 36;
+/**
+ * A seal, written where the next batch will start once a commit is
+ * acknowledged and nothing else is queued: "every record before LSN n was
+ * acknowledged". The next batch overwrites it. Same layout as a record
+ * header with no payload.
+ */
+const SEAL_MAGIC = 0x53504a53; // "SPJS"
 /** How far the corruption check reads at a time when it looks past a damaged record. */
 const SCAN_CHUNK_BYTES = 1024 * 1024;
 
@@ -92,9 +99,15 @@ type Found =
  * consecutive. Where that stops it tells a torn tail from damage: a batch is
  * written only after the one before it was flushed, so an intact record of a
  * later batch beyond the stop proves the stopped-at record was acknowledged.
- * That is mid-log corruption, and open fails with E_JOURNAL_CORRUPT instead
- * of quietly dropping every acknowledged record after it. (Records of the
- * same, unacknowledged batch may follow a torn one: that is still a tail.)
+ * The last batch has no later one, so once it is acknowledged and the queue
+ * is empty a seal goes where the next batch will start; an intact seal past
+ * the stop proves the same. Either is damage to acknowledged records, and
+ * open fails with E_JOURNAL_CORRUPT instead of quietly dropping them. (Records
+ * of the same, unacknowledged batch may follow a torn one: that is still a
+ * tail.) The seal is not flushed on its own, to keep a second flush off every
+ * idle commit: it is durable once the kernel writes it back or the next
+ * commit flushes. A machine crash in that window, with damage to that last
+ * batch as well, reads as a torn tail.
  */
 export class StoreJournal implements Journal {
   readonly name: string;
@@ -209,10 +222,19 @@ export class StoreJournal implements Journal {
           continue;
         }
         batch.forEach((p, i) => p.resolve(lsns[i]!));
+        if (this.queue.length === 0) await this.seal();
       }
     } finally {
       this.writing = false;
     }
+  }
+
+  /** Write the seal at the tail (see the class comment); the next batch's first record overwrites it. */
+  private async seal(): Promise<void> {
+    const seal = encodeRecord(this.lsnNext, 0, this.lsnNext, Buffer.alloc(0));
+    seal.writeUInt32BE(SEAL_MAGIC, 0);
+    // A seal that fails to land leaves the journal as it was without one: no error for anybody.
+    await this.writeRing(this.tailPos, seal).catch(() => undefined);
   }
 
   private physical(pos: number): number {
@@ -300,6 +322,12 @@ export class StoreJournal implements Journal {
     if (room < LEGACY_RECORD_HEADER_BYTES) return { kind: 'end' };
     const head = await this.readRing(pos, Math.min(room, RECORD_HEADER_BYTES));
     const magic = head.readUInt32BE(0);
+    if (magic === SEAL_MAGIC) {
+      // The seal of this very LSN is the clean end; one of an earlier lap is stale bytes; a later one means records are missing.
+      if (!sealIntact(head)) return { kind: 'broken' };
+      const sealed = head.readDoubleBE(8);
+      return sealed <= lsn ? { kind: 'end' } : { kind: 'broken' };
+    }
     const legacy = magic === LEGACY_RECORD_MAGIC;
     if (!legacy && magic !== RECORD_MAGIC) return head.every((b) => b === 0) ? { kind: 'end' } : { kind: 'broken' };
     const headerBytes = legacy ? LEGACY_RECORD_HEADER_BYTES : RECORD_HEADER_BYTES;
@@ -323,22 +351,24 @@ export class StoreJournal implements Journal {
    */
   private async refuseIfLaterBatch(pos: number, lsn: number): Promise<void> {
     const end = this.headPos + this.capacityBytes;
-    for (let at = pos + 1; at < end; at += SCAN_CHUNK_BYTES) {
+    // From `pos` itself: a seal there with a later LSN is proof as good as one further on.
+    for (let at = pos; at < end; at += SCAN_CHUNK_BYTES) {
       const chunk = await this.readRing(at, Math.min(SCAN_CHUNK_BYTES + RECORD_HEADER_BYTES, end - at));
-      const magic = Buffer.alloc(4);
-      magic.writeUInt32BE(RECORD_MAGIC);
-      for (let i = chunk.indexOf(magic); i >= 0 && i < SCAN_CHUNK_BYTES; i = chunk.indexOf(magic, i + 1)) {
-        if (i + RECORD_HEADER_BYTES > chunk.length) break;
-        const recLsn = chunk.readDoubleBE(i + 8);
+      for (const i of markersIn(chunk)) {
+        if (i + RECORD_HEADER_BYTES > chunk.length) continue;
+        const sealed = chunk.readUInt32BE(i) === SEAL_MAGIC;
+        const laterLsn = chunk.readDoubleBE(i + 8);
         const batchStart = chunk.readDoubleBE(i + 24);
-        if (!(recLsn > lsn && batchStart > lsn)) continue;
-        const found = await this.recordAt(at + i, recLsn).catch(() => ({ kind: 'broken' }) as Found);
-        if (found.kind !== 'record') continue;
+        if (!(laterLsn > lsn && batchStart > lsn)) continue;
+        const intact = sealed
+          ? sealIntact(chunk.subarray(i, i + RECORD_HEADER_BYTES))
+          : (await this.recordAt(at + i, laterLsn).catch(() => ({ kind: 'broken' }) as Found)).kind === 'record';
+        if (!intact) continue;
+        const proof = sealed ? `the seal of commits up to record ${laterLsn - 1}` : `record ${laterLsn} of a later commit`;
         throw new BlockError(E_JOURNAL_CORRUPT,
-          `${this.name}: record ${lsn} (byte ${pos % this.capacityBytes} of the ring) is damaged, yet record ${recLsn} of a later `
-          + `commit is intact: acknowledged records were corrupted, not torn by a crash. Refusing to start without them; `
-          + `keep the journal for inspection`,
-          { details: { lsn, pos, laterLsn: recLsn } });
+          `${this.name}: record ${lsn} (byte ${pos % this.capacityBytes} of the ring) is damaged, yet ${proof} is intact: `
+          + `acknowledged records were corrupted, not torn by a crash. Refusing to start without them; keep the journal for inspection`,
+          { details: { lsn, pos, laterLsn } });
       }
     }
   }
@@ -358,6 +388,23 @@ function parseHeader(h: Buffer): { gen: number; headPos: number; headLsn: number
   const end = HEADER_FIXED_BYTES + metaLength;
   if (h.readUInt32BE(end) !== crc32(h.subarray(0, end))) return undefined;
   return { ...fixed, meta: Buffer.from(h.subarray(HEADER_FIXED_BYTES, end)) };
+}
+
+/** Offsets in `chunk` where a record or a seal may start, in order (magic bytes found; not yet checked). */
+function markersIn(chunk: Buffer): number[] {
+  const found: number[] = [];
+  for (const value of [RECORD_MAGIC, SEAL_MAGIC]) {
+    const magic = Buffer.alloc(4);
+    magic.writeUInt32BE(value);
+    for (let i = chunk.indexOf(magic); i >= 0 && i < SCAN_CHUNK_BYTES; i = chunk.indexOf(magic, i + 1)) found.push(i);
+  }
+  return found.sort((a, b) => a - b);
+}
+
+/** A seal (RECORD_HEADER_BYTES) whose fields match its crc. */
+function sealIntact(head: Buffer): boolean {
+  return head.length >= RECORD_HEADER_BYTES && head.readUInt32BE(4) === 0
+    && head.readUInt32BE(32) === recordCrc(head.readDoubleBE(8), head.readDoubleBE(16), head.readDoubleBE(24), Buffer.alloc(0));
 }
 
 function legacyRecordCrc(lsn: number, tUs: number, payload: Uint8Array): number {
