@@ -91,7 +91,7 @@ describe('policies.migrate', () => {
     const cases: Array<[string, RegExp]> = [
       [ON.replace('waveSize: 2', 'waveSize: 0'), /policies\.migrate\.waveSize: expected an integer >= 1/],
       [ON.replace('workloads: [app]', 'workloads: [ap]'), /policies\.migrate\.workloads\[0\]: expected a workload name: app, other/],
-      [`${ON}\nvms: "web-*"`, /policies\.migrate\.vms: expected a glob matching some VM in datacenter\.vms/],
+      [`${ON}\nvms: "web-*"`, /policies\.migrate\.vms(\[0\])?: expected a glob matching some VM in datacenter\.vms/],
       [`${ON}\nvms: ["vm-*", "db-*"]`, /policies\.migrate\.vms\[1\]: expected a glob matching some VM/],
       [`${ON}\ncutover: { when: window }`, /policies\.migrate\.cutover\.window: expected a window \{ start, length \}/],
       [`${ON}\ncutover: { when: later }`, /policies\.migrate\.cutover\.when: expected one of synced, window/],
