@@ -2,11 +2,10 @@
  * `npm run bench:nbd`: spillway's NBD target side by side with nbdkit and
  * qemu-nbd, in one run, medians of repeated runs.
  *
- * Raw (loopback, unix sockets, warm): nbdcopy sequential write and read of
- * 1 GiB, fio 4 KiB random reads at queue depth 1 and 32 (fio's nbd engine),
- * against `nbdkit memory` and `qemu-nbd` over a raw file on tmpfs. All three
- * serve at once and every repetition visits each in turn; server CPU per GiB
- * read comes from /proc.
+ * Raw (bench/nbd-raw.ts): `spillway serve pair` as users start it (defaults:
+ * encrypted cache, write-behind), warm and cold, beside `qemu-nbd` and
+ * `nbdkit file` over the same image on tmpfs; the bare NBD server over a
+ * SparseStore only as a labelled breakdown.
  *
  * WAN (a userspace 40 ms RTT / 100 Mbit/s relay): a boot-like trace replayed
  * one request at a time through the spillway proxy pair (cold, cold with the
@@ -19,15 +18,15 @@
  * SPILLWAY_BENCH_VERBOSE=1 (print the proxies' own output and stats).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeSync, ftruncateSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
-import { randomFillSync } from 'node:crypto';
 import { NbdClient, NbdServer } from '../src/proxy/nbd/index.js';
 import { SparseStore } from '../src/proxy/stores/sparse-store.js';
 import { LiveWorld, wallMs } from '../src/world/live-world.js';
 import { startRelay } from '../src/world/live-relay.js';
 import { daemon } from './daemon.js';
+import { runRaw } from './nbd-raw.js';
 import { bootTrace, makeImage, uniqueBytes, type TraceRead } from './wan-trace.js';
 import type { BenchFigure } from './run.js';
 
@@ -79,137 +78,6 @@ function need(tools: string[]): string[] {
 }
 
 const uri = (socket: string, name = ''): string => `nbd+unix:///${name}?socket=${socket}`;
-
-// ---- raw ----
-
-interface RawResult {
-  writeGiBs: number; readGiBs: number; qd1Iops: number; qd32Iops: number;
-  /** Server CPU (user + system, from /proc): per GiB written and read, per 4 KiB read at QD1. */
-  writeCpuSPerGiB: number; readCpuSPerGiB: number; qd1CpuUsPerOp: number;
-}
-interface RawTarget { key: 'spillway' | 'nbdkit' | 'qemu'; uri: string; pid: number }
-
-const FIO_RUNTIME_S = 3;
-
-async function fioIops(target: string, depth: number): Promise<number> {
-  const out = await exec('fio', ['--name=randread', '--ioengine=nbd', `--uri=${target}`, '--rw=randread', '--bs=4k',
-    `--iodepth=${depth}`, '--size=1G', `--runtime=${FIO_RUNTIME_S}`, '--time_based', '--output-format=json']);
-  const json = JSON.parse(out.slice(out.indexOf('{'))) as { jobs: Array<{ read: { iops: number } }> };
-  return json.jobs[0]!.read.iops;
-}
-
-/** User + system CPU seconds a process has used so far (Linux /proc; clock ticks are 100 Hz there). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-/**
- * Every target serves at once and each repetition visits them in turn (rotating who goes first),
- * so a change in the box's load hits all of them alike: the ratios compare like with like.
- */
-async function rawRounds(targets: RawTarget[], source: string): Promise<Record<string, RawResult>> {
-  const samples = new Map(targets.map((t) => [t.key, {
-    writes: [] as number[], reads: [] as number[], writeCpu: [] as number[], cpu: [] as number[], qd1: [] as number[], qd1Cpu: [] as number[], qd32: [] as number[],
-  }]));
-  const turn = (i: number): RawTarget[] => targets.map((_, k) => targets[(k + i) % targets.length]!);
-  for (let i = 0; i < REPEAT; i++) {
-    for (const t of turn(i)) {
-      const s = samples.get(t.key)!;
-      const wcpu0 = cpuSeconds(t.pid);
-      s.writes.push(GiB / GiB / await timed(() => exec('nbdcopy', [source, t.uri])));
-      s.writeCpu.push(cpuSeconds(t.pid) - wcpu0);
-      const cpu0 = cpuSeconds(t.pid);
-      s.reads.push(GiB / GiB / await timed(() => exec('nbdcopy', [t.uri, 'null:'])));
-      s.cpu.push(cpuSeconds(t.pid) - cpu0);
-    }
-  }
-  for (let i = 0; i < REPEAT; i++) {
-    for (const t of turn(i)) {
-      const s = samples.get(t.key)!;
-      const qcpu0 = cpuSeconds(t.pid);
-      const iops = await fioIops(t.uri, 1);
-      s.qd1.push(iops);
-      // Ops = IOPS x run time; the connection set-up around it is counted too (a few hundred us).
-      s.qd1Cpu.push((cpuSeconds(t.pid) - qcpu0) * 1e6 / (iops * FIO_RUNTIME_S));
-      s.qd32.push(await fioIops(t.uri, 32));
-    }
-  }
-  const results: Record<string, RawResult> = {};
-  for (const [key, s] of samples) {
-    results[key] = {
-      writeGiBs: median(s.writes), readGiBs: median(s.reads), qd1Iops: median(s.qd1), qd32Iops: median(s.qd32),
-      writeCpuSPerGiB: median(s.writeCpu), readCpuSPerGiB: median(s.cpu), qd1CpuUsPerOp: median(s.qd1Cpu),
-    };
-  }
-  return results;
-}
-
-async function runRaw(work: string): Promise<BenchFigure[]> {
-  const missing = need(['nbdcopy', 'fio', 'nbdkit', 'qemu-nbd']);
-  if (missing.length) throw new Error(`raw bench needs ${missing.join(', ')} (apt-get install -y libnbd-bin fio nbdkit qemu-utils)`);
-  const source = join(work, 'source.img');
-  const fd = openSync(source, 'w');
-  const block = Buffer.alloc(16 * MiB);
-  for (let at = 0; at < GiB; at += block.length) {
-    randomFillSync(block);
-    writeSync(fd, block);
-  }
-  closeSync(fd);
-
-  const spillwaySock = join(work, 'spillway.sock');
-  const nbdkitSock = join(work, 'nbdkit.sock');
-  const qemuSock = join(work, 'qemu.sock');
-  const img = join(work, 'qemu.img');
-  const fd2 = openSync(img, 'w');
-  ftruncateSync(fd2, GiB);
-  closeSync(fd2);
-  const daemons: Array<Awaited<ReturnType<typeof daemon>>> = [];
-  let results: Record<string, RawResult>;
-  try {
-    const spillway = await daemon(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', join(REPO, 'bench/nbd.ts'), '--serve-memory', spillwaySock, String(GiB)], /serving/);
-    daemons.push(spillway);
-    const nbdkit = await daemon('nbdkit', ['-f', '-U', nbdkitSock, 'memory', '1G'], { socket: nbdkitSock });
-    daemons.push(nbdkit);
-    const qemu = await daemon('qemu-nbd', ['-t', '-e', '16', '-f', 'raw', '-k', qemuSock, img], { socket: qemuSock });
-    daemons.push(qemu);
-    results = await rawRounds([
-      { key: 'spillway', uri: uri(spillwaySock, 'disk'), pid: spillway.child.pid! },
-      { key: 'nbdkit', uri: uri(nbdkitSock), pid: nbdkit.child.pid! },
-      { key: 'qemu', uri: uri(qemuSock), pid: qemu.child.pid! },
-    ], source);
-  } finally {
-    for (const d of daemons) await d.stop();
-    rmSync(img, { force: true });
-    rmSync(source, { force: true });
-  }
-
-  const s = results.spillway!;
-  const k = results.nbdkit!;
-  const q = results.qemu!;
-  const figs: BenchFigure[] = [];
-  const rows: Array<[string, 'writeGiBs' | 'readGiBs' | 'qd1Iops' | 'qd32Iops', string]> = [
-    ['nbdcopy write 1 GiB', 'writeGiBs', 'GiB/s'], ['nbdcopy read 1 GiB', 'readGiBs', 'GiB/s'],
-    ['fio 4k randread QD1', 'qd1Iops', 'IOPS'], ['fio 4k randread QD32', 'qd32Iops', 'IOPS'],
-  ];
-  for (const [label, key, unit] of rows) {
-    figs.push({ name: `raw ${label}: spillway`, value: s[key], unit });
-    figs.push({ name: `raw ${label}: nbdkit memory`, value: k[key], unit });
-    figs.push({ name: `raw ${label}: qemu-nbd tmpfs`, value: q[key], unit });
-    figs.push({ name: `raw ${label}: spillway / qemu-nbd`, value: s[key] / q[key], unit: 'x', target: { op: '>=', value: 1 } });
-    figs.push({ name: `raw ${label}: spillway / nbdkit`, value: s[key] / k[key], unit: 'x', target: { op: '>=', value: 0.75 } });
-  }
-  const cpuRows: Array<[string, 'writeCpuSPerGiB' | 'readCpuSPerGiB' | 'qd1CpuUsPerOp', string]> = [
-    ['per GiB written', 'writeCpuSPerGiB', 's'], ['per GiB read', 'readCpuSPerGiB', 's'], ['per 4k read at QD1', 'qd1CpuUsPerOp', 'us'],
-  ];
-  for (const [label, key, unit] of cpuRows) {
-    figs.push({ name: `raw server CPU ${label}: spillway`, value: s[key], unit });
-    figs.push({ name: `raw server CPU ${label}: nbdkit memory`, value: k[key], unit });
-    figs.push({ name: `raw server CPU ${label}: qemu-nbd tmpfs`, value: q[key], unit });
-  }
-  return figs;
-}
 
 // ---- WAN ----
 
@@ -375,7 +243,9 @@ async function main(): Promise<void> {
   let missed = 0;
   try {
     console.log(`spillway NBD bench: medians of ${REPEAT} runs (raw), ${WAN_REPEAT} (WAN); work dir ${work}`);
-    if (ONLY !== 'wan' && ONLY !== 'wan-spillway') missed += print('NBD raw, loopback unix socket, warm', await runRaw(work));
+    if (ONLY !== 'wan' && ONLY !== 'wan-spillway') {
+      missed += print('NBD raw, loopback unix sockets: spillway serve pair as users start it, beside qemu-nbd and nbdkit', await runRaw({ repo: REPO, repeat: REPEAT, exec, timed, median }, work));
+    }
     if (ONLY !== 'raw') missed += print('NBD across a 40 ms / 100 Mbit/s WAN relay, boot trace one request at a time', await runWan(work));
   } finally {
     rmSync(work, { recursive: true, force: true });
