@@ -1,6 +1,7 @@
 import { errorCode, SpillwayError } from '../errors.js';
 import { SimWorld } from '../world/sim-world.js';
 import { createRng } from '../world/rng.js';
+import type { Rng } from '../world/types.js';
 import { WriteModel } from './model.js';
 import { ALL_FAULTS, type FaultKind, type FuzzPlan, type Step } from './schedule.js';
 import { ProxySystem, retry } from './system.js';
@@ -68,38 +69,43 @@ function originalDisk(seed: number, bytes: number): Buffer {
   return b;
 }
 
-/**
- * Run one plan against the real proxy core in a simulation and check, as it
- * goes and at the end: every read returns the latest acknowledged write (or
- * an error, never other bytes); a second writer is never admitted; no step
- * hangs; after a drain the on-prem disk equals the acknowledged writes and
- * every group was applied once.
- */
-export async function runPlan(plan: FuzzPlan): Promise<FuzzResult> {
-  const world = new SimWorld(plan.seed);
-  world.logLevel = 'error';
-  const original = originalDisk(plan.seed, plan.diskBytes);
-  const model = new WriteModel(original);
-  const faults = Object.fromEntries(ALL_FAULTS.map((k) => [k, 0])) as Record<FaultKind, number>;
-  const counters = { readErrors: 0, writeErrors: 0 };
-  const sys = new ProxySystem(world, plan, original);
-  const np = plan.nonPersistent;
-  let unhandled: unknown = null;
-  const onUnhandled = (reason: unknown): void => { unhandled ??= reason; };
-  process.on('unhandledRejection', onUnhandled);
+type Outcome = Pick<FuzzResult, 'verdict' | 'violation' | 'detected'>;
 
-  const body = async (): Promise<void> => {
-    await sys.startOnprem();
-    await sys.startCloud();
-    for (const [i, step] of plan.steps.entries()) {
-      await withDeadline(world, i, step.kind === 'fault' ? `fault ${step.fault}` : step.kind, runStep(i, step));
-      if (unhandled) throw violation(i, 'no-unhandled-rejection', `an unhandled promise rejection: ${describe(unhandled)}`);
+/** One plan's run: the system under test, the model of acknowledged writes, and the fault and error counts. */
+class PlanRun {
+  readonly world: SimWorld;
+  readonly original: Buffer;
+  readonly model: WriteModel;
+  readonly faults: Record<FaultKind, number>;
+  readonly counters = { readErrors: 0, writeErrors: 0 };
+  readonly sys: ProxySystem;
+  readonly np: FuzzPlan['nonPersistent'];
+  unhandled: unknown = null;
+  readonly onUnhandled = (reason: unknown): void => { this.unhandled ??= reason; };
+
+  constructor(readonly plan: FuzzPlan) {
+    this.world = new SimWorld(plan.seed);
+    this.world.logLevel = 'error';
+    this.original = originalDisk(plan.seed, plan.diskBytes);
+    this.model = new WriteModel(this.original);
+    this.faults = Object.fromEntries(ALL_FAULTS.map((k) => [k, 0])) as Record<FaultKind, number>;
+    this.sys = new ProxySystem(this.world, plan, this.original);
+    this.np = plan.nonPersistent;
+  }
+
+  async body(): Promise<void> {
+    await this.sys.startOnprem();
+    await this.sys.startCloud();
+    for (const [i, step] of this.plan.steps.entries()) {
+      await withDeadline(this.world, i, step.kind === 'fault' ? `fault ${step.fault}` : step.kind, this.runStep(i, step));
+      if (this.unhandled) throw violation(i, 'no-unhandled-rejection', `an unhandled promise rejection: ${describe(this.unhandled)}`);
     }
-    await withDeadline(world, -1, 'final drain', finish());
-  };
+    await withDeadline(this.world, -1, 'final drain', this.finish());
+  }
 
-  const runStep = async (i: number, step: Step): Promise<void> => {
-    const dev = sys.cloud!.device;
+  async runStep(i: number, step: Step): Promise<void> {
+    const { model, counters } = this;
+    const dev = this.sys.cloud!.device;
     switch (step.kind) {
       case 'read': {
         let got: Buffer;
@@ -130,117 +136,36 @@ export async function runPlan(plan: FuzzPlan): Promise<FuzzResult> {
         await dev.flush().catch(() => { counters.writeErrors++; });
         return;
       case 'sleep':
-        await world.clock.sleepUs(step.us);
+        await this.world.clock.sleepUs(step.us);
         return;
       case 'fault':
-        faults[step.fault]++;
-        await injectFault(i, step.fault, step.arg);
+        this.faults[step.fault]++;
+        await this.injectFault(i, step.fault, step.arg);
     }
-  };
+  }
 
-  const injectFault = async (i: number, fault: FaultKind, arg: number): Promise<void> => {
-    const rng = createRng(arg, 'fuzz/fault');
-    switch (fault) {
-      case 'link-drop':
-        if (arg & 1) sys.cloud!.link.dropConnection();
-        else sys.onprem.dropConnections();
-        return;
-      case 'partition':
-        sys.wan.scheduleOutage(world.nowUs, rng.int(50_000, 5_000_000), (arg & 1) === 1);
-        return;
-      case 'cloud-crash':
-        sys.crashCloud();
-        if (np) model.forget(np.offset, np.length); // cloud-only bytes since the last flush may be gone
-        await world.clock.sleepUs(rng.int(0, 200_000));
-        await sys.startCloud();
-        return;
-      case 'cloud-restart':
-        await sys.stopCloud();
-        await sys.startCloud();
-        return;
-      case 'cloud-new-session':
-        await sys.stopCloud();
-        sys.stores = sys.freshStores();
-        await sys.startCloud();
-        // A new cache has none of the old one's cloud-only bytes: that region reads as on-prem holds it.
-        if (np) model.reset(np.offset, original.subarray(np.offset, np.offset + np.length));
-        return;
-      case 'fresh-after-crash': {
-        sys.crashCloud();
-        if (np) model.forget(np.offset, np.length);
-        const code = await sys.openCloud(sys.freshStores()).then(async (c) => { await c.close(); return null; }, (err: unknown) => errorCode(err) ?? 'E_UNKNOWN');
-        if (code === null) throw violation(i, 'one-writer-per-disk', 'a cloud proxy with an empty cache was admitted while the crashed writer still held unshipped writes');
-        if (!WRITER_REFUSALS.has(code)) throw violation(i, 'refusals-say-why', `the new writer was refused with ${code}, not a writer refusal or a link failure`);
-        await sys.startCloud();
-        return;
-      }
-      case 'second-writer': {
-        const code = await sys.secondWriter();
-        if (code === null) throw violation(i, 'one-writer-per-disk', 'a second cloud proxy was admitted as writer while the first served');
-        if (!WRITER_REFUSALS.has(code)) throw violation(i, 'refusals-say-why', `the second writer was refused with ${code}, not a writer refusal or a link failure`);
-        return;
-      }
-      case 'onprem-crash':
-        await sys.crashOnprem();
-        await world.clock.sleepUs(rng.int(0, 500_000));
-        await sys.startOnprem();
-        return;
-      case 'journal-flip': {
-        const extents = sys.stores.journal.writtenExtents();
-        if (extents.length === 0) return;
-        const e = rng.pick(extents);
-        if (rng.chance(0.5)) {
-          // The process died and the kernel wrote its page cache back (the seal after the last commit included):
-          // damage anywhere, the last commit too, must be refused or survived.
-          await sys.stores.journal.flush();
-          sys.stores.journal.flipBit(e.offset + rng.int(0, e.length), rng.int(0, 8));
-        } else {
-          sys.stores.journal.flipBit(e.offset + rng.int(0, e.length), rng.int(0, 8));
-          // The machine died: the seal may not have landed, and damage to the last commit before a machine
-          // crash cannot be told from a torn write (docs/reliability.md). One more acknowledged commit after
-          // the damage keeps the damaged record from being the last one.
-          const at = persistentOffset(rng);
-          const data = fillBytes(rng.u32(), 512);
-          try {
-            await sys.cloud!.device.write(at, data);
-            model.acknowledged(at, data, 512);
-          } catch {
-            model.failed(at, 512);
-          }
-        }
-        sys.crashCloud();
-        if (np) model.forget(np.offset, np.length);
-        try {
-          await sys.startCloud();
-        } catch (err) {
-          if (errorCode(err) === 'E_JOURNAL_CORRUPT') throw new Stop('detected', 'E_JOURNAL_CORRUPT');
-          throw err;
-        }
-        return;
-      }
-      case 'cache-flip': {
-        const extents = sys.stores.cache.writtenExtents();
-        if (extents.length === 0) return;
-        const e = rng.pick(extents);
-        sys.stores.cache.flipBit(e.offset + rng.int(0, e.length), rng.int(0, 8));
-        return;
-      }
-      case 'disk-error':
-        sys.disk.failNext(1 + rng.int(0, 3));
-        return;
-      case 'cloud-io-error':
-        rng.pick([sys.stores.journal, sys.stores.writeStore, sys.stores.writeMap]).failNext(1);
-    }
-  };
+  /** Not async: it returns the handler's own promise, so a fault takes the same microtask ticks as before the table. */
+  injectFault(i: number, fault: FaultKind, arg: number): Promise<void> {
+    return FAULT_HANDLERS[fault](this, i, createRng(arg, 'fuzz/fault'), arg);
+  }
 
-  const persistentOffset = (rng: ReturnType<typeof createRng>): number => {
+  /** The cloud proxy dies: cloud-only bytes written since the last flush may be gone with it. */
+  crashCloud(): void {
+    this.sys.crashCloud();
+    if (this.np) this.model.forget(this.np.offset, this.np.length);
+  }
+
+  /** A 512-byte offset outside the cloud-only range. */
+  persistentOffset(rng: Rng): number {
+    const np = this.np;
     for (;;) {
-      const at = rng.int(0, plan.diskBytes / 512) * 512;
+      const at = rng.int(0, this.plan.diskBytes / 512) * 512;
       if (!np || at + 512 <= np.offset || at >= np.offset + np.length) return at;
     }
-  };
+  }
 
-  const finish = async (): Promise<void> => {
+  async finish(): Promise<void> {
+    const { model, plan, sys, np } = this;
     const dev = sys.cloud!.device;
     // Unknown ranges (failed writes) are written again so the model is exact.
     for (const r of model.unknownRanges()) {
@@ -255,7 +180,7 @@ export async function runPlan(plan: FuzzPlan): Promise<FuzzResult> {
     await sys.stopCloud();
     const onprem = sys.disk.readSync(0, plan.diskBytes);
     const expected = Buffer.from(model.bytes);
-    if (np) original.copy(expected, np.offset, np.offset, np.offset + np.length);
+    if (np) this.original.copy(expected, np.offset, np.offset, np.offset + np.length);
     if (!onprem.equals(expected)) {
       let first = 0;
       while (onprem[first] === expected[first]) first++;
@@ -265,24 +190,131 @@ export async function runPlan(plan: FuzzPlan): Promise<FuzzResult> {
     for (const [seq, n] of applier.applications) {
       if (n !== 1) throw violation(-1, 'groups-apply-once', `group ${seq} of the last session was applied ${n} times`);
     }
-  };
-
-  let outcome: { verdict: Verdict; violation: Violation | null; detected: string | null } = { verdict: 'ok', violation: null, detected: null };
-  try {
-    const r = await drive(world, body);
-    if (r === 'idle') outcome = { verdict: 'violation', violation: { step: -1, invariant: 'no-hang', message: `the simulation went idle at ${world.nowUs} us with a step still waiting (a wait that nothing will end)` }, detected: null };
-  } catch (err) {
-    if (err instanceof Stop) {
-      outcome = err.verdict === 'detected'
-        ? { verdict: 'detected', violation: null, detected: err.detail as string }
-        : { verdict: 'violation', violation: err.detail as Violation, detected: null };
-    } else {
-      outcome = { verdict: 'violation', violation: { step: -1, invariant: 'no-unexpected-error', message: describe(err) }, detected: null };
-    }
-  } finally {
-    process.off('unhandledRejection', onUnhandled);
   }
-  return { seed: plan.seed, ...outcome, faults, ...counters, traceHash: world.trace.hash(), virtualUs: world.nowUs };
+}
+
+/** A refused would-be writer must be refused as a writer, or fail to reach on-prem: never admitted. */
+function checkWriterRefused(i: number, code: string | null, who: string, admitted: string): void {
+  if (code === null) throw violation(i, 'one-writer-per-disk', admitted);
+  if (!WRITER_REFUSALS.has(code)) throw violation(i, 'refusals-say-why', `${who} was refused with ${code}, not a writer refusal or a link failure`);
+}
+
+/** One handler per fault kind: what the fault does to the system, and how the model follows it. */
+const FAULT_HANDLERS: Record<FaultKind, (run: PlanRun, i: number, rng: Rng, arg: number) => Promise<void>> = {
+  'link-drop': async ({ sys }, _i, _rng, arg) => {
+    if (arg & 1) sys.cloud!.link.dropConnection();
+    else sys.onprem.dropConnections();
+  },
+  partition: async ({ sys, world }, _i, rng, arg) => {
+    sys.wan.scheduleOutage(world.nowUs, rng.int(50_000, 5_000_000), (arg & 1) === 1);
+  },
+  'cloud-crash': async (run, _i, rng) => {
+    run.crashCloud();
+    await run.world.clock.sleepUs(rng.int(0, 200_000));
+    await run.sys.startCloud();
+  },
+  'cloud-restart': async ({ sys }) => {
+    await sys.stopCloud();
+    await sys.startCloud();
+  },
+  'cloud-new-session': async ({ sys, np, model, original }) => {
+    await sys.stopCloud();
+    sys.stores = sys.freshStores();
+    await sys.startCloud();
+    // A new cache has none of the old one's cloud-only bytes: that region reads as on-prem holds it.
+    if (np) model.reset(np.offset, original.subarray(np.offset, np.offset + np.length));
+  },
+  'fresh-after-crash': async (run, i) => {
+    const { sys } = run;
+    run.crashCloud();
+    const code = await sys.openCloud(sys.freshStores()).then(async (c) => { await c.close(); return null; }, (err: unknown) => errorCode(err) ?? 'E_UNKNOWN');
+    checkWriterRefused(i, code, 'the new writer', 'a cloud proxy with an empty cache was admitted while the crashed writer still held unshipped writes');
+    await sys.startCloud();
+  },
+  'second-writer': async ({ sys }, i) => {
+    const code = await sys.secondWriter();
+    checkWriterRefused(i, code, 'the second writer', 'a second cloud proxy was admitted as writer while the first served');
+  },
+  'onprem-crash': async ({ sys, world }, _i, rng) => {
+    await sys.crashOnprem();
+    await world.clock.sleepUs(rng.int(0, 500_000));
+    await sys.startOnprem();
+  },
+  'journal-flip': async (run, _i, rng) => {
+    const { sys, model } = run;
+    const extents = sys.stores.journal.writtenExtents();
+    if (extents.length === 0) return;
+    const e = rng.pick(extents);
+    if (rng.chance(0.5)) {
+      // The process died and the kernel wrote its page cache back (the seal after the last commit included):
+      // damage anywhere, the last commit too, must be refused or survived.
+      await sys.stores.journal.flush();
+      sys.stores.journal.flipBit(e.offset + rng.int(0, e.length), rng.int(0, 8));
+    } else {
+      sys.stores.journal.flipBit(e.offset + rng.int(0, e.length), rng.int(0, 8));
+      // The machine died: the seal may not have landed, and damage to the last commit before a machine
+      // crash cannot be told from a torn write (docs/reliability.md). One more acknowledged commit after
+      // the damage keeps the damaged record from being the last one.
+      const at = run.persistentOffset(rng);
+      const data = fillBytes(rng.u32(), 512);
+      try {
+        await sys.cloud!.device.write(at, data);
+        model.acknowledged(at, data, 512);
+      } catch {
+        model.failed(at, 512);
+      }
+    }
+    run.crashCloud();
+    try {
+      await sys.startCloud();
+    } catch (err) {
+      if (errorCode(err) === 'E_JOURNAL_CORRUPT') throw new Stop('detected', 'E_JOURNAL_CORRUPT');
+      throw err;
+    }
+  },
+  'cache-flip': async ({ sys }, _i, rng) => {
+    const extents = sys.stores.cache.writtenExtents();
+    if (extents.length === 0) return;
+    const e = rng.pick(extents);
+    sys.stores.cache.flipBit(e.offset + rng.int(0, e.length), rng.int(0, 8));
+  },
+  'disk-error': async ({ sys }, _i, rng) => {
+    sys.disk.failNext(1 + rng.int(0, 3));
+  },
+  'cloud-io-error': async ({ sys }, _i, rng) => {
+    rng.pick([sys.stores.journal, sys.stores.writeStore, sys.stores.writeMap]).failNext(1);
+  },
+};
+
+/**
+ * Run one plan against the real proxy core in a simulation and check, as it
+ * goes and at the end: every read returns the latest acknowledged write (or
+ * an error, never other bytes); a second writer is never admitted; no step
+ * hangs; after a drain the on-prem disk equals the acknowledged writes and
+ * every group was applied once.
+ */
+export async function runPlan(plan: FuzzPlan): Promise<FuzzResult> {
+  const run = new PlanRun(plan);
+  process.on('unhandledRejection', run.onUnhandled);
+  let outcome: Outcome;
+  try {
+    const r = await drive(run.world, () => run.body());
+    outcome = r === 'idle'
+      ? { verdict: 'violation', violation: { step: -1, invariant: 'no-hang', message: `the simulation went idle at ${run.world.nowUs} us with a step still waiting (a wait that nothing will end)` }, detected: null }
+      : { verdict: 'ok', violation: null, detected: null };
+  } catch (err) {
+    outcome = outcomeOfError(err);
+  } finally {
+    process.off('unhandledRejection', run.onUnhandled);
+  }
+  return { seed: plan.seed, ...outcome, faults: run.faults, ...run.counters, traceHash: run.world.trace.hash(), virtualUs: run.world.nowUs };
+}
+
+function outcomeOfError(err: unknown): Outcome {
+  if (!(err instanceof Stop)) return { verdict: 'violation', violation: { step: -1, invariant: 'no-unexpected-error', message: describe(err) }, detected: null };
+  return err.verdict === 'detected'
+    ? { verdict: 'detected', violation: null, detected: err.detail as string }
+    : { verdict: 'violation', violation: err.detail as Violation, detected: null };
 }
 
 /** Run `body` on the world's virtual time until it settles; 'idle' when it waits with nothing scheduled. */
