@@ -2,7 +2,8 @@ import type { World } from '../../../world/types.js';
 import { Ec2Cloud, normalLatencyUs } from '../../aws/ec2-cloud.js';
 import type { WireRecord } from '../../aws/recorder.js';
 import type { CloudConfig } from './config.js';
-import { EMULATED_EPOCH_MS, Ec2Model } from './model.js';
+import { Ec2Model } from './model.js';
+import { EMULATED_EPOCH_MS } from './state.js';
 import { modelResponder, registerEndpoint } from './msw.js';
 
 /** Not secrets: the emulator checks no signature, and these never reach AWS (the endpoint is `.invalid`). */
