@@ -48,19 +48,25 @@ describe('cleanup of a tagged run', () => {
       return { plan, lines, done, after, other, bIds };
     });
     expect(result.plan.instances).toHaveLength(2);
-    expect(result.plan.volumes).toHaveLength(3);
+    // Three data volumes and the two instances' root volumes.
+    expect(result.plan.volumes).toHaveLength(5);
     expect(result.plan.snapshots).toHaveLength(1);
     expect(result.lines.filter((l) => l.startsWith('terminate'))).toHaveLength(2);
     expect(result.lines.filter((l) => l.startsWith('detach'))).toHaveLength(2);
+    expect(result.lines.filter((l) => l.includes('(delete on termination)'))).toHaveLength(2);
     expect(result.done.detached).toHaveLength(1);
     expect(result.done.deletedVolumes).toHaveLength(3);
+    expect(result.done.deletedWithInstance).toHaveLength(2);
+    expect(result.done.failed).toEqual([]);
     expect(result.done.deletedSnapshots).toHaveLength(1);
     expect(result.done.leftover).toEqual([]);
     expect(result.after).toMatchObject({ instances: [], volumes: [], snapshots: [] });
     expect(result.other.instances).toHaveLength(1);
-    expect(result.other.volumes).toHaveLength(1);
+    // Its data volume and its instance's root volume.
+    expect(result.other.volumes).toHaveLength(2);
     // The model agrees: only run B's instance and volume are alive.
-    expect(cloud.model.liveResourceIds().sort()).toEqual([...result.bIds].sort());
+    const bRoot = result.other.volumes.find((v) => v.deleteOnTermination)!.id;
+    expect(cloud.model.liveResourceIds().sort()).toEqual([...result.bIds, bRoot].sort());
   });
 });
 
@@ -98,7 +104,8 @@ describe('spillway cloud (against the emulator)', () => {
       expect(await h.run(['cleanup', '--region', 'us-east-1', '--run', 'run-cli'])).toBe(2);
       expect(h.out.join('\n')).toContain(`terminate instance ${ids[0]}`);
       expect(h.err.join('\n')).toContain('--yes');
-      expect(h.seed.model.liveResourceIds()).toHaveLength(2);
+      // Two instances and their root volumes.
+      expect(h.seed.model.liveResourceIds()).toHaveLength(4);
       h.out.length = 0;
       expect(await h.run(['cleanup', '--region', 'us-east-1', '--run', 'run-cli', '--yes'])).toBe(0);
       const text = h.out.join('\n');

@@ -28,7 +28,10 @@ describe('emulated EC2 through the real SDK: every call', () => {
       return { all, one, bad };
     });
     expect(result.all).toHaveLength(12);
-    expect(result.one).toEqual([{ name: 'r6i.large', vcpus: 2, memoryMiB: 16384, ebsIops: 3600, networkGbit: 12.5, pricePerHourUsd: 0.126 }]);
+    expect(result.one).toEqual([{
+      name: 'r6i.large', vcpus: 2, memoryMiB: 16384, ebsIops: 3600, networkGbit: 12.5, pricePerHourUsd: 0.126,
+      architectures: ['x86_64'], virtualizationTypes: ['hvm'], bootModes: ['legacy-bios', 'uefi'],
+    }]);
     expect(result.bad.message).toContain('m6i.huge');
     expect(result.bad.retryable).toBe(false);
   });

@@ -4,7 +4,7 @@ import { CloudError } from '../ports/cloud.js';
 import { Ec2Cloud } from '../providers/aws/ec2-cloud.js';
 import { checkPermissions, formatPermissionTable } from '../providers/aws/permissions.js';
 import { fileRecorder, type WireRecord } from '../providers/aws/recorder.js';
-import { describePlan, executeCleanup, planCleanup } from '../providers/aws/cleanup.js';
+import { cleanupCommand, describePlan, executeCleanup, planCleanup } from '../providers/aws/cleanup.js';
 import { parseDurationUs } from '../util/units.js';
 import { LiveWorld } from '../world/live-world.js';
 import type { World } from '../world/types.js';
@@ -25,7 +25,9 @@ Live EC2 tools. Credentials come from the AWS SDK's default chain (environment,
             id, and RunInstances may come back inconclusive).
   cleanup   lists everything tagged spillway:run=ID (instances, volumes,
             snapshots), shows what it will do, and then terminates and deletes
-            it. Without --yes it asks on a terminal and refuses otherwise.
+            it; root volumes go with their instance. A resource EC2 refuses is
+            reported and the rest still goes. Without --yes it asks on a
+            terminal and refuses otherwise.
 
   --record FILE   write each call's request parameters and response body as a
                   JSONL fixture (no headers, signatures, user data or account ids)
@@ -109,9 +111,10 @@ export function createCloudCommand(deps: CloudCommandDeps): Command {
             }
           }
           const result = await executeCleanup(cloud, plan, { clock: world.clock, rng: world.rng('cloud/cleanup'), timeoutUs, onStep: (line) => io.out(line) });
-          io.out(`terminated ${result.terminated.length}, detached ${result.detached.length}, deleted ${result.deletedVolumes.length} volume(s) and ${result.deletedSnapshots.length} snapshot(s)`);
+          io.out(`terminated ${result.terminated.length}, detached ${result.detached.length}, deleted ${result.deletedVolumes.length} volume(s) (and ${result.deletedWithInstance.length} with their instance) and ${result.deletedSnapshots.length} snapshot(s)`);
+          for (const f of result.failed) io.err(`${f.action} ${f.id} refused: ${f.code}: ${f.message}`);
           if (result.leftover.length) {
-            io.err(`still present after the deadline: ${result.leftover.join(', ')}; run cleanup again`);
+            io.err(`still present after the deadline: ${result.leftover.join(', ')}; run again: ${cleanupCommand(runId, region)}`);
             return 3;
           }
           io.out(`nothing tagged spillway:run=${runId} is left`);

@@ -19,12 +19,26 @@ export interface InstanceTypeInfo {
   ebsIops: number;
   networkGbit: number;
   pricePerHourUsd: number;
+  /** CPU architectures the type runs (`x86_64`, `arm64`, …), when the provider says. */
+  architectures?: string[];
+  /** `hvm`, `paravirtual`. */
+  virtualizationTypes?: string[];
+  /** `legacy-bios`, `uefi`. */
+  bootModes?: string[];
 }
 
 export interface ImageInfo {
   id: string;
   name: string;
   tags: Tags;
+  /** `available`, `pending`, `failed`, … (absent when the provider does not say). */
+  state?: string;
+  architecture?: string;
+  virtualizationType?: string;
+  /** Absent on EC2 when the image boots in the instance type's default mode (legacy BIOS on x86). */
+  bootMode?: string;
+  /** `ebs` or `instance-store`. */
+  rootDeviceType?: string;
 }
 
 export interface CloudInstance {
@@ -47,6 +61,8 @@ export interface CloudVolume {
   state: VolumeState;
   attachedTo?: string;
   device?: string;
+  /** The volume goes away with the instance it is attached to (EC2 root volumes). */
+  deleteOnTermination?: boolean;
   tags: Tags;
 }
 

@@ -1,7 +1,7 @@
 import type { World } from '../world/types.js';
-import { Ec2Cloud } from './aws/ec2-cloud.js';
+import { Ec2Cloud, type LaunchSettings } from './aws/ec2-cloud.js';
 import { fileRecorder, type WireRecord } from './aws/recorder.js';
-import type { Cloud } from '../ports/cloud.js';
+import type { Cloud, ImageInfo } from '../ports/cloud.js';
 import type { CloudConfig } from './emulated/ec2/config.js';
 
 export interface OpenCloudOptions {
@@ -13,6 +13,10 @@ export interface OpenCloudOptions {
   profile?: string;
   /** `--record FILE`: write the wire traffic as a replayable JSONL fixture. */
   recordFile?: string;
+  /** Live: the checked staging image (types that cannot boot it are not offered). */
+  stagingImage?: ImageInfo;
+  /** Live: subnets, security groups and instance profile for launches. */
+  launch?: LaunchSettings;
 }
 
 export type OpenedCloud = Cloud & { dispose(): void };
@@ -32,7 +36,7 @@ export async function openCloud(world: World, config: CloudConfig, runId: string
 }
 
 /** Live EC2 through the SDK's default credential chain; synchronous so a simulation can build it in place. */
-export function openLiveCloud(world: World, config: CloudConfig, runId: string, options: OpenCloudOptions = {}): OpenedCloud {
+export function openLiveCloud(world: World, config: CloudConfig, runId: string, options: OpenCloudOptions = {}): Ec2Cloud & OpenedCloud {
   const record = recorderFor(config, options, 'aws');
   const cloud = new Ec2Cloud({
     world, runId, region: options.region ?? config.region,
@@ -41,6 +45,8 @@ export function openLiveCloud(world: World, config: CloudConfig, runId: string, 
     // The scenario's quota is the operator's statement of the account's Service Quotas value.
     vcpuLimit: config.quotas.vcpus,
     ...(record ? { record } : {}),
+    ...(options.stagingImage ? { stagingImage: options.stagingImage } : {}),
+    ...(options.launch ? { launch: options.launch } : {}),
   });
   return Object.assign(cloud, { dispose: () => cloud.destroy() });
 }

@@ -1,13 +1,14 @@
 import {
   AttachVolumeCommand, CreateSnapshotCommand, CreateTagsCommand, CreateVolumeCommand, DeleteSnapshotCommand,
-  DeleteVolumeCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeInstanceTypesCommand,
-  DescribeSnapshotsCommand, DescribeVolumesCommand, DetachVolumeCommand, EC2Client, ModifyInstanceAttributeCommand,
+  DeleteVolumeCommand, DescribeAvailabilityZonesCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeInstanceTypesCommand,
+  DescribeSnapshotsCommand, DescribeSubnetsCommand, DescribeVolumesCommand, DetachVolumeCommand, EC2Client, ModifyInstanceAttributeCommand,
   RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand,
   type Filter, type Instance, type InstanceStateChange, type Snapshot, type Tag, type TagSpecification, type Volume,
-  type AttachVolumeCommandOutput, type CreateSnapshotCommandOutput, type CreateTagsCommandOutput, type CreateVolumeCommandOutput, type DeleteSnapshotCommandOutput, type DeleteVolumeCommandOutput, type DescribeImagesCommandOutput, type DescribeInstanceTypesCommandOutput, type DescribeInstancesCommandOutput, type DescribeSnapshotsCommandOutput, type DescribeVolumesCommandOutput, type DetachVolumeCommandOutput, type ModifyInstanceAttributeCommandOutput, type RunInstancesCommandOutput, type StartInstancesCommandOutput, type StopInstancesCommandOutput, type TerminateInstancesCommandOutput,
+  type AttachVolumeCommandOutput, type DescribeAvailabilityZonesCommandOutput, type DescribeSubnetsCommandOutput, type CreateSnapshotCommandOutput, type CreateTagsCommandOutput, type CreateVolumeCommandOutput, type DeleteSnapshotCommandOutput, type DeleteVolumeCommandOutput, type DescribeImagesCommandOutput, type DescribeInstanceTypesCommandOutput, type DescribeInstancesCommandOutput, type DescribeSnapshotsCommandOutput, type DescribeVolumesCommandOutput, type DetachVolumeCommandOutput, type ModifyInstanceAttributeCommandOutput, type RunInstancesCommandOutput, type StartInstancesCommandOutput, type StopInstancesCommandOutput, type TerminateInstancesCommandOutput,
   type _InstanceType, type VolumeType as SdkVolumeType, type ResourceType,
 } from '@aws-sdk/client-ec2';
 import type { AwsCredentialIdentity } from '@aws-sdk/types';
+import { createHash } from 'node:crypto';
 import type { World } from '../../world/types.js';
 import {
   CloudError, RETRYABLE_CLOUD_CODES,
@@ -54,7 +55,32 @@ export interface Ec2CloudOptions {
   epochMs?: number;
   /** Receives a secret-free copy of every request and response on the wire (`--record`). */
   record?: (entry: WireRecord) => void;
+  /**
+   * The staging image every launch boots: unnamed type listings keep only the
+   * types that can boot it (its architecture, virtualization and boot mode).
+   */
+  stagingImage?: ImageInfo;
+  /** Where launches go on the operator's network (live: `--subnet`, `--security-group`, `--instance-profile`). */
+  launch?: LaunchSettings;
 }
+
+export interface LaunchSettings {
+  /** The subnet to launch into, per availability zone (from `describeSubnets`). */
+  subnetByZone?: Record<string, string>;
+  securityGroupIds?: string[];
+  /** An instance profile name, or its ARN. */
+  instanceProfile?: string;
+}
+
+export interface SubnetInfo {
+  id: string;
+  zone: string;
+  vpcId: string;
+  state: string;
+}
+
+/** EC2 refuses a ClientToken over 64 ASCII characters. */
+const CLIENT_TOKEN_MAX = 64;
 
 const STANDARD_FAMILIES = /^[acdhimrtz]/;
 /** Tail of the in-flight queue per endpoint, for `sequential` adapters. */
@@ -78,9 +104,13 @@ export class Ec2Cloud implements Cloud {
   private readonly sequenceKey: string | undefined;
   private readonly observed = new Map<string, { type: string | undefined; state: InstanceState }>();
   private readonly typeVcpus = new Map<string, number>();
+  private readonly stagingImage: ImageInfo | undefined;
+  private readonly launch: LaunchSettings;
 
   constructor(options: Ec2CloudOptions) {
     this.world = options.world;
+    this.stagingImage = options.stagingImage;
+    this.launch = options.launch ?? {};
     this.runId = options.runId;
     this.latencyUs = options.latencyUs ?? normalLatencyUs(options.world, 120_000, 40_000);
     this.prices = options.prices ?? Object.fromEntries(DEFAULT_CATALOG.map((c) => [c.type, c.pricePerHour]));
@@ -104,12 +134,39 @@ export class Ec2Cloud implements Cloud {
 
   // ---- the port ------------------------------------------------------------
 
+  /**
+   * Named types come back as asked (a type without a known price is refused:
+   * EC2 has no price API and a guessed $0 would win every cost comparison).
+   * The unnamed listing is every type the staging image can boot and that has
+   * a price; the rest are left out, never priced at zero.
+   */
   async describeInstanceTypes(names?: string[]): Promise<InstanceTypeInfo[]> {
+    const types = await this.listTypes(names, names?.length ? [] : this.launchableFilters());
+    if (names?.length) {
+      const unpriced = types.filter((t) => this.prices[t.name] === undefined).map((t) => t.name);
+      if (unpriced.length) {
+        throw new CloudError('E_UNPRICED_TYPE', `no price is known for ${unpriced.join(', ')}: add ${unpriced.length > 1 ? 'them' : 'it'} to cloud.catalog with pricePerHour`, false, { details: { types: unpriced } });
+      }
+    }
+    return types.filter((t) => this.prices[t.name] !== undefined).map((t) => ({ ...t, pricePerHourUsd: this.prices[t.name]! }));
+  }
+
+  private launchableFilters(): Filter[] {
+    const image = this.stagingImage;
+    if (!image) return [];
+    return [
+      ...(image.architecture ? [{ Name: 'processor-info.supported-architecture', Values: [image.architecture] }] : []),
+      ...(image.virtualizationType ? [{ Name: 'supported-virtualization-type', Values: [image.virtualizationType] }] : []),
+      ...(image.bootMode ? [{ Name: 'supported-boot-mode', Values: [image.bootMode] }] : []),
+    ];
+  }
+
+  private async listTypes(names: string[] | undefined, filters: Filter[]): Promise<InstanceTypeInfo[]> {
     const out: InstanceTypeInfo[] = [];
     let token: string | undefined;
     do {
       const page = await this.send<DescribeInstanceTypesCommandOutput>('DescribeInstanceTypes', new DescribeInstanceTypesCommand({
-        ...(names?.length ? { InstanceTypes: names as _InstanceType[] } : {}), ...(token ? { NextToken: token } : {}),
+        ...(names?.length ? { InstanceTypes: names as _InstanceType[] } : {}), ...(filters.length ? { Filters: filters } : {}), ...(token ? { NextToken: token } : {}),
       }));
       for (const t of page.InstanceTypes ?? []) {
         const name = t.InstanceType ?? '';
@@ -121,7 +178,11 @@ export class Ec2Cloud implements Cloud {
           memoryMiB: t.MemoryInfo?.SizeInMiB ?? 0,
           ebsIops: t.EbsInfo?.EbsOptimizedInfo?.BaselineIops ?? 0,
           networkGbit: parseNetworkGbit(t.NetworkInfo?.NetworkPerformance),
-          pricePerHourUsd: this.prices[name] ?? 0,
+          // Unpriced types are filtered by the caller; NaN never leaves this class.
+          pricePerHourUsd: this.prices[name] ?? NaN,
+          ...(t.ProcessorInfo?.SupportedArchitectures ? { architectures: [...t.ProcessorInfo.SupportedArchitectures] } : {}),
+          ...(t.SupportedVirtualizationTypes ? { virtualizationTypes: [...t.SupportedVirtualizationTypes] } : {}),
+          ...(t.SupportedBootModes ? { bootModes: [...t.SupportedBootModes] } : {}),
         });
       }
       token = page.NextToken;
@@ -134,18 +195,44 @@ export class Ec2Cloud implements Cloud {
       ...(filter.ids?.length ? { ImageIds: filter.ids } : { Owners: ['self'] }),
       ...(filter.tags ? { Filters: tagFilters(filter.tags) } : {}),
     }));
-    return (out.Images ?? []).map((im) => ({ id: im.ImageId ?? '', name: im.Name ?? '', tags: fromTags(im.Tags) }));
+    return (out.Images ?? []).map((im) => ({
+      id: im.ImageId ?? '', name: im.Name ?? '', tags: fromTags(im.Tags),
+      ...(im.State ? { state: im.State } : {}),
+      ...(im.Architecture ? { architecture: im.Architecture } : {}),
+      ...(im.VirtualizationType ? { virtualizationType: im.VirtualizationType } : {}),
+      ...(im.BootMode ? { bootMode: im.BootMode } : {}),
+      ...(im.RootDeviceType ? { rootDeviceType: im.RootDeviceType } : {}),
+    }));
+  }
+
+  /** The region's availability zones that are up (not Local Zones or Wavelength). */
+  async describeAvailabilityZones(): Promise<string[]> {
+    const out = await this.send<DescribeAvailabilityZonesCommandOutput>('DescribeAvailabilityZones', new DescribeAvailabilityZonesCommand({
+      Filters: [{ Name: 'zone-type', Values: ['availability-zone'] }, { Name: 'state', Values: ['available'] }],
+    }));
+    return (out.AvailabilityZones ?? []).map((z) => z.ZoneName ?? '').filter((z) => z !== '').sort();
+  }
+
+  async describeSubnets(ids: string[]): Promise<SubnetInfo[]> {
+    const out = await this.send<DescribeSubnetsCommandOutput>('DescribeSubnets', new DescribeSubnetsCommand({ SubnetIds: ids }));
+    return (out.Subnets ?? []).map((n) => ({ id: n.SubnetId ?? '', zone: n.AvailabilityZone ?? '', vpcId: n.VpcId ?? '', state: n.State ?? '' }));
   }
 
   async runInstances(request: RunInstancesRequest): Promise<CloudInstance[]> {
     const tags = this.withRunTag(request.tags);
+    const net = this.launch;
+    const subnet = net.subnetByZone ? this.subnetFor(net.subnetByZone, request.zone) : undefined;
+    const profile = net.instanceProfile;
     const out = await this.send<RunInstancesCommandOutput>('RunInstances', new RunInstancesCommand({
-      ClientToken: request.clientToken,
+      ClientToken: this.scopedToken(request.clientToken),
       ImageId: request.imageId,
       InstanceType: request.instanceType as _InstanceType,
       MinCount: request.minCount ?? request.count,
       MaxCount: request.count,
-      ...(request.zone ? { Placement: { AvailabilityZone: request.zone } } : {}),
+      // A subnet fixes the zone: EC2 takes it from there.
+      ...(subnet ? { SubnetId: subnet } : request.zone ? { Placement: { AvailabilityZone: request.zone } } : {}),
+      ...(net.securityGroupIds?.length ? { SecurityGroupIds: net.securityGroupIds } : {}),
+      ...(profile ? { IamInstanceProfile: profile.startsWith('arn:') ? { Arn: profile } : { Name: profile } } : {}),
       ...(request.userData !== undefined ? { UserData: Buffer.from(request.userData, 'utf8').toString('base64') } : {}),
       // The root volume is tagged too, so cleanup can account for it.
       TagSpecifications: [tagSpec('instance', tags), tagSpec('volume', tags)],
@@ -197,7 +284,7 @@ export class Ec2Cloud implements Cloud {
       Size: request.sizeGiB,
       VolumeType: (request.type ?? 'gp3') as SdkVolumeType,
       AvailabilityZone: request.zone,
-      ...(request.clientToken ? { ClientToken: request.clientToken } : {}),
+      ...(request.clientToken ? { ClientToken: this.scopedToken(request.clientToken) } : {}),
       TagSpecifications: [tagSpec('volume', this.withRunTag(request.tags))],
     }));
     return volume(out);
@@ -275,7 +362,7 @@ export class Ec2Cloud implements Cloud {
     const live = await this.describeInstances({ states: ['pending', 'running', 'stopping', 'shutting-down'] });
     const standard = live.filter((i) => STANDARD_FAMILIES.test(i.type));
     const unknownTypes = [...new Set(standard.map((i) => i.type))].filter((t) => !this.typeVcpus.has(t));
-    if (unknownTypes.length) await this.describeInstanceTypes(unknownTypes);
+    if (unknownTypes.length) await this.listTypes(unknownTypes, []);
     const used = standard.reduce((sum, i) => sum + (this.typeVcpus.get(i.type) ?? 0), 0);
     if (this.configuredLimit !== undefined) return { limit: this.configuredLimit, used, limitSource: 'configured' };
     if (this.learnedLimit !== undefined) return { limit: this.learnedLimit, used, limitSource: 'learned' };
@@ -317,7 +404,8 @@ export class Ec2Cloud implements Cloud {
 
   private toCloudError(api: string, err: unknown): CloudError {
     const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number; requestId?: string }; $fault?: string };
-    if (e && typeof e === 'object' && e.$metadata && e.name) {
+    // The SDK puts $metadata on every error it throws, a refused connection included: only an HTTP status means EC2 answered.
+    if (e && typeof e === 'object' && e.$metadata?.httpStatusCode !== undefined && e.name) {
       if (e.name === 'VcpuLimitExceeded') {
         const stated = /vCPU limit of (\d+)/.exec(e.message ?? '');
         if (stated) this.learnedLimit = Number(stated[1]);
@@ -333,6 +421,26 @@ export class Ec2Cloud implements Cloud {
       return new CloudError('E_CLOUD_CREDENTIALS', `${api}: no AWS credentials could be loaded (${e.message ?? ''})`, false, { cause: scrubbed(e), details: { api } });
     }
     return new CloudError('E_CLOUD_TRANSPORT', `${api}: ${e?.message ?? String(err)}`, true, { cause: scrubbed(e), details: { api } });
+  }
+
+  /**
+   * EC2 keeps a ClientToken for the account, not the run: a second run
+   * sending the machines' tokens again would get the first run's instance, or
+   * IdempotentParameterMismatch. The token sent is scoped to the run id
+   * (hashed when the pair would pass EC2's 64 characters).
+   */
+  scopedToken(token: string): string {
+    const scoped = `${this.runId}:${token}`;
+    if (scoped.length <= CLIENT_TOKEN_MAX) return scoped;
+    return `${this.runId.slice(0, 20)}:${createHash('sha256').update(scoped).digest('hex').slice(0, CLIENT_TOKEN_MAX - 21)}`;
+  }
+
+  private subnetFor(byZone: Record<string, string>, zone: string | undefined): string {
+    const subnet = zone ? byZone[zone] : Object.values(byZone)[0];
+    if (!subnet) {
+      throw new CloudError('E_NO_SUBNET', `no subnet was given for zone ${zone}: pass --subnet for a subnet there (given: ${Object.entries(byZone).map(([z, id]) => `${id} in ${z}`).join(', ')})`, false);
+    }
+    return subnet;
   }
 
   private withRunTag(tags: Tags = {}): Tags {
@@ -418,6 +526,7 @@ function volume(v: Volume): CloudVolume {
     tags: fromTags(v.Tags),
     ...(attachment?.InstanceId ? { attachedTo: attachment.InstanceId } : {}),
     ...(attachment?.Device ? { device: attachment.Device } : {}),
+    ...(attachment?.DeleteOnTermination !== undefined ? { deleteOnTermination: attachment.DeleteOnTermination } : {}),
   };
 }
 

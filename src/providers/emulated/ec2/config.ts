@@ -78,7 +78,7 @@ export const EC2_ACTIONS = [
   'DescribeInstanceTypes', 'DescribeImages', 'RunInstances', 'DescribeInstances', 'StartInstances',
   'StopInstances', 'TerminateInstances', 'ModifyInstanceAttribute', 'CreateVolume', 'AttachVolume',
   'DetachVolume', 'DeleteVolume', 'DescribeVolumes', 'CreateSnapshot', 'DescribeSnapshots', 'DeleteSnapshot',
-  'CreateTags',
+  'CreateTags', 'DescribeAvailabilityZones', 'DescribeSubnets', 'DescribeSecurityGroups',
 ] as const;
 
 /** Error codes a fault may inject. */

@@ -2,28 +2,41 @@ import type { InstanceState } from '../../../ports/cloud.js';
 import { US_PER_S } from '../../../util/units.js';
 import { fieldOf, matchFilters, paginate, parseFilters, parseTagSpecifications, tagSet } from './filters.js';
 import { Ec2ApiError, invalid, type Params, type XmlValue } from './query.js';
+import { typeTraits } from './type-traits.js';
+import type { NetworkActions } from './network.js';
 import {
-  EMULATED_OWNER_ID, STANDARD_FAMILIES, STATE_CODES, TERMINATED_VISIBLE_US, USER_DATA_MAX_BYTES, checkInstanceId,
-  type Ec2State, type Instance, type ResponseBody,
+  EMULATED_OWNER_ID, ROOT_DEVICE, STANDARD_FAMILIES, STATE_CODES, TERMINATED_VISIBLE_US, USER_DATA_MAX_BYTES, checkInstanceId,
+  type Ec2State, type Instance, type ResponseBody, type Volume,
 } from './state.js';
 
 /** EC2's instance actions (types, images, launch, describe, start, stop, terminate, modify) on the shared state. */
 export class InstanceActions {
-  constructor(private readonly s: Ec2State) {}
+  constructor(private readonly s: Ec2State, private readonly net: NetworkActions) {}
 
   describeInstanceTypes(p: Params): ResponseBody {
     const names = p.strList('InstanceType');
     const unknown = names.filter((n) => !this.s.catalog.has(n));
     if (unknown.length) throw new Ec2ApiError('InvalidInstanceType', `The following supplied instance types do not exist: [${unknown.join(', ')}]`, 400);
     this.s.gate('DescribeInstanceTypes', p);
-    const filters = parseFilters(p, ['instance-type', 'current-generation']);
+    const filters = parseFilters(p, ['instance-type', 'current-generation', 'processor-info.supported-architecture', 'supported-virtualization-type', 'supported-boot-mode']);
     let entries = names.length ? names.map((n) => this.s.catalog.get(n)!) : [...this.s.catalog.values()];
-    entries = entries.filter((c) => matchFilters(filters, (name) => (name === 'instance-type' ? [c.type] : ['true'])));
+    entries = entries.filter((c) => {
+      const traits = typeTraits(c.type);
+      return matchFilters(filters, (name) => fieldOf(name, {
+        'instance-type': [c.type], 'current-generation': ['true'], 'processor-info.supported-architecture': traits.architectures,
+        'supported-virtualization-type': traits.virtualizationTypes, 'supported-boot-mode': traits.bootModes,
+      }, new Map()));
+    });
     const page = paginate(entries, p, 5, 100, 100);
     return {
       instanceTypeSet: page.items.map((c) => ({
         instanceType: c.type,
         currentGeneration: true,
+        supportedUsageClasses: ['on-demand'],
+        supportedRootDeviceTypes: ['ebs'],
+        supportedVirtualizationTypes: typeTraits(c.type).virtualizationTypes,
+        processorInfo: { supportedArchitectures: typeTraits(c.type).architectures },
+        supportedBootModes: typeTraits(c.type).bootModes,
         vCpuInfo: { defaultVCpus: c.vcpus },
         memoryInfo: { sizeInMiB: Math.round(c.memoryGiB * 1024) },
         ebsInfo: { ebsOptimizedSupport: 'default', ebsOptimizedInfo: { baselineIops: c.ebsIops, maximumIops: c.ebsIops } },
@@ -86,12 +99,13 @@ export class InstanceActions {
       if (Buffer.from(userData, 'base64').length > USER_DATA_MAX_BYTES) throw invalid('UserData', '(too long)', `User data is limited to ${USER_DATA_MAX_BYTES} bytes.`);
     }
     const tagSpecs = parseTagSpecifications(p, ['instance', 'volume']);
+    const network = this.net.launchNetwork(p, requestedZone, () => this.s.config.zones.find((z) => !this.s.capacityBlocked(type, z)) ?? this.s.config.zones[0]!);
     const clientToken = p.optStr('ClientToken');
     if (clientToken !== undefined && (clientToken.length > 64 || !/^[\x20-\x7e]+$/.test(clientToken))) {
       throw invalid('ClientToken', clientToken, 'A client token is at most 64 printable ASCII characters.');
     }
     // Idempotency: the same token with the same request returns the original reservation.
-    const fingerprint = JSON.stringify([imageId, type, minCount, maxCount, requestedZone ?? '', userData ?? '', [...(tagSpecs.get('instance') ?? [])]]);
+    const fingerprint = JSON.stringify([imageId, type, minCount, maxCount, requestedZone ?? '', userData ?? '', [...(tagSpecs.get('instance') ?? [])], p.optStr('SubnetId') ?? '', network.groupIds, network.profileArn ?? '']);
     if (clientToken !== undefined) {
       const prior = this.s.reservationsByToken.get(clientToken);
       if (prior) {
@@ -101,7 +115,7 @@ export class InstanceActions {
         return { reservationId: prior.id, ownerId: EMULATED_OWNER_ID, groupSet: [], instancesSet: instances.map((i) => this.instanceXml(i)) };
       }
     }
-    const zone = requestedZone ?? this.s.config.zones.find((z) => !this.s.capacityBlocked(type, z)) ?? this.s.config.zones[0]!;
+    const zone = network.subnet.zone;
     this.s.gate('RunInstances', p, [{ type, zone }]);
     // Launch as many as the quota allows, at least MinCount (AWS's MinCount/MaxCount contract).
     const perInstance = STANDARD_FAMILIES.test(type) ? entry.vcpus : 0;
@@ -116,15 +130,27 @@ export class InstanceActions {
         id: this.s.newId('i'), type, zone, imageId, state: 'pending',
         privateIp: `10.0.${Math.floor(this.s.nextIp / 250)}.${(this.s.nextIp % 250) + 4}`,
         launchTimeUs: now, tags: new Map(tagSpecs.get('instance') ?? []), reservationId, clientToken, userData,
-        visibleAtUs: this.s.visibleAt(), stateReason: '', timer: undefined,
+        visibleAtUs: this.s.visibleAt(), stateReason: '', timer: undefined, network, rootVolumeId: '',
       };
       this.s.nextIp++;
       this.s.instances.set(inst.id, inst);
+      inst.rootVolumeId = this.rootVolume(inst, tagSpecs.get('volume')).id;
       this.scheduleBoot(inst);
       launched.push(inst);
     }
     if (clientToken !== undefined) this.s.reservationsByToken.set(clientToken, { id: reservationId, instanceIds: launched.map((i) => i.id), fingerprint });
     return { reservationId, ownerId: EMULATED_OWNER_ID, groupSet: [], instancesSet: launched.map((i) => this.instanceXml(i)) };
+  }
+
+  /** The instance's root volume, made from the image at launch: attached, and deleted on termination. */
+  private rootVolume(inst: Instance, tags: Map<string, string> | undefined): Volume {
+    const vol: Volume = {
+      id: this.s.newId('vol', this.s.rootVolumeIds), sizeGiB: ROOT_DEVICE.sizeGiB, type: ROOT_DEVICE.type, iops: ROOT_DEVICE.iops, zone: inst.zone,
+      state: 'in-use', attachment: { instanceId: inst.id, device: ROOT_DEVICE.name, state: 'attached', timeUs: inst.launchTimeUs, deleteOnTermination: true },
+      tags: new Map(tags ?? []), createTimeUs: inst.launchTimeUs, visibleAtUs: inst.visibleAtUs, timer: undefined,
+    };
+    this.s.volumes.set(vol.id, vol);
+    return vol;
   }
 
   scheduleBoot(inst: Instance): void {
@@ -213,13 +239,17 @@ export class InstanceActions {
           this.s.setInstanceState(inst, 'shutting-down', 'User initiated');
           inst.timer = this.s.after(this.s.draw(20, 5, 3), () => {
             this.s.setInstanceState(inst, 'terminated', 'User initiated');
-            // Data volumes outlive their instance: they detach and become available.
-            for (const vol of this.s.volumes.values()) {
-              if (vol.attachment?.instanceId === inst.id) {
-                vol.timer?.cancel();
-                vol.attachment = undefined;
-                vol.state = 'available';
+            // The root volume goes with the instance; data volumes outlive it: they detach and become available.
+            for (const vol of [...this.s.volumes.values()]) {
+              if (vol.attachment?.instanceId !== inst.id) continue;
+              vol.timer?.cancel();
+              if (vol.attachment.deleteOnTermination) {
+                vol.state = 'deleted';
+                this.s.volumes.delete(vol.id);
+                continue;
               }
+              vol.attachment = undefined;
+              vol.state = 'available';
             }
             inst.timer = this.s.after(TERMINATED_VISIBLE_US, () => this.s.instances.delete(inst.id));
           });
@@ -241,6 +271,16 @@ export class InstanceActions {
     return { return: true };
   }
 
+  /** The EBS volumes attached to the instance, root first, as DescribeInstances lists them. */
+  private blockDevices(i: Instance): XmlValue {
+    const attached = [...this.s.volumes.values()].filter((v) => v.attachment?.instanceId === i.id);
+    attached.sort((a, b) => (a.id === i.rootVolumeId ? -1 : b.id === i.rootVolumeId ? 1 : 0));
+    return attached.map((v) => ({
+      deviceName: v.attachment!.device,
+      ebs: { volumeId: v.id, status: v.attachment!.state, attachTime: this.s.iso(v.attachment!.timeUs), deleteOnTermination: v.attachment!.deleteOnTermination },
+    }));
+  }
+
   instanceXml(i: Instance): XmlValue {
     return {
       instanceId: i.id,
@@ -256,12 +296,12 @@ export class InstanceActions {
       placement: { availabilityZone: i.zone, groupName: '', tenancy: 'default' },
       monitoring: { state: 'disabled' },
       privateIpAddress: i.privateIp,
-      groupSet: [],
+      ...this.net.instanceFields(i.network),
       stateReason: i.stateReason ? { code: 'Client.UserInitiatedShutdown', message: 'Client.UserInitiatedShutdown: User initiated shutdown' } : undefined,
       architecture: 'x86_64',
       rootDeviceType: 'ebs',
       rootDeviceName: '/dev/xvda',
-      blockDeviceMapping: [],
+      blockDeviceMapping: this.blockDevices(i),
       virtualizationType: 'hvm',
       clientToken: i.clientToken ?? '',
       tagSet: i.tags.size ? tagSet(i.tags) : undefined,

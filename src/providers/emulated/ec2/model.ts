@@ -2,6 +2,7 @@ import type { World } from '../../../world/types.js';
 import type { CloudConfig } from './config.js';
 import { parseTags } from './filters.js';
 import { InstanceActions } from './instances.js';
+import { NetworkActions } from './network.js';
 import { Ec2ApiError, Params, type ParamTree } from './query.js';
 import { Ec2State, type ResponseBody } from './state.js';
 import { VolumeActions } from './volumes.js';
@@ -20,10 +21,12 @@ export class Ec2Model {
   private readonly s: Ec2State;
   private readonly instances: InstanceActions;
   private readonly volumes: VolumeActions;
+  private readonly network: NetworkActions;
 
   constructor(world: World, readonly config: CloudConfig) {
     this.s = new Ec2State(world, config);
-    this.instances = new InstanceActions(this.s);
+    this.network = new NetworkActions(this.s);
+    this.instances = new InstanceActions(this.s, this.network);
     this.volumes = new VolumeActions(this.s);
   }
 
@@ -56,6 +59,9 @@ export class Ec2Model {
       case 'DescribeSnapshots': return this.volumes.describeSnapshots(p);
       case 'DeleteSnapshot': return this.volumes.deleteSnapshot(p);
       case 'CreateTags': return this.createTags(p);
+      case 'DescribeAvailabilityZones': return this.network.describeAvailabilityZones(p);
+      case 'DescribeSubnets': return this.network.describeSubnets(p);
+      case 'DescribeSecurityGroups': return this.network.describeSecurityGroups(p);
       default:
         throw new Ec2ApiError('InvalidAction', `The action ${action || '(none)'} is not valid for this web service.`, 400);
     }

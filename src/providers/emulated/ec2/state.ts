@@ -2,6 +2,7 @@ import type { InstanceState, VolumeState } from '../../../ports/cloud.js';
 import type { Rng, Timer, World } from '../../../world/types.js';
 import { US_PER_H, US_PER_S } from '../../../util/units.js';
 import type { CatalogEntry, CloudConfig } from './config.js';
+import { emulatedNetwork, type EmulatedNetwork, type LaunchNetwork } from './network-layout.js';
 import { Ec2ApiError, isoFromEpochMs, type Params, type XmlValue } from './query.js';
 
 /**
@@ -28,6 +29,8 @@ export const VOLUME_SIZE_GIB: Record<string, [number, number]> = {
   gp3: [1, 16_384], gp2: [1, 16_384], io1: [4, 16_384], io2: [4, 65_536], st1: [125, 16_384], sc1: [125, 16_384], standard: [1, 1024],
 };
 export const DEVICE_PATTERN = /^\/dev\/(sd[f-p]|xvd[f-p])$/;
+/** Every emulated image's root device: an 8 GiB gp3 volume per instance, as a small Linux AMI has. */
+export const ROOT_DEVICE = { name: '/dev/xvda', sizeGiB: 8, type: 'gp3', iops: 3000 } as const;
 
 export interface Instance {
   id: string;
@@ -44,6 +47,9 @@ export interface Instance {
   visibleAtUs: number;
   stateReason: string;
   timer: Timer | undefined;
+  network: LaunchNetwork;
+  /** The volume made from the image at launch, deleted when the instance terminates. */
+  rootVolumeId: string;
 }
 
 export interface Attachment {
@@ -51,6 +57,8 @@ export interface Attachment {
   device: string;
   state: 'attaching' | 'attached' | 'detaching';
   timeUs: number;
+  /** Root volumes go with their instance; attached data volumes outlive it. */
+  deleteOnTermination: boolean;
 }
 
 export interface Volume {
@@ -98,6 +106,8 @@ export class Ec2State {
   readonly reservationsByToken = new Map<string, Reservation>();
   readonly volumesByToken = new Map<string, { fingerprint: string; volumeId: string }>();
   readonly buckets = new Map<string, Bucket>();
+  readonly rootVolumeIds: Rng;
+  readonly network: EmulatedNetwork;
   readonly catalog: Map<string, CatalogEntry>;
   readonly ids: Rng;
   readonly timing: Rng;
@@ -109,6 +119,8 @@ export class Ec2State {
     this.ids = world.rng('cloud/ec2-ids');
     this.timing = world.rng('cloud/ec2-timing');
     this.consistency = world.rng('cloud/ec2-consistency');
+    this.rootVolumeIds = world.rng('cloud/ec2-root-volume-ids');
+    this.network = emulatedNetwork(config.region, config.zones);
   }
 
   newRequestId(): string {
@@ -177,10 +189,11 @@ export class Ec2State {
 
   // ---- ids, time, visibility -----------------------------------------------
 
-  newId(prefix: string): string {
+  /** A fresh id; root volumes draw from a stream of their own so the other resources' ids do not move. */
+  newId(prefix: string, rng: Rng = this.ids): string {
     let id: string;
     do {
-      id = `${prefix}-0${Array.from({ length: 16 }, () => this.ids.int(0, 16).toString(16)).join('')}`;
+      id = `${prefix}-0${Array.from({ length: 16 }, () => rng.int(0, 16).toString(16)).join('')}`;
     } while (this.instances.has(id) || this.volumes.has(id) || this.snapshots.has(id));
     return id;
   }

@@ -60,7 +60,7 @@ export class VolumeActions {
       }
     }
     this.s.gate('AttachVolume', p);
-    const attachment: Attachment = { instanceId: inst!.id, device, state: 'attaching', timeUs: this.s.world.clock.nowUs() };
+    const attachment: Attachment = { instanceId: inst!.id, device, state: 'attaching', timeUs: this.s.world.clock.nowUs(), deleteOnTermination: false };
     vol.attachment = attachment;
     vol.state = 'in-use';
     vol.timer = this.s.after(this.s.draw(2.5, 1, 0.5), () => {
@@ -77,6 +77,10 @@ export class VolumeActions {
     const instanceId = p.optStr('InstanceId');
     if (instanceId !== undefined && instanceId !== attachment.instanceId) {
       throw new Ec2ApiError('InvalidAttachment.NotFound', `Volume '${vol.id}' is not attached to '${instanceId}'.`, 400);
+    }
+    const owner = this.s.instances.get(attachment.instanceId);
+    if (owner?.rootVolumeId === vol.id && owner.state !== 'stopped') {
+      throw new Ec2ApiError('IncorrectState', `Unable to detach root volume '${vol.id}' from instance '${owner.id}'`, 400);
     }
     this.s.gate('DetachVolume', p);
     if (attachment.state !== 'detaching') {
@@ -122,7 +126,7 @@ export class VolumeActions {
   }
 
   volumeXml(v: Volume, inSet: boolean): { [key: string]: XmlValue } {
-    const attachments = v.attachment ? [{ volumeId: v.id, instanceId: v.attachment.instanceId, device: v.attachment.device, status: v.attachment.state, attachTime: this.s.iso(v.attachment.timeUs), deleteOnTermination: false }] : [];
+    const attachments = v.attachment ? [{ volumeId: v.id, instanceId: v.attachment.instanceId, device: v.attachment.device, status: v.attachment.state, attachTime: this.s.iso(v.attachment.timeUs), deleteOnTermination: v.attachment.deleteOnTermination }] : [];
     return {
       volumeId: v.id,
       size: v.sizeGiB,
@@ -209,5 +213,5 @@ export class VolumeActions {
 }
 
 function attachmentXml(volumeId: string, a: Attachment, attachTime: string): ResponseBody {
-  return { volumeId, instanceId: a.instanceId, device: a.device, status: a.state, attachTime, deleteOnTermination: false };
+  return { volumeId, instanceId: a.instanceId, device: a.device, status: a.state, attachTime, deleteOnTermination: a.deleteOnTermination };
 }
