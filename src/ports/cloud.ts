@@ -135,6 +135,20 @@ export class CloudError extends SpillwayError {
   }
 }
 
+/**
+ * Launch errors that no other instance type, zone or VM gets past: the run's
+ * image, network, permissions or account are wrong. A controller that sees
+ * one stops launching instead of failing every VM the same way.
+ * `InvalidParameterCombination` is left out on purpose: EC2 also answers it
+ * for one type's limits (a virtualization type, EBS optimization), which
+ * another type gets past.
+ */
+export const RUN_FATAL_LAUNCH_CODES = new Set([
+  'InvalidAMIID.NotFound', 'InvalidAMIID.Malformed', 'InvalidAMIID.Unavailable', 'UnauthorizedOperation', 'AuthFailure',
+  'OptInRequired', 'Blocked', 'PendingVerification', 'InvalidSubnetID.NotFound', 'InvalidSubnetID.Malformed',
+  'InvalidGroup.NotFound', 'InvalidGroupId.Malformed', 'E_CLOUD_CREDENTIALS',
+]);
+
 /** Codes that a caller may retry after a backoff. */
 export const RETRYABLE_CLOUD_CODES = new Set([
   'RequestLimitExceeded', 'InsufficientInstanceCapacity', 'InternalError', 'ServiceUnavailable',

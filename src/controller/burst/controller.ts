@@ -3,7 +3,7 @@ import { SpillwayError, errorCode } from '../../errors.js';
 import type { StepInput } from '../../machines/flow.js';
 import type { TransferData, TransferInput } from '../../machines/transfer.js';
 import type { AppIoRequest, AppIoSession } from '../../ports/app-io.js';
-import { CloudError, type Cloud, type InstanceTypeInfo } from '../../ports/cloud.js';
+import { CloudError, RUN_FATAL_LAUNCH_CODES, type Cloud, type InstanceTypeInfo } from '../../ports/cloud.js';
 import type { HostMonitor } from '../../ports/host-monitor.js';
 import type { Hypervisor } from '../../ports/hypervisor.js';
 import type { CloudProxy } from '../../proxy/cloud/index.js';
@@ -117,6 +117,8 @@ export class BurstController {
   /** Failed hosts and when HA gave up on their VMs (restart delay passed). */
   private readonly failedHosts = new Map<string, { failedUs: number; vms: string[] }>();
   launchFaults = 0;
+  /** A launch error no other VM would get past (the image, network or account is wrong): no more bursts. */
+  private launchHalt: string | null = null;
   decisions = 0;
   private readonly policy: BurstPolicy;
   private readonly rates: BurstRates;
@@ -255,6 +257,7 @@ export class BurstController {
   }
 
   private burst(vmId: string, score: number, reason: string, cause: BurstCause, homeHostId: string | null): void {
+    if (this.launchHalt !== null) return;
     const attempt = [...this.records.values()].filter((r) => r.vmId === vmId).length;
     const rec: BurstRecord = {
       vmId, cause, decidedUs: this.world.clock.nowUs(), runningUs: null, homeUs: null, instanceId: null, instanceType: null, zone: null,
@@ -271,6 +274,11 @@ export class BurstController {
       rec.homeUs = this.world.clock.nowUs();
       rec.error = `${errorCode(err) ?? 'E_UNKNOWN'}: ${(err as Error).message}`;
       this.world.log('warn', 'controller', `burst of ${vmId} failed: ${(err as Error).message}`, { code: errorCode(err) ?? 'E_UNKNOWN' });
+      const code = errorCode(err);
+      if (code !== undefined && RUN_FATAL_LAUNCH_CODES.has(code) && this.launchHalt === null) {
+        this.launchHalt = code;
+        this.world.trace.emit('controller', 'controller.decision', { action: 'halt', vm: vmId, reason: `${code}: no other VM would launch; bursting stops` });
+      }
     }).finally(() => { this.inFlight--; });
   }
 
