@@ -11,13 +11,14 @@ import { fileRecorder } from '../providers/aws/recorder.js';
 import { createEmulatedCloud } from '../providers/emulated/ec2/emulated-cloud.js';
 import { openLiveCloud } from '../providers/open-cloud.js';
 import { realTimePacer } from '../world/live-pacer.js';
-import { secretBytes } from '../world/live-random.js';
-import { LiveWorld, wallMs } from '../world/live-world.js';
+import { wallMs } from '../world/live-world.js';
+import { cleanUpLiveRun, prepareLiveRun } from './run-live.js';
 import { EXIT_EXPECTATION_FAILED, EXIT_OK, parseFlags, parseSeed, requirePositional, type Command, type CommandIo } from './command.js';
 import { InputError } from '../errors.js';
 
 const usage = `Usage: spillway run <scenario.yaml> [--seed N] [--until DURATION] [--json] [--trace FILE]
                     [--report FILE] [--cloud emulated|aws [--region R] [--profile P] [--record FILE]]
+                    [--image AMI] [--subnet ID]... [--security-group ID]... [--instance-profile NAME|ARN]
 
 Run a scenario in virtual time and print its report.
 
@@ -32,6 +33,14 @@ Run a scenario in virtual time and print its report.
   --region R        AWS region (default: the scenario's cloud.region)
   --profile P       AWS profile for the credential chain
   --record FILE     write the EC2 calls' request/response shapes (no secrets) as a replayable fixture
+  --image AMI       live: the staging AMI (default: this account's one image tagged spillway:role=staging);
+                    it is checked before the run, and only instance types that can boot it are offered
+  --subnet ID       live, repeatable, one per zone: launch there (the run's zones are the subnets' zones;
+                    without it, the region's zones and default subnets)
+  --security-group ID  live, repeatable: security groups of the launched instances
+  --instance-profile NAME|ARN  live: the IAM instance profile of the launched instances
+  A live run ends by cleaning up everything tagged with its run id (also after --until), and
+  prints what is left and the command that removes it.
 
 Exit status: 0 every expectation holds, 1 one fails, 2 bad input (the error names the field).
 A failing run prints the command that replays it exactly.`;
@@ -41,6 +50,9 @@ export function replayCommand(file: string, seed: number, until?: string): strin
   return `npx spillway run ${file} --seed ${seed}${until ? ` --until ${until}` : ''}`;
 }
 
+/** A live run could not remove everything it created (the message names it and the command that does). */
+const EXIT_CLOUD_LEFT = 3;
+
 export const runCommand: Command = {
   name: 'run',
   summary: 'run a scenario and print its report',
@@ -49,6 +61,8 @@ export const runCommand: Command = {
     const { values, positionals } = parseFlags(args, {
       seed: { type: 'string' }, until: { type: 'string' }, json: { type: 'boolean' }, trace: { type: 'string' }, report: { type: 'string' },
       cloud: { type: 'string' }, region: { type: 'string' }, profile: { type: 'string' }, record: { type: 'string' },
+      image: { type: 'string' }, subnet: { type: 'string', multiple: true }, 'security-group': { type: 'string', multiple: true },
+      'instance-profile': { type: 'string' },
     }, usage);
     if (values.cloud !== undefined && values.cloud !== 'aws' && values.cloud !== 'emulated') {
       throw new InputError('E_BAD_FLAG', `--cloud: expected "emulated" or "aws", got "${values.cloud}"`);
@@ -58,32 +72,29 @@ export const runCommand: Command = {
     const seedFlag = parseSeed(values.seed);
     const untilUs = values.until === undefined ? undefined : parseDurationUs(values.until, '--until');
     if (untilUs !== undefined && untilUs <= 0) throw new InputError('E_BAD_DURATION', `--until: expected a positive duration, got "${values.until}"`);
-    const scenario = loadScenarioFile(file);
+    const loaded = loadScenarioFile(file);
     const exportFormat = values.report === undefined ? null : reportFormat(values.report);
-    const seed = seedFlag ?? scenario.seed;
+    const seed = seedFlag ?? loaded.seed;
     const replay = replayCommand(file, seed, values.until);
     const banner = (values.json ? io.err : io.out);
-    const live = (values.cloud ?? scenario.cloud.provider) === 'aws';
-    banner(`spillway run ${file}: scenario ${scenario.name}, seed ${seed}${live ? '' : ` (replay: ${replay})`}`);
-    const cloudOptions = {
-      cloud: live ? 'aws' as const : 'emulated' as const,
-      ...(values.region ? { region: values.region } : {}),
-      ...(values.profile ? { profile: values.profile } : {}),
-      ...(values.record ? { recordFile: values.record } : {}),
-    };
-    // A live cloud cannot be replayed from a seed; its resources carry a run id of their own.
-    const liveRunId = live ? `spillway-${seed}-${secretBytes(4).toString('hex')}` : null;
-    if (live) {
-      banner(`live cloud: AWS EC2 in ${values.region ?? scenario.cloud.region}, run id ${liveRunId}; paced to real time, not reproducible by seed`);
-      // Fail before the run rather than hours into it: credentials and region are checked with one cheap call.
-      const probe = openLiveCloud(new LiveWorld(seed, () => {}), scenario.cloud, liveRunId!, { ...cloudOptions, recordFile: undefined });
-      try {
-        await probe.describeInstanceTypes([scenario.cloud.catalog[0]!.type]);
-      } finally {
-        probe.dispose();
+    const live = (values.cloud ?? loaded.cloud.provider) === 'aws';
+    if (!live) {
+      for (const flag of ['image', 'subnet', 'security-group', 'instance-profile'] as const) {
+        if (values[flag] !== undefined) throw new InputError('E_BAD_FLAG', `--${flag}: only with --cloud aws`);
       }
-      banner(`clean up with: npx spillway cloud cleanup --run ${liveRunId} --region ${values.region ?? scenario.cloud.region}`);
     }
+    banner(`spillway run ${file}: scenario ${loaded.name}, seed ${seed}${live ? '' : ` (replay: ${replay})`}`);
+    // A live cloud cannot be replayed from a seed; its resources carry a run id of their own.
+    const liveRun = live ? await prepareLiveRun(loaded, seed, {
+      region: values.region ?? loaded.cloud.region,
+      ...(values.profile ? { profile: values.profile } : {}),
+      ...(values.image ? { image: values.image } : {}),
+      ...(values.subnet ? { subnets: values.subnet } : {}),
+      ...(values['security-group'] ? { securityGroups: values['security-group'] } : {}),
+      ...(values['instance-profile'] ? { instanceProfile: values['instance-profile'] } : {}),
+      ...(values.record ? { recordFile: values.record } : {}),
+    }, banner) : null;
+    const scenario = liveRun?.scenario ?? loaded;
 
     const traceFd = values.trace ? openTrace(values.trace) : null;
     const exportSamples = exportFormat ? collectSamples() : null;
@@ -100,8 +111,8 @@ export const runCommand: Command = {
       // The no-burst baseline runs on another core while the main run goes.
       runComparison: runComparisonInWorker,
       ...(live || values.record ? {
-        makeCloud: (world, config) => (live
-          ? openLiveCloud(world, config, liveRunId!, cloudOptions)
+        makeCloud: (world, config) => (liveRun
+          ? openLiveCloud(world, config, liveRun.runId, liveRun.cloudOptions)
           : createEmulatedCloud(world, config, `sim-${seed}`, { record: fileRecorder(values.record!, { fixture: 'spillway-ec2-wire', version: 1, source: 'emulator', region: config.region }) })),
       } : {}),
       ...(untilUs !== undefined ? { untilUs } : {}),
@@ -143,6 +154,7 @@ export const runCommand: Command = {
       writeExport(values.report!, exportFormat === 'svg' ? renderSvg(input) : renderHtml(input));
       io.err(`report written to ${values.report}`);
     }
+    const clean = liveRun ? await cleanUpLiveRun(liveRun, io) : true;
     const failed = report.expectations.filter((e) => !e.pass);
     if (values.json) {
       io.out(JSON.stringify({ ...report, passed: failed.length === 0, replay }));
@@ -152,10 +164,11 @@ export const runCommand: Command = {
     }
     if (failed.length > 0) {
       io.err(`${failed.length} expectation(s) failed: ${failed.map((e) => e.id).join(', ')}`);
-      io.err(`replay: ${replay}`);
-      return EXIT_EXPECTATION_FAILED;
+      if (!live) io.err(`replay: ${replay}`);
     }
-    return EXIT_OK;
+    // Resources left running in a live account outweigh a failed expectation.
+    if (!clean) return EXIT_CLOUD_LEFT;
+    return failed.length > 0 ? EXIT_EXPECTATION_FAILED : EXIT_OK;
   },
 };
 
