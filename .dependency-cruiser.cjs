@@ -2,7 +2,7 @@
  * Import rules of ARCHITECTURE.md §9, checked in CI:
  *   npx depcruise src tui bin --config .dependency-cruiser.cjs
  * One direction of dependence, top to bottom (a wing may import itself and any wing below it):
- *   bin -> cli -> suite ; api ; sim ; report ; controller ; scenario ; machines ; providers ; ports ; proxy ; world ; util + errors.ts
+ *   bin -> cli -> suite ; api ; sim ; report ; controller ; scenario ; machines ; providers ; ports ; proxy ; world ; util + errors.ts + error-codes.ts
  * tui/ is a leaf consumer beside cli: it imports only world, util and errors, and only cli imports it.
  * Type-only imports count (tsPreCompilationDeps: true): a type import upward is still a dependency upward.
  */
@@ -21,7 +21,7 @@ const LAYERS = [
   ['ports', '^src/ports/'],
   ['proxy', '^src/proxy/'],
   ['world', '^src/world/'],
-  ['util', '^src/(util/|errors\\.ts$)'],
+  ['util', '^src/(util/|(errors|error-codes)\\.ts$)'],
 ];
 
 const upward = LAYERS.slice(1).map(([name, from], i) => ({
@@ -47,7 +47,7 @@ module.exports = {
       comment: 'the proxy core (src/proxy) imports only src/world, src/util, src/errors.ts and itself; it names no port, provider or model',
       severity: 'error',
       from: { path: '^src/proxy/' },
-      to: { path: '^(src|tui|bin)/', pathNot: '^src/(proxy/|world/|util/|errors\\.ts$)' },
+      to: { path: '^(src|tui|bin)/', pathNot: '^src/(proxy/|world/|util/|(errors|error-codes)\\.ts$)' },
     },
     {
       name: 'providers-not-runner-report-controllers',
@@ -61,7 +61,7 @@ module.exports = {
       comment: 'the TUI renders trace snapshots: it imports only world, util and errors',
       severity: 'error',
       from: { path: '^tui/' },
-      to: { path: '^(src|bin)/', pathNot: '^src/(world/|util/|errors\\.ts$)' },
+      to: { path: '^(src|bin)/', pathNot: '^src/(world/|util/|(errors|error-codes)\\.ts$)' },
     },
     {
       name: 'only-cli-imports-tui',

@@ -152,10 +152,10 @@ describe('EmulatedHypervisor operations', () => {
     ]);
   });
 
-  it('refuses a second writer with E_DISK_LOCKED and allows it after release', async () => {
+  it('refuses a second writer with E_LEASE_HELD and allows it after release', async () => {
     const { hv } = small();
     const lease = hv.lockDisk('a-disk0', 'proxy/onprem');
-    expect(() => hv.lockDisk('a-disk0', 'vm/a')).toThrow(expect.objectContaining({ code: 'E_DISK_LOCKED' }));
+    expect(() => hv.lockDisk('a-disk0', 'vm/a')).toThrow(expect.objectContaining({ code: 'E_LEASE_HELD' }));
     expect(hv.diskLeaseOwner('a-disk0')).toBe('proxy/onprem');
     lease.release();
     expect(hv.lockDisk('a-disk0', 'vm/a').owner).toBe('vm/a');

@@ -59,8 +59,8 @@ export function createCloudCommand(deps: CloudCommandDeps): Command {
       }, USAGE);
       const sub = requirePositional(positionals, 0, 'a subcommand: check or cleanup', USAGE);
       const region = values.region ?? deps.env.AWS_REGION ?? deps.env.AWS_DEFAULT_REGION;
-      if (!region) throw new InputError('E_BAD_FLAG', `--region: required (or set AWS_REGION)\n\n${USAGE}`);
-      if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) throw new InputError('E_BAD_FLAG', `--region: expected an AWS region such as us-east-1, got "${region}"`);
+      if (!region) throw new InputError('E_BAD_ARGUMENT', `--region: required (or set AWS_REGION)\n\n${USAGE}`);
+      if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) throw new InputError('E_BAD_ARGUMENT', `--region: expected an AWS region such as us-east-1, got "${region}"`);
       const vcpuLimit = values['vcpu-quota'] === undefined ? undefined : parseCount(values['vcpu-quota'], '--vcpu-quota');
       const world = deps.world();
       const base = {
@@ -71,7 +71,7 @@ export function createCloudCommand(deps: CloudCommandDeps): Command {
       } as const;
 
       if (sub === 'check') {
-        for (const flag of ['run', 'yes', 'timeout'] as const) if (values[flag] !== undefined) throw new InputError('E_BAD_FLAG', `--${flag}: only for cloud cleanup\n\n${USAGE}`);
+        for (const flag of ['run', 'yes', 'timeout'] as const) if (values[flag] !== undefined) throw new InputError('E_BAD_ARGUMENT', `--${flag}: only for cloud cleanup\n\n${USAGE}`);
         const cloud = deps.createCloud({ ...base, runId: 'permission-check' });
         try {
           const imageId = values.image ?? (await findStagingImage(cloud));
@@ -88,7 +88,7 @@ export function createCloudCommand(deps: CloudCommandDeps): Command {
       if (sub === 'cleanup') {
         const runId = values.run;
         if (!runId) throw new InputError('E_MISSING_ARGUMENT', `--run: required: the run id whose resources to delete\n\n${USAGE}`);
-        if (!/^[A-Za-z0-9._:-]{1,128}$/.test(runId)) throw new InputError('E_BAD_FLAG', `--run: expected letters, digits and . _ : - (at most 128), got "${runId}"`);
+        if (!/^[A-Za-z0-9._:-]{1,128}$/.test(runId)) throw new InputError('E_BAD_ARGUMENT', `--run: expected letters, digits and . _ : - (at most 128), got "${runId}"`);
         const timeoutUs = values.timeout === undefined ? 15 * 60_000_000 : parseDurationUs(values.timeout, '--timeout');
         const cloud = deps.createCloud({ ...base, runId });
         try {
@@ -129,7 +129,7 @@ export function createCloudCommand(deps: CloudCommandDeps): Command {
 }
 
 function parseCount(text: string, flag: string): number {
-  if (!/^\d+$/.test(text)) throw new InputError('E_BAD_FLAG', `${flag}: expected a whole number, got "${text}"`);
+  if (!/^\d+$/.test(text)) throw new InputError('E_BAD_ARGUMENT', `${flag}: expected a whole number, got "${text}"`);
   return Number(text);
 }
 

@@ -32,7 +32,7 @@ export function parseFlags<O extends Options>(args: string[], options: O, usage:
     return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
   } catch (err) {
     const message = err instanceof Error ? err.message.replace(/^TypeError \[[A-Z_]+\]: /, '') : String(err);
-    throw new InputError('E_BAD_FLAG', `${message}\n\n${usage}`, { cause: err });
+    throw new InputError('E_BAD_ARGUMENT', `${message}\n\n${usage}`, { cause: err });
   }
 }
 
@@ -45,7 +45,7 @@ export function requirePositional(positionals: string[], index: number, what: st
 export function parseSeed(value: string | undefined, field = '--seed'): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value) || Number(value) > 2 ** 32 - 1) {
-    throw new InputError('E_BAD_SEED', `${field}: expected an integer from 0 to 4294967295, got "${value}"`);
+    throw new InputError('E_BAD_ARGUMENT', `${field}: expected an integer from 0 to 4294967295, got "${value}"`);
   }
   return Number(value);
 }

@@ -99,9 +99,9 @@ async function replay(file: string, io: CommandIo): Promise<number> {
   try {
     plan = (JSON.parse(readFileSync(file, 'utf8')) as { plan: FuzzPlan }).plan;
   } catch (err) {
-    throw new InputError('E_BAD_FLAG', `--replay ${file}: cannot read a fuzz plan: ${(err as Error).message}`, { cause: err });
+    throw new InputError('E_BAD_ARGUMENT', `--replay ${file}: cannot read a fuzz plan: ${(err as Error).message}`, { cause: err });
   }
-  if (!plan || !Array.isArray(plan.steps)) throw new InputError('E_BAD_FLAG', `--replay ${file}: no "plan" with "steps" in it (write one with spillway fuzz)`);
+  if (!plan || !Array.isArray(plan.steps)) throw new InputError('E_BAD_ARGUMENT', `--replay ${file}: no "plan" with "steps" in it (write one with spillway fuzz)`);
   const r = await runPlan(plan);
   io.out(describeOne(r));
   return r.verdict === 'violation' ? EXIT_EXPECTATION_FAILED : EXIT_OK;
@@ -177,6 +177,6 @@ function perMinute(n: number, ms: number): number {
 function count(value: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new InputError('E_BAD_FLAG', `${flag}: expected an integer from ${min} to ${max}, got "${value}"`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new InputError('E_BAD_ARGUMENT', `${flag}: expected an integer from ${min} to ${max}, got "${value}"`);
   return n;
 }

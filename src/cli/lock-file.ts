@@ -58,7 +58,7 @@ export async function takeLock(lockPath: string, what: string, flag: string): Pr
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new InputError('E_BAD_FLAG', `${flag}: cannot create the lock ${lockPath}: ${(err as Error).message}`, { cause: err });
+        throw new InputError('E_BAD_ARGUMENT', `${flag}: cannot create the lock ${lockPath}: ${(err as Error).message}`, { cause: err });
       }
     }
     const holder = await readHolder(lockPath);

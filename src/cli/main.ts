@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { isBadInputCode } from '../error-codes.js';
 import { InputError, SpillwayError } from '../errors.js';
 import { EXIT_BAD_INPUT, type CommandIo } from './command.js';
 import { COMMANDS } from './commands.js';
@@ -51,7 +52,7 @@ export async function main(argv: string[], io: CommandIo = defaultIo()): Promise
     const code = err instanceof SpillwayError ? ` [${err.code}]` : '';
     io.err(`spillway ${name}: ${err instanceof Error ? err.message : String(err)}${code}`);
     if (process.env.SPILLWAY_DEBUG && err instanceof Error) io.err(err.stack ?? '');
-    return err instanceof SpillwayError && err.code.startsWith('E_BAD') ? EXIT_BAD_INPUT : 3;
+    return err instanceof SpillwayError && isBadInputCode(err.code) ? EXIT_BAD_INPUT : 3;
   }
 }
 

@@ -65,10 +65,10 @@ export const runCommand: Command = {
       'instance-profile': { type: 'string' },
     }, usage);
     if (values.cloud !== undefined && values.cloud !== 'aws' && values.cloud !== 'emulated') {
-      throw new InputError('E_BAD_FLAG', `--cloud: expected "emulated" or "aws", got "${values.cloud}"`);
+      throw new InputError('E_BAD_ARGUMENT', `--cloud: expected "emulated" or "aws", got "${values.cloud}"`);
     }
     const file = requirePositional(positionals, 0, 'the scenario file', usage);
-    if (positionals.length > 1) throw new InputError('E_BAD_FLAG', `unexpected argument "${positionals[1]}"\n\n${usage}`);
+    if (positionals.length > 1) throw new InputError('E_BAD_ARGUMENT', `unexpected argument "${positionals[1]}"\n\n${usage}`);
     const seedFlag = parseSeed(values.seed);
     const untilUs = values.until === undefined ? undefined : parseDurationUs(values.until, '--until');
     if (untilUs !== undefined && untilUs <= 0) throw new InputError('E_BAD_DURATION', `--until: expected a positive duration, got "${values.until}"`);
@@ -174,7 +174,7 @@ export const runCommand: Command = {
 
 function reportFormat(path: string): 'html' | 'svg' {
   const m = /\.(html?|svg)$/i.exec(path);
-  if (!m) throw new InputError('E_BAD_REPORT_FILE', `--report: expected a file name ending in .html or .svg, got "${path}"`);
+  if (!m) throw new InputError('E_BAD_OUTPUT_FILE', `--report: expected a file name ending in .html or .svg, got "${path}"`);
   // Fail now rather than after the run: the file must be writable.
   writeExport(path, '');
   return m[1]!.toLowerCase() === 'svg' ? 'svg' : 'html';
@@ -184,7 +184,7 @@ function writeExport(path: string, text: string): void {
   try {
     writeFileSync(path, text);
   } catch (err) {
-    throw new InputError('E_BAD_REPORT_FILE', `--report: cannot write ${path}: ${(err as Error).message}`, { cause: err });
+    throw new InputError('E_BAD_OUTPUT_FILE', `--report: cannot write ${path}: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -192,6 +192,6 @@ function openTrace(path: string): number {
   try {
     return openSync(path, 'w');
   } catch (err) {
-    throw new InputError('E_BAD_TRACE_FILE', `--trace: cannot write ${path}: ${(err as Error).message}`, { cause: err });
+    throw new InputError('E_BAD_OUTPUT_FILE', `--trace: cannot write ${path}: ${(err as Error).message}`, { cause: err });
   }
 }

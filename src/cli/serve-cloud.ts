@@ -101,7 +101,7 @@ async function probeDiskSize(world: LiveWorld, onprem: string, pairingKey: Buffe
  */
 export async function startCloudSide(world: LiveWorld, options: CloudFlags & { onprem: string; pairingKey: Buffer }): Promise<CloudSide> {
   const diskId = options.disk;
-  if (!diskId) throw new InputError('E_MISSING_FLAG', '--disk ID is required: which on-prem disk to attach (serve onprem prints "onprem disk ID: IMAGE")');
+  if (!diskId) throw new InputError('E_MISSING_ARGUMENT', '--disk ID is required: which on-prem disk to attach (serve onprem prints "onprem disk ID: IMAGE")');
   const name = options.name ?? `cloud-${diskId}`;
   await mkdir(options.cacheDir, { recursive: true });
   // One cloud proxy per cache dir: two would append to one journal.

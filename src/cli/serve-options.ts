@@ -12,18 +12,18 @@ export interface WanShaping {
 }
 
 export async function readPairKey(file: string | undefined): Promise<Buffer> {
-  if (!file) throw new InputError('E_MISSING_FLAG', '--pair-key FILE is required (create one with: spillway keygen FILE)');
+  if (!file) throw new InputError('E_MISSING_ARGUMENT', '--pair-key FILE is required (create one with: spillway keygen FILE)');
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new InputError('E_BAD_PAIR_KEY', `--pair-key: cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    throw new InputError('E_BAD_PAIRING_KEY', `--pair-key: cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
   return parsePairingKey(text.trim(), `--pair-key ${file}`);
 }
 
 export function requireFlag(value: string | undefined, flag: string, what: string): string {
-  if (value === undefined || value === '') throw new InputError('E_MISSING_FLAG', `${flag} is required: ${what}`);
+  if (value === undefined || value === '') throw new InputError('E_MISSING_ARGUMENT', `${flag} is required: ${what}`);
   return value;
 }
 
@@ -46,7 +46,7 @@ export function parseShaping(rtt: string | undefined, mbit: string | undefined):
 
 export function parsePersistence(value: string | undefined): 'on-prem' | 'cloud-only' {
   const v = value ?? 'on-prem';
-  if (v !== 'on-prem' && v !== 'cloud-only') throw new InputError('E_BAD_PERSISTENCE', `--persistence: expected on-prem or cloud-only, got "${v}"`);
+  if (v !== 'on-prem' && v !== 'cloud-only') throw new InputError('E_BAD_ARGUMENT', `--persistence: expected on-prem or cloud-only, got "${v}"`);
   return v;
 }
 
@@ -69,6 +69,6 @@ export function diskIdFor(image: string): string {
 export function parseCompression(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 9) throw new InputError('E_BAD_FLAG', `--compression: expected a zlib level from 0 (off) to 9, got "${value}"`);
+  if (!Number.isInteger(n) || n < 0 || n > 9) throw new InputError('E_BAD_ARGUMENT', `--compression: expected a zlib level from 0 (off) to 9, got "${value}"`);
   return n;
 }

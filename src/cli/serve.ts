@@ -56,7 +56,7 @@ export interface OnpremSide extends Running {
 export async function startOnpremSide(world: LiveWorld, options: { images: string[]; listen: string; pairingKey: Buffer; shaping?: WanShaping; compressionLevel?: number }): Promise<OnpremSide> {
   const ids = options.images.map(diskIdFor);
   const dup = ids.find((id, i) => ids.indexOf(id) !== i);
-  if (dup) throw new InputError('E_BAD_FLAG', `--disk: two images map to the disk id "${dup}"; rename one of them`);
+  if (dup) throw new InputError('E_BAD_ARGUMENT', `--disk: two images map to the disk id "${dup}"; rename one of them`);
   const opened: FileStore[] = [];
   const locks: HeldLock[] = [];
   try {
@@ -164,7 +164,7 @@ export const serveCommand: Command = {
         const { values, positionals } = parseFlags(rest, onpremFlags, usage, false);
         void positionals;
         const images = values.disk ?? [];
-        if (images.length === 0) throw new InputError('E_MISSING_FLAG', `--disk IMAGE is required (a raw disk image file)\n\n${usage}`);
+        if (images.length === 0) throw new InputError('E_MISSING_ARGUMENT', `--disk IMAGE is required (a raw disk image file)\n\n${usage}`);
         const listen = checkAddress(requireFlag(values.listen, '--listen', 'where the link listens, e.g. 0.0.0.0:7000'), '--listen');
         const pairingKey = await readPairKey(values['pair-key']);
         const shaping = parseShaping(values['wan-rtt'], values['wan-mbit']);

@@ -125,7 +125,7 @@ export function renderTable(results: readonly SuiteResult[]): string {
 function count(value: string | undefined, field: string, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw new InputError('E_BAD_FLAG', `${field}: expected an integer from ${min} to ${max}, got "${value}"`);
+    throw new InputError('E_BAD_ARGUMENT', `${field}: expected an integer from ${min} to ${max}, got "${value}"`);
   }
   return Number(value);
 }
@@ -155,6 +155,6 @@ function writeJUnit(path: string, xml: string): void {
   try {
     writeFileSync(path, xml);
   } catch (err) {
-    throw new InputError('E_JUNIT_WRITE', `--junit: cannot write ${path}: ${(err as Error).message}`, { cause: err });
+    throw new InputError('E_BAD_OUTPUT_FILE', `--junit: cannot write ${path}: ${(err as Error).message}`, { cause: err });
   }
 }

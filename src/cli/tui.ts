@@ -21,7 +21,7 @@ export function parseSpeed(value: string | undefined): number {
   if (value === undefined) return DEFAULT_SPEED;
   const n = Number(value.replace(/x$/i, ''));
   if (!Number.isFinite(n) || n <= 0 || n > 1e6) {
-    throw new InputError('E_BAD_SPEED', `--speed: expected virtual seconds per real second, a number above 0 and at most 1000000 (e.g. 60 or 0.5), got "${value}"`);
+    throw new InputError('E_BAD_ARGUMENT', `--speed: expected virtual seconds per real second, a number above 0 and at most 1000000 (e.g. 60 or 0.5), got "${value}"`);
   }
   return n;
 }
@@ -51,7 +51,7 @@ function openTrace(path: string): number {
   try {
     return openSync(path, 'w');
   } catch (err) {
-    throw new InputError('E_BAD_TRACE_FILE', `--trace: cannot write ${path}: ${(err as Error).message}`, { cause: err });
+    throw new InputError('E_BAD_OUTPUT_FILE', `--trace: cannot write ${path}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -29,7 +29,7 @@ export interface FuzzResult {
 }
 
 /** How a would-be writer may be kept out: refused by on-prem, or unable to reach it (a partition). */
-const WRITER_REFUSALS: ReadonlySet<string> = new Set(['E_LEASE_HELD', 'E_WRITER_UNFINISHED', 'E_LINK_DOWN', 'E_LINK_TIMEOUT', 'ECONNREFUSED', 'ECONNRESET']);
+const WRITER_REFUSALS: ReadonlySet<string> = new Set(['E_LEASE_HELD', 'E_WRITER_UNFINISHED', 'E_LINK_DOWN', 'E_LINK_TIMEOUT', 'E_CONNECT', 'ECONNRESET']);
 
 /** No single step may take longer than this much virtual time: a wait without end is a hang. */
 const STEP_DEADLINE_US = 20 * 60 * 1_000_000;

@@ -63,7 +63,7 @@ export function parseFaultKinds(value: string | undefined): FaultKind[] {
   if (value === 'none') return [];
   const kinds = value.split(',').map((s) => s.trim()).filter(Boolean);
   for (const k of kinds) {
-    if (!(k in FAULT_KINDS)) throw new InputError('E_BAD_FLAG', `--faults: unknown fault "${k}"; allowed: all, none, or a comma list of ${ALL_FAULTS.join(', ')}`);
+    if (!(k in FAULT_KINDS)) throw new InputError('E_BAD_ARGUMENT', `--faults: unknown fault "${k}"; allowed: all, none, or a comma list of ${ALL_FAULTS.join(', ')}`);
   }
   return kinds as FaultKind[];
 }

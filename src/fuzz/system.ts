@@ -11,7 +11,7 @@ export const FUZZ_KEY = '5f'.repeat(32);
 const ONPREM = 'onprem:7000';
 const DISK_ID = 'vm-disk0';
 /** Start-up failures that mean "on-prem is not reachable right now". */
-const UNREACHABLE: ReadonlySet<string> = new Set(['E_LINK_DOWN', 'E_LINK_TIMEOUT', 'ECONNREFUSED', 'ECONNRESET']);
+const UNREACHABLE: ReadonlySet<string> = new Set(['E_LINK_DOWN', 'E_LINK_TIMEOUT', 'E_CONNECT', 'ECONNRESET']);
 
 export interface FaultyCloudStores extends CloudStores {
   writeStore: FaultyStore;

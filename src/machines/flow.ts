@@ -101,7 +101,7 @@ export const DEFAULT_RETRY: RetryPolicy = {
 
 /** Codes a step may retry besides the cloud's own retryable ones. */
 export const RETRYABLE_CODES = new Set<string>([
-  ...RETRYABLE_CLOUD_CODES, 'E_TIMEOUT', 'E_BUSY', 'E_LINK_DOWN', 'E_IO', 'E_TRANSIENT',
+  ...RETRYABLE_CLOUD_CODES, 'E_TIMEOUT', 'E_BUSY', 'E_LINK_DOWN', 'E_IO',
 ]);
 
 export function isRetryable(err: unknown): boolean {

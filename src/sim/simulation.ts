@@ -172,7 +172,7 @@ export class ScenarioSimulation implements Simulation {
     this.options = options;
     // ---- controllers (each adds its tick to this.tickers) ----
     if (scenario.policies.burst.enabled) {
-      if (!this.wan) throw new SpillwayError('E_BURST_NO_WAN', `scenario ${scenario.name}: policies.burst.enabled needs a wan: section (the link the burst VMs stream over)`);
+      if (!this.wan) throw new SpillwayError('E_NO_WAN', `scenario ${scenario.name}: policies.burst.enabled needs a wan: section (the link the burst VMs stream over)`);
       this.controller = new BurstController(
         { world: this.world, hypervisor: this.hypervisor, scenario, appIo: (req) => this.appIo(req), machineKit: () => this.machineEnv() },
         { cloud: this.cloudPort(), recordWrites: options.recordWrites ?? false },

@@ -62,7 +62,7 @@ export function parseShard(text: string, field = '--shard'): Shard {
   const index = m ? Number(m[1]) : NaN;
   const count = m ? Number(m[2]) : NaN;
   if (!m || count < 1 || index < 1 || index > count || count > 10_000) {
-    throw new InputError('E_BAD_SHARD', `${field}: expected i/n with 1 <= i <= n <= 10000 (e.g. 2/4), got "${text}"`);
+    throw new InputError('E_BAD_ARGUMENT', `${field}: expected i/n with 1 <= i <= n <= 10000 (e.g. 2/4), got "${text}"`);
   }
   return { index, count };
 }

@@ -1,6 +1,7 @@
 import { existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
-import { InputError, SpillwayError } from '../errors.js';
+import { InputError } from '../errors.js';
+import { connectError, listenError } from './net-errors.js';
 import type { Listener, Net, Transport } from './types.js';
 
 /** "unix:/path" or "host:port" / "[v6]:port" / ":port" / "port". */
@@ -133,7 +134,7 @@ export class LiveNet implements Net {
     });
     if (parsed.kind === 'unix' && existsSync(parsed.path)) unlinkSync(parsed.path);
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new SpillwayError('E_LISTEN', `cannot listen on ${address}: ${err.message}`, { cause: err })));
+      server.once('error', (err) => reject(listenError(address, err.message, (err as NodeJS.ErrnoException).code, err)));
       if (parsed.kind === 'unix') server.listen(parsed.path, resolve);
       else server.listen(parsed.port, parsed.host, resolve);
     });
@@ -158,7 +159,7 @@ export class LiveNet implements Net {
         socket.removeAllListeners('error');
         resolve(new SocketTransport(socket, describe(socket, 'local'), address));
       });
-      socket.once('error', (err) => reject(new SpillwayError((err as NodeJS.ErrnoException).code ?? 'E_CONNECT', `cannot connect to ${address}: ${err.message}`, { cause: err })));
+      socket.once('error', (err) => reject(connectError(address, err.message, (err as NodeJS.ErrnoException).code, err)));
     });
   }
 }

@@ -1,6 +1,6 @@
 import net from 'node:net';
-import { SpillwayError } from '../errors.js';
 import { formatAddress, parseAddress } from './live-net.js';
+import { listenError } from './net-errors.js';
 
 export interface RelayOptions {
   /** Where the relay listens ("127.0.0.1:0" picks a free port, or unix:/path). */
@@ -140,7 +140,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   });
   const listen = parseAddress(options.listen, 'relay listen');
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new SpillwayError('E_LISTEN', `relay cannot listen on ${options.listen}: ${err.message}`, { cause: err })));
+    server.once('error', (err) => reject(listenError(options.listen, `relay: ${err.message}`, (err as NodeJS.ErrnoException).code, err)));
     if (listen.kind === 'unix') server.listen(listen.path, resolve);
     else server.listen(listen.port, listen.host, resolve);
   });

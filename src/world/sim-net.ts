@@ -1,4 +1,5 @@
 import { SpillwayError } from '../errors.js';
+import { connectError, listenError } from './net-errors.js';
 import type { Clock, Listener, Net, Transport } from './types.js';
 
 /** One direction of an emulated link: it decides when bytes arrive. */
@@ -178,7 +179,7 @@ export class SimNet implements Net {
 
   async listen(address: string, onConnection: (t: Transport) => void): Promise<Listener> {
     if (this.listeners.has(address)) {
-      throw new SpillwayError('EADDRINUSE', `simulated address ${address} is already being served`);
+      throw listenError(address, 'the simulated address is already being served', 'EADDRINUSE');
     }
     this.listeners.set(address, { onConnection, link: this.links.get(address) ?? directLink(this.clock) });
     return {
@@ -191,7 +192,7 @@ export class SimNet implements Net {
 
   async connect(address: string): Promise<Transport> {
     const listener = this.listeners.get(address);
-    if (!listener) throw new SpillwayError('ECONNREFUSED', `nothing listens on simulated address ${address}`);
+    if (!listener) throw connectError(address, 'nothing listens on this simulated address', 'ECONNREFUSED');
     const id = this.nextConnId++;
     const clientAddress = `client-${id}:${this.nextPort++}`;
     let client!: SimEndpoint;

@@ -113,7 +113,7 @@ export class ScaleOutController {
     const p = this.policy;
     this.members = host.scenario.datacenter.vms.filter((v) => v.workload === p.tier).map((v) => v.name);
     if (this.members.length === 0) throw new InputError('E_SCALE_OUT_TIER', `policies.scaleOut.tier: no VM runs workload ${p.tier}`);
-    if (!host.scenario.wan) throw new InputError('E_SCALE_OUT_NO_WAN', `policies.scaleOut.enabled: scenario ${host.scenario.name} needs a wan: section (the link the clones' disks stream over)`);
+    if (!host.scenario.wan) throw new InputError('E_NO_WAN', `policies.scaleOut.enabled: scenario ${host.scenario.name} needs a wan: section (the link the clones' disks stream over)`);
     this.template = p.template ?? this.members[0]!;
     this.rates = { ...DEFAULT_RATES, ...host.scenario.policies.burst.rates };
   }

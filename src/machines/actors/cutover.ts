@@ -29,7 +29,7 @@ export function cutoverActors(env: MachineEnv) {
     }),
     finalCopy: act<I, D>(async ({ input, data }) => {
       const r = await env.proxy.mirrorRound({ sourceVmId: input.sourceVmId, targetId: input.targetId, round: (data.rounds ?? 0) + 1 });
-      if (r.dirtyBytes > 0) throw new SpillwayError('E_TRANSIENT', `${r.dirtyBytes} bytes still dirty after the final copy`);
+      if (r.dirtyBytes > 0) throw new SpillwayError('E_BUSY', `${r.dirtyBytes} bytes still dirty after the final copy`);
       return { finalCopyBytes: r.sentBytes };
     }),
     activateTarget: act<I, D>(async ({ input }, signal) => {

@@ -18,7 +18,7 @@ export function migrationActors(env: MachineEnv) {
   return {
     compatibilityCheck: act<I, D>(async ({ input }) => {
       const inst = await describeOne(env, input.instanceId);
-      if (!inst) throw new SpillwayError('E_INCOMPATIBLE', `instance ${input.instanceId} does not exist`);
+      if (!inst) throw new SpillwayError('E_INSTANCE_LOST', `instance ${input.instanceId} does not exist`);
       for (const diskId of input.diskIds) {
         const disk = hv.disk(diskId);
         if (disk.sizeBytes > MAX_VOLUME_BYTES) {

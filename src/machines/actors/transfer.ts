@@ -34,7 +34,7 @@ function bestHost(env: MachineEnv, vm: VmInfo, leaving: string | null | undefine
   const hosts = env.hypervisor.hosts()
     .filter((h) => !h.failed && h.id !== (vm.hostId ?? leaving) && h.ramMiB - h.ramAllocatedMiB >= vm.ramMiB)
     .sort((a, b) => (b.cpuCores - b.cpuDemand) - (a.cpuCores - a.cpuDemand) || a.id.localeCompare(b.id));
-  if (!hosts[0]) throw new SpillwayError('E_NO_FIT', `no on-prem host has ${vm.ramMiB} MiB free for ${vm.id}`);
+  if (!hosts[0]) throw new SpillwayError('E_NO_HOST', `no on-prem host has ${vm.ramMiB} MiB free for ${vm.id}`);
   return hosts[0].id;
 }
 

@@ -1,4 +1,4 @@
-import { SpillwayError } from '../../errors.js';
+import { invariant } from '../../errors.js';
 import type { Clock, Rng } from '../../world/types.js';
 import { CloudError } from '../../ports/cloud.js';
 
@@ -38,7 +38,7 @@ export async function withRetry<T>(clock: Clock, rng: Rng, op: (attempt: number)
     attempts = DEFAULT_RETRY.attempts, baseDelayUs = DEFAULT_RETRY.baseDelayUs, maxDelayUs = DEFAULT_RETRY.maxDelayUs,
     deadlineUs = Infinity, retryable = isRetryable, onRetry,
   } = options;
-  if (!Number.isInteger(attempts) || attempts < 1) throw new SpillwayError('E_BAD_RETRY', `attempts must be an integer >= 1, got ${attempts}`);
+  invariant(Number.isInteger(attempts) && attempts >= 1, () => `withRetry: attempts must be an integer >= 1, got ${attempts}`);
   for (let attempt = 1; ; attempt++) {
     try {
       return await op(attempt);

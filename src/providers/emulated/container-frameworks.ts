@@ -52,14 +52,14 @@ export class FrameworkCatalogue<C> {
   constructor(frameworks: readonly FrameworkDef[], templates: readonly TemplateDef[]) {
     for (const f of frameworks) this.add(f);
     for (const t of templates) {
-      if (!(t.sizeBytes > 0)) throw new SpillwayError('E_CONTAINER_CONFIG', `containers templates ${t.distro}:${t.version}: sizeBytes must be positive`);
+      if (!(t.sizeBytes > 0)) throw new SpillwayError('E_BAD_CONFIG', `containers templates ${t.distro}:${t.version}: sizeBytes must be positive`);
     }
     this.templates = templates.map((t) => ({ ...t, sites: t.sites ?? ['local', 'remote'] }));
   }
 
   add(f: FrameworkDef): void {
-    if (this.byId.has(f.id)) throw new SpillwayError('E_CONTAINER_CONFIG', `containers frameworks: ${f.id} is defined twice`);
-    if (!(Number.isInteger(f.vcpus) && f.vcpus > 0 && f.ramMiB > 0)) throw new SpillwayError('E_CONTAINER_CONFIG', `containers frameworks ${f.id}: vcpus must be a positive integer and ramMiB positive`);
+    if (this.byId.has(f.id)) throw new SpillwayError('E_BAD_CONFIG', `containers frameworks: ${f.id} is defined twice`);
+    if (!(Number.isInteger(f.vcpus) && f.vcpus > 0 && f.ramMiB > 0)) throw new SpillwayError('E_BAD_CONFIG', `containers frameworks ${f.id}: vcpus must be a positive integer and ramMiB positive`);
     this.byId.set(f.id, { ...f, containers: new Set() });
   }
 

@@ -164,10 +164,10 @@ export class EmulatedContainerPlatform implements ContainerPlatform {
     this.hv = options.hypervisor;
     this.latencies = { ...DEFAULT_CONTAINER_LATENCIES, ...options.latencies };
     for (const [k, v] of Object.entries(this.latencies)) {
-      if (!(v >= 0) || (k.endsWith('PerS') && !(v > 0))) throw new SpillwayError('E_CONTAINER_CONFIG', `containers latencies.${k}: expected a positive number, got ${v}`);
+      if (!(v >= 0) || (k.endsWith('PerS') && !(v > 0))) throw new SpillwayError('E_BAD_CONFIG', `containers latencies.${k}: expected a positive number, got ${v}`);
     }
     const idle = options.idleBelow ?? 0.05;
-    if (!(idle >= 0 && idle < 1)) throw new SpillwayError('E_CONTAINER_CONFIG', `containers idleBelow: expected a share in [0, 1), got ${idle}`);
+    if (!(idle >= 0 && idle < 1)) throw new SpillwayError('E_BAD_CONFIG', `containers idleBelow: expected a share in [0, 1), got ${idle}`);
     this.catalogue = new FrameworkCatalogue(options.frameworks, options.templates);
     for (const c of options.containers ?? []) this.addContainer(c);
     this.observe();
@@ -388,7 +388,7 @@ export class EmulatedContainerPlatform implements ContainerPlatform {
   }
 
   private addContainer(def: ContainerDef): void {
-    if (this.containers.has(def.id)) throw new SpillwayError('E_CONTAINER_CONFIG', `containers: ${def.id} is defined twice`);
+    if (this.containers.has(def.id)) throw new SpillwayError('E_BAD_CONFIG', `containers: ${def.id} is defined twice`);
     const fw = this.frameworkState(def.frameworkId);
     this.checkRoom(fw, def.manifest.vcpus, def.manifest.ramMiB);
     const c: ContainerState = {

@@ -62,14 +62,14 @@ export class EmulatedDirectory implements Directory {
   constructor(private readonly world: World, options: { domains: string[]; latencies?: Partial<DirectoryLatencies>; jitterFraction?: number }) {
     this.latencies = { ...DEFAULT_DIRECTORY_LATENCIES, ...options.latencies };
     for (const [k, v] of Object.entries(this.latencies)) {
-      if (!Number.isInteger(v) || v < 0) throw new SpillwayError('E_DIR_CONFIG', `directory latencies.${k}: expected a non-negative integer of microseconds, got ${v}`);
+      if (!Number.isInteger(v) || v < 0) throw new SpillwayError('E_BAD_CONFIG', `directory latencies.${k}: expected a non-negative integer of microseconds, got ${v}`);
     }
     this.jitterFraction = options.jitterFraction ?? 0.1;
-    if (!(this.jitterFraction >= 0 && this.jitterFraction < 1)) throw new SpillwayError('E_DIR_CONFIG', `directory jitterFraction: expected a number in [0, 1), got ${this.jitterFraction}`);
-    if (options.domains.length === 0) throw new SpillwayError('E_DIR_CONFIG', 'directory domains: expected at least one domain name');
+    if (!(this.jitterFraction >= 0 && this.jitterFraction < 1)) throw new SpillwayError('E_BAD_CONFIG', `directory jitterFraction: expected a number in [0, 1), got ${this.jitterFraction}`);
+    if (options.domains.length === 0) throw new SpillwayError('E_BAD_CONFIG', 'directory domains: expected at least one domain name');
     for (const d of options.domains) {
       const key = d.toLowerCase();
-      if (this.domains.has(key)) throw new SpillwayError('E_DIR_CONFIG', `directory domains: ${d} is listed twice`);
+      if (this.domains.has(key)) throw new SpillwayError('E_BAD_CONFIG', `directory domains: ${d} is listed twice`);
       this.domains.set(key, new Map());
     }
     this.jitter = world.rng('directory/latency');
@@ -93,7 +93,7 @@ export class EmulatedDirectory implements Directory {
 
   /** Calls fail with the retryable E_DIR_UNAVAILABLE for `forUs` from now (a domain controller outage). */
   outage(forUs: number): void {
-    if (!Number.isInteger(forUs) || forUs <= 0) throw new SpillwayError('E_DIR_CONFIG', `directory outage: expected a positive integer of microseconds, got ${forUs}`);
+    if (!Number.isInteger(forUs) || forUs <= 0) throw new SpillwayError('E_BAD_CONFIG', `directory outage: expected a positive integer of microseconds, got ${forUs}`);
     this.unavailableUntilUs = Math.max(this.unavailableUntilUs, this.world.clock.nowUs() + forUs);
     this.world.trace.emit('directory', 'directory.outage', { forUs });
   }

@@ -106,10 +106,10 @@ export class MigrationLayer extends Layer {
   static async open(below: BlockDevice, options: MigrationOptions): Promise<MigrationLayer> {
     const chunk = options.chunkBytes ?? 256 * 1024;
     if (!Number.isInteger(chunk) || chunk < 4096 || chunk % 4096 !== 0) {
-      throw new SpillwayError('E_MIGRATION_CONFIG', `migration: chunkBytes must be a multiple of 4096, got ${chunk}`);
+      throw new SpillwayError('E_BAD_CONFIG', `migration: chunkBytes must be a multiple of 4096, got ${chunk}`);
     }
     if (options.target.size() !== below.size()) {
-      throw new SpillwayError('E_MIGRATION_CONFIG', `migration: target ${options.target.name} is ${options.target.size()} bytes, the disk is ${below.size()}; they must match`);
+      throw new SpillwayError('E_BAD_CONFIG', `migration: target ${options.target.name} is ${options.target.size()} bytes, the disk is ${below.size()}; they must match`);
     }
     const log = await PersistentBitmap.open(options.logStore, Math.ceil(below.size() / chunk));
     return new MigrationLayer(below, options, log);

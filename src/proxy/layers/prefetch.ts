@@ -81,7 +81,7 @@ export class PrefetchLayer extends Layer {
     this.readerPriority = options.readerPriority ?? 2;
     this.maxRunBlocks = Math.max(1, Math.floor((1 << 20) / this.blockBytes));
     if (!Number.isInteger(this.blockBytes) || this.blockBytes <= 0 || !Number.isInteger(this.maxConcurrent) || this.maxConcurrent < 1) {
-      throw new SpillwayError('E_PREFETCH_CONFIG', `prefetch: blockBytes must be a positive integer and maxConcurrent >= 1; got ${this.blockBytes}, ${this.maxConcurrent}`);
+      throw new SpillwayError('E_BAD_CONFIG', `prefetch: blockBytes must be a positive integer and maxConcurrent >= 1; got ${this.blockBytes}, ${this.maxConcurrent}`);
     }
   }
 

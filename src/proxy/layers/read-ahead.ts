@@ -121,14 +121,14 @@ export class ReadAheadLayer extends Layer {
     this.historyNeeded = options.historyStreams ?? 16;
     this.historyMax = options.historyMax ?? 256;
     if (!(this.first >= 0 && this.min > 0 && this.max >= this.min && Number.isInteger(this.maxStreams) && this.maxStreams > 0 && this.gap >= 0)) {
-      throw new SpillwayError('E_READ_AHEAD_CONFIG',
+      throw new SpillwayError('E_BAD_CONFIG',
         `read-ahead: need 0 < minWindowBytes <= maxWindowBytes, streams >= 1, gapBytes >= 0 and firstWindowBytes >= 0; got ${this.min}, ${this.max}, ${this.maxStreams}, ${this.gap}, ${this.first}`);
     }
     if (this.confidence !== undefined && !(this.confidence > 0 && this.confidence <= 1)) {
-      throw new SpillwayError('E_READ_AHEAD_CONFIG', `read-ahead: confidence must be in (0, 1]; got ${this.confidence}`);
+      throw new SpillwayError('E_BAD_CONFIG', `read-ahead: confidence must be in (0, 1]; got ${this.confidence}`);
     }
     if (!(Number.isInteger(this.historyNeeded) && this.historyNeeded >= 1 && Number.isInteger(this.historyMax) && this.historyMax >= this.historyNeeded)) {
-      throw new SpillwayError('E_READ_AHEAD_CONFIG', `read-ahead: need 1 <= historyStreams <= historyMax (integers); got ${this.historyNeeded}, ${this.historyMax}`);
+      throw new SpillwayError('E_BAD_CONFIG', `read-ahead: need 1 <= historyStreams <= historyMax (integers); got ${this.historyNeeded}, ${this.historyMax}`);
     }
   }
 

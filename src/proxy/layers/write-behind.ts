@@ -14,7 +14,6 @@ export interface ByteRange {
   length: number;
 }
 
-export const E_WB_CONFIG = 'E_WB_CONFIG';
 const DEFAULT_GRANULE_BYTES = 4096;
 
 /**
@@ -187,24 +186,24 @@ export class WriteBehind extends Layer {
     const G = options.granuleBytes ?? DEFAULT_GRANULE_BYTES;
     const where = `write-behind:${options.diskId}`;
     if (options.persistence !== 'cloud-only' && options.persistence !== 'on-prem') {
-      throw new SpillwayError(E_WB_CONFIG, `${where}: persistence must be "cloud-only" or "on-prem", got ${JSON.stringify(options.persistence)}`);
+      throw new SpillwayError('E_BAD_CONFIG', `${where}: persistence must be "cloud-only" or "on-prem", got ${JSON.stringify(options.persistence)}`);
     }
     if (options.persistence === 'on-prem' && (!options.journal || !options.sink)) {
-      throw new SpillwayError(E_WB_CONFIG, `${where}: persistence "on-prem" needs a journal and a sink`);
+      throw new SpillwayError('E_BAD_CONFIG', `${where}: persistence "on-prem" needs a journal and a sink`);
     }
     if (!Number.isInteger(G) || G < 512 || (G & (G - 1)) !== 0) {
-      throw new SpillwayError(E_WB_CONFIG, `${where}: granuleBytes must be a power of two >= 512, got ${G}`);
+      throw new SpillwayError('E_BAD_CONFIG', `${where}: granuleBytes must be a power of two >= 512, got ${G}`);
     }
     if (options.store.size() !== below.size()) {
-      throw new SpillwayError(E_WB_CONFIG, `${where}: store is ${options.store.size()} bytes, the disk is ${below.size()}; they must match`);
+      throw new SpillwayError('E_BAD_CONFIG', `${where}: store is ${options.store.size()} bytes, the disk is ${below.size()}; they must match`);
     }
     (options.nonPersistent ?? []).forEach((r, i) => {
       if (!Number.isInteger(r.offset) || !Number.isInteger(r.length) || r.offset < 0 || r.length <= 0 || r.offset % G || r.length % G || r.offset + r.length > below.size()) {
-        throw new SpillwayError(E_WB_CONFIG, `${where}: nonPersistent[${i}] must be a non-empty range aligned to ${G} bytes inside the disk, got offset ${r.offset} length ${r.length}`);
+        throw new SpillwayError('E_BAD_CONFIG', `${where}: nonPersistent[${i}] must be a non-empty range aligned to ${G} bytes inside the disk, got offset ${r.offset} length ${r.length}`);
       }
     });
     for (const [field, v] of [['rpoUs', options.rpoUs], ['shipThresholdBytes', options.shipThresholdBytes]] as const) {
-      if (v !== undefined && (!Number.isFinite(v) || v <= 0)) throw new SpillwayError(E_WB_CONFIG, `${where}: ${field} must be a positive number, got ${v}`);
+      if (v !== undefined && (!Number.isFinite(v) || v <= 0)) throw new SpillwayError('E_BAD_CONFIG', `${where}: ${field} must be a positive number, got ${v}`);
     }
     const map = await PersistentBitmap.open(options.mapStore, Math.ceil(below.size() / G));
     const wb = new WriteBehind(below, options, map);

@@ -15,8 +15,6 @@ export const E_LINK_TIMEOUT = 'E_LINK_TIMEOUT';
 export const E_VERSION = 'E_VERSION';
 export const E_UNKNOWN_DISK = 'E_UNKNOWN_DISK';
 export const E_LEASE_HELD = 'E_LEASE_HELD';
-export const E_BAD_HANDLE = 'E_BAD_HANDLE';
-export const E_SEQ_GAP = 'E_SEQ_GAP';
 /** A new writer while the last writer session may still hold acknowledged writes on-prem never got. */
 export const E_WRITER_UNFINISHED = 'E_WRITER_UNFINISHED';
 /** A writer session on-prem no longer holds the disk for (another session came after it). */

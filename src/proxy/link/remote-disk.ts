@@ -2,7 +2,7 @@ import { FifoMap } from '../../util/fifo-map.js';
 import { BlockError, E_CLOSED, E_READONLY, checkRange, type BlockDevice, type Extent } from '../block-device.js';
 import type { PushSource } from '../push-source.js';
 import type { WriteGroup, WriteSink } from '../write-group.js';
-import { LinkError, E_FRAME_TOO_LARGE } from './errors.js';
+import { LinkError, E_FRAME_TOO_LARGE, E_PROTOCOL } from './errors.js';
 import type { AttachReply, AttachReq } from './messages.js';
 import { PushKind, encodePushReq, encodeRangeReq } from './messages.js';
 import { contentSignature, decodeSegments, encodeSegments, isZero, type DecodedSegments } from './payload.js';
@@ -237,7 +237,7 @@ export class RemoteDisk implements BlockDevice, WriteSink, PushSource {
   async applyGroup(group: WriteGroup): Promise<void> {
     this.check();
     if (group.diskId !== this.diskId) {
-      throw new LinkError('E_WB_CONFIG', `${this.name}: got a write group for disk ${group.diskId}`);
+      throw new LinkError(E_PROTOCOL, `${this.name}: got a write group for disk ${group.diskId}`);
     }
     const w = new WireWriter().u16(this.handle).u48(group.seq).u32(group.writes.length);
     for (const op of group.writes) {

@@ -2,7 +2,7 @@ import { errorCode } from '../../errors.js';
 import type { Transport, World } from '../../world/types.js';
 import type { ByteRange, GroupWrite, LinkBackend } from './backend.js';
 import { LinkConnection } from './connection.js';
-import { LinkError, E_BAD_HANDLE, E_PROTOCOL } from './errors.js';
+import { LinkError, E_PROTOCOL } from './errors.js';
 import { ServerHandshake } from './handshake.js';
 import { PushKind, decodePushReq, decodeRangeReq, type AttachReply, type AttachReq, type ErrorMsg, type HelloMsg, type WriteBatchReply } from './messages.js';
 import { contentSignature, decodeSegments, encodeSegments, isZero, type CodecStats, type EncodeOptions, type EncodedRunCache } from './payload.js';
@@ -177,7 +177,7 @@ export class ServerSession {
 
   private async getHandle(h: number): Promise<HandleState> {
     const p = this.handles.get(h);
-    if (!p) throw new LinkError(E_BAD_HANDLE, `no disk is attached as handle ${h} on this connection`);
+    if (!p) throw new LinkError(E_PROTOCOL, `no disk is attached as handle ${h} on this connection`);
     return p;
   }
 

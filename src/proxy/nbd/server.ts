@@ -21,16 +21,16 @@ export class NbdServer implements ConnectionHost {
   private nextConnectionId = 1;
 
   constructor(readonly world: World, options: NbdServerOptions) {
-    if (options.exports.length === 0) throw new InputError('E_NBD_NO_EXPORTS', 'nbd server: at least one export is needed');
+    if (options.exports.length === 0) throw new InputError('E_BAD_CONFIG', 'nbd server: at least one export is needed');
     const names = new Set<string>();
     for (const e of options.exports) {
-      if (Buffer.byteLength(e.name) > 4096) throw new InputError('E_NBD_EXPORT_NAME', `nbd export name "${e.name.slice(0, 40)}…" is longer than 4096 bytes`);
-      if (names.has(e.name)) throw new InputError('E_NBD_EXPORT_NAME', `nbd export "${e.name}" is listed twice`);
+      if (Buffer.byteLength(e.name) > 4096) throw new InputError('E_BAD_CONFIG', `nbd export name "${e.name.slice(0, 40)}…" is longer than 4096 bytes`);
+      if (names.has(e.name)) throw new InputError('E_BAD_CONFIG', `nbd export "${e.name}" is listed twice`);
       names.add(e.name);
     }
     const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 4096 || maxPayloadBytes > 2 ** 31) {
-      throw new InputError('E_NBD_MAX_PAYLOAD', `nbd maxPayloadBytes: expected an integer from 4096 to 2147483648, got ${maxPayloadBytes}`);
+      throw new InputError('E_BAD_CONFIG', `nbd maxPayloadBytes: expected an integer from 4096 to 2147483648, got ${maxPayloadBytes}`);
     }
     this.options = {
       exports: options.exports,

@@ -1,11 +1,10 @@
 import { SpillwayError, invariant } from '../../errors.js';
 import type { BlockDevice } from '../block-device.js';
 import type { Journal } from '../journal.js';
-import { LinkError, E_WRITER_SUPERSEDED, E_WRITER_UNFINISHED } from '../link/errors.js';
+import { LinkError, E_PROTOCOL, E_WRITER_SUPERSEDED, E_WRITER_UNFINISHED } from '../link/errors.js';
 import { decodeOp, encodeOp, type GroupOp, type WriteGroup, type WriterGrant, type WriteSink } from '../write-group.js';
 
 export const E_WB_SEQ_GAP = 'E_WB_SEQ_GAP';
-const E_WB_CONFIG = 'E_WB_CONFIG';
 
 interface WriterRecord extends WriterGrant {
   /** The peer name it attached with (for messages only: names are not identities). */
@@ -149,7 +148,7 @@ export class GroupApplier implements WriteSink {
   applyGroup(group: WriteGroup): Promise<void> {
     return this.serialize(async () => {
       if (this.diskId !== undefined && group.diskId !== this.diskId) {
-        throw new SpillwayError(E_WB_CONFIG, `group for disk ${group.diskId} sent to the applier of ${this.diskId}`);
+        throw new LinkError(E_PROTOCOL, `group for disk ${group.diskId} sent to the applier of ${this.diskId}`);
       }
       const epoch = group.epoch ?? 0;
       if (epoch !== this.epoch) {

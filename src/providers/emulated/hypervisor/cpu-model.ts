@@ -1,4 +1,4 @@
-import { SpillwayError } from '../../../errors.js';
+import { SpillwayError, invariant } from '../../../errors.js';
 import { US_PER_H } from '../../../util/units.js';
 import type { World } from '../../../world/types.js';
 import type { PowerState } from '../../../ports/hypervisor.js';
@@ -43,7 +43,7 @@ export class CpuModel {
   startTask(vm: VmState, task: { name: string; workVcpuUs: number; maxRate: number }, onDone?: (task: TaskInfo) => void): void {
     if (vm.task && vm.task.finishedUs === null) throw new SpillwayError('E_TASK_RUNNING', `VM ${vm.id} already runs task ${vm.task.name}`);
     const maxRate = Math.min(vm.def.vcpus, task.maxRate);
-    if (!(maxRate > 0) || !(task.workVcpuUs > 0)) throw new SpillwayError('E_BAD_TASK', `task ${task.name} needs positive work and rate`);
+    invariant(maxRate > 0 && task.workVcpuUs > 0, () => `task ${task.name} needs positive work and rate`);
     this.settleVm(vm);
     if (vm.host) this.settleHost(vm.host);
     vm.task = {
@@ -80,7 +80,7 @@ export class CpuModel {
       else this.updateVmRate(vm, 0);
       return;
     }
-    if (!(vcpus > 0)) throw new SpillwayError('E_BAD_TASK', `runElsewhere(${vm.id}) needs a positive number of vCPUs, got ${vcpus}`);
+    invariant(vcpus > 0, () => `runElsewhere(${vm.id}) needs a positive number of vCPUs, got ${vcpus}`);
     const first = vm.elsewhereVcpus === null;
     vm.elsewhereVcpus = vcpus;
     this.elsewhere.add(vm);

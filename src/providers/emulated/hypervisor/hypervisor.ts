@@ -48,7 +48,7 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
     this.ha = { enabled: true, restartUs: 2 * 60 * US_PER_S, ...options.ha };
     this.cpu = new CpuModel(world, this.hostList, this.vmList);
     for (const h of options.hosts) {
-      if (this.hostById.has(h.id)) throw new SpillwayError('E_DUPLICATE_HOST', `host ${h.id} is defined twice`);
+      if (this.hostById.has(h.id)) throw new SpillwayError('E_BAD_CONFIG', `host ${h.id} is defined twice`);
       const host: HostState = {
         id: h.id, cpuCores: h.cpuCores, ramMiB: h.ramMiB, failed: false, failedSinceUs: 0, vms: new Set(),
         demand: 0, granted: 0, lastUs: world.clock.nowUs(), saturated: false,
@@ -63,7 +63,7 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
 
   /** Register a VM, stopped and on no host. */
   addVm(def: VmDef): void {
-    if (this.vmById.has(def.id)) throw new SpillwayError('E_DUPLICATE_VM', `VM ${def.id} is defined twice`);
+    if (this.vmById.has(def.id)) throw new SpillwayError('E_BAD_CONFIG', `VM ${def.id} is defined twice`);
     const vm: VmState = {
       id: def.id, def, host: null, power: 'stopped', guest: structuredClone(def.guest), baseDemand: 0, granted: 0,
       lastUs: this.world.clock.nowUs(), completion: null, onTaskDone: null, elsewhereVcpus: null,
@@ -72,7 +72,7 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
     this.vmList.push(vm);
     this.vmById.set(def.id, vm);
     for (const d of def.disks) {
-      if (this.disks.has(d.id)) throw new SpillwayError('E_DUPLICATE_DISK', `disk ${d.id} is defined twice`);
+      if (this.disks.has(d.id)) throw new SpillwayError('E_BAD_CONFIG', `disk ${d.id} is defined twice`);
       this.disks.set(d.id, { def: d, vmId: def.id, chain: null, device: null, lease: null });
     }
   }
@@ -241,7 +241,7 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
   lockDisk(diskId: string, owner: string): DiskLease {
     const d = this.diskState(diskId);
     if (d.lease) {
-      throw new SpillwayError('E_DISK_LOCKED', `disk ${diskId} is locked for writing by ${d.lease.owner}; ${owner} is refused (one writer per disk)`, {
+      throw new SpillwayError('E_LEASE_HELD', `disk ${diskId} is locked for writing by ${d.lease.owner}; ${owner} is refused (one writer per disk)`, {
         details: { diskId, holder: d.lease.owner, requester: owner },
       });
     }
