@@ -15,6 +15,8 @@ export class CacheSlots {
   /** Slots below this may hold ciphertext in the store (what a shrink trims back). */
   everUsed = 0;
   private free: number[] = [];
+  /** Slots handed out and not released yet: one entry (or one move target) each. */
+  private readonly held = new Set<number>();
   private readonly pins = new Map<number, number>();
   private readonly pendingFree = new Set<number>();
 
@@ -24,13 +26,16 @@ export class CacheSlots {
 
   /** A free slot, or undefined when every slot below capacity is taken. */
   take(): number | undefined {
-    const s = this.free.pop();
-    if (s !== undefined) return s;
-    if (this.highWater < this.capacity) {
+    let s = this.free.pop();
+    if (s === undefined && this.highWater < this.capacity) {
       this.everUsed = Math.max(this.everUsed, this.highWater + 1);
-      return this.highWater++;
+      s = this.highWater++;
     }
-    return undefined;
+    if (s === undefined) return undefined;
+    // A slot is free or holds exactly one block: two blocks in one slot would overwrite each other's ciphertext.
+    invariant(!this.held.has(s), () => `cache slot ${s} handed out while it still holds a block`);
+    this.held.add(s);
+    return s;
   }
 
   pin(slot: number): void {
@@ -50,6 +55,7 @@ export class CacheSlots {
 
   /** The slot's block is gone; it is free once nobody reads or writes it. */
   release(slot: number): void {
+    invariant(this.held.delete(slot), () => `cache slot ${slot} released but not held (released twice?)`);
     if (this.pins.has(slot)) this.pendingFree.add(slot);
     else this.makeFree(slot);
   }

@@ -1,3 +1,4 @@
+import { invariant } from '../../errors.js';
 import { FifoMap } from '../../util/fifo-map.js';
 import type { Timer, World } from '../../world/types.js';
 import type { SecureCache } from './secure-cache.js';
@@ -256,7 +257,12 @@ export class PushInbox {
       }
       if (batch.length === 0) return;
       if (this.closed) { this.o.counters.pushesDropped += batch.length; return; }
-      for (const x of batch) this.sealing.set(x.block, x.data);
+      for (const x of batch) {
+        // Drains run one after another and each empties `sealing` of its batch before the next starts;
+        // acceptPush never queues a block that is sealing: so a block is sealed by one drain at a time.
+        invariant(!this.sealing.has(x.block), () => `push inbox: block ${x.block} sealed twice at once`);
+        this.sealing.set(x.block, x.data);
+      }
       try {
         // Blocks a read already used are cached as demand blocks, the rest as prefetched.
         await cache.putMany(batch.map((x) => ({ block: x.block, data: x.data, prefetched: !x.read })), this.o.pushPriority);

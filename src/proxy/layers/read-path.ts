@@ -1,5 +1,5 @@
 import { consecutiveRuns, range } from '../../util/runs.js';
-import { errorCode } from '../../errors.js';
+import { errorCode, invariant } from '../../errors.js';
 import type { World } from '../../world/types.js';
 import { BlockError, E_READONLY, checkRange, type BlockDevice, type Extent } from '../block-device.js';
 import type { MayPush, PushSource } from '../push-source.js';
@@ -164,7 +164,10 @@ export class ReadPath implements BlockDevice {
       return await this.readBlocksOf(offset, length, first, last, priority, prefetched);
     } finally {
       for (let b = first; b <= last; b++) {
-        const n = this.reading.get(b)! - 1;
+        const count = this.reading.get(b);
+        // Set for every block of this read before its first await, so it is still there.
+        invariant(count !== undefined && count > 0, () => `${this.name}: block ${b} left the reading set before its read ended`);
+        const n = count - 1;
         if (n > 0) this.reading.set(b, n);
         else this.reading.delete(b);
       }
@@ -213,7 +216,9 @@ export class ReadPath implements BlockDevice {
     await Promise.all(waits);
     const out = Buffer.allocUnsafe(length);
     for (let b = first; b <= last; b++) {
-      const data = parts.get(b)!;
+      const data = parts.get(b);
+      // Each block came from exactly one of: the inbox, a joined fill, a cache hit, a fill of its own.
+      invariant(data !== undefined, () => `${this.name}: block ${b} of a read was served by no source`);
       const blockStart = b * B;
       const from = Math.max(offset, blockStart);
       const to = Math.min(offset + length, blockStart + data.length);
@@ -237,6 +242,9 @@ export class ReadPath implements BlockDevice {
     const tickets = cache ? range(first, last + 1).map((b) => cache.beginFill(b)) : [];
     const fetch = this.fetchBelow(start, end - start);
     for (let b = first; b <= last; b++) {
+      // One fill per block: reads and prefetch start a fill only for blocks no fill has, checked in this
+      // same turn, and a fill leaves `fills` only when it ends. Two fills would race their cache puts.
+      invariant(!this.fills.has(b), () => `${this.name}: block ${b} filled while a fill of it is in flight`);
       const from = b * B - start;
       const p = fetch.then((all) => all.subarray(from, Math.min(all.length, from + B)));
       p.catch(() => undefined);

@@ -484,6 +484,8 @@ export class WriteBehind extends Layer {
     if (this.pending.length === 0) return;
     const entries = this.pending;
     const seq = this.nextSeq;
+    // Seqs only grow within a writer session: on-prem applies groups in seq order and takes a gap for loss.
+    invariant(seq > this.lastAckedSeq && seq > (this.groups[this.groups.length - 1]?.seq ?? 0), () => `${this.name}: group seq ${seq} does not follow the last one`);
     const cutLsn = await this.options.journal!.append(encodeCut(seq), this.world.clock.nowUs());
     this.nextSeq++;
     this.pending = [];
@@ -539,6 +541,7 @@ export class WriteBehind extends Layer {
     await this.options.journal!.truncate(g.cutLsn, writerMetaBytes({ seq: g.seq, writer: this.writer }));
     if (this.dead) return false;
     this.groups.shift();
+    invariant(g.seq > this.lastAckedSeq, () => `${this.name}: group ${g.seq} acknowledged after group ${this.lastAckedSeq}`);
     this.lastAckedSeq = g.seq;
     this.counters.groupsShipped++;
     this.counters.bytesShipped += g.bytes;

@@ -1,4 +1,4 @@
-import { errorCode } from '../../errors.js';
+import { errorCode, invariant } from '../../errors.js';
 import type { Timer, World } from '../../world/types.js';
 import { LinkConnection } from './connection.js';
 import { FATAL_CODES, LinkError, E_LINK_CLOSED, E_LINK_DOWN, E_LINK_TIMEOUT, E_NOT_PAIRED, E_PROTOCOL } from './errors.js';
@@ -138,6 +138,8 @@ export class LinkClient {
           reject(new LinkError(E_LINK_TIMEOUT, `link request ${id} got no answer within ${this.options.requestTimeoutUs}us`));
         });
       }
+      // Ids only grow, so a reply (or a resent request's second reply) matches one request at most.
+      invariant(!this.inflight.has(id), () => `link request id ${id} reused`);
       this.inflight.set(id, p);
       if (this.state === 'open') this.transmit(p);
     });
