@@ -143,6 +143,12 @@ export const ERROR_CATALOGUE = {
       E_VOLUME_FAILED: 'a cloud volume went to the error state',
       E_BAD_USER_DATA: 'the instance user data is not a spillway staging document',
       E_USER_DATA_TOO_LARGE: 'the staging user data is over the cloud\'s limit; trim the provisioning data',
+      E_UNPRICED_TYPE: 'no price is known for an instance type; add it to cloud.catalog with pricePerHour',
+      E_NO_SUBNET: 'no subnet was given for the zone an instance would go to; pass --subnet for a subnet there',
+      E_NO_ZONES: 'the cloud lists no available zone in this region; pick another region',
+      E_NO_STAGING_IMAGE: 'no staging image was found (none tagged spillway:role=staging, or the --image given does not exist); pass --image',
+      E_STAGING_IMAGE_AMBIGUOUS: 'several images are tagged spillway:role=staging; pass --image to pick one, or untag the others',
+      E_STAGING_IMAGE_UNUSABLE: 'the staging image cannot be used (the message lists why: architecture, state, root device…); build or pick another',
     },
   },
   hypervisor: {

@@ -80,7 +80,7 @@ export const runCommand: Command = {
     const live = (values.cloud ?? loaded.cloud.provider) === 'aws';
     if (!live) {
       for (const flag of ['image', 'subnet', 'security-group', 'instance-profile'] as const) {
-        if (values[flag] !== undefined) throw new InputError('E_BAD_FLAG', `--${flag}: only with --cloud aws`);
+        if (values[flag] !== undefined) throw new InputError('E_BAD_ARGUMENT', `--${flag}: only with --cloud aws`);
       }
     }
     banner(`spillway run ${file}: scenario ${loaded.name}, seed ${seed}${live ? '' : ` (replay: ${replay})`}`);

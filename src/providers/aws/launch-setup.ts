@@ -39,11 +39,11 @@ export async function prepareLaunch(cloud: Ec2Cloud, request: LaunchRequest): Pr
     const subnets = await cloud.describeSubnets(request.subnetIds);
     const byZone: Record<string, string> = {};
     for (const n of subnets) {
-      if (byZone[n.zone]) throw new InputError('E_BAD_FLAG', `--subnet: ${byZone[n.zone]} and ${n.id} are both in ${n.zone}; give one subnet per zone`);
+      if (byZone[n.zone]) throw new InputError('E_BAD_ARGUMENT', `--subnet: ${byZone[n.zone]} and ${n.id} are both in ${n.zone}; give one subnet per zone`);
       byZone[n.zone] = n.id;
     }
     const vpcs = [...new Set(subnets.map((n) => n.vpcId))];
-    if (vpcs.length > 1) throw new InputError('E_BAD_FLAG', `--subnet: the subnets are in different VPCs (${vpcs.join(', ')}); security groups belong to one VPC`);
+    if (vpcs.length > 1) throw new InputError('E_BAD_ARGUMENT', `--subnet: the subnets are in different VPCs (${vpcs.join(', ')}); security groups belong to one VPC`);
     return { image, zones: Object.keys(byZone).sort(), launch: { ...launch, subnetByZone: byZone } };
   }
   const zones = await cloud.describeAvailabilityZones();
