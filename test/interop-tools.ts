@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
  */
 export const TOOL_PACKAGES: Record<string, string> = {
   nbdinfo: 'libnbd-bin', nbdcopy: 'libnbd-bin', 'qemu-img': 'qemu-utils', 'qemu-io': 'qemu-utils',
-  'qemu-nbd': 'qemu-utils', nbdkit: 'nbdkit', fio: 'fio', nbdfuse: 'libnbd-bin',
+  'qemu-nbd': 'qemu-utils', nbdkit: 'nbdkit', fio: 'fio', nbdfuse: 'libnbd-bin', 'qemu-system-x86_64': 'qemu-system-x86',
 };
 
 export const requireInterop = process.env.SPILLWAY_REQUIRE_INTEROP === '1';
