@@ -61,13 +61,13 @@ describe('scale-out peers of a disk proxy (CoreProxyControl.addPeers)', () => {
     const [peer] = pc.peersOf('web/d0');
     const sealed: Buffer[] = [];
     for (const keyEpoch of [primary.keyEpoch, peer!.keyEpoch]) {
-      const store = new SparseStore('cache-store', 4096 + 4 * (B + 16) + 4096);
+      const store = new SparseStore('cache-store', SecureCache.storeBytes(4 * B, B));
       const cache = await SecureCache.open({ key: primary.cacheKey, keyEpoch, store, capacityBytes: 4 * B, blockBytes: B });
       expect(await cache.put(0, Buffer.alloc(B, 0x42))).toBe(true);
       const raw = store.readSync(0, store.size());
-      sealed.push(raw.subarray(4096, 4096 + B + 16));
+      sealed.push(raw.subarray(4096, 4096 + SecureCache.slotBytes(B)));
     }
-    expect(sealed[0]!.equals(Buffer.alloc(B + 16))).toBe(false);
+    expect(sealed[0]!.equals(Buffer.alloc(SecureCache.slotBytes(B)))).toBe(false);
     expect(sealed[0]!.equals(sealed[1]!)).toBe(false);
     await settle(world, pc.close());
   });

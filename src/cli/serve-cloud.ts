@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { createCloudProxy, type CloudProxy } from '../proxy/cloud/index.js';
 import { FileStore } from '../proxy/stores/file-store.js';
+import { SecureCache } from '../proxy/layers/secure-cache.js';
 import { LinkClient } from '../proxy/link/client.js';
 import { takeLock } from './lock-file.js';
 import { NbdServer } from '../proxy/nbd/index.js';
@@ -121,7 +122,7 @@ export async function startCloudSide(world: LiveWorld, options: CloudFlags & { o
   };
   let proxy: CloudProxy | undefined;
   try {
-    const cacheBytes = BLOCK_BYTES + Math.ceil(options.cacheSizeBytes / BLOCK_BYTES) * (BLOCK_BYTES + 16) + BLOCK_BYTES;
+    const cacheBytes = SecureCache.storeBytes(options.cacheSizeBytes, BLOCK_BYTES);
     const stores = {
       writeStore: await file(`${diskId}.writes`, sizeBytes),
       writeMap: await file(`${diskId}.writes.map`, Math.max(4096, PersistentBitmap.bytesFor(Math.ceil(sizeBytes / BLOCK_BYTES)))),

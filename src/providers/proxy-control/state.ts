@@ -10,7 +10,7 @@ import type { MigrationLayer } from '../../proxy/layers/migration.js';
 import type { NbdServer } from '../../proxy/nbd/server.js';
 import type { OnpremProxy } from '../../proxy/onprem/onprem-proxy.js';
 import type { ReadAheadOptions } from '../../proxy/layers/read-ahead.js';
-import type { SecureCache } from '../../proxy/layers/secure-cache.js';
+import { SecureCache } from '../../proxy/layers/secure-cache.js';
 import { SparseStore } from '../../proxy/stores/sparse-store.js';
 import type { CowOverlay, TargetDevice, WriteTracker } from './devices.js';
 import type { BootPhase, GuestBootModel } from './guest-boot.js';
@@ -206,7 +206,7 @@ function checkPositiveInt(value: number | undefined, field: string, fallback: nu
 
 /** Bytes a secure cache store needs for `capacityBytes` (docs/proxy/secure-cache.md). */
 export function cacheStoreBytes(capacityBytes: number, blockBytes: number): number {
-  return 4096 + Math.ceil(capacityBytes / blockBytes) * (blockBytes + 16) + blockBytes;
+  return SecureCache.storeBytes(capacityBytes, blockBytes);
 }
 
 export const exportSafe = (s: string): string => s.replace(/[^A-Za-z0-9._:/-]/g, '_');

@@ -233,7 +233,7 @@ async function assemble(
 ): Promise<CloudProxy> {
   const { src, blockBytes, link, remote, journal, persistence } = parts;
   const capacity = options.cacheCapacityBytes ?? 256 * 1024 * 1024;
-  const cacheStore = options.stores.cache ?? new SparseStore(`cache-store:${options.name}`, 4096 + Math.ceil(capacity / blockBytes) * (blockBytes + 16) + blockBytes);
+  const cacheStore = options.stores.cache ?? new SparseStore(`cache-store:${options.name}`, SecureCache.storeBytes(capacity, blockBytes));
   const cache = await SecureCache.open({ name: `secure-cache:${options.name}`, key: remote.cacheKey, keyEpoch: remote.keyEpoch, store: cacheStore, capacityBytes: capacity, blockBytes });
   remote.setSignatureResolver((sig) => cache.findBySignature(sig));
   const readPath = new ReadPath({

@@ -144,9 +144,19 @@ export class SecureCache {
   private constructor(private readonly store: BlockDevice, options: SecureCacheOptions, sessionKey: Buffer) {
     this.name = options.name ?? 'secure-cache';
     this.blockBytes = options.blockBytes ?? CACHE_BLOCK_BYTES;
-    this.stride = this.blockBytes + TAG_BYTES;
+    this.stride = SecureCache.slotBytes(this.blockBytes);
     this.sealer = new BlockSealer(sessionKey, options.keyEpoch);
     this.slots = new CacheSlots(Math.floor(options.capacityBytes / this.blockBytes));
+  }
+
+  /** Bytes one slot takes in the store: a block's ciphertext and its tag. */
+  static slotBytes(blockBytes: number): number {
+    return blockBytes + TAG_BYTES;
+  }
+
+  /** Bytes a backing store needs for a cache of `capacityBytes` (the header, every slot, one block of slack). */
+  static storeBytes(capacityBytes: number, blockBytes: number): number {
+    return HEADER_BYTES + Math.ceil(capacityBytes / blockBytes) * SecureCache.slotBytes(blockBytes) + blockBytes;
   }
 
   static async open(options: SecureCacheOptions): Promise<SecureCache> {
