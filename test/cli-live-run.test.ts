@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,9 @@ import { serveLoopbackEc2, type LoopbackEc2 } from './helpers/loopback-ec2.js';
 const ROOT = join(import.meta.dirname, '..');
 const FIXTURE = 'test/fixtures/live/live-trial.yaml';
 
-function spillway(endpoint: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+type Ran = { status: number | null; stdout: string; stderr: string };
+
+function spillway(endpoint: string, args: string[], whileRunning?: (child: ChildProcess) => void): Promise<Ran> {
   const home = mkdtempSync(join(tmpdir(), 'spillway-loopback-'));
   const env: NodeJS.ProcessEnv = {
     ...process.env, HOME: home, AWS_EC2_METADATA_DISABLED: 'true', AWS_CONFIG_FILE: join(home, 'none'), AWS_SHARED_CREDENTIALS_FILE: join(home, 'none'),
@@ -29,6 +31,7 @@ function spillway(endpoint: string, args: string[]): Promise<{ status: number | 
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => { stdout += c.toString('utf8'); });
   child.stderr.on('data', (c: Buffer) => { stderr += c.toString('utf8'); });
+  whileRunning?.(child);
   return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
 }
 
@@ -53,6 +56,24 @@ describe('spillway run --cloud aws against a loopback EC2', () => {
     // A trial cut short is judged on what it did so far: here the batch is not finished.
     expect(r.status).toBe(1);
     expect(r.stdout + r.stderr).not.toContain('replay:');
+  }, 240_000);
+
+  it('Ctrl-C during a live run cleans up what it launched before it exits', async () => {
+    ec2 = await serveLoopbackEc2({ ...REGION, boot: { meanS: 2, sdS: 0 } });
+    const loopback = ec2;
+    const r = await spillway(loopback.endpoint, ['--region', 'eu-west-1', '--until', '10m'], (child) => {
+      const poll = setInterval(() => {
+        if (!loopback.actions.includes('RunInstances')) return;
+        clearInterval(poll);
+        child.kill('SIGINT');
+      }, 200);
+      child.on('close', () => clearInterval(poll));
+    });
+    expect(r.stderr).toMatch(/SIGINT: stopping the live run; cleaning up spillway:run=spillway-1-[0-9a-f]{8} first/);
+    expect(r.stderr).toMatch(/terminate instance i-[0-9a-f]{17}/);
+    expect(r.stderr).toMatch(/cleanup: nothing tagged spillway:run=spillway-1-[0-9a-f]{8} is left in eu-west-1/);
+    expect(r.status).toBe(130);
+    expect(loopback.model.liveResourceIds()).toEqual([]);
   }, 240_000);
 
   it('refuses to start without a staging image, before anything is launched, and says what to do', async () => {

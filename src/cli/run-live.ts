@@ -91,3 +91,38 @@ export async function cleanUpLiveRun(run: LiveRun, io: CommandIo): Promise<boole
     cloud.dispose();
   }
 }
+
+/**
+ * While a live run goes, Ctrl-C (SIGINT) or SIGTERM cleans up its run id
+ * before the process exits: 130 or 143 when nothing is left, 3 when something
+ * is (the message names it and the command that removes it). A launch that
+ * lands while the cleanup runs is caught by its last look. Returns the
+ * function that removes the handlers.
+ */
+export function cleanUpOnSignal(run: LiveRun, io: CommandIo, exit: (code: number) => void = (code) => process.exit(code)): () => void {
+  let started = false;
+  const handler = (signal: NodeJS.Signals): void => {
+    if (started) return;
+    started = true;
+    io.err(`${signal}: stopping the live run; cleaning up spillway:run=${run.runId} first`);
+    void cleanUpLiveRun(run, io).then((clean) => exit(clean ? (signal === 'SIGINT' ? 130 : 143) : 3));
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}
+
+/** The run's work; if it throws, what it launched is cleaned up before the error goes on. */
+export async function cleaningUpOnFailure<T>(run: LiveRun | null, io: CommandIo, work: () => Promise<T>): Promise<T> {
+  if (!run) return work();
+  try {
+    return await work();
+  } catch (err) {
+    io.err(`the live run failed (${err instanceof Error ? err.message : String(err)}); cleaning up spillway:run=${run.runId}`);
+    await cleanUpLiveRun(run, io);
+    throw err;
+  }
+}

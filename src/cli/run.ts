@@ -12,7 +12,7 @@ import { createEmulatedCloud } from '../providers/emulated/ec2/emulated-cloud.js
 import { openLiveCloud } from '../providers/open-cloud.js';
 import { realTimePacer } from '../world/live-pacer.js';
 import { wallMs } from '../world/live-world.js';
-import { cleanUpLiveRun, prepareLiveRun } from './run-live.js';
+import { cleanUpLiveRun, cleanUpOnSignal, cleaningUpOnFailure, prepareLiveRun } from './run-live.js';
 import { EXIT_EXPECTATION_FAILED, EXIT_OK, parseFlags, parseSeed, requirePositional, type Command, type CommandIo } from './command.js';
 import { InputError } from '../errors.js';
 
@@ -39,8 +39,8 @@ Run a scenario in virtual time and print its report.
                     without it, the region's zones and default subnets)
   --security-group ID  live, repeatable: security groups of the launched instances
   --instance-profile NAME|ARN  live: the IAM instance profile of the launched instances
-  A live run ends by cleaning up everything tagged with its run id (also after --until), and
-  prints what is left and the command that removes it.
+  A live run ends by cleaning up everything tagged with its run id (also after --until, on
+  Ctrl-C or SIGTERM, and when it fails), and prints what is left and the command that removes it.
 
 Exit status: 0 every expectation holds, 1 one fails, 2 bad input (the error names the field).
 A failing run prints the command that replays it exactly.`;
@@ -131,7 +131,8 @@ export const runCommand: Command = {
     const startedMs = wallMs();
     let shown = false;
     let lastQuarter = -1;
-    const report = await sim.runToEnd((nowUs, endUs) => {
+    const offSignals = liveRun ? cleanUpOnSignal(liveRun, io) : () => undefined;
+    const report = await cleaningUpOnFailure(liveRun, io, () => sim.runToEnd((nowUs, endUs) => {
       // Short runs stay quiet; long ones redraw in place on a terminal, or log each quarter otherwise.
       const elapsedMs = wallMs() - startedMs;
       if (elapsedMs < 3000) return;
@@ -144,7 +145,7 @@ export const runCommand: Command = {
         lastQuarter = Math.floor(pct / 25);
         io.err(text);
       }
-    });
+    })).finally(offSignals);
     if (shown && io.errIsTty) process.stderr.write('\r\x1b[K');
     flushTrace();
     if (traceFd !== null) closeSync(traceFd);
