@@ -228,6 +228,7 @@ export const ERROR_CATALOGUE = {
       E_NOT_PROVIDED: 'an actor was not provided to the machine (a wiring bug)',
       E_MACHINE_CRASH: 'a machine\'s actor threw outside its error handling; the trace names the machine and state',
       E_SNAPSHOT_MISMATCH: 'a persisted snapshot belongs to another machine than the one restored from it',
+      E_DROP_PAST_RETURN: 'a clone drop failed after its instance was terminated: the clone cannot serve again; the message names what is left behind',
     },
   },
   controllers: {
@@ -236,6 +237,7 @@ export const ERROR_CATALOGUE = {
       E_TRANSFER: 'a transfer of a VM to the cloud failed without a more specific code; the message names the step',
       E_REVERSE: 'a move of a VM back on-prem failed without a more specific code; the message names the step',
       E_CLONE_FAILED: 'a clone failed without a more specific code',
+      E_DROP: 'a clone drop did not finish, without a more specific code; the message names the step',
       E_FUZZ_RUNAWAY: 'a fuzz seed ran more than 200 million events (a livelock); replay the seed',
       E_COMPARISON_RUN: 'a comparison run failed without a more specific code',
       E_SUITE_WORKER: 'a worker thread of the suite crashed; the item is reported as an error',

@@ -213,6 +213,29 @@ describe('scale-out by cloning (FIG 12-14)', () => {
     for (const id of ids) expect(instances.filter((i) => i.id === id).at(-1)!.state).toMatch(/terminated|shutting-down/);
   }, 120_000);
 
+  it('a drop whose TerminateInstances keeps failing rolls back through the clone-drop machine: the clone serves again and a later drop removes it', async () => {
+    // The release drops the clones at about 03:25; EC2 refuses TerminateInstances from 03:00 to 03:40.
+    const text = yaml(ON).replace('cloud: { region: us-east-1 }', 'cloud: { region: us-east-1, faults: [{ at: 3h, until: 3h40m, error: InternalError, api: TerminateInstances }] }');
+    const events: TraceEvent[] = [];
+    const sim = new ScenarioSimulation(parseScenario(text, 'drop-faults.yaml'), { noBaseline: true, onTrace: (e) => events.push(e) });
+    const so = (await sim.runToEnd()).scaleOut as Section;
+    expect(so).toMatchObject({ clonesLaunched: 2, clonesDropped: 2, clonesLeft: 0, clonesFailed: 0 });
+    for (const c of so.clones) {
+      const done = events.filter((e) => e.src === `vm/${c.vm}` && e.type === 'machine.done' && e.data.machine === 'cloneDrop');
+      expect(done.map((e) => e.data.outcome)).toEqual(['rolled-back', 'ok']);
+      // The terminate was retried, then the target reopened on the same instance and the clone served on.
+      const states = events.filter((e) => e.src === `vm/${c.vm}` && e.type === 'machine.state' && e.data.machine === 'cloneDrop').map((e) => e.data.state);
+      expect(states.filter((s) => s === 'terminate.backoff').length).toBeGreaterThan(0);
+      expect(states).toContain('rolledBack');
+      const placed = events.filter((e) => e.src === `vm/${c.vm}` && e.type === 'vm.placed').map((e) => e.data.where);
+      expect(placed).toEqual(['cloud', 'none']);
+      expect(c.error).toMatch(/^InternalError: drop rolled-back at terminate/);
+      expect(c.state).toBe('dropped');
+    }
+    const m = await sim.machineEnv();
+    for (const vm of ['web-2-c1', 'web-2-c2']) expect(m.proxy.proxyIds(vm)).toEqual([]);
+  }, 120_000);
+
   it('without the policy the tier runs short at the peak (the baseline the scenario compares with)', async () => {
     const sim = new ScenarioSimulation(parseScenario(yaml(ON.replace('enabled: true', 'enabled: false')), 'off.yaml'), { noBaseline: true });
     const report = await sim.runToEnd();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AnyMachineSnapshot, AnyStateMachine } from 'xstate';
 import { cloneMachine } from '../src/machines/clone.js';
+import { cloneDropMachine } from '../src/machines/clone-drop.js';
 import { containerTransferMachine } from '../src/machines/container-transfer.js';
 import { containerizeMachine } from '../src/machines/containerize.js';
 import { formatCoverage, pathCoverage, type CoverageOptions, type CoverageReport } from './helpers/machine-coverage.js';
@@ -65,6 +66,17 @@ const CASES: Array<[AnyStateMachine, CoverageOptions]> = [
   [containerTransferMachine, {
     inputs: [{ kind: 'vm', vmId: 'vm', site: 'remote' }, { kind: 'container', containerId: 'c', diskIds: ['d'], site: 'remote' }]
       .map((transfer) => ({ id: 'ct', config, transfer })),
+  }],
+  [cloneDropMachine, {
+    // on-prem writes (flushWrites first) or cloud-only; a clone that joined a domain or none
+    inputs: ([['on-prem', true], ['cloud-only', false]] as const).map(([persistence, joined]) => ({
+      id: 'd', config,
+      drop: {
+        cloneVmId: 'vm-c1', cloneId: 'c', instanceId: 'i', persistence, exports: [], siblingSources: [],
+        identity: joined ? { machineName: 'vm-c1', machineId: 'm' } : null, domain: joined ? 'corp' : null,
+      },
+    })),
+    variants: { ROLLBACK: [{ type: 'ROLLBACK', reason: 'operator' }] },
   }],
   [instanceMachine, {
     inputs: (['onprem', 'cloud'] as const).map((initial) => ({ id: 'i', config, goal: 'cloud', instance: { vmId: 'vm', initial } })),

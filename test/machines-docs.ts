@@ -1,5 +1,6 @@
 import type { AnyStateMachine } from 'xstate';
 import { cloneMachine } from '../src/machines/clone.js';
+import { cloneDropMachine } from '../src/machines/clone-drop.js';
 import { containerTransferMachine } from '../src/machines/container-transfer.js';
 import { containerizeMachine } from '../src/machines/containerize.js';
 import { cutoverMachine } from '../src/machines/cutover.js';
@@ -14,4 +15,5 @@ export const MACHINE_DOCS: Array<[string, AnyStateMachine]> = [
   ['instance', instanceMachine], ['transfer', transferMachine], ['clone', cloneMachine], ['cutover', cutoverMachine],
   ['reverse', reverseMachine], ['migration', migrationMachine], ['proxy-resize', proxyResizeMachine],
   ['containerize', containerizeMachine], ['container-transfer', containerTransferMachine],
+  ['clone-drop', cloneDropMachine],
 ];

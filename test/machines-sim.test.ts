@@ -5,12 +5,10 @@ import { cloneMachine } from '../src/machines/clone.js';
 import { containerTransferMachine } from '../src/machines/container-transfer.js';
 import { containerizeMachine } from '../src/machines/containerize.js';
 import { cutoverMachine, NOT_CONVERGING } from '../src/machines/cutover.js';
-import type { FlowConfig } from '../src/machines/flow.js';
 import { instanceMachine, report } from '../src/machines/instance.js';
 import { migrationMachine } from '../src/machines/migration.js';
 import { proxyResizeMachine, type ResizeRequest } from '../src/machines/proxy-resize.js';
 import { reverseMachine } from '../src/machines/reverse.js';
-import { MachineRuntime, MemorySnapshotStore } from '../src/machines/runtime.js';
 import { TRANSFER_STEPS, transferMachine, type TransferData, type TransferInput } from '../src/machines/transfer.js';
 import { cloneActors } from '../src/machines/actors/clone.js';
 import { containerTransferActors } from '../src/machines/actors/container-transfer.js';
@@ -20,41 +18,7 @@ import { migrationActors } from '../src/machines/actors/migration.js';
 import { proxyResizeActors } from '../src/machines/actors/proxy-resize.js';
 import { reverseActors } from '../src/machines/actors/reverse.js';
 import { transferActors } from '../src/machines/actors/transfer.js';
-import type { TraceEvent } from '../src/world/types.js';
-import { SimWorld } from '../src/world/sim-world.js';
-import { makeEnv, type TestEnv } from './machines-doubles.js';
-
-const S = 1_000_000;
-
-function config(overrides: Partial<FlowConfig> = {}): FlowConfig {
-  return {
-    timeoutsUs: { stageBoot: 60 * S, targetBoot: 120 * S, loadStagingImage: 120 * S, rollback: 300 * S, sync: 120 * S, paused: 600 * S, awaitWindow: 3600 * S },
-    defaultTimeoutUs: 90 * S,
-    retry: { maxAttempts: 4, backoffBaseUs: 2 * S, backoffMaxUs: 30 * S, backoffFactor: 2 },
-    ...overrides,
-  };
-}
-
-interface Harness {
-  world: SimWorld;
-  env: TestEnv;
-  rt: MachineRuntime;
-  store: MemorySnapshotStore;
-  events: TraceEvent[];
-  states: (machine: string) => string[];
-}
-
-function harness(seed = 7): Harness {
-  const world = new SimWorld(seed);
-  const env = makeEnv(world);
-  const store = new MemorySnapshotStore();
-  const rt = new MachineRuntime(world, store);
-  const events: TraceEvent[] = [];
-  world.trace.subscribe((e) => events.push(e));
-  const states = (machine: string): string[] =>
-    events.filter((e) => e.type === 'machine.state' && e.data.machine === machine).map((e) => String(e.data.state));
-  return { world, env, rt, store, events, states };
-}
+import { config, harness, S, type Harness } from './helpers/machine-harness.js';
 
 const o2c = (vmId: string, kind: TransferInput['kind'] = 'stateless'): TransferInput => ({
   vmId, kind, direction: 'O2C', stagingImageId: 'ami-staging', zone: 'us-east-1a', homeHostId: 'h1',

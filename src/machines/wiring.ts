@@ -1,4 +1,5 @@
 import { cloneMachine } from './clone.js';
+import { cloneDropMachine } from './clone-drop.js';
 import { containerTransferMachine } from './container-transfer.js';
 import { containerizeMachine } from './containerize.js';
 import { cutoverMachine } from './cutover.js';
@@ -8,6 +9,7 @@ import { proxyResizeMachine } from './proxy-resize.js';
 import { reverseMachine } from './reverse.js';
 import { transferMachine } from './transfer.js';
 import { cloneActors } from './actors/clone.js';
+import { cloneDropActors } from './actors/clone-drop.js';
 import { containerTransferActors } from './actors/container-transfer.js';
 import { containerizeActorsFor } from './actors/containerize.js';
 import { cutoverActors } from './actors/cutover.js';
@@ -29,6 +31,7 @@ export function wireMachines(env: MachineEnv) {
     transfer: transferMachine.provide({ actors: transferActors(env) }),
     reverse: reverseMachine.provide({ actors: reverseActors(env) }),
     clone: cloneMachine.provide({ actors: cloneActors(env) }),
+    cloneDrop: cloneDropMachine.provide({ actors: cloneDropActors(env) }),
     cutover: cutoverMachine.provide({ actors: cutoverActors(env) }),
     migration: migrationMachine.provide({ actors: migrationActors(env) }),
     proxyResize: proxyResizeMachine.provide({ actors: proxyResizeActors(env) }),

@@ -1,5 +1,11 @@
 import { InputError, SpillwayError, errorCode } from '../../errors.js';
+import { act, type Step } from '../../machines/actors/common.js';
+import { cloneDropSteps } from '../../machines/actors/clone-drop.js';
 import type { CloneOutput } from '../../machines/clone.js';
+import type { CloneDropData, CloneDropInput } from '../../machines/clone-drop.js';
+import type { FlowOutput } from '../../machines/flow.js';
+import type { RunningMachine } from '../../machines/runtime.js';
+import type { WiredMachines } from '../../machines/wiring.js';
 import type { AppIoRequest, AppIoSession } from '../../ports/app-io.js';
 import type { InstanceTypeInfo } from '../../ports/cloud.js';
 import type { HostMonitor } from '../../ports/host-monitor.js';
@@ -11,7 +17,13 @@ import { cloudCostUsd, DEFAULT_RATES, type CostRates } from '../cost.js';
 import type { MachineKit } from '../machine-kit.js';
 import { scaleOutPolicyOf, type ScaleOutPolicy } from '../../scenario/policies/scale-out.js';
 
-export type CloneState = 'cloning' | 'serving' | 'dropping' | 'dropped' | 'failed';
+/**
+ * The report's word for where a clone's machines are (`statusOf`): its clone
+ * machine running (cloning), done (serving), its clone-drop machine running
+ * (dropping), done (dropped; a drop rolled back serves again), or either
+ * ending without the clone (failed).
+ */
+export type CloneStatus = 'cloning' | 'serving' | 'dropping' | 'dropped' | 'failed';
 
 /** What a clone's cloud proxies moved, summed over its disks. */
 export interface CloneTraffic {
@@ -40,7 +52,6 @@ export interface CloneRecord {
   decidedUs: number;
   servingUs: number | null;
   droppedUs: number | null;
-  state: CloneState;
   instanceId: string | null;
   instanceType: string | null;
   vcpus: number;
@@ -53,11 +64,21 @@ export interface CloneRecord {
   /** Demand it took off the tier and what its vCPUs granted, vCPU·µs. */
   demandVcpuUs: number;
   grantedVcpuUs: number;
+  /** Why its cloning failed, or why a drop of it did not finish (a later drop may have). */
   error: string | null;
   identity: { machineName: string; machineId: string } | null;
   domain: string | null;
   /** Its application I/O while it serves (policies.burst.io, against its first disk), null before. */
   io: AppIoSession | null;
+  /** What its clone machine produced (exports, sibling sources): what its drop needs to reopen its target on rollback. */
+  exports: CloneOutput['data']['exports'] | null;
+  siblingSources: string[];
+}
+
+/** The outcome of a flow that ended, null while it runs. */
+function outcomeOf(m: RunningMachine<WiredMachines['cloneDrop']>): FlowOutput<unknown>['outcome'] | null {
+  const snapshot = m.snapshot;
+  return snapshot.status === 'done' ? (snapshot.output as FlowOutput<unknown>).outcome : null;
 }
 
 export interface ScaleOutHost {
@@ -69,8 +90,6 @@ export interface ScaleOutHost {
   /** The run's lifecycle machines (the proxies, the clone machine, the runtime), created on first use. */
   machineKit(): Promise<MachineKit>;
 }
-
-const sharing = (c: CloneRecord): boolean => c.state === 'serving' || c.state === 'dropping';
 
 const ZERO_TRAFFIC: CloneTraffic = { wanBytes: 0, siblingBlocks: 0, remoteBlocks: 0, pushedBlocks: 0, guestBytesRead: 0, cacheHits: 0, cacheMisses: 0 };
 
@@ -133,12 +152,29 @@ export class ScaleOutController {
    */
   servingClones(workload: string): number {
     if (workload !== this.policy.tier) return 0;
-    return this.clones.filter(sharing).length;
+    return this.clones.filter((c) => this.sharing(c)).length;
   }
 
   /** Clones cloning or serving: what counts against maxClones. */
   activeClones(): CloneRecord[] {
-    return this.clones.filter((c) => c.state === 'cloning' || c.state === 'serving');
+    return this.clones.filter((c) => ['cloning', 'serving'].includes(this.statusOf(c)));
+  }
+
+  /** Where the clone's machines are (see CloneStatus). */
+  statusOf(rec: CloneRecord): CloneStatus {
+    const drop = this.drops.get(rec);
+    if (drop) {
+      const outcome = outcomeOf(drop);
+      return outcome === null ? 'dropping' : outcome === 'ok' ? 'dropped' : outcome === 'rolled-back' ? 'serving' : 'failed';
+    }
+    if (rec.error !== null) return 'failed';
+    return rec.servingUs === null ? 'cloning' : 'serving';
+  }
+
+  /** A clone takes its share of the tier's load while it serves, and while it is dropped until its instance is gone. */
+  private sharing(rec: CloneRecord): boolean {
+    const status = this.statusOf(rec);
+    return status === 'serving' || status === 'dropping';
   }
 
   /**
@@ -167,7 +203,7 @@ export class ScaleOutController {
     const p = this.policy;
     const { perMember, perMemberVcpus, running } = this.perMemberDemand();
     this.accrue(now, perMemberVcpus);
-    const serving = this.clones.filter((c) => c.state === 'serving').length;
+    const serving = this.clones.filter((c) => this.statusOf(c) === 'serving').length;
     const shares = this.servingClones(p.tier);
     this.peakPerMember = Math.max(this.peakPerMember, perMember);
     this.peakClones = Math.max(this.peakClones, shares);
@@ -180,7 +216,7 @@ export class ScaleOutController {
     this.belowSinceUs = step > 0 && withoutStep < p.release.demandPerMemberBelow ? this.belowSinceUs ?? now : null;
 
     if (now - this.lastStepUs < p.cooldownUs) return;
-    const cloning = this.clones.some((c) => c.state === 'cloning' || c.state === 'dropping');
+    const cloning = this.clones.some((c) => ['cloning', 'dropping'].includes(this.statusOf(c)));
     if (this.aboveSinceUs !== null && now - this.aboveSinceUs >= p.trigger.sustainedUs && !cloning) {
       const n = Math.min(p.clonesPerStep, p.maxClones - this.activeClones().length);
       if (n > 0) {
@@ -192,7 +228,7 @@ export class ScaleOutController {
     if (this.belowSinceUs !== null && now - this.belowSinceUs >= p.release.sustainedUs && !cloning) {
       this.lastStepUs = now;
       this.belowSinceUs = null;
-      const newest = this.clones.filter((c) => c.state === 'serving').slice(-step);
+      const newest = this.clones.filter((c) => this.statusOf(c) === 'serving').slice(-step);
       for (const c of newest) this.drop(c, `tier demand per member would be ${withoutStep.toFixed(2)} without it, below ${p.release.demandPerMemberBelow} for ${p.release.sustainedUs / 60e6} min`);
     }
   }
@@ -209,7 +245,7 @@ export class ScaleOutController {
     }
     this.lastTickUs = now;
     this.lastShareVcpus = perMemberVcpus;
-    this.sharedLastTick = this.clones.filter(sharing);
+    this.sharedLastTick = this.clones.filter((c) => this.sharing(c));
   }
 
   /** Demand and grant since the last tick, per clone, not yet added (the report reads it mid-interval without changing the run). */
@@ -242,9 +278,9 @@ export class ScaleOutController {
       const index = this.nextIndex++;
       const vmId = `${this.template}-c${index}`;
       const rec: CloneRecord = {
-        vmId, index, flowId: `scale-out-${vmId}`, decidedUs: this.nowUs, servingUs: null, droppedUs: null, state: 'cloning',
+        vmId, index, flowId: `scale-out-${vmId}`, decidedUs: this.nowUs, servingUs: null, droppedUs: null,
         instanceId: null, instanceType: null, vcpus: 0, pricePerHourUsd: 0, cacheBytes: 0, atServing: null, atDrop: null,
-        demandVcpuUs: 0, grantedVcpuUs: 0, error: null, identity: null, domain: null, io: null,
+        demandVcpuUs: 0, grantedVcpuUs: 0, error: null, identity: null, domain: null, io: null, exports: null, siblingSources: [],
       };
       this.clones.push(rec);
       this.decisions++;
@@ -252,7 +288,6 @@ export class ScaleOutController {
       const run = this.runClone(rec, warm);
       if (cold && k === 0) warm = run.catch(() => undefined);
       run.catch((err: unknown) => {
-        rec.state = 'failed';
         rec.droppedUs = this.nowUs;
         rec.error = `${errorCode(err) ?? 'E_UNKNOWN'}: ${(err as Error).message}`;
         this.world.log('warn', 'controller', `clone ${vmId} of ${this.template} failed: ${(err as Error).message}`, { code: errorCode(err) ?? 'E_UNKNOWN' });
@@ -292,11 +327,12 @@ export class ScaleOutController {
     rec.vcpus = type?.vcpus ?? this.host.hypervisor.vm(this.template).vcpus;
     rec.pricePerHourUsd = type?.pricePerHourUsd ?? 0;
     rec.identity = out.data.identity ?? null;
+    rec.exports = out.data.exports ?? null;
+    rec.siblingSources = p.siblingReads ? siblings : [];
     rec.domain = out.data.guest?.network.domain ?? null;
     rec.atServing = this.traffic(m, rec.vmId);
     rec.cacheBytes = m.proxy.proxyIds(rec.vmId).reduce((n, id) => n + m.proxy.cloudProxy(id).cache.stats().capacityBytes, 0);
     rec.servingUs = this.nowUs;
-    rec.state = 'serving';
     this.world.trace.emit(`vm/${rec.vmId}`, 'vm.placed', { where: 'cloud', instance: rec.instanceId, instanceType: rec.instanceType });
     // A serving clone reads and writes its disk like a burst VM (cloud-only writes stay in the cloud).
     const [proxyId] = m.proxy.proxyIds(rec.vmId);
@@ -337,35 +373,81 @@ export class ScaleOutController {
   /** The clone's traffic as the report sees it: frozen at its drop, live while it serves. */
   trafficOf(rec: CloneRecord): CloneTraffic {
     if (rec.atDrop) return rec.atDrop;
-    if (!sharing(rec) || !this.env) return rec.atServing ?? ZERO_TRAFFIC;
+    if (!this.sharing(rec) || !this.env) return rec.atServing ?? ZERO_TRAFFIC;
     return this.traffic(this.env, rec.vmId);
   }
 
   private env: MachineKit | null = null;
+  /** Each clone's latest clone-drop machine, and how many drops it had. */
+  private readonly drops = new Map<CloneRecord, RunningMachine<WiredMachines['cloneDrop']>>();
+  private readonly dropAttempts = new Map<CloneRecord, number>();
+  private dropMachine: WiredMachines['cloneDrop'] | null = null;
 
+  /**
+   * Drop a serving clone through the clone-drop machine (target closed,
+   * instance terminated, clone disks dropped, domain left, each a step with
+   * a timeout and retries). A drop that rolls back leaves the clone serving.
+   */
   private drop(rec: CloneRecord, reason: string): void {
-    if (rec.state !== 'serving') return;
-    rec.state = 'dropping';
+    const kit = this.env;
+    if (this.statusOf(rec) !== 'serving' || !kit) return;
     this.decisions++;
     this.world.trace.emit('controller', 'controller.decision', { action: 'drop', vm: rec.vmId, reason });
-    void (async () => {
-      const m = await this.host.machineKit();
-      await rec.io?.stop();
-      rec.atDrop = this.traffic(m, rec.vmId);
-      // Cloud-only clone writes are discarded with the target; an on-prem clone's backlog ships first.
-      if (this.policy.persistence === 'on-prem') await m.proxy.flushWriteBehind({ vmId: rec.vmId });
-      await m.proxy.closeTarget({ vmId: rec.vmId });
-      if (rec.instanceId) await m.env.cloud.terminateInstances([rec.instanceId]);
-      await m.proxy.dropClone({ cloneId: rec.flowId });
-      if (rec.identity && rec.domain) await m.env.directory.leave({ machineName: rec.identity.machineName, domain: rec.domain });
-      rec.droppedUs = this.nowUs;
-      rec.state = 'dropped';
-      this.world.trace.emit(`vm/${rec.vmId}`, 'vm.placed', { where: 'none' });
-    })().catch((err: unknown) => {
-      rec.state = 'failed';
-      rec.error = `${errorCode(err) ?? 'E_UNKNOWN'}: ${(err as Error).message}`;
-      this.world.log('warn', 'controller', `drop of clone ${rec.vmId} failed: ${(err as Error).message}`, { code: errorCode(err) ?? 'E_UNKNOWN' });
+    const attempt = (this.dropAttempts.get(rec) ?? 0) + 1;
+    this.dropAttempts.set(rec, attempt);
+    const id = `${rec.flowId}-drop${attempt > 1 ? `-${attempt}` : ''}`;
+    this.dropMachine ??= kit.machines.cloneDrop.provide({ actors: this.dropWithWork(kit) }) as WiredMachines['cloneDrop'];
+    const m = kit.runtime.start({ machine: this.dropMachine, id, src: `vm/${rec.vmId}` }, {
+      id, config: kit.flow,
+      drop: {
+        cloneVmId: rec.vmId, cloneId: rec.flowId, instanceId: rec.instanceId, persistence: this.policy.persistence,
+        exports: rec.exports ?? [], siblingSources: rec.siblingSources, identity: rec.identity, domain: rec.domain,
+      },
     });
+    this.drops.set(rec, m);
+    void m.done.then((out) => {
+      if (out.outcome === 'ok' || out.data.terminated) rec.droppedUs = this.nowUs;
+      if (out.outcome === 'ok') {
+        this.world.trace.emit(`vm/${rec.vmId}`, 'vm.placed', { where: 'none' });
+        return;
+      }
+      rec.error = `${out.failure?.code ?? 'E_DROP'}: drop ${out.outcome} at ${out.failure?.step ?? '?'}: ${out.failure?.message ?? 'no reason recorded'}`;
+      this.world.log('warn', 'controller', `drop of clone ${rec.vmId} ${out.outcome}: ${rec.error}`, { code: out.failure?.code ?? 'E_DROP' });
+    });
+  }
+
+  /**
+   * The drop's first step (the write-behind flush of an on-prem clone, else
+   * closing its target) starts by stopping the clone's application I/O and
+   * freezing its traffic figures; a drop that rolls back starts the I/O again.
+   */
+  private dropWithWork(kit: MachineKit) {
+    type I = CloneDropInput;
+    type D = CloneDropData;
+    const steps = cloneDropSteps(kit.env);
+    const quiesced = new Set<CloneRecord>();
+    const recOf = (vmId: string): CloneRecord => this.clones.find((c) => c.vmId === vmId)!;
+    const quiesce = async (vmId: string): Promise<void> => {
+      const rec = recOf(vmId);
+      if (quiesced.has(rec)) return;
+      quiesced.add(rec);
+      await rec.io?.stop();
+      rec.atDrop = this.traffic(kit, vmId);
+    };
+    const first = (step: Step<I, D>): Step<I, D> => async (input, signal) => {
+      await quiesce(input.input.cloneVmId);
+      return step(input, signal);
+    };
+    const rollback: Step<I, D> = async (input, signal) => {
+      const out = await steps.rollback(input, signal);
+      const rec = recOf(input.input.cloneVmId);
+      if (quiesced.delete(rec)) {
+        rec.atDrop = null;
+        rec.io?.start();
+      }
+      return out;
+    };
+    return { flushWrites: act(first(steps.flushWrites)), closeTarget: act(first(steps.closeTarget)), rollback: act(rollback) };
   }
 
   /** Instance hours at list price plus the clones' cache storage; cloud-only clones ship nothing, so no egress is counted. */

@@ -25,6 +25,11 @@ export function act<TIn, TData>(fn: Step<TIn, TData>) {
   return fromPromise<Partial<TData>, StepInput<TIn, TData>>(({ input, signal }) => fn(input, signal));
 }
 
+/** Every step of a lifecycle as its promise actor, under the same names. */
+export function actorsOf<I, D, K extends string>(steps: Record<K, Step<I, D>>): Record<K, ReturnType<typeof act<I, D>>> {
+  return Object.fromEntries(Object.entries<Step<I, D>>(steps).map(([name, fn]) => [name, act(fn)])) as Record<K, ReturnType<typeof act<I, D>>>;
+}
+
 const DEFAULT_POLL_US = 2_000_000;
 
 export function tagsFor(env: MachineEnv, id: string, extra: Tags = {}): Tags {
@@ -44,6 +49,17 @@ export async function waitInstances(env: MachineEnv, ids: string[], state: Insta
     if (found.length === ids.length && found.every((i) => i.state === state)) return;
     const bad = found.find((i) => i.state === 'terminated' || (state === 'running' && i.state === 'shutting-down'));
     if (bad) throw new SpillwayError('E_INSTANCE_LOST', `instance ${bad.id} is ${bad.state} while waiting for ${state}`);
+    await env.world.clock.sleepUs(every);
+  }
+}
+
+/** Poll until every instance is shutting down, terminated or gone; the step's timeout bounds the wait. */
+export async function waitLeaving(env: MachineEnv, ids: string[], signal: AbortSignal): Promise<void> {
+  const every = env.pollEveryUs ?? DEFAULT_POLL_US;
+  for (;;) {
+    if (signal.aborted) throw new SpillwayError('E_ABORTED', `stopped waiting for ${ids.join(',')} to go away`);
+    const found = await env.cloud.describeInstances({ ids });
+    if (found.every((i) => i.state === 'shutting-down' || i.state === 'terminated')) return;
     await env.world.clock.sleepUs(every);
   }
 }

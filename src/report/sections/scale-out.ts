@@ -81,7 +81,7 @@ export function buildScaleOutSection(input: ReportInput): Record<string, unknown
     hits += t.cacheHits;
     lookups += t.cacheHits + t.cacheMisses;
     return {
-      vm: c.vmId, state: c.state, instanceType: c.instanceType, decidedHours: r3(c.decidedUs / US_PER_H),
+      vm: c.vmId, state: ctl!.statusOf(c), instanceType: c.instanceType, decidedHours: r3(c.decidedUs / US_PER_H),
       decisionToServingSeconds: c.servingUs === null ? null : r3((c.servingUs - c.decidedUs) / 1e6),
       servingHours: c.servingUs === null ? 0 : r3(((c.droppedUs ?? nowUs) - c.servingUs) / US_PER_H),
       bootWanBytes: c.atServing?.wanBytes ?? 0, wanBytes: t.wanBytes, siblingBlocks: t.siblingBlocks, remoteBlocks: t.remoteBlocks,
@@ -106,10 +106,10 @@ export function buildScaleOutSection(input: ReportInput): Record<string, unknown
     template: ctl?.template ?? policy?.template ?? null,
     decisions: ctl?.decisions ?? 0,
     clonesLaunched: launched.length,
-    clonesFailed: records.filter((c) => c.state === 'failed').length,
-    clonesDropped: records.filter((c) => c.state === 'dropped').length,
+    clonesFailed: records.filter((c) => ctl!.statusOf(c) === 'failed').length,
+    clonesDropped: records.filter((c) => ctl!.statusOf(c) === 'dropped').length,
     // Cloning, serving or being dropped when the run ended: instances still billed.
-    clonesLeft: records.filter((c) => c.state === 'cloning' || c.state === 'serving' || c.state === 'dropping').length,
+    clonesLeft: records.filter((c) => ['cloning', 'serving', 'dropping'].includes(ctl!.statusOf(c))).length,
     peakClones: ctl?.peakClones ?? 0,
     timeToServe: { p50Seconds: percentile(toServeS, 50), p95Seconds: percentile(toServeS, 95), maxSeconds: toServeS.length ? Math.max(...toServeS) : null },
     // All reads that missed a clone's own cache, and (boot*) those up to serving: FIG 14 is about the boot.
