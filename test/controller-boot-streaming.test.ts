@@ -23,7 +23,7 @@ describe('boot streaming of later VMs of an image (FIG 22)', () => {
     const b = report.burst as any;
     expect(b.vmsBurst).toBe(2);
     const vms = Object.entries(b.vms).filter(([, v]: [string, any]) => v.burst) as Array<[string, any]>;
-    const bootAt = (v: any): number => v.timeline.find((t: any) => t.state === 'booting').atHours;
+    const bootAt = (v: any): number => v.timeline.find((t: any) => t.state === 'transfer.stageBoot').atHours;
     const [first, second] = vms.sort((x, y) => bootAt(x[1]) - bootAt(y[1]));
     expect(bootAt(second![1])).toBeGreaterThan(bootAt(first![1]));
     // The first booted on demand only; the second found most of its boot already streamed.

@@ -28,7 +28,7 @@ describe('bursting fixture through the CLI (two jobs, one transfer at a time, sa
   it('the second VM from the same image finds more of its boot already streamed (FIG 22 hotspot profile)', async () => {
     const [a] = await runs;
     const vms = Object.values(a.burst.vms) as Array<{ timeline: Array<{ atHours: number; state: string }>; cacheHitRatio: number; prefetchHitRatio: number; bootSeconds: number }>;
-    const at = (v: (typeof vms)[number]): number => v.timeline.find((t) => t.state === 'booting')!.atHours;
+    const at = (v: (typeof vms)[number]): number => v.timeline.find((t) => t.state === 'transfer.stageBoot')!.atHours;
     const [first, second] = [...vms].sort((x, y) => at(x) - at(y));
     expect(at(second!)).toBeGreaterThan(at(first!));
     expect(second!.prefetchHitRatio).toBeGreaterThan(first!.prefetchHitRatio + 0.05);

@@ -17,12 +17,13 @@ async function drive<T>(world: { run(o: { untilUs: number }): Promise<unknown>; 
 
 async function run(text: string, options: { recordWrites?: boolean } = {}) {
   const events: TraceEvent[] = [];
-  const sim = await createSimulation(parseScenario(text, 'mini-burst.yaml'), { ...options, onTrace: (e) => { if (e.type === 'machine.state') events.push(e); } });
+  const sim = await createSimulation(parseScenario(text, 'mini-burst.yaml'), { ...options, onTrace: (e) => { if (e.type === 'machine.state' || e.type === 'machine.done') events.push(e); } });
   const report = await sim.runToEnd();
   return { sim, report, events };
 }
 
-const PHASES = ['deciding', 'launching', 'booting', 'running', 'reversing', 'home'];
+// Where the VM is, as its instance machine says: out through the transfer, home through the reverse.
+const INSTANCE = ['onpremRunning', 'deactivated', 'decoupled', 'cloudStreaming', 'returning', 'onpremRunning'].map((s) => `instance.${s}`);
 
 describe('burst controller on a small data center', () => {
   it('bursts the batch jobs through the transfer machine, brings them home through the reverse machine, and beats the no-burst baseline', async () => {
@@ -35,7 +36,9 @@ describe('burst controller on a small data center', () => {
     for (const [name, v] of burst as Array<[string, any]>) {
       expect(v.instanceType).toMatch(/\./);
       const states: string[] = v.timeline.map((t: any) => t.state);
-      expect(states.filter((s) => !s.includes('.'))).toEqual(PHASES);
+      expect(states.filter((s) => s.startsWith('instance.'))).toEqual(INSTANCE);
+      expect(v.state).toBe('onpremRunning');
+      expect(v.goal).toBe('onprem');
       // Every FIG 7 step a stateless O2C transfer takes, in order, then every FIG 16 step of the way back.
       // A retried step shows as "<step>.backoff" and then "<step>" again: one entry per step here.
       const transfer = states.filter((s) => s.startsWith('transfer.') && !s.endsWith('.backoff')).map((s) => s.slice('transfer.'.length)).filter((s, i, a) => s !== a[i - 1]);
@@ -45,10 +48,12 @@ describe('burst controller on a small data center', () => {
       expect(reverse).toContain('flushWrites');
       expect(reverse[reverse.length - 1]).toBe('restored');
       // The trace carries the same machine states for this VM.
-      const traced = events.filter((e) => e.src === `vm/${name}`).map((e) => `${(e.data as any).machine}.${(e.data as any).state}`);
+      const traced = events.filter((e) => e.src === `vm/${name}` && e.type === 'machine.state').map((e) => `${(e.data as any).machine}.${(e.data as any).state}`);
       expect(traced).toContain('transfer.stageBoot');
       expect(traced).toContain('reverse.releaseRemote');
-      expect(v.timeline.findIndex((t: any) => t.state === 'booting')).toBeGreaterThan(v.timeline.findIndex((t: any) => t.state === 'transfer.loadStagingImage'));
+      expect(traced).toContain('instance.returning');
+      expect(states.indexOf('instance.cloudStreaming')).toBeGreaterThan(states.indexOf('transfer.stageBoot'));
+      expect(states.indexOf('instance.returning')).toBeLessThan(states.indexOf('reverse.deactivateRemote'));
       expect(v.decisionToRunningSeconds).toBeGreaterThan(0);
       expect(v.bootWorkingSetBytes).toBeGreaterThan(0);
     }
@@ -69,6 +74,35 @@ describe('burst controller on a small data center', () => {
     expect(b.launchFaults).toBeGreaterThan(0);
     expect(b.vmsBurst).toBeGreaterThanOrEqual(1);
     for (const v of Object.values(b.vms) as any[]) if (v.burst) expect(v.zone).not.toBe('us-east-1a');
+  }, 300_000);
+
+  it('a reverse whose instance will not stop rolls back through the reverse machine: the VM runs in the cloud again, and comes home once the cloud answers', async () => {
+    // StopInstances fails from 3h to 3h30m; the release brings the jobs home at 3h10m.
+    const cloud = `cloud:
+  region: us-east-1
+  faults:
+    - { at: 3h, until: 3h30m, error: InternalError, api: StopInstances }`;
+    const { report, events } = await run(mini('', cloud));
+    const b = report.burst as any;
+    expect(b.vmsBurst).toBeGreaterThanOrEqual(1);
+    expect(b.vmsReturned).toBe(b.vmsBurst);
+    // The work resumed in the cloud after each rollback: every job still finishes.
+    expect((report.totals as any).batch.unfinished).toBe(0);
+    for (const [name, v] of Object.entries(b.vms) as Array<[string, any]>) {
+      if (!v.burst) continue;
+      const states: string[] = v.timeline.map((t: any) => t.state);
+      // Retried, then rolled back: the instance machine hears STREAMING and the goal is the cloud again.
+      const rolled = states.indexOf('reverse.rolledBack');
+      expect(rolled).toBeGreaterThan(states.indexOf('reverse.deactivateRemote.backoff'));
+      expect(states[rolled + 1]).toBe('instance.cloudStreaming');
+      expect(v.error).toMatch(/^InternalError: reverse rolled-back at deactivateRemote/);
+      // Each reverse is its own machine (its own id and tokens); the last one brings the VM home.
+      const outcomes = events.filter((e) => e.src === `vm/${name}` && e.type === 'machine.done' && (e.data as any).machine === 'reverse').map((e) => (e.data as any).outcome);
+      expect(outcomes.length).toBeGreaterThan(1);
+      expect(outcomes).toEqual([...outcomes.slice(0, -1).map(() => 'rolled-back'), 'ok']);
+      expect(states.at(-1)).toBe('instance.onpremRunning');
+      expect([v.state, v.goal]).toEqual(['onpremRunning', 'onprem']);
+    }
   }, 300_000);
 
   it('reverse leaves each on-prem disk equal to its original bytes plus every acknowledged write', async () => {

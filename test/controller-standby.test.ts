@@ -61,9 +61,11 @@ describe('standby for a failed host', () => {
       const states = events.filter((e) => e.src === `vm/${name}`).map((e) => `${(e.data as any).machine}.${(e.data as any).state}`);
       expect(states).toContain('transfer.targetBoot');
       expect(states).toContain('transfer.running');
-      expect(states[states.length - 1]).toBe('reverse.restored');
+      // The reverse restored it, then its instance machine heard it is back on-prem.
+      expect(states.slice(-2)).toEqual(['reverse.restored', 'instance.onpremRunning']);
+      expect(states).toContain('instance.returning');
       // Home only after the host came back, and onto it.
-      const home = v.timeline.find((t: any) => t.state === 'home');
+      const home = v.timeline.findLast((t: any) => t.state === 'instance.onpremRunning');
       expect(home.atHours * 3600e6).toBeGreaterThanOrEqual(recoveredAt);
       expect(sim.hypervisor.vm(name)).toMatchObject({ hostId: 'h2', power: 'running' });
       expect(sim.hypervisor.diskLeaseOwner(`${name}-disk0`)).toBeNull();

@@ -559,12 +559,21 @@ describe('instance (goal-state reporting, seed 001)', () => {
     run.send({ type: 'DECOUPLED' });
     run.send({ type: 'STREAMING' });
     expect(rep()).toMatchObject({ current: 'cloudStreaming', relation: 'at-goal' });
+    // A reverse: the goal goes home, the VM is returning, a rollback puts it back streaming.
+    run.send({ type: 'SET_GOAL', goal: 'onprem' });
+    run.send({ type: 'RETURNING' });
+    expect(rep()).toMatchObject({ current: 'returning', relation: 'converging' });
+    run.send({ type: 'STREAMING' });
+    run.send({ type: 'SET_GOAL', goal: 'cloud' });
+    expect(rep()).toMatchObject({ current: 'cloudStreaming', relation: 'at-goal' });
     run.send({ type: 'REACTIVATED' });
     run.send({ type: 'DEACTIVATED' });
     await h.world.run({ untilUs: h.world.nowUs + 301 * S });
     expect(rep()).toMatchObject({ current: 'failed', relation: 'failed' });
+    // A new goal in the same state is a line of its own.
     expect(h.events.filter((e) => e.type === 'machine.state').map((e) => [e.data.state, e.data.goal])).toEqual([
-      ['onpremRunning', 'onprem'], ['deactivated', 'cloud'], ['decoupled', 'cloud'], ['cloudStreaming', 'cloud'],
+      ['onpremRunning', 'onprem'], ['onpremRunning', 'cloud'], ['deactivated', 'cloud'], ['decoupled', 'cloud'], ['cloudStreaming', 'cloud'],
+      ['cloudStreaming', 'onprem'], ['returning', 'onprem'], ['cloudStreaming', 'onprem'], ['cloudStreaming', 'cloud'],
       ['onpremRunning', 'cloud'], ['deactivated', 'cloud'], ['failed', 'cloud'],
     ]);
   });

@@ -8,19 +8,22 @@ import { flowActions, flowDelays, flowGuards, initialFlowContext, type FlowConfi
  * says where the instance is relative to the goal.
  *
  *   onpremRunning ─DEACTIVATED→ deactivated ─DECOUPLED→ decoupled ─STREAMING→ cloudStreaming
+ *   cloudStreaming ─RETURNING→ returning ─REACTIVATED→ onpremRunning      (the reverse, FIG 16)
  *   cloudStreaming ─MIGRATING→ migrating ─MIGRATED→ migrated
  *   onpremRunning ─CLONED→ cloned ─CLONES_RETIRED→ onpremRunning
- *   deactivated | decoupled | cloudStreaming ─REACTIVATED→ onpremRunning   (rollback or reverse)
- *   migrating ─STREAMING→ cloudStreaming                                  (migration rolled back)
+ *   deactivated | decoupled | cloudStreaming ─REACTIVATED→ onpremRunning   (rollback)
+ *   migrating | returning ─STREAMING→ cloudStreaming                      (migration or reverse rolled back)
  *   any ─FAILED→ failed ─RECOVERED→ onpremRunning | cloudStreaming
  *
- * The in-between states (deactivated, decoupled, migrating) wait on a flow
- * and time out into `failed` (E_STUCK) after their configured time.
+ * The in-between states (deactivated, decoupled, returning, migrating) wait
+ * on a flow and time out into `failed` (E_STUCK) after their configured time.
+ * Controllers follow it: the burst controller keeps one per VM it moves and
+ * reports its state (src/controller/instance-tracker.ts).
  */
 
 export type InstanceGoal = 'onprem' | 'cloud' | 'cloned' | 'migrated';
 export type InstanceState =
-  | 'onpremRunning' | 'deactivated' | 'decoupled' | 'cloudStreaming' | 'cloned' | 'migrating' | 'migrated' | 'failed';
+  | 'onpremRunning' | 'deactivated' | 'decoupled' | 'cloudStreaming' | 'returning' | 'cloned' | 'migrating' | 'migrated' | 'failed';
 
 export interface InstanceInput {
   vmId: string;
@@ -35,7 +38,7 @@ export type InstanceData = {
 export type InstanceEvent =
   | FlowEvent
   | { type: 'SET_GOAL'; goal: InstanceGoal }
-  | { type: 'DEACTIVATED' } | { type: 'DECOUPLED' } | { type: 'STREAMING' } | { type: 'REACTIVATED' }
+  | { type: 'DEACTIVATED' } | { type: 'DECOUPLED' } | { type: 'STREAMING' } | { type: 'RETURNING' } | { type: 'REACTIVATED' }
   | { type: 'CLONED'; count: number } | { type: 'CLONES_RETIRED' }
   | { type: 'MIGRATING' } | { type: 'MIGRATED' }
   | { type: 'FAILED'; code: string; message: string }
@@ -46,7 +49,7 @@ export interface InstanceMachineInput { id: string; instance: InstanceInput; goa
 
 const GOALS: readonly InstanceGoal[] = ['onprem', 'cloud', 'cloned', 'migrated'];
 const AT_GOAL: Record<InstanceGoal, InstanceState> = { onprem: 'onpremRunning', cloud: 'cloudStreaming', cloned: 'cloned', migrated: 'migrated' };
-const IN_FLIGHT: readonly InstanceState[] = ['deactivated', 'decoupled', 'migrating'];
+const IN_FLIGHT: readonly InstanceState[] = ['deactivated', 'decoupled', 'returning', 'migrating'];
 
 export type GoalRelation = 'at-goal' | 'converging' | 'diverged' | 'failed';
 
@@ -124,8 +127,9 @@ export const instanceMachine = setup({
     deactivated: waiting('deactivated', { DECOUPLED: 'decoupled', REACTIVATED: 'onpremRunning', FAILED: fail }),
     decoupled: waiting('decoupled', { STREAMING: 'cloudStreaming', REACTIVATED: 'onpremRunning', FAILED: fail }),
     cloudStreaming: {
-      on: { MIGRATING: 'migrating', REACTIVATED: 'onpremRunning', FAILED: fail },
+      on: { MIGRATING: 'migrating', RETURNING: 'returning', REACTIVATED: 'onpremRunning', FAILED: fail },
     },
+    returning: waiting('returning', { REACTIVATED: 'onpremRunning', STREAMING: 'cloudStreaming', FAILED: fail }),
     cloned: {
       on: { CLONES_RETIRED: 'onpremRunning', DEACTIVATED: 'deactivated', CLONED: { actions: 'noteClones' }, FAILED: fail },
     },

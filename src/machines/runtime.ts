@@ -79,6 +79,9 @@ type AnyContext = Partial<FlowContext<unknown, unknown>> & { goal?: string };
 export class RunningMachine<TMachine extends AnyStateMachine> {
   private rearmed: Timer | null = null;
   private lastPath = '';
+  private lastGoal: string | undefined;
+  /** False while the actor starts: its first snapshots come before `begin` knows the first state. */
+  private begun = false;
   private lastError: StepError | undefined;
   private stopped = false;
   readonly done: Promise<OutputFrom<TMachine>>;
@@ -145,12 +148,14 @@ export class RunningMachine<TMachine extends AnyStateMachine> {
     this.lastPath = statePath(snapshot.value as StateValue);
     this.lastError = context.errors?.[context.errors.length - 1];
     if (restored) {
+      this.lastGoal = context.goal;
       const timer = context.timer ?? null;
       const dueInUs = timer ? this.rearm(timer) : null;
       this.world.trace.emit(this.src, 'machine.restored', { machine: this.machineName, state: this.lastPath, ...(dueInUs === null ? {} : { timerDueInUs: dueInUs }) });
     } else {
       this.traceState(this.lastPath, context);
     }
+    this.begun = true;
     this.onSnapshot(snapshot);
   }
 
@@ -169,7 +174,9 @@ export class RunningMachine<TMachine extends AnyStateMachine> {
     this.rearmed = null;
   }
 
+  /** A state entry, or a new goal in the same state (SET_GOAL), is one `machine.state` line. */
   private traceState(path: string, context: AnyContext): void {
+    this.lastGoal = context.goal;
     this.world.trace.emit(this.src, 'machine.state', { machine: this.machineName, state: path, ...(context.goal ? { goal: context.goal } : {}) });
   }
 
@@ -189,6 +196,8 @@ export class RunningMachine<TMachine extends AnyStateMachine> {
 
   private onSnapshot(snapshot: AnyMachineSnapshot): void {
     if (this.stopped) return;
+    const context = snapshot.context as AnyContext;
+    if (this.begun && context.goal !== this.lastGoal) this.traceState(this.lastPath, context);
     this.store.save({
       id: this.id, machine: this.machineName, src: this.src, savedAtUs: this.world.clock.nowUs(),
       snapshot: this.actor.getPersistedSnapshot(),

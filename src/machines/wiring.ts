@@ -4,6 +4,7 @@ import { containerTransferMachine } from './container-transfer.js';
 import { containerizeMachine } from './containerize.js';
 import { cutoverMachine } from './cutover.js';
 import type { MachineEnv } from './env.js';
+import { instanceMachine } from './instance.js';
 import { migrationMachine } from './migration.js';
 import { proxyResizeMachine } from './proxy-resize.js';
 import { reverseMachine } from './reverse.js';
@@ -24,10 +25,12 @@ import { transferActors } from './actors/transfer.js';
  * platform): what a controller starts through the runtime. The machines are
  * pure definitions (src/machines/<lifecycle>.ts); their side effects live in
  * src/machines/actors/<lifecycle>.ts. The same wiring serves the emulated
- * adapters, live AWS and the test doubles: only the MachineEnv changes.
+ * adapters, live AWS and the test doubles: only the MachineEnv changes. The
+ * instance machine has no side effects: it records what the flows report.
  */
 export function wireMachines(env: MachineEnv) {
   return {
+    instance: instanceMachine,
     transfer: transferMachine.provide({ actors: transferActors(env) }),
     reverse: reverseMachine.provide({ actors: reverseActors(env) }),
     clone: cloneMachine.provide({ actors: cloneActors(env) }),

@@ -1,3 +1,4 @@
+import { InstanceTracker } from '../controller/instance-tracker.js';
 import type { MachineKit } from '../controller/machine-kit.js';
 import type { FlowConfig } from '../machines/flow.js';
 import type { MachineEnv } from '../machines/env.js';
@@ -24,6 +25,8 @@ export const SIM_FLOW_CONFIG: FlowConfig = {
   timeoutsUs: {
     loadStagingImage: 900 * S, stageBoot: 900 * S, targetBoot: 1800 * S,
     deactivateRemote: 600 * S, releaseRemote: 300 * S, flushWrites: 3600 * S, remount: 3600 * S,
+    // The instance machine's watchdogs: a whole transfer, reverse or migration, retries included.
+    deactivated: 3600 * S, decoupled: 3 * 3600 * S, returning: 4 * 3600 * S, migrating: 3 * 24 * 3600 * S,
   },
   defaultTimeoutUs: 300 * S,
   retry: { maxAttempts: 4, backoffBaseUs: 2 * S, backoffMaxUs: 60 * S, backoffFactor: 2 },
@@ -114,8 +117,8 @@ export async function createSimMachineEnv(opts: SimMachineEnvOptions): Promise<S
     storeAddress: c.storeAddress ?? 'onprem:image-store',
   });
   const env: MachineEnv = { world, hypervisor, cloud, proxy, directory, containers, pollEveryUs: opts.pollEveryUs ?? 2 * S };
-  return {
-    env, proxy, machines: wireMachines(env), runtime: new MachineRuntime(world, opts.store ?? new MemorySnapshotStore()),
-    flow: opts.flow ?? SIM_FLOW_CONFIG, guestBoot, directory, containers,
-  };
+  const machines = wireMachines(env);
+  const runtime = new MachineRuntime(world, opts.store ?? new MemorySnapshotStore());
+  const flow = opts.flow ?? SIM_FLOW_CONFIG;
+  return { env, proxy, machines, runtime, flow, guestBoot, instances: new InstanceTracker(runtime, machines.instance, flow), directory, containers };
 }

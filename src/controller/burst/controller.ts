@@ -1,43 +1,48 @@
-import { fromPromise } from 'xstate';
 import { SpillwayError, errorCode } from '../../errors.js';
-import type { StepInput } from '../../machines/flow.js';
-import type { TransferData, TransferInput } from '../../machines/transfer.js';
+import { act, type Step } from '../../machines/actors/common.js';
+import { reverseSteps } from '../../machines/actors/reverse.js';
+import type { InstanceReport } from '../../machines/instance.js';
+import type { ReverseData, ReverseInput } from '../../machines/reverse.js';
+import type { TransferData } from '../../machines/transfer.js';
+import type { WiredMachines } from '../../machines/wiring.js';
 import type { AppIoRequest, AppIoSession } from '../../ports/app-io.js';
-import { CloudError, RUN_FATAL_LAUNCH_CODES, type Cloud, type InstanceTypeInfo } from '../../ports/cloud.js';
+import { RUN_FATAL_LAUNCH_CODES, type Cloud } from '../../ports/cloud.js';
 import type { HostMonitor } from '../../ports/host-monitor.js';
 import type { Hypervisor } from '../../ports/hypervisor.js';
 import type { CloudProxy } from '../../proxy/cloud/index.js';
 import type { BurstPolicy, BurstRates, Scenario } from '../../scenario/schema.js';
 import { US_PER_H } from '../../util/units.js';
 import type { World } from '../../world/types.js';
-import { bestFit } from './best-fit.js';
-import { sessionFigures, type BootFigures, type SessionFigures } from './session.js';
+import { endOf, followStates } from '../instance-tracker.js';
 import { cloudCostUsd, onpremCostUsd } from '../cost.js';
 import type { MachineKit } from '../machine-kit.js';
+import { Launcher } from './launch.js';
 import { MonitoringService } from './monitor.js';
 import { bringBack, scoreCandidates, type BurstCandidate, type SelectionPolicy } from './selection.js';
-import { scoreTargets, type CloudTarget } from './target-scoring.js';
-
-export type BurstState = 'deciding' | 'launching' | 'booting' | 'running' | 'reversing' | 'home' | 'failed';
+import { sessionFigures, type BootFigures, type SessionFigures } from './session.js';
 
 /** Why a VM went to the cloud: demand above the trigger, or standby for a failed host HA could not restart it on. */
 export type BurstCause = 'demand' | 'standby';
 
-/** Everything the report says about one burst VM. */
+/**
+ * Everything the report says about one burst of one VM. Where the VM is (on
+ * its way out, in the cloud, coming home) is not kept here: it is the VM's
+ * instance machine (`BurstController.statusOf`).
+ */
 export interface BurstRecord {
   vmId: string;
   cause: BurstCause;
   decidedUs: number;
+  /** When its transfer finished: it runs in the cloud from then. */
   runningUs: number | null;
+  /** When it came home, or its burst failed. */
   homeUs: number | null;
   instanceId: string | null;
   instanceType: string | null;
   zone: string | null;
   pricePerHourUsd: number;
   launchAttempts: number;
-  /** The controller's phase now. */
-  state: BurstState;
-  /** Controller phases and the machines' states ("transfer.stageBoot", "reverse.flushWrites"), in order. */
+  /** The machines' states, in order: "instance.decoupled", "transfer.stageBoot", "reverse.flushWrites"… */
   timeline: Array<{ atUs: number; state: string }>;
   /** The transfer machine's id: its lease owner and idempotency tokens. */
   transferId: string;
@@ -57,7 +62,7 @@ export interface BurstRecord {
   /** The host the VM left (where it comes back to when it still has room). */
   homeHostId: string | null;
   reason: string;
-  /** Why the burst failed, when it did. */
+  /** Why the burst failed, when it did, or why its last reverse that did not bring it home did not. */
   error: string | null;
 }
 
@@ -77,25 +82,26 @@ export interface ControllerOptions {
   recordWrites?: boolean;
 }
 
-/** Capacity faults move the launch to the next zone, then the next type; anything else fails the step. */
-const CAPACITY = /InsufficientInstanceCapacity|Unsupported|InsufficientCapacity/;
-
 const NO_BOOT: BootFigures = { bootUs: 0, bootReads: 0, bootBytes: 0, bootWorkingSetBytes: 0 };
 
 /**
  * The burst controller (§5–§7.0) on the World clock. Every tick it reads the
  * monitoring service; when host demand stays above the trigger for
- * `trigger.for` it picks VMs with the selection strategies, and runs the
- * TRANSFER machine (FIG 7) for each: the machine deactivates and snapshots
- * the VM, mounts its disks on the on-prem proxy, adapts the guest, launches
- * the instance (the controller's provision step walks best-fit types × zones
- * by §6 target score), opens the cloud proxies and replays the boot through
- * the storage target. The VM's work then runs on the instance's vCPUs and
- * its application I/O goes through the target. When demand stays below the
+ * `trigger.for` it picks VMs with the selection strategies, sets each one's
+ * goal to `cloud` on its INSTANCE machine (goal state, seed 001) and runs
+ * the TRANSFER machine (FIG 7): the machine deactivates and snapshots the
+ * VM, mounts its disks on the on-prem proxy, adapts the guest, launches the
+ * instance (the launcher's provision step walks best-fit types × zones by
+ * §6 target score), opens the cloud proxies and replays the boot through the
+ * storage target. The VM's work then runs on the instance's vCPUs and its
+ * application I/O goes through the target. When demand stays below the
  * release level for `release.for` (or a VM's task is done, or its cloud
- * storage latency passes the bring-back level) the REVERSE machine (FIG 16)
- * brings it home: instance stopped, write-behind flushed, config restored,
- * disks unmounted, VM reactivated on-prem, instance terminated.
+ * storage latency passes the bring-back level) the goal goes back to
+ * `onprem` and the REVERSE machine (FIG 16) brings it home: work paused and
+ * instance stopped, write-behind flushed, config restored, disks unmounted,
+ * VM reactivated on-prem, instance terminated; a reverse that rolls back
+ * resumes the work in the cloud. Where each VM is, is its instance machine's
+ * state: the flows report to it as they go.
  *
  * Standby (host failure): when HA could not restart a failed host's VMs on
  * the survivors for lack of room, the same transfer runs them in the cloud
@@ -104,21 +110,25 @@ const NO_BOOT: BootFigures = { bootUs: 0, bootReads: 0, bootBytes: 0, bootWorkin
 export class BurstController {
   readonly records = new Map<string, BurstRecord>();
   readonly monitor: MonitoringService;
-  private env: MachineKit | null = null;
+  private kit: MachineKit | null = null;
   private ready: Promise<MachineKit> | null = null;
-  private catalog: InstanceTypeInfo[] | null = null;
-  private transferMachine: MachineKit['machines']['transfer'] | null = null;
-  /** The launch candidates (types × zones, best first) of each VM being transferred. */
-  private readonly launchPlans = new Map<string, { types: InstanceTypeInfo[]; zones: string[] }>();
+  private launcher: Launcher | null = null;
+  private transferMachine: WiredMachines['transfer'] | null = null;
+  private reverseMachine: WiredMachines['reverse'] | null = null;
   private aboveSinceUs: number | null = null;
   private belowSinceUs: number | null = null;
   private inFlight = 0;
   private cloudUsdSoFar = 0;
   /** Failed hosts and when HA gave up on their VMs (restart delay passed). */
   private readonly failedHosts = new Map<string, { failedUs: number; vms: string[] }>();
-  launchFaults = 0;
   /** A launch error no other VM would get past (the image, network or account is wrong): no more bursts. */
   private launchHalt: string | null = null;
+  /** Per VM, stops following its instance machine into the current record's timeline. */
+  private readonly following = new Map<string, () => void>();
+  /** VMs whose work and I/O the reverse paused (the rollback resumes them). */
+  private readonly paused = new Set<string>();
+  /** Reverses started per burst (by transfer id): each has its own actor id, so its steps' tokens are its own. */
+  private readonly reverses = new Map<string, number>();
   decisions = 0;
   private readonly policy: BurstPolicy;
   private readonly rates: BurstRates;
@@ -133,16 +143,71 @@ export class BurstController {
     return this.host.world;
   }
 
-  /** The shared machine env, the instance catalog and the transfer machine with this controller's launch step. */
+  /** Capacity faults the launches met (report.burst.launchFaults). */
+  get launchFaults(): number {
+    return this.launcher?.faults ?? 0;
+  }
+
+  /** The VM's instance machine: its state and goal (null before the controller moved it). */
+  statusOf(vmId: string): InstanceReport | null {
+    return this.kit?.instances.reportOf(vmId) ?? null;
+  }
+
+  /**
+   * The shared machine kit, the instance catalog, and the transfer and reverse
+   * machines with this controller's steps: the launch, and the pause and
+   * resume of the VM's work around the instance stopping.
+   */
   private start(): Promise<MachineKit> {
     this.ready ??= (async () => {
-      const env = await this.host.machineKit();
-      this.catalog = await this.options.cloud.describeInstanceTypes();
-      this.transferMachine = env.machines.transfer.provide({ actors: { provision: this.provisionActor(env) } }) as MachineKit['machines']['transfer'];
-      this.env = env;
-      return env;
+      const kit = await this.host.machineKit();
+      const catalog = await this.options.cloud.describeInstanceTypes();
+      this.launcher = new Launcher(this.world, this.host.scenario, this.policy, catalog, this.records);
+      this.transferMachine = kit.machines.transfer.provide({ actors: { provision: this.launcher.provisionActor(kit) } }) as WiredMachines['transfer'];
+      this.reverseMachine = kit.machines.reverse.provide({ actors: this.reverseWithWork(kit) }) as WiredMachines['reverse'];
+      this.kit = kit;
+      return kit;
     })();
     return this.ready;
+  }
+
+  /** The reverse's first step and its rollback, with the VM's work: it stops and starts with the instance. */
+  private reverseWithWork(kit: MachineKit) {
+    type I = ReverseInput;
+    type D = ReverseData;
+    const steps = reverseSteps(kit.env);
+    const deactivateRemote: Step<I, D> = async (step, signal) => {
+      await this.pauseInCloud(step.input.vmId);
+      return steps.deactivateRemote(step, signal);
+    };
+    const rollback: Step<I, D> = async (step, signal) => {
+      const out = await steps.rollback(step, signal);
+      this.resumeInCloud(step.input.vmId);
+      return out;
+    };
+    return { deactivateRemote: act(deactivateRemote), rollback: act(rollback) };
+  }
+
+  /** FIG 16 step 1607: the instance stops, and with it the VM's application I/O and work (until it runs on-prem again). */
+  private async pauseInCloud(vmId: string): Promise<void> {
+    const rec = this.records.get(vmId)!;
+    this.paused.add(vmId);
+    await rec.io?.stop();
+    this.host.hypervisor.runElsewhere(vmId, null);
+  }
+
+  /** The reverse rolled back: the instance runs again with the VM's disks behind its target. */
+  private resumeInCloud(vmId: string): void {
+    if (!this.paused.delete(vmId)) return;
+    const rec = this.records.get(vmId)!;
+    this.host.hypervisor.runElsewhere(vmId, this.launcher!.typeOf(rec.instanceType)!.vcpus);
+    rec.frozen = null;
+    rec.io?.start();
+  }
+
+  /** The VM's burst is done and it runs in the cloud, its goal still `cloud` (not on its way home, not stuck). */
+  private inCloud(rec: BurstRecord): boolean {
+    return rec.runningUs !== null && rec.homeUs === null && this.kit !== null && this.kit.instances.atGoal(rec.vmId, 'cloud');
   }
 
   private eligible(): Scenario['datacenter']['vms'] {
@@ -167,7 +232,7 @@ export class BurstController {
     this.standbyTick(now);
 
     for (const rec of this.records.values()) {
-      if (rec.state !== 'running') continue;
+      if (!this.inCloud(rec)) continue;
       if (rec.cause === 'standby') {
         const home = rec.homeHostId ? this.host.hypervisor.hosts().find((h) => h.id === rec.homeHostId) : undefined;
         if (home && !home.failed) this.reverse(rec, `host ${home.id} recovered`);
@@ -180,7 +245,7 @@ export class BurstController {
       }
     }
     const latencies = [...this.records.values()]
-      .filter((r) => r.state === 'running' && r.cause === 'demand' && r.io)
+      .filter((r) => this.inCloud(r) && r.cause === 'demand' && r.io)
       .map((r) => ({ vmId: r.vmId, storageLatencyUs: r.io!.meanReadLatencyUs() }));
     for (const vmId of bringBack(latencies, p.bringBack.storageLatencyAboveUs)) this.reverse(this.records.get(vmId)!, 'cloud storage latency above bring-back level');
 
@@ -208,7 +273,7 @@ export class BurstController {
       if (now - f.failedUs < this.policy.standby.afterUs) continue;
       for (const vmId of f.vms) {
         const existing = this.records.get(vmId);
-        if (existing && existing.state !== 'home' && existing.state !== 'failed') continue;
+        if (existing && existing.homeUs === null) continue;
         const vm = hv.vm(vmId);
         if (vm.power === 'running' || vm.hostId !== null) continue;
         this.burst(vmId, 0, `host ${hostId} failed and HA found no host with room`, 'standby', hostId);
@@ -221,8 +286,7 @@ export class BurstController {
   /** Where each VM last ran on-prem (a failed host unregisters its VMs). */
   private readonly lastHost = new Map<string, string>();
 
-  private setState(rec: BurstRecord, state: BurstState): void {
-    rec.state = state;
+  private note(rec: BurstRecord, state: string): void {
     rec.timeline.push({ atUs: this.world.clock.nowUs(), state });
   }
 
@@ -261,16 +325,16 @@ export class BurstController {
     const attempt = [...this.records.values()].filter((r) => r.vmId === vmId).length;
     const rec: BurstRecord = {
       vmId, cause, decidedUs: this.world.clock.nowUs(), runningUs: null, homeUs: null, instanceId: null, instanceType: null, zone: null,
-      pricePerHourUsd: 0, launchAttempts: 0, state: 'deciding', timeline: [], transferId: `burst-${vmId}${attempt > 0 ? `-${attempt + 1}` : ''}`,
+      pricePerHourUsd: 0, launchAttempts: 0, timeline: [], transferId: `burst-${vmId}${attempt > 0 ? `-${attempt + 1}` : ''}`,
       transfer: null, proxies: [], io: null, boot: NO_BOOT, frozen: null, bootStartedUs: null, downSinceUs: null, homeHostId, reason, error: null,
     };
-    this.setState(rec, 'deciding');
     this.records.set(vmId, rec);
     this.decisions++;
     this.world.trace.emit('controller', 'controller.decision', { action: cause === 'standby' ? 'standby' : 'burst', vm: vmId, reason, score: Math.round(score * 1000) / 1000 });
     this.inFlight++;
     this.runBurst(rec).catch((err: unknown) => {
-      this.setState(rec, 'failed');
+      // The VM stays (or is back) on-prem: that is its goal again.
+      this.kit?.instances.want(vmId, 'onprem');
       rec.homeUs = this.world.clock.nowUs();
       rec.error = `${errorCode(err) ?? 'E_UNKNOWN'}: ${(err as Error).message}`;
       this.world.log('warn', 'controller', `burst of ${vmId} failed: ${(err as Error).message}`, { code: errorCode(err) ?? 'E_UNKNOWN' });
@@ -282,28 +346,16 @@ export class BurstController {
     }).finally(() => { this.inFlight--; });
   }
 
-  /** Follow a machine's states into the VM's timeline. */
-  private follow(rec: BurstRecord, machine: string, running: { state: string; actor: { subscribe(fn: (s: unknown) => void): unknown } }, onState?: (state: string) => void): void {
-    let last = '';
-    const see = (state: string): void => {
-      if (state === last) return;
-      last = state;
-      rec.timeline.push({ atUs: this.world.clock.nowUs(), state: `${machine}.${state}` });
-      onState?.(state);
-    };
-    see(running.state);
-    running.actor.subscribe(() => see(running.state));
-  }
-
   private async runBurst(rec: BurstRecord): Promise<void> {
-    const env = await this.start();
+    const kit = await this.start();
     const vm = this.vmSpec(rec.vmId);
-    const fit = this.fits(vm);
+    const instance = kit.instances.want(vm.name, 'cloud');
+    this.following.get(vm.name)?.();
+    this.following.set(vm.name, followStates(instance, (state) => this.note(rec, `instance.${state}`)));
+    const fit = this.launcher!.plan(vm);
     if (fit.length === 0) throw new SpillwayError('E_NO_FIT', `no instance type fits ${vm.name} (${vm.vcpus} vCPU, ${vm.ramMiB} MiB)`);
-    this.launchPlans.set(vm.name, { types: fit, zones: this.zones(vm.workload) });
-    this.setState(rec, 'launching');
-    const t = env.runtime.start({ machine: this.transferMachine!, id: rec.transferId, src: `vm/${vm.name}` }, {
-      id: rec.transferId, config: env.flow,
+    const t = kit.runtime.start({ machine: this.transferMachine!, id: rec.transferId, src: `vm/${vm.name}` }, {
+      id: rec.transferId, config: kit.flow,
       transfer: {
         vmId: vm.name, kind: 'stateless', direction: 'O2C', stagingImageId: this.stagingImage(),
         // The machine's best fit checks the controller's choice against the guest; provision then walks the fallbacks.
@@ -311,14 +363,15 @@ export class BurstController {
         ...(rec.homeHostId ? { homeHostId: rec.homeHostId } : {}),
       },
     });
-    this.follow(rec, 'transfer', t, (state) => {
-      if (state === 'stageBoot' && rec.state === 'launching') {
-        rec.bootStartedUs = this.world.clock.nowUs();
-        this.setState(rec, 'booting');
-      }
+    const reporting = kit.instances.followTransfer(vm.name, t);
+    followStates(t, (state) => {
+      this.note(rec, `transfer.${state}`);
+      if (state === 'stageBoot' && rec.bootStartedUs === null) rec.bootStartedUs = this.world.clock.nowUs();
     });
     const out = await t.done;
-    this.launchPlans.delete(vm.name);
+    reporting();
+    this.launcher!.done(vm.name);
+    kit.instances.ended(vm.name, endOf(out, 'cloud', 'onprem'));
     if (out.outcome !== 'ok') {
       const f = out.failure;
       throw new SpillwayError(f?.code ?? 'E_TRANSFER', `transfer ${out.outcome} at ${f?.step ?? '?'}: ${f?.message ?? 'no reason recorded'}`);
@@ -326,96 +379,19 @@ export class BurstController {
     rec.transfer = out.data;
     rec.instanceId = out.data.instanceId ?? null;
     const bootDisk = vm.disks[0]!.id;
-    const profile = env.guestBoot.bootProfile(vm.name, vm.image);
+    const profile = kit.guestBoot.bootProfile(vm.name, vm.image);
     rec.boot = {
       bootUs: this.world.clock.nowUs() - (rec.bootStartedUs ?? this.world.clock.nowUs()), bootReads: profile.reads,
       bootBytes: (out.data.stagingBootBytes ?? 0) + (out.data.targetBootBytes ?? 0), bootWorkingSetBytes: profile.workingSetBytes,
     };
-    rec.proxies = env.proxy.proxyIds(vm.name).map((id) => env.proxy.cloudProxy(id));
-    const type = this.catalog!.find((x) => x.name === rec.instanceType)!;
-    this.host.hypervisor.runElsewhere(vm.name, type.vcpus);
+    rec.proxies = kit.proxy.proxyIds(vm.name).map((id) => kit.proxy.cloudProxy(id));
+    this.host.hypervisor.runElsewhere(vm.name, this.launcher!.typeOf(rec.instanceType)!.vcpus);
     rec.runningUs = this.world.clock.nowUs();
-    this.setState(rec, 'running');
     this.world.trace.emit(`vm/${vm.name}`, 'vm.placed', { where: 'cloud', instance: rec.instanceId, instanceType: rec.instanceType });
     rec.io = this.host.appIo({
-      vmId: vm.name, diskId: bootDisk, device: env.proxy.targetDevice(vm.name, bootDisk), stream: `controller/io/${vm.name}`, recordWrites: this.options.recordWrites ?? false,
+      vmId: vm.name, diskId: bootDisk, device: kit.proxy.targetDevice(vm.name, bootDisk), stream: `controller/io/${vm.name}`, recordWrites: this.options.recordWrites ?? false,
     });
     rec.io.start();
-  }
-
-  /**
-   * FIG 7 step 723 as this controller runs it: RunInstances over the VM's
-   * best-fit types × zones by §6 target score, the machine's chosen type
-   * first. A capacity fault moves on to the next zone, then the next type;
-   * each try has its own idempotency token, so a re-run step finds the
-   * instance it already launched.
-   */
-  private provisionActor(env: MachineKit) {
-    return fromPromise<Partial<TransferData>, StepInput<TransferInput, TransferData>>(async ({ input: step }) => {
-      const { input, data, token, id } = step;
-      const rec = this.records.get(input.vmId);
-      const plan = this.launchPlans.get(input.vmId);
-      const chosen = this.catalog!.find((t) => t.name === data.serverType);
-      const types = [...(chosen ? [chosen] : []), ...(plan?.types ?? []).filter((t) => t.name !== data.serverType)];
-      const zones: Array<string | undefined> = plan?.zones ?? [input.zone];
-      let lastErr: unknown = null;
-      let k = 0;
-      for (const type of types) {
-        for (const zone of zones) {
-          k++;
-          if (rec) rec.launchAttempts++;
-          try {
-            const [inst] = await env.env.cloud.runInstances({
-              clientToken: `${token}:${k}`, imageId: input.stagingImageId!, instanceType: type.name, ...(zone ? { zone } : {}), count: 1,
-              userData: JSON.stringify({ vmId: input.vmId, flow: id }),
-              tags: { 'spillway:run': env.env.cloud.runId, 'spillway:flow': id, 'spillway:vm': input.vmId },
-            });
-            if (rec) {
-              rec.instanceId = inst!.id;
-              rec.instanceType = type.name;
-              rec.zone = inst!.zone;
-              rec.pricePerHourUsd = type.pricePerHourUsd;
-            }
-            return { instanceId: inst!.id, serverType: type.name };
-          } catch (err) {
-            lastErr = err;
-            if (!(err instanceof CloudError) || !CAPACITY.test(err.code)) throw err;
-            this.launchFaults++;
-            this.world.trace.emit('controller', 'controller.decision', { action: 'burst', vm: input.vmId, reason: `${err.code} for ${type.name} in ${zone ?? 'any zone'}: trying the next zone or type` });
-          }
-        }
-      }
-      throw new SpillwayError('E_NO_CAPACITY', `no capacity for ${input.vmId} in any fitting type or zone`, { cause: lastErr });
-    });
-  }
-
-  /** Best fit first, then the next cheapest fits (tried when a type has no capacity). */
-  private fits(vm: Scenario['datacenter']['vms'][number]): InstanceTypeInfo[] {
-    const catalog = this.policy.instanceType === 'auto' ? this.catalog! : this.catalog!.filter((t) => t.name === this.policy.instanceType);
-    const out: InstanceTypeInfo[] = [];
-    let rest = [...catalog];
-    for (;;) {
-      const f = bestFit(rest, { vcpus: vm.vcpus, memoryMiB: vm.ramMiB, iops: 0, licences: [] });
-      if (!f) return out;
-      out.push(f.type);
-      rest = rest.filter((t) => t.name !== f.type.name);
-    }
-  }
-
-  /** Zones by §6 target score: the latency of proxies already there, how full they are, similar work. */
-  private zones(workload: string): string[] {
-    const zones = this.host.scenario.cloud.zones;
-    const targets: CloudTarget[] = zones.map((z) => {
-      const here = [...this.records.values()].filter((r) => r.zone === z && r.homeUs === null);
-      const lat = here.map((r) => r.io?.meanReadLatencyUs() ?? 0);
-      return {
-        id: z, storageLatencyUs: lat.length ? lat.reduce((a, b) => a + b, 0) / lat.length : 0, workloadsOnHost: here.length,
-        workloadKinds: here.map((r) => this.vmSpec(r.vmId).workload),
-        expandableGiB: 16384, storageUsdPerGiBMonth: this.rates.cloudStorageUsdPerGiBMonth, allowedDataClasses: ['internal'],
-        storageTransformations: 0, managementComplexity: 0.2, supportsHa: true,
-      };
-    });
-    return scoreTargets(targets, { workloadKind: workload, diskGiB: 0, dataClass: 'internal', needsHa: false }, this.policy.targets.weights).map((t) => t.targetId);
   }
 
   private stagingImage(): string {
@@ -436,7 +412,7 @@ export class BurstController {
   }
 
   private reverse(rec: BurstRecord, reason: string): void {
-    if (rec.state !== 'running') return;
+    if (!this.inCloud(rec)) return;
     let targetHostId: string;
     try {
       targetHostId = this.homeFor(rec);
@@ -444,7 +420,7 @@ export class BurstController {
       this.world.log('warn', 'controller', `${rec.vmId} stays in the cloud: ${(err as Error).message}`, { code: errorCode(err) ?? 'E_UNKNOWN' });
       return;
     }
-    this.setState(rec, 'reversing');
+    this.kit!.instances.want(rec.vmId, 'onprem');
     this.decisions++;
     this.world.trace.emit('controller', 'controller.decision', { action: 'reverse', vm: rec.vmId, reason });
     void this.runReverse(rec, targetHostId).catch((err: unknown) => {
@@ -454,35 +430,33 @@ export class BurstController {
   }
 
   private async runReverse(rec: BurstRecord, targetHostId: string): Promise<void> {
-    const env = this.env!;
+    const kit = this.kit!;
     const t = rec.transfer!;
-    await rec.io?.stop();
-    // The instance stops first (FIG 16 step 1607): the VM's work pauses until it runs on-prem again.
-    this.host.hypervisor.runElsewhere(rec.vmId, null);
-    const id = `${rec.transferId}-reverse`;
-    const r = env.runtime.start({ machine: env.machines.reverse, id, src: `vm/${rec.vmId}` }, {
-      id, config: env.flow,
+    const n = (this.reverses.get(rec.transferId) ?? 0) + 1;
+    this.reverses.set(rec.transferId, n);
+    const id = `${rec.transferId}-reverse${n > 1 ? `-${n}` : ''}`;
+    kit.instances.send(rec.vmId, { type: 'RETURNING' });
+    const r = kit.runtime.start({ machine: this.reverseMachine!, id, src: `vm/${rec.vmId}` }, {
+      id, config: kit.flow,
       reverse: {
         vmId: rec.vmId, preMoveSnapshotId: t.snapshotId!, originalGuest: t.originalGuest!, instanceId: rec.instanceId!,
         targetHostId, exports: t.exports!, persistence: t.persistence!, leaseOwner: rec.transferId, powerOn: true,
       },
     });
-    this.follow(rec, 'reverse', r, (state) => {
+    followStates(r, (state) => {
+      this.note(rec, `reverse.${state}`);
       // Writes are flushed; remount closes the target next.
       if (state === 'remount' && !rec.frozen) rec.frozen = sessionFigures(rec.proxies, rec.boot, rec.io);
     });
     const out = await r.done;
+    kit.instances.ended(rec.vmId, endOf(out, 'onprem', 'cloud'));
     if (out.outcome !== 'ok') {
-      // Rolled back: the instance runs again with the VM's disks behind its target.
-      const type = this.catalog!.find((x) => x.name === rec.instanceType)!;
-      this.host.hypervisor.runElsewhere(rec.vmId, type.vcpus);
-      rec.frozen = null;
-      this.setState(rec, 'running');
-      rec.io?.start();
+      // Rolled back (the machine's rollback resumed the work in the cloud): the cloud is the VM's goal again.
+      if (out.outcome === 'rolled-back') kit.instances.want(rec.vmId, 'cloud');
       throw new SpillwayError(out.failure?.code ?? 'E_REVERSE', `reverse ${out.outcome} at ${out.failure?.step ?? '?'}: ${out.failure?.message ?? 'no reason recorded'}`);
     }
+    this.paused.delete(rec.vmId);
     rec.homeUs = this.world.clock.nowUs();
-    this.setState(rec, 'home');
   }
 
   /** What the VM measured in the cloud (null before its transfer finished). */

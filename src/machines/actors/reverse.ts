@@ -1,32 +1,38 @@
 import { SpillwayError } from '../../errors.js';
 import type { MachineEnv } from '../env.js';
 import type { ReverseData, ReverseInput } from '../reverse.js';
-import { act, mountAll, reactivateVm, restoreGuest, startInstance, stopInstance, terminate, unmountAll } from './common.js';
+import { actorsOf, mountAll, reactivateVm, restoreGuest, startInstance, stopInstance, terminate, unmountAll, type Step } from './common.js';
 
-/** The reverse machine's actors (FIG 16): bring a VM that runs remotely home, or back to running remotely on rollback. */
+type I = ReverseInput;
+type D = ReverseData;
 
-export function reverseActors(env: MachineEnv) {
-  type I = ReverseInput;
-  type D = ReverseData;
+/**
+ * The reverse machine's steps (FIG 16): bring a VM that runs remotely home,
+ * or back to running remotely on rollback. Plain functions, so a controller
+ * can add what the move means to its own bookkeeping (the burst controller
+ * pauses the VM's work with deactivateRemote and resumes it with rollback).
+ */
+export function reverseSteps(env: MachineEnv) {
   const hv = env.hypervisor;
+  const s = (fn: Step<I, D>): Step<I, D> => fn;
   return {
-    deactivateRemote: act<I, D>(async ({ input, data }, signal) => {
+    deactivateRemote: s(async ({ input, data }, signal) => {
       const remoteGuest = data.remoteGuest ?? structuredClone(hv.vm(input.vmId).guest);
       if (input.instanceId) await stopInstance(env, input.instanceId, signal);
       else if (hv.vm(input.vmId).power !== 'stopped') await hv.powerOff(input.vmId);
       return { remoteStopped: true, remoteGuest };
     }),
-    flushWrites: act<I, D>(async ({ input }) => {
+    flushWrites: s(async ({ input }) => {
       const { flushedBytes, pendingBytes } = await env.proxy.flushWriteBehind({ vmId: input.vmId });
       if (pendingBytes > 0) throw new SpillwayError('E_BUSY', `${pendingBytes} bytes of writes are still pending after the flush`);
       return { flushedBytes };
     }),
-    snapshotLocal: act<I, D>(async ({ input, token }) => ({ localSnapshotId: (await hv.snapshot(input.vmId, token)).id })),
-    restoreConfig: act<I, D>(async ({ input }) => {
+    snapshotLocal: s(async ({ input, token }) => ({ localSnapshotId: (await hv.snapshot(input.vmId, token)).id })),
+    restoreConfig: s(async ({ input }) => {
       await hv.updateGuest(input.vmId, (g) => restoreGuest(g, input.originalGuest));
       return { configRestored: true };
     }),
-    recreateCloudOnlyDisks: act<I, D>(async ({ input }) => {
+    recreateCloudOnlyDisks: s(async ({ input }) => {
       const cloudOnly = Object.entries(input.persistence).filter(([, p]) => p === 'cloud-only').map(([d]) => d).sort();
       for (const diskId of cloudOnly) await env.proxy.discardCloudOnly({ vmId: input.vmId, diskId });
       // FIG 16 step 1619. With every disk cloud-only, nothing on-prem changed
@@ -37,21 +43,21 @@ export function reverseActors(env: MachineEnv) {
       if (cloudOnly.length === Object.keys(input.persistence).length) await hv.revertToSnapshot(input.preMoveSnapshotId);
       return { recreatedDisks: cloudOnly };
     }),
-    remount: act<I, D>(async ({ input }) => {
+    remount: s(async ({ input }) => {
       await env.proxy.closeTarget({ vmId: input.vmId });
       await unmountAll(env, input.vmId, input.exports, input.leaseOwner);
       return { remounted: true };
     }),
-    reactivate: act<I, D>(async ({ input }) => {
+    reactivate: s(async ({ input }) => {
       await reactivateVm(env, input.vmId, input.targetHostId, input.powerOn);
       return { reactivated: true };
     }),
-    releaseRemote: act<I, D>(async ({ input }) => {
+    releaseRemote: s(async ({ input }) => {
       if (input.instanceId) await terminate(env, [input.instanceId]);
       await hv.deleteSnapshot(input.preMoveSnapshotId);
       return { remoteReleased: true };
     }),
-    rollback: act<I, D>(async ({ input, data }, signal) => {
+    rollback: s(async ({ input, data }, signal) => {
       // Back to running remotely, as before the reverse began.
       if (data.reactivated || hv.vm(input.vmId).hostId !== null) {
         if (hv.vm(input.vmId).power !== 'stopped') await hv.powerOff(input.vmId);
@@ -67,4 +73,9 @@ export function reverseActors(env: MachineEnv) {
       return {};
     }),
   };
+}
+
+/** The reverse machine's actors: its steps as promise actors. */
+export function reverseActors(env: MachineEnv) {
+  return actorsOf(reverseSteps(env));
 }

@@ -57,7 +57,9 @@ export function buildBurstSection(input: ReportInput): Record<string, unknown> {
     const blocksRead = (f?.cacheHits ?? 0) + (f?.cacheMisses ?? 0);
     vms[vm.name] = {
       burst: rec !== null && rec.runningUs !== null,
-      state: rec ? rec.state : 'onprem',
+      // The VM's instance machine: where it is and where the controller wants it (never moved: on-prem).
+      state: ctl?.statusOf(vm.name)?.current ?? 'onpremRunning',
+      goal: ctl?.statusOf(vm.name)?.goal ?? 'onprem',
       cause: rec?.cause ?? null,
       timeline: (rec?.timeline ?? []).map((t) => ({ atHours: r3(t.atUs / US_PER_H), state: t.state })),
       instanceType: rec?.instanceType ?? null,
