@@ -228,6 +228,7 @@ export const ERROR_CATALOGUE = {
       E_NOT_PROVIDED: 'an actor was not provided to the machine (a wiring bug)',
       E_MACHINE_CRASH: 'a machine\'s actor threw outside its error handling; the trace names the machine and state',
       E_SNAPSHOT_MISMATCH: 'a persisted snapshot belongs to another machine than the one restored from it',
+      E_NOT_RETIRED: 'a migrated VM\'s on-prem copy is still registered, powered on or leased after its retirement; the message names what',
       E_FLOW_FAILED: 'a flow ended failed without recording which step failed or why',
       E_DROP_PAST_RETURN: 'a clone drop failed after its instance was terminated: the clone cannot serve again; the message names what is left behind',
     },

@@ -80,7 +80,7 @@ async function run(migrate: string, timeline = ''): Promise<Run> {
   return { report: sim.report(), sim, events };
 }
 
-type VmFigures = { state: string; migrated: boolean; retired: boolean; runsFromVolumes: boolean; inCloudHours: number | null; syncedHours: number | null;
+type VmFigures = { state: string; timeline: Array<{ atHours: number; state: string }>; migrated: boolean; retired: boolean; runsFromVolumes: boolean; inCloudHours: number | null; syncedHours: number | null;
   rounds: number; bytes: { allocated: number; fetched: number; synced: number; disk: number; reSent: number } };
 type Section = { migrated: number; failed: number; unfinished: number; retired: number; runningFromVolumes: number; bytes: { reSent: number; fetched: number; allocated: number };
   outage: { count: number; stallSeconds: number; roundsCaught: number }; downtime: { p50Seconds: number | null }; vms: Record<string, VmFigures> };
@@ -176,6 +176,12 @@ describe('migration wave', () => {
         expect(states, `${vm} ${s}`).toContain(s);
       }
       expect(calm.events.some((e) => e.src === `vm/${vm}` && e.type === 'machine.done' && e.data.machine === 'migration' && e.data.outcome === 'ok')).toBe(true);
+      // Its instance machine followed it out and to migrated (goal migrated throughout); then the retire machine ran.
+      const instance = calm.events.filter((e) => e.src === `vm/${vm}` && e.type === 'machine.state' && e.data.machine === 'instance').map((e) => `${e.data.state}/${e.data.goal}`);
+      expect(instance).toEqual(['onpremRunning/migrated', 'deactivated/migrated', 'decoupled/migrated', 'cloudStreaming/migrated', 'migrating/migrated', 'migrated/migrated']);
+      const timeline = v.timeline.map((t) => t.state);
+      expect(timeline.filter((t) => t.startsWith('retire.'))).toEqual(['retire.releaseDisks', 'retire.deleteSnapshot', 'retire.verify', 'retire.retired']);
+      expect(timeline.indexOf('retire.releaseDisks')).toBeGreaterThan(timeline.indexOf('instance.migrated'));
     }
     // The on-prem VM is retired; the one not selected still runs on-prem.
     const hv = calm.sim.hypervisor;

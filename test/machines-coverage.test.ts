@@ -10,6 +10,7 @@ import type { FlowConfig } from '../src/machines/flow.js';
 import { instanceMachine } from '../src/machines/instance.js';
 import { migrationMachine } from '../src/machines/migration.js';
 import { proxyResizeMachine } from '../src/machines/proxy-resize.js';
+import { retireMachine } from '../src/machines/retire.js';
 import { reverseMachine } from '../src/machines/reverse.js';
 import { transferMachine } from '../src/machines/transfer.js';
 import { sampleGuest } from './machines-doubles.js';
@@ -76,6 +77,10 @@ const CASES: Array<[AnyStateMachine, CoverageOptions]> = [
         identity: joined ? { machineName: 'vm-c1', machineId: 'm' } : null, domain: joined ? 'corp' : null,
       },
     })),
+    variants: { ROLLBACK: [{ type: 'ROLLBACK', reason: 'operator' }] },
+  }],
+  [retireMachine, {
+    inputs: ['s', null].map((snapshotId) => ({ id: 'r', config, retire: { vmId: 'vm', exports: [], leaseOwner: 't', snapshotId } })),
     variants: { ROLLBACK: [{ type: 'ROLLBACK', reason: 'operator' }] },
   }],
   [instanceMachine, {

@@ -221,6 +221,7 @@ export class FakeHypervisor implements Hypervisor {
     this.leases.set(diskId, owner);
     return { diskId, owner, release: () => { if (this.leases.get(diskId) === owner) this.leases.delete(diskId); } };
   }
+  diskLeaseOwner(diskId: string): string | null { return this.leases.get(diskId) ?? null; }
   openDisk(diskId: string): BlockDevice { return this.diskMap.get(diskId)!.dev; }
 }
 

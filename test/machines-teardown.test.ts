@@ -3,8 +3,12 @@ import { fromPromise } from 'xstate';
 import { cloneMachine, type CloneOutput } from '../src/machines/clone.js';
 import { cloneDropMachine, type CloneDropInput } from '../src/machines/clone-drop.js';
 import type { FlowConfig } from '../src/machines/flow.js';
+import { retireMachine, type RetireInput } from '../src/machines/retire.js';
+import { transferMachine } from '../src/machines/transfer.js';
 import { cloneActors } from '../src/machines/actors/clone.js';
 import { cloneDropActors } from '../src/machines/actors/clone-drop.js';
+import { retireActors } from '../src/machines/actors/retire.js';
+import { transferActors } from '../src/machines/actors/transfer.js';
 import { config, harness, S, type Harness } from './helpers/machine-harness.js';
 
 /** A step that never answers: only its timeout ends it. */
@@ -91,5 +95,61 @@ describe('clone-drop (the end of a scale-out)', () => {
     const rolling = h.events.find((e) => e.type === 'machine.state' && e.data.machine === 'cloneDrop' && e.data.state === 'rollingBack')!;
     expect(rolling.t - entered.t).toBe(45 * S + 2 * S + 45 * S);
     expect(h.env.proxy.vms.get('web-c1')?.target).toBeDefined();
+  });
+});
+
+/** Transfer `app` out (stateless O2C: leases held by the transfer, a pre-move snapshot) and return the retire input. */
+async function transferred(h: Harness): Promise<RetireInput> {
+  h.env.hypervisor.addVm('app', 'h1');
+  const id = 'app-transfer';
+  const run = h.rt.start({ machine: transferMachine.provide({ actors: transferActors(h.env) }), id, src: 'vm/app' }, {
+    id, config: config(), transfer: { vmId: 'app', kind: 'stateless', direction: 'O2C', stagingImageId: 'ami-staging', zone: 'us-east-1a', homeHostId: 'h1' },
+  });
+  await h.world.run();
+  const out = await run.done;
+  expect(out.outcome).toBe('ok');
+  return { vmId: 'app', exports: out.data.exports ?? [], leaseOwner: id, snapshotId: out.data.snapshotId ?? null };
+}
+
+async function retire(h: Harness, input: RetireInput, actors: Record<string, unknown> = retireActors(h.env), cfg: FlowConfig = config()) {
+  const id = 'app-retire';
+  const run = h.rt.start({ machine: retireMachine.provide({ actors: actors as never }), id, src: 'vm/app' }, { id, config: cfg, retire: input });
+  await h.world.run();
+  return run.done;
+}
+
+describe('retire (the on-prem copy of a migrated VM)', () => {
+  it('releases the leases, deletes the pre-move snapshot and checks the VM is off, deactivated and unleased', async () => {
+    const h = harness();
+    const input = await transferred(h);
+    expect(h.env.hypervisor.leases.size).toBe(3);
+    expect(h.env.hypervisor.snapshots.size).toBe(1);
+    const done = await retire(h, input);
+    expect(done.outcome).toBe('ok');
+    expect(h.states('retire')).toEqual(['releaseDisks', 'deleteSnapshot', 'verify', 'retired']);
+    expect(h.env.hypervisor.leases.size).toBe(0);
+    expect(h.env.hypervisor.snapshots.size).toBe(0);
+  });
+
+  it('a VM that is back on a host is not retired: verify fails and the rollback takes the leases back', async () => {
+    const h = harness();
+    const input = await transferred(h);
+    const back = h.env.hypervisor.reactivate('app', 'h1');
+    await h.world.run();
+    await back;
+    const done = await retire(h, input);
+    expect(done).toMatchObject({ outcome: 'rolled-back', failure: { step: 'verify', code: 'E_NOT_RETIRED' } });
+    expect(done.failure!.message).toMatch(/still registered on h1/);
+    expect([...h.env.hypervisor.leases.values()]).toEqual(['app-transfer', 'app-transfer', 'app-transfer']);
+  });
+
+  it('a release that never answers times out, and the rollback leaves the leases where they were', async () => {
+    const h = harness();
+    const input = await transferred(h);
+    const actors = { ...retireActors(h.env), releaseDisks: hangs };
+    const done = await retire(h, input, actors, config({ timeoutsUs: { releaseDisks: 30 * S }, retry: { maxAttempts: 1, backoffBaseUs: S, backoffMaxUs: S, backoffFactor: 1 } }));
+    expect(done).toMatchObject({ outcome: 'rolled-back', failure: { step: 'releaseDisks', code: 'E_TIMEOUT' } });
+    expect(h.env.hypervisor.leases.size).toBe(3);
+    expect(h.env.hypervisor.snapshots.size).toBe(1);
   });
 });

@@ -51,6 +51,7 @@ describe.skipIf(!present)('qemu hypervisor (real qemu, TCG)', () => {
 
     // Blocks written through the port while the VM is off, under its lease.
     const lease = hv.lockDisk('raw-1-data', 'test');
+    expect(hv.diskLeaseOwner('raw-1-data')).toBe('test');
     const disk = hv.openDisk('raw-1-data');
     await disk.write(512, Buffer.from('spillway was here'));
     await disk.flush();
@@ -59,6 +60,7 @@ describe.skipIf(!present)('qemu hypervisor (real qemu, TCG)', () => {
     expect(back.toString()).toBe('spillway was here');
     await expect(hv.powerOn('raw-1')).rejects.toMatchObject({ code: 'E_LEASE_HELD' });
     lease.release();
+    expect(hv.diskLeaseOwner('raw-1-data')).toBeNull();
 
     await hv.powerOn('raw-1');
     expect(hv.vm('raw-1').power).toBe('running');

@@ -17,8 +17,8 @@ import { flowActions, flowDelays, flowGuards, initialFlowContext, type FlowConfi
  *
  * The in-between states (deactivated, decoupled, returning, migrating) wait
  * on a flow and time out into `failed` (E_STUCK) after their configured time.
- * Controllers follow it: the burst controller keeps one per VM it moves and
- * reports its state (src/controller/instance-tracker.ts).
+ * Controllers follow it: the burst controller and the migration wave keep
+ * one per VM they move and report its state (src/controller/instance-tracker.ts).
  */
 
 export type InstanceGoal = 'onprem' | 'cloud' | 'cloned' | 'migrated';

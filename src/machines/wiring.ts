@@ -7,6 +7,7 @@ import type { MachineEnv } from './env.js';
 import { instanceMachine } from './instance.js';
 import { migrationMachine } from './migration.js';
 import { proxyResizeMachine } from './proxy-resize.js';
+import { retireMachine } from './retire.js';
 import { reverseMachine } from './reverse.js';
 import { transferMachine } from './transfer.js';
 import { cloneActors } from './actors/clone.js';
@@ -16,6 +17,7 @@ import { containerizeActorsFor } from './actors/containerize.js';
 import { cutoverActors } from './actors/cutover.js';
 import { migrationActors } from './actors/migration.js';
 import { proxyResizeActors } from './actors/proxy-resize.js';
+import { retireActors } from './actors/retire.js';
 import { reverseActors } from './actors/reverse.js';
 import { transferActors } from './actors/transfer.js';
 
@@ -37,6 +39,7 @@ export function wireMachines(env: MachineEnv) {
     cloneDrop: cloneDropMachine.provide({ actors: cloneDropActors(env) }),
     cutover: cutoverMachine.provide({ actors: cutoverActors(env) }),
     migration: migrationMachine.provide({ actors: migrationActors(env) }),
+    retire: retireMachine.provide({ actors: retireActors(env) }),
     proxyResize: proxyResizeMachine.provide({ actors: proxyResizeActors(env) }),
     containerize: containerizeMachine.provide({ actors: containerizeActorsFor(env) }),
     containerTransfer: containerTransferMachine.provide({ actors: containerTransferActors(env) }),

@@ -30,8 +30,6 @@ export interface HostMonitor {
   stats(): { vms: Array<{ id: string; task: TaskProgress | null }> };
   /** The VM's power state, without building its whole VmInfo (called per VM per tick). */
   powerOf(vmId: string): PowerState;
-  /** Who holds the disk's write lease (null: nobody). */
-  diskLeaseOwner(diskId: string): string | null;
   /**
    * The VM's work now runs on a remote server with `vcpus` vCPUs (null: it
    * runs there no more). A real platform sees that by itself; the emulated

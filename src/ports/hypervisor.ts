@@ -139,6 +139,8 @@ export interface Hypervisor {
   restoreMemory(vmId: string, image: MemoryImage): Promise<void>;
 
   lockDisk(diskId: string, owner: string): DiskLease;
+  /** Who holds the disk's write lease (null: nobody). */
+  diskLeaseOwner(diskId: string): string | null;
   /** The disk's blocks. Writers must hold the lease. */
   openDisk(diskId: string): BlockDevice;
 }

@@ -1,13 +1,16 @@
-import type { AnyMachineSnapshot, StateValue } from 'xstate';
+import type { AnyMachineSnapshot } from 'xstate';
 import { SpillwayError, errorCode } from '../../errors.js';
 import type { FlowConfig, StepError } from '../../machines/flow.js';
+import type { InstanceState } from '../../machines/instance.js';
 import type { HostMonitor } from '../../ports/host-monitor.js';
 import type { Hypervisor } from '../../ports/hypervisor.js';
 import type { MigrationProgress, ProxyControl } from '../../ports/proxy-control.js';
-import { statePath, type RunningMachine } from '../../machines/runtime.js';
+import type { RunningMachine } from '../../machines/runtime.js';
+import type { TransferData } from '../../machines/transfer.js';
 import { wireMachines, type WiredMachines } from '../../machines/wiring.js';
 import type { Scenario } from '../../scenario/schema.js';
 import type { World } from '../../world/types.js';
+import { endOf, followStates } from '../instance-tracker.js';
 import type { MachineKit } from '../machine-kit.js';
 import { migrationWavePolicyOf, selectVms, type MigrationWavePolicy } from '../../scenario/policies/migration-wave.js';
 
@@ -23,8 +26,11 @@ import { migrationWavePolicyOf, selectVms, type MigrationWavePolicy } from '../.
  *      `syncChunkBytes` at shortening intervals), then — when the cut-over
  *      rule allows — stop, attach the volumes, reboot from them, detach the
  *      proxies;
- *   3. the on-prem VM is retired: its disk leases are released and the
+ *   3. retire machine: the on-prem VM's disk leases are released and the
  *      transfer's snapshot is deleted; it stays deactivated and powered off.
+ *
+ * Where each VM is, is its instance machine (goal `migrated`): the flows
+ * report to it as they go (`statusOf`).
  *
  * A WAN flap stalls the link: pending reads are sent again after the link
  * client reconnects, and a step that fails or times out is retried by its
@@ -32,7 +38,13 @@ import { migrationWavePolicyOf, selectVms, type MigrationWavePolicy } from '../.
  * so nothing already in a volume is fetched again.
  */
 
-export type WaveVmState = 'queued' | 'transferring' | 'syncing' | 'awaiting-window' | 'cutting-over' | 'migrated' | 'failed';
+/**
+ * The report's word for a VM of the wave: its instance machine's state, or
+ * `queued` before it started, `retiring` while the on-prem copy is retired
+ * (the instance is migrated then, the wave not yet done with it), `failed`
+ * once a flow failed it.
+ */
+export type WaveVmStatus = 'queued' | 'retiring' | 'failed' | InstanceState;
 
 /** Per-disk figures of the proxy's migration layer, summed over a VM's disks. */
 export interface WaveBytes {
@@ -58,8 +70,8 @@ export interface WaveBytes {
 export interface WaveVmRecord {
   vmId: string;
   diskIds: string[];
-  state: WaveVmState;
-  timeline: Array<{ atUs: number; state: WaveVmState }>;
+  /** The machines' states, in order ("instance.migrating", "migration.awaitWindow", "retire.verify"…; a sync loop is one "migration.sync"). */
+  timeline: Array<{ atUs: number; state: string }>;
   startedUs: number | null;
   /** The transfer reached `running`: the VM runs in the cloud through the proxies. */
   inCloudUs: number | null;
@@ -75,7 +87,7 @@ export interface WaveVmRecord {
   /** Step errors the machines retried or gave up on. */
   stepErrors: number;
   bytes: WaveBytes;
-  /** The on-prem VM: deactivated, powered off, leases released, snapshot deleted. */
+  /** The retire machine finished: the on-prem VM is deactivated, powered off, its leases released, its snapshot deleted. */
   retired: boolean;
   /** After the cut-over the cloud says: the instance runs, every volume is attached to it. */
   runsFromVolumes: boolean;
@@ -145,7 +157,7 @@ export class MigrationWave {
       const diskIds = vm.disks.map((d) => d.id);
       const diskBytes = vm.disks.reduce((s, d) => s + d.sizeBytes, 0);
       this.records.set(vm.name, {
-        vmId: vm.name, diskIds, state: 'queued', timeline: [], startedUs: null, inCloudUs: null, syncedUs: null,
+        vmId: vm.name, diskIds, timeline: [], startedUs: null, inCloudUs: null, syncedUs: null,
         cutoverStartUs: null, cutoverEndUs: null, endUs: null, instanceId: null, volumes: {}, rounds: 0, stepErrors: 0,
         bytes: zeroBytes(diskBytes), retired: false, runsFromVolumes: false, error: null,
       });
@@ -214,7 +226,7 @@ export class MigrationWave {
         this.fail(rec, `${errorCode(err) ?? 'E_UNKNOWN'}: ${(err as Error).message}`);
       }
     }
-    this.queue = [...this.records.values()].filter((r) => r.state === 'queued').map((r) => r.vmId);
+    this.queue = [...this.records.values()].filter((r) => r.error === null).map((r) => r.vmId);
     if (this.queue.length === 0) this.finish();
     for (let i = 0; i < p.waveSize && this.queue.length > 0; i++) this.next();
   }
@@ -259,43 +271,55 @@ export class MigrationWave {
       });
   }
 
-  private setState(rec: WaveVmRecord, state: WaveVmState): void {
-    if (rec.state === state && rec.timeline.length > 0) return;
-    rec.state = state;
+  private note(rec: WaveVmRecord, state: string): void {
     rec.timeline.push({ atUs: this.world.clock.nowUs(), state });
-    this.world.trace.emit(`vm/${rec.vmId}`, 'migrate.vm', { state });
+  }
+
+  /** Where the VM is in the wave (see WaveVmStatus), read from its machines. */
+  statusOf(rec: WaveVmRecord): WaveVmStatus {
+    if (rec.error !== null) return 'failed';
+    const instance = this.sme?.instances.stateOf(rec.vmId) ?? null;
+    if (instance === null) return 'queued';
+    return instance === 'migrated' && !rec.retired ? 'retiring' : instance;
   }
 
   private fail(rec: WaveVmRecord, error: string): void {
-    if (rec.state === 'migrated' || rec.state === 'failed') return;
+    if (rec.endUs !== null) return;
     rec.error = error;
     rec.endUs = this.world.clock.nowUs();
-    this.setState(rec, 'failed');
   }
 
   private finish(): void {
     if (this.endedUs !== null) return;
     this.endedUs = this.world.clock.nowUs();
     this.wanAtEnd = this.wanNow();
-    const migrated = [...this.records.values()].filter((r) => r.state === 'migrated').length;
+    const migrated = [...this.records.values()].filter((r) => this.statusOf(r) === 'migrated').length;
     this.world.trace.emit('controller/migrate', 'migrate.wave', { phase: 'end', migrated, failed: this.records.size - migrated });
     this.resolveFinished?.();
   }
 
+  /** One VM through the wave: transfer, migration, retirement; its instance machine's goal is `migrated` throughout. */
   private async migrate(rec: WaveVmRecord): Promise<void> {
-    const sme = this.sme!;
-    const machines = this.machines!;
-    const flow = this.flow!;
+    const kit = this.sme!;
+    rec.startedUs = this.world.clock.nowUs();
+    const instance = kit.instances.want(rec.vmId, 'migrated');
+    followStates(instance, (state) => this.note(rec, `instance.${state}`));
+    const transfer = await this.transferOut(rec);
+    if (!transfer) return;
+    if (!(await this.migrateVolumes(rec, transfer.instanceId))) return;
+    await this.retire(rec, transfer);
+  }
+
+  /** Step 1: the VM runs in the cloud, streamed through the proxies (FIG 7, stateless O2C). */
+  private async transferOut(rec: WaveVmRecord): Promise<{ transferId: string; instanceId: string; data: TransferData } | null> {
+    const kit = this.sme!;
     const p = this.policy;
     const hv = this.host.hypervisor;
     const vmId = rec.vmId;
-    rec.startedUs = this.world.clock.nowUs();
-    this.setState(rec, 'transferring');
-
     const transferId = `migrate-${vmId}-transfer`;
     const staging = this.host.scenario.cloud.images[0]?.id;
-    const t = sme.runtime.start({ machine: machines.transfer, id: transferId, src: `vm/${vmId}` }, {
-      id: transferId, config: flow,
+    const t = kit.runtime.start({ machine: this.machines!.transfer, id: transferId, src: `vm/${vmId}` }, {
+      id: transferId, config: this.flow!,
       transfer: {
         vmId, kind: 'stateless', direction: 'O2C',
         ...(hv.vm(vmId).hostId ? { homeHostId: hv.vm(vmId).hostId! } : {}),
@@ -303,56 +327,85 @@ export class MigrationWave {
         ...(p.instanceType !== 'auto' ? { instanceTypes: [p.instanceType] } : {}),
       },
     });
-    const tOut = await t.done;
+    const reporting = kit.instances.followTransfer(vmId, t);
+    followStates(t, (state) => this.note(rec, `transfer.${state}`));
+    const out = await t.done;
+    reporting();
     rec.stepErrors += errorsOf(t);
-    if (tOut.outcome !== 'ok') {
-      this.fail(rec, `transfer ${tOut.outcome}: ${tOut.failure ? `${tOut.failure.step}: ${tOut.failure.code}: ${tOut.failure.message}` : 'no failure recorded'}`);
-      return;
+    kit.instances.ended(vmId, endOf(out, 'cloud', 'onprem'));
+    if (out.outcome !== 'ok') {
+      // It stays where the rollback left it: on-prem.
+      if (out.outcome === 'rolled-back') kit.instances.want(vmId, 'onprem');
+      this.fail(rec, `transfer ${out.outcome}: ${out.failure ? `${out.failure.step}: ${out.failure.code}: ${out.failure.message}` : 'no failure recorded'}`);
+      return null;
     }
     rec.inCloudUs = this.world.clock.nowUs();
-    const instanceId = tOut.data.instanceId!;
-    rec.instanceId = instanceId;
-    const [inst] = await sme.env.cloud.describeInstances({ ids: [instanceId] });
-    if (!inst) throw new SpillwayError('E_INSTANCE_LOST', `instance ${instanceId} of ${vmId} is not visible after its transfer`);
-    const exports = tOut.data.exports ?? [];
-    rec.diskIds = exports.map((e) => e.diskId);
-    this.setState(rec, 'syncing');
+    rec.instanceId = out.data.instanceId!;
+    rec.diskIds = (out.data.exports ?? []).map((e) => e.diskId);
+    return { transferId, instanceId: out.data.instanceId!, data: out.data };
+  }
 
+  /** Step 2: cloud volumes filled behind the proxies, then the cut-over onto them (FIG 17/18). */
+  private async migrateVolumes(rec: WaveVmRecord, instanceId: string): Promise<boolean> {
+    const kit = this.sme!;
+    const p = this.policy;
+    const vmId = rec.vmId;
+    const [inst] = await kit.env.cloud.describeInstances({ ids: [instanceId] });
+    if (!inst) throw new SpillwayError('E_INSTANCE_LOST', `instance ${instanceId} of ${vmId} is not visible after its transfer`);
     const migrationId = `migrate-${vmId}`;
-    const m = sme.runtime.start({ machine: machines.migration, id: migrationId, src: `vm/${vmId}` }, {
-      id: migrationId, config: flow,
+    kit.instances.send(vmId, { type: 'MIGRATING' });
+    const m = kit.runtime.start({ machine: this.machines!.migration, id: migrationId, src: `vm/${vmId}` }, {
+      id: migrationId, config: this.flow!,
       migration: {
         vmId, instanceId, zone: inst.zone, diskIds: rec.diskIds, volumeType: p.volumeType, syncChunkBytes: p.syncChunkBytes,
         initialIntervalUs: p.syncInterval.initialUs, minIntervalUs: p.syncInterval.minUs, intervalFactor: p.syncInterval.factor,
       },
     });
-    let last = m.state;
-    const sub = m.actor.subscribe((snapshot) => {
-      const path = statePath((snapshot as AnyMachineSnapshot).value as StateValue);
-      if (path === last) return;
-      last = path;
+    let phase = '';
+    const stop = followStates(m, (path) => {
+      // A sync loop is one phase in the timeline; the trace has every round.
+      const now = path.startsWith('sync') ? 'sync' : path;
+      if (now !== phase) this.note(rec, `migration.${now}`);
+      phase = now;
       this.onMigrationState(rec, m, path);
     });
     const out = await m.done;
-    sub.unsubscribe();
+    stop();
     rec.stepErrors += errorsOf(m);
     rec.rounds = out.data.rounds ?? 0;
     rec.volumes = out.data.volumes ?? {};
+    kit.instances.ended(vmId, endOf(out, 'migrated', 'cloud'));
     if (out.outcome !== 'ok') {
+      // Rolled back, it streams from on-prem in the cloud again: that is where the wave leaves it.
+      if (out.outcome === 'rolled-back') kit.instances.want(vmId, 'cloud');
       this.fail(rec, `migration ${out.outcome}: ${out.failure ? `${out.failure.step}: ${out.failure.code}: ${out.failure.message}` : 'no failure recorded'}`);
+      return false;
+    }
+    return true;
+  }
+
+  /** Step 3: the proxies have left the data path; the on-prem copy is retired, and the cloud asked whether the VM runs from its volumes. */
+  private async retire(rec: WaveVmRecord, transfer: { transferId: string; instanceId: string; data: TransferData }): Promise<void> {
+    const kit = this.sme!;
+    const vmId = rec.vmId;
+    const retireId = `migrate-${vmId}-retire`;
+    const r = kit.runtime.start({ machine: this.machines!.retire, id: retireId, src: `vm/${vmId}` }, {
+      id: retireId, config: this.flow!,
+      retire: { vmId, exports: transfer.data.exports ?? [], leaseOwner: transfer.transferId, snapshotId: transfer.data.snapshotId ?? null },
+    });
+    followStates(r, (state) => this.note(rec, `retire.${state}`));
+    const out = await r.done;
+    rec.stepErrors += errorsOf(r);
+    if (out.outcome !== 'ok') {
+      this.fail(rec, `retire ${out.outcome}: ${out.failure ? `${out.failure.step}: ${out.failure.code}: ${out.failure.message}` : 'no failure recorded'}`);
       return;
     }
-    // The proxies have left the data path: the on-prem VM is retired.
-    for (const e of exports) await sme.proxy.unmountDisk({ vmId, diskId: e.diskId, owner: transferId });
-    if (tOut.data.snapshotId) await hv.deleteSnapshot(tOut.data.snapshotId);
-    const onprem = hv.vm(vmId);
-    rec.retired = onprem.hostId === null && onprem.power === 'stopped' && rec.diskIds.every((d) => hv.diskLeaseOwner(d) === null);
+    rec.retired = true;
     const volumeIds = rec.diskIds.map((d) => rec.volumes[d]).filter((v): v is string => v !== undefined);
-    const [after] = await sme.env.cloud.describeInstances({ ids: [instanceId] });
-    const attached = await sme.env.cloud.describeVolumes({ ids: volumeIds });
-    rec.runsFromVolumes = after?.state === 'running' && volumeIds.length === rec.diskIds.length && attached.length === volumeIds.length && attached.every((v) => v.attachedTo === instanceId);
+    const [after] = await kit.env.cloud.describeInstances({ ids: [transfer.instanceId] });
+    const attached = await kit.env.cloud.describeVolumes({ ids: volumeIds });
+    rec.runsFromVolumes = after?.state === 'running' && volumeIds.length === rec.diskIds.length && attached.length === volumeIds.length && attached.every((v) => v.attachedTo === transfer.instanceId);
     rec.endUs = this.world.clock.nowUs();
-    this.setState(rec, 'migrated');
   }
 
   private onMigrationState(rec: WaveVmRecord, m: RunningMachine<WiredMachines['migration']>, path: string): void {
@@ -360,7 +413,6 @@ export class MigrationWave {
     if (path === 'awaitWindow') {
       rec.syncedUs ??= now;
       this.capture(rec);
-      this.setState(rec, 'awaiting-window');
       const delayUs = this.untilCutoverAllowedUs(now);
       this.world.clock.schedule(delayUs, () => {
         if (m.state === 'awaitWindow') m.send({ type: 'MAINTENANCE_WINDOW' });
@@ -368,12 +420,9 @@ export class MigrationWave {
     } else if (path === 'cutover.stopInstance') {
       rec.cutoverStartUs ??= now;
       this.capture(rec);
-      this.setState(rec, 'cutting-over');
     } else if (path === 'cutover.detachProxies') {
       rec.cutoverEndUs ??= now;
       this.capture(rec);
-    } else if (path === 'sync' || path === 'syncWait') {
-      if (rec.state !== 'syncing') this.setState(rec, 'syncing');
     }
   }
 

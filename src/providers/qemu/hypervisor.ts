@@ -234,6 +234,10 @@ export class QemuHypervisor implements Hypervisor {
     return lease;
   }
 
+  diskLeaseOwner(diskId: string): string | null {
+    return this.diskState(diskId).lease?.owner ?? null;
+  }
+
   openDisk(diskId: string): BlockDevice {
     const d = this.diskState(diskId);
     if (d.format !== 'raw') throw new SpillwayError('E_DISK_FORMAT', `disk ${diskId} is ${d.format}; openDisk reads raw images only (serve a ${d.format} image with qemu-nbd, or convert it with qemu-img convert -O raw)`);

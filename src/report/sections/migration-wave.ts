@@ -32,7 +32,9 @@ export function buildMigrationSection(input: ReportInput): Record<string, unknow
   const selected = policy.enabled ? selectVms(input.scenario.datacenter.vms, policy.vms, policy.workloads).map((v) => v.name) : [];
   const recs: Array<WaveVmRecord | null> = selected.map((name) => wave?.records.get(name) ?? null);
   const done = recs.filter((r): r is WaveVmRecord => r !== null);
-  const migrated = done.filter((r) => r.state === 'migrated');
+  // The wave's word for each VM, read from its machines (queued before the wave reached it).
+  const status = (r: WaveVmRecord | null | undefined): string => (r && wave ? wave.statusOf(r) : 'queued');
+  const migrated = done.filter((r) => status(r) === 'migrated');
   const downtimes = migrated.filter((r) => r.cutoverStartUs !== null && r.cutoverEndUs !== null).map((r) => r3((r.cutoverEndUs! - r.cutoverStartUs!) / 1e6));
   const sum = (f: (r: WaveVmRecord) => number): number => done.reduce((s, r) => s + f(r), 0);
   const allocated = sum((r) => r.bytes.allocatedBytes);
@@ -45,15 +47,15 @@ export function buildMigrationSection(input: ReportInput): Record<string, unknow
   selected.forEach((name, i) => {
     const r = recs[i];
     vms[name] = {
-      state: r?.state ?? 'queued',
-      migrated: r?.state === 'migrated',
+      state: status(r),
+      migrated: status(r) === 'migrated',
       retired: r?.retired ?? false,
       runsFromVolumes: r?.runsFromVolumes ?? false,
       error: r?.error ?? null,
       startedHours: hours(r?.startedUs ?? null),
       inCloudHours: hours(r?.inCloudUs ?? null),
       syncedHours: hours(r?.syncedUs ?? null),
-      migratedHours: r?.state === 'migrated' ? hours(r.endUs) : null,
+      migratedHours: status(r) === 'migrated' ? hours(r!.endUs) : null,
       durationSeconds: r && r.startedUs !== null && r.endUs !== null ? seconds(r.endUs - r.startedUs) : null,
       downtimeSeconds: r && r.cutoverStartUs !== null && r.cutoverEndUs !== null ? seconds(r.cutoverEndUs - r.cutoverStartUs) : null,
       instanceId: r?.instanceId ?? null,
@@ -73,8 +75,8 @@ export function buildMigrationSection(input: ReportInput): Record<string, unknow
     selected: selected.length,
     waveSize: policy.waveSize,
     migrated: migrated.length,
-    failed: done.filter((r) => r.state === 'failed').length,
-    unfinished: selected.length - done.filter((r) => r.state === 'migrated' || r.state === 'failed').length,
+    failed: done.filter((r) => status(r) === 'failed').length,
+    unfinished: selected.length - done.filter((r) => status(r) === 'migrated' || status(r) === 'failed').length,
     retired: migrated.filter((r) => r.retired).length,
     runningFromVolumes: migrated.filter((r) => r.runsFromVolumes).length,
     startedHours: hours(wave?.startedUs ?? null),
