@@ -49,3 +49,11 @@ export function parseSeed(value: string | undefined, field = '--seed'): number |
   }
   return Number(value);
 }
+
+/** An integer flag within [min, max], or undefined when not given. */
+export function parseCount(value: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new InputError('E_BAD_ARGUMENT', `${flag}: expected an integer from ${min} to ${max}, got "${value}"`);
+  return n;
+}

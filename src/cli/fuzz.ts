@@ -6,7 +6,7 @@ import { ALL_FAULTS, FAULT_KINDS, drawPlan, parseFaultKinds, type FaultKind, typ
 import { shrinkPlan } from '../fuzz/shrink.js';
 import { runInWorkers } from '../util/worker-pool.js';
 import { wallMs } from '../world/live-world.js';
-import { EXIT_EXPECTATION_FAILED, EXIT_OK, parseFlags, parseSeed, type Command, type CommandIo } from './command.js';
+import { EXIT_EXPECTATION_FAILED, EXIT_OK, parseCount, parseFlags, parseSeed, type Command, type CommandIo } from './command.js';
 
 const usage = `Usage: spillway fuzz [--seeds N] [--from S] [--seed S] [--faults KINDS] [--steps N] [--jobs N] [--json]
        spillway fuzz --replay FILE
@@ -47,13 +47,13 @@ export const fuzzCommand: Command = {
     }, usage, false);
     if (values.replay) return replay(values.replay, io);
     const faults = parseFaultKinds(values.faults);
-    const steps = count(values.steps, '--steps', 1, 100_000);
+    const steps = parseCount(values.steps, '--steps', 1, 100_000);
     const options: PlanOptions = { faults, ...(steps !== undefined ? { steps } : {}) };
     const one = parseSeed(values.seed);
     const from = parseSeed(values.from, '--from') ?? 1;
-    const n = one !== undefined ? 1 : count(values.seeds, '--seeds', 1, 10_000_000) ?? 100;
+    const n = one !== undefined ? 1 : parseCount(values.seeds, '--seeds', 1, 10_000_000) ?? 100;
     const items: Item[] = Array.from({ length: n }, (_, i) => ({ seed: (one ?? from) + i, options }));
-    const jobs = Math.min(count(values.jobs, '--jobs', 1, 256) ?? availableParallelism(), n);
+    const jobs = Math.min(parseCount(values.jobs, '--jobs', 1, 256) ?? availableParallelism(), n);
     io.err(`spillway fuzz: ${n} seed(s) from ${items[0]!.seed}, faults ${faults.length === ALL_FAULTS.length ? 'all' : faults.join(',') || 'none'}, on ${jobs} worker thread(s)`);
 
     const started = wallMs();
@@ -172,11 +172,4 @@ function describeOne(r: FuzzResult): string {
 
 function perMinute(n: number, ms: number): number {
   return ms > 0 ? Math.round((n / ms) * 60_000) : 0;
-}
-
-function count(value: string | undefined, flag: string, min: number, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new InputError('E_BAD_ARGUMENT', `${flag}: expected an integer from ${min} to ${max}, got "${value}"`);
-  return n;
 }

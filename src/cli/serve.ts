@@ -4,12 +4,15 @@ import { takeLock, type HeldLock } from './lock-file.js';
 import { createOnpremProxy } from '../proxy/onprem/index.js';
 import { LiveWorld } from '../world/live-world.js';
 import { startRelay, type Relay } from '../world/live-relay.js';
-import { EXIT_OK, parseFlags, type Command, type CommandIo } from './command.js';
+import { DEFAULT_MAX_UNAUTHENTICATED } from '../proxy/link/server.js';
+import { MAX_FRAME_BYTES_BEFORE_AUTH } from '../proxy/link/wire.js';
+import { EXIT_OK, parseCount, parseFlags, type Command, type CommandIo } from './command.js';
 import { checkAddress, diskIdFor, parseCompression, parseShaping, readPairKey, requireFlag, type WanShaping } from './serve-options.js';
 import { cloudFlagSpec, cloudUsage, parseCloudFlags, startCloudSide } from './serve-cloud.js';
 
 const usage = `Usage:
   spillway serve onprem --disk IMAGE [--disk IMAGE…] --listen ADDR --pair-key FILE [--wan-rtt D --wan-mbit N]
+                        [--max-unauthenticated N]
   spillway serve cloud  --onprem ADDR --pair-key FILE --nbd ADDR|unix:PATH --cache-dir DIR --cache-size SIZE
                         [--persistence on-prem|cloud-only] [--rpo DURATION] [--wan-rtt D --wan-mbit N]
   spillway serve pair   --disk IMAGE --pair-key FILE --nbd ADDR|unix:PATH --cache-dir DIR --cache-size SIZE [cloud flags]
@@ -30,6 +33,11 @@ ${cloudUsage}
   --wan-rtt D         emulate WAN latency on the link (e.g. 40ms), in userspace
   --wan-mbit N        emulate WAN bandwidth on the link, megabits per second per direction
   --compression LEVEL (onprem) zlib level for link payloads, 0 (off) to 9 (default 1)
+  --max-unauthenticated N
+                      (onprem) link connections allowed in the handshake at once
+                      (default ${DEFAULT_MAX_UNAUTHENTICATED}); past that the oldest is dropped. Before a
+                      peer proves the pairing key its frames may be at most
+                      ${MAX_FRAME_BYTES_BEFORE_AUTH / 1024} KiB, and it has 10 s to do so
 
 Each side prints the address it serves. SIGINT/SIGTERM stop cleanly: NBD
 requests in flight are answered, pending writes are flushed and shipped,
@@ -53,7 +61,7 @@ export interface OnpremSide extends Running {
 }
 
 /** The on-prem proxy over real image files. With shaping, the link listens privately and a relay serves `listen`. */
-export async function startOnpremSide(world: LiveWorld, options: { images: string[]; listen: string; pairingKey: Buffer; shaping?: WanShaping; compressionLevel?: number }): Promise<OnpremSide> {
+export async function startOnpremSide(world: LiveWorld, options: { images: string[]; listen: string; pairingKey: Buffer; shaping?: WanShaping; compressionLevel?: number; maxUnauthenticated?: number }): Promise<OnpremSide> {
   const ids = options.images.map(diskIdFor);
   const dup = ids.find((id, i) => ids.indexOf(id) !== i);
   if (dup) throw new InputError('E_BAD_ARGUMENT', `--disk: two images map to the disk id "${dup}"; rename one of them`);
@@ -82,6 +90,7 @@ export async function startOnpremSide(world: LiveWorld, options: { images: strin
       pairingKey: options.pairingKey,
       disks,
       ...(options.compressionLevel !== undefined ? { compressionLevel: options.compressionLevel } : {}),
+      ...(options.maxUnauthenticated !== undefined ? { maxUnauthenticated: options.maxUnauthenticated } : {}),
     });
     const relay = await startRelayIfAsked(options.shaping, options.listen, proxy.address);
     const address = relay?.address ?? proxy.address;
@@ -149,6 +158,7 @@ const onpremFlags = {
   'wan-rtt': { type: 'string' },
   'wan-mbit': { type: 'string' },
   compression: { type: 'string' },
+  'max-unauthenticated': { type: 'string' },
 } as const;
 
 export const serveCommand: Command = {
@@ -169,7 +179,11 @@ export const serveCommand: Command = {
         const pairingKey = await readPairKey(values['pair-key']);
         const shaping = parseShaping(values['wan-rtt'], values['wan-mbit']);
         const compressionLevel = parseCompression(values.compression);
-        const onprem = await startOnpremSide(world, { images, listen, pairingKey, ...(shaping ? { shaping } : {}), ...(compressionLevel !== undefined ? { compressionLevel } : {}) });
+        const maxUnauthenticated = parseCount(values['max-unauthenticated'], '--max-unauthenticated', 1, 65_536);
+        const onprem = await startOnpremSide(world, {
+          images, listen, pairingKey, ...(shaping ? { shaping } : {}), ...(compressionLevel !== undefined ? { compressionLevel } : {}),
+          ...(maxUnauthenticated !== undefined ? { maxUnauthenticated } : {}),
+        });
         return runUntilSignal(io, [onprem]);
       }
       case 'cloud': {

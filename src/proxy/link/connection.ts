@@ -2,7 +2,7 @@ import type { Clock, Transport } from '../../world/types.js';
 import { LinkError, E_LINK_CLOSED } from './errors.js';
 import { FrameCipher, TAG_BYTES } from './secure-channel.js';
 import { TokenBucket } from './token-bucket.js';
-import { FrameSplitter, HEADER_BYTES, decodeBody, encodeBody, encodeHeader, lengthPrefix, type Frame } from './wire.js';
+import { FrameSplitter, HEADER_BYTES, MAX_FRAME_BYTES, MAX_FRAME_BYTES_BEFORE_AUTH, decodeBody, encodeBody, encodeHeader, lengthPrefix, type Frame } from './wire.js';
 
 export interface ConnectionOptions {
   clock: Clock;
@@ -24,7 +24,8 @@ export class LinkConnection {
   framesOut = 0;
   framesIn = 0;
   closed = false;
-  private readonly splitter = new FrameSplitter();
+  /** Only handshake-sized frames until `secure()`: an unauthenticated peer cannot make this end buffer more. */
+  private readonly splitter = new FrameSplitter(MAX_FRAME_BYTES_BEFORE_AUTH);
   private sendCipher: FrameCipher | null = null;
   private recvCipher: FrameCipher | null = null;
   private readonly bucket: TokenBucket | null;
@@ -45,6 +46,7 @@ export class LinkConnection {
   secure(sendKey: Buffer, recvKey: Buffer): void {
     this.sendCipher = new FrameCipher(sendKey);
     this.recvCipher = new FrameCipher(recvKey);
+    this.splitter.maxFrameBytes = MAX_FRAME_BYTES;
   }
 
   get secured(): boolean {

@@ -12,6 +12,8 @@ import { DETACH_ENDED, F_ERROR, F_NO_PUSHED, F_SIGS_OK, Op, WireReader, WireWrit
 export interface LinkServerStats {
   connections: number;
   refused: number;
+  /** Connections dropped in the handshake because too many were authenticating at once. */
+  unauthenticatedDropped: number;
   reads: number;
   pushes: number;
   groupsApplied: number;
@@ -64,6 +66,10 @@ export interface SessionHost {
   addHandle(h: HandleState): void;
   removeHandle(h: HandleState): void;
   connOpened(conn: LinkConnection): void;
+  /** The peer proved the pairing key. */
+  authenticated(conn: LinkConnection): void;
+  /** A connection failed before authenticating (a bad or oversized frame, the handshake timeout). */
+  droppedBeforeAuth(remote: string, err: Error): void;
   connClosed(conn: LinkConnection): void;
   trace(state: string, data: Record<string, unknown>): void;
 }
@@ -96,7 +102,7 @@ export class ServerSession {
           this.conn.destroy(err as Error);
         }
       },
-      onClose: () => this.onClose(),
+      onClose: (err) => this.onClose(err),
     });
     host.connOpened(this.conn);
     this.handshake = new ServerHandshake({
@@ -112,6 +118,7 @@ export class ServerSession {
         host.world.log('warn', `proxy/${host.name}`, `refused link peer ${peer ?? '?'}: ${message}`, { code });
       },
       opened: (hello) => {
+        host.authenticated(this.conn);
         this.pushes.open(hello.pushWindowBytes);
         host.stats.connections++;
         host.trace('authenticated', { peer: hello.peer });
@@ -130,7 +137,8 @@ export class ServerSession {
     return this.handshake.hello!;
   }
 
-  private onClose(): void {
+  private onClose(err?: Error): void {
+    if (!this.handshake.open && this.handshake.phase !== 'refused' && err) this.host.droppedBeforeAuth(this.conn.transport.remoteAddress, err);
     this.handshake.cancel();
     this.host.connClosed(this.conn);
     for (const h of this.live) {

@@ -1,6 +1,8 @@
+import { errorCode } from '../../errors.js';
+import { LogGate } from '../../util/log-gate.js';
 import type { Listener, Transport, World } from '../../world/types.js';
 import type { LinkConnection } from './connection.js';
-import { LinkError } from './errors.js';
+import { LinkError, E_PROTOCOL } from './errors.js';
 import { EncodedRunCache, newCodecStats } from './payload.js';
 import type { HandleState } from './push-queue.js';
 import { PeerMemory, ServerSession, type LinkServerStats, type SessionHost, type SessionOptions } from './server-session.js';
@@ -13,7 +15,15 @@ export interface LinkServerOptions extends SessionOptions {
   dedupMemory?: number;
   /** Bytes of encoded data runs kept by content across peers (0 turns the cache off). */
   runCacheBytes?: number;
+  /**
+   * Connections allowed in the handshake at once (default 64); past that the
+   * oldest still unauthenticated one is dropped, so a flood of idle or slow
+   * peers costs bounded memory and a real peer (done in one round trip) gets in.
+   */
+  maxUnauthenticated?: number;
 }
+
+export const DEFAULT_MAX_UNAUTHENTICATED = 64;
 
 /**
  * The on-prem end of the link: authenticates peers, serves reads (answering
@@ -22,7 +32,7 @@ export interface LinkServerOptions extends SessionOptions {
  */
 export class LinkServer {
   readonly stats: LinkServerStats = {
-    connections: 0, refused: 0, reads: 0, pushes: 0, groupsApplied: 0, groupsDuplicate: 0, wireBytesOut: 0, wireBytesIn: 0, codec: newCodecStats(),
+    connections: 0, refused: 0, unauthenticatedDropped: 0, reads: 0, pushes: 0, groupsApplied: 0, groupsDuplicate: 0, wireBytesOut: 0, wireBytesIn: 0, codec: newCodecStats(),
   };
   private listener: Listener | null = null;
   private readonly peers = new Map<string, PeerMemory>();
@@ -31,11 +41,17 @@ export class LinkServer {
   /** Every open handle per disk id, so a write can retract stale pushes everywhere. */
   private readonly byDisk = new Map<string, Set<HandleState>>();
   private readonly conns = new Set<LinkConnection>();
+  /** Connections not authenticated yet, oldest first. */
+  private readonly unauthenticated = new Set<LinkConnection>();
+  private readonly dropLog = new LogGate(10_000_000);
+  private readonly failLog = new LogGate(10_000_000);
+  private readonly maxUnauthenticated: number;
   private readonly name: string;
   private readonly host: SessionHost;
 
   constructor(private readonly world: World, private readonly options: LinkServerOptions) {
     this.name = options.name ?? 'onprem';
+    this.maxUnauthenticated = Math.max(1, options.maxUnauthenticated ?? DEFAULT_MAX_UNAUTHENTICATED);
     const runCacheBytes = options.runCacheBytes ?? 64 * 1024 * 1024;
     this.runCache = runCacheBytes > 0 ? new EncodedRunCache(runCacheBytes) : undefined;
     this.host = this.sessionHost();
@@ -69,6 +85,19 @@ export class LinkServer {
     new ServerSession(this.host, transport);
   }
 
+  /** A connection starts its handshake: past the cap, the oldest one still in it makes room. */
+  private authPending(conn: LinkConnection): void {
+    if (this.unauthenticated.size >= this.maxUnauthenticated) {
+      const oldest = this.unauthenticated.values().next().value!;
+      this.unauthenticated.delete(oldest);
+      this.stats.unauthenticatedDropped++;
+      oldest.destroy(new LinkError(E_PROTOCOL, `more than ${this.maxUnauthenticated} connections were authenticating at once`));
+      const n = this.dropLog.pass(this.world.clock.nowUs());
+      if (n) this.world.log('warn', `proxy/${this.name}`, `dropped ${n} unauthenticated link connection(s): more than ${this.maxUnauthenticated} were in the handshake at once (oldest dropped first)`);
+    }
+    this.unauthenticated.add(conn);
+  }
+
   private sessionHost(): SessionHost {
     const { world, options, stats, runCache, peers, byDisk, conns, name } = this;
     return {
@@ -86,8 +115,13 @@ export class LinkServer {
         set.add(h);
       },
       removeHandle: (h) => { byDisk.get(h.disk.diskId)?.delete(h); },
-      connOpened: (conn) => { conns.add(conn); },
-      connClosed: (conn) => { conns.delete(conn); },
+      connOpened: (conn) => { conns.add(conn); this.authPending(conn); },
+      authenticated: (conn) => { this.unauthenticated.delete(conn); },
+      droppedBeforeAuth: (remote, err) => {
+        const n = this.failLog.pass(world.clock.nowUs());
+        if (n) world.log('warn', `proxy/${name}`, `dropped unauthenticated link peer ${remote}: ${err.message}${n > 1 ? ` (${n} such drops since the last report)` : ''}`, { code: errorCode(err) ?? 'E_IO' });
+      },
+      connClosed: (conn) => { conns.delete(conn); this.unauthenticated.delete(conn); },
       trace: (state, data) => this.trace(state, data),
     };
   }

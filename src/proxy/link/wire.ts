@@ -10,6 +10,12 @@ import { LinkError, E_FRAME_TOO_LARGE, E_PROTOCOL } from './errors.js';
 export const PROTOCOL_VERSION = 2;
 export const HEADER_BYTES = 6;
 export const MAX_FRAME_BYTES = 128 * 1024 * 1024;
+/**
+ * Largest frame before the peer has proved the pairing key. HELLO, CHALLENGE,
+ * AUTH, AUTH_OK and a refusal are a few hundred bytes of JSON; without this an
+ * unauthenticated peer could make the other end buffer MAX_FRAME_BYTES each.
+ */
+export const MAX_FRAME_BYTES_BEFORE_AUTH = 16 * 1024;
 
 export const enum Op {
   HELLO = 0x01,
@@ -88,6 +94,9 @@ export class FrameSplitter {
   private chunks: Buffer[] = [];
   private buffered = 0;
 
+  /** Frames announced longer than this are refused before their bytes are buffered. */
+  constructor(public maxFrameBytes = MAX_FRAME_BYTES) {}
+
   push(chunk: Buffer, onBody: (body: Buffer) => void): void {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
@@ -95,8 +104,9 @@ export class FrameSplitter {
       if (this.buffered < 4) return;
       const head = this.peek(4);
       const length = head.readUInt32BE(0);
-      if (length > MAX_FRAME_BYTES) {
-        throw new LinkError(E_FRAME_TOO_LARGE, `peer sent a frame of ${length} bytes; the limit is ${MAX_FRAME_BYTES}`);
+      if (length > this.maxFrameBytes) {
+        const when = this.maxFrameBytes < MAX_FRAME_BYTES ? ' before authenticating' : '';
+        throw new LinkError(E_FRAME_TOO_LARGE, `peer announced a frame of ${length} bytes${when}; the limit is ${this.maxFrameBytes}`);
       }
       if (this.buffered < 4 + length) return;
       const all = this.take(4 + length);

@@ -39,6 +39,8 @@ export interface OnpremProxyOptions {
   prioritizer?: Prioritizer;
   rateBytesPerS?: number;
   compressionLevel?: number;
+  /** Link connections allowed in the handshake at once (see LinkServerOptions). */
+  maxUnauthenticated?: number;
   /** Push a whole group when one of its blocks is read (FIG 23); on by default. */
   groupPush?: boolean;
   /** Cut the peer's read-ahead push requests at the end of the group (file) they start in; on by default. */
@@ -108,6 +110,7 @@ export async function createOnpremProxy(world: World, options: OnpremProxyOption
     name,
     ...(options.rateBytesPerS ? { rateBytesPerS: options.rateBytesPerS } : {}),
     ...(options.compressionLevel !== undefined ? { compressionLevel: options.compressionLevel } : {}),
+    ...(options.maxUnauthenticated !== undefined ? { maxUnauthenticated: options.maxUnauthenticated } : {}),
   });
   await server.start();
 
