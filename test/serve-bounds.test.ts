@@ -65,6 +65,7 @@ function idleConnections(open: () => Socket, n: number): { sockets: Socket[]; cl
     const s = open();
     s.on('error', () => undefined);
     s.on('close', () => { closed++; });
+    s.resume(); // read (and drop) what the server says, so its close is seen
     sockets.push(s);
   }
   return { sockets, closed: () => closed };
@@ -104,5 +105,94 @@ describe('serve onprem: the link before authentication', () => {
     for (const s of idle.sockets) s.destroy();
     expect(await stop(cloud), cloud.err()).toBe(0);
     expect(await stop(onprem), onprem.err()).toBe(0);
+  });
+});
+
+/** A raw NBD client: fixed newstyle handshake with EXPORT_NAME, then the transmission phase on the socket. */
+async function nbdOpen(sock: string, exportName: string): Promise<Socket> {
+  const s = connect(sock);
+  let buf = Buffer.alloc(0);
+  const need = (n: number): Promise<void> => new Promise((resolve, reject) => {
+    const check = (): void => {
+      if (buf.length < n) return;
+      s.off('data', onData);
+      buf = buf.subarray(n);
+      resolve();
+    };
+    const onData = (d: Buffer): void => { buf = Buffer.concat([buf, d]); check(); };
+    s.on('data', onData);
+    s.once('error', reject);
+    check();
+  });
+  await need(18);
+  const flags = Buffer.alloc(4);
+  flags.writeUInt32BE(3); // FIXED_NEWSTYLE | NO_ZEROES
+  const name = Buffer.from(exportName);
+  const opt = Buffer.alloc(16);
+  opt.writeBigUInt64BE(0x49484156454f5054n, 0);
+  opt.writeUInt32BE(1, 8); // EXPORT_NAME
+  opt.writeUInt32BE(name.length, 12);
+  s.write(Buffer.concat([flags, opt, name]));
+  await need(10); // size and transmission flags
+  return s;
+}
+
+/**
+ * Send up to `max` 1-byte READs and never read a reply. Resolves with how many
+ * went out and whether the server stopped taking them (no drain for 5 s).
+ */
+async function readsNeverAnswered(s: Socket, max: number): Promise<{ sent: number; blocked: boolean }> {
+  s.pause();
+  const batch = Buffer.alloc(28 * 1000);
+  for (let i = 0; i < 1000; i++) {
+    const r = batch.subarray(i * 28);
+    r.writeUInt32BE(0x25609513, 0);
+    r.writeBigUInt64BE(BigInt(i), 8);
+    r.writeUInt32BE(1, 24);
+  }
+  let sent = 0;
+  while (sent < max) {
+    sent += 1000;
+    if (s.write(batch)) continue;
+    const drained = await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), 5000);
+      s.once('drain', () => { clearTimeout(t); resolve(true); });
+    });
+    if (!drained) return { sent, blocked: true };
+  }
+  return { sent, blocked: false };
+}
+
+describe('serve cloud: NBD connections', () => {
+  it('closes connections that never choose an export, and the oldest of them when the cap is reached, so real clients get in', async () => {
+    if (!toolsAvailable(['qemu-io'], 'nbd connection bounds')) return;
+    const img = randomImage(dir, 'half.img', 4 * MiB);
+    const sock = join(dir, 'half.sock');
+    const pair = await procs.ready(['serve', 'pair', '--disk', img.path, '--pair-key', key, '--nbd', `unix:${sock}`,
+      '--cache-dir', join(dir, 'half-cache'), '--cache-size', '16M', '--nbd-handshake-timeout', '3s']);
+    const idle = idleConnections(() => connect(sock), 100);
+    await until('the cap to close the oldest half-open connections', () => idle.closed() >= 100 - 32);
+    // 32 half-open connections hold every slot: a real client still gets one.
+    const out = await run('qemu-io', ['-r', '-f', 'raw', nbdUri(sock, 'half'), '-c', 'read -v 1M 16']);
+    expect(out).toContain(img.data.subarray(MiB, MiB + 4).toString('hex').replace(/(..)/g, '$1 ').trim());
+    await until('the handshake timeout to close the rest', () => idle.closed() === 100);
+    await until('both to be logged', () => /closed the oldest still in the handshake/.test(pair.err()) && /no export chosen within 3s/.test(pair.err()));
+    expect(await stop(pair), pair.err()).toBe(0);
+  });
+
+  it('stops reading requests from a client that does not read its replies (memory stays bounded)', async () => {
+    const img = randomImage(dir, 'deaf.img', 4 * MiB);
+    const sock = join(dir, 'deaf.sock');
+    const pair = await procs.ready(['serve', 'pair', '--disk', img.path, '--pair-key', key, '--nbd', `unix:${sock}`,
+      '--cache-dir', join(dir, 'deaf-cache'), '--cache-size', '16M']);
+    const pid = pair.child.pid!;
+    const s = await nbdOpen(sock, 'deaf');
+    const before = peakMiB(pid);
+    // 17-byte replies: 400,000 of them held ~160 MiB (and 4 M, the old bound, ~1.6 GB).
+    const flood = await readsNeverAnswered(s, 400_000);
+    expect(flood.blocked, `the server took all ${flood.sent} requests`).toBe(true);
+    expect(peakMiB(pid) - before, 'peak memory growth, MiB').toBeLessThan(150);
+    s.destroy();
+    expect(await stop(pair), pair.err()).toBe(0);
   });
 });

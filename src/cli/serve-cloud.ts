@@ -6,10 +6,12 @@ import { FileStore } from '../proxy/stores/file-store.js';
 import { SecureCache } from '../proxy/layers/secure-cache.js';
 import { LinkClient } from '../proxy/link/client.js';
 import { takeLock } from './lock-file.js';
-import { NbdServer } from '../proxy/nbd/index.js';
+import { DEFAULT_HANDSHAKE_TIMEOUT_US, DEFAULT_MAX_CONNECTIONS, NbdServer } from '../proxy/nbd/index.js';
+import { formatDurationUs } from '../util/units.js';
+import { parseCount } from './command.js';
 import { PersistentBitmap } from '../proxy/stores/persistent-bitmap.js';
 import type { LiveWorld } from '../world/live-world.js';
-import { checkAddress, parseCacheSize, parseCompression, parsePersistence, parseRpoUs, requireFlag } from './serve-options.js';
+import { checkAddress, parseCacheSize, parseCompression, parsePersistence, parsePositiveDurationUs, parseRpoUs, requireFlag } from './serve-options.js';
 
 export const cloudUsage = `Cloud flags:
   --nbd ADDR|unix:PATH  where VMs attach over NBD (e.g. unix:/run/spillway.sock or 127.0.0.1:10809)
@@ -22,7 +24,13 @@ export const cloudUsage = `Cloud flags:
   --read-only           export the disk read-only over NBD
   --compression LEVEL   zlib level for link payloads, 0 (off) to 9 (default 1)
   --take-over           become the disk's writer although the last cloud proxy did not
-                        end cleanly: the writes it had not shipped are given up`;
+                        end cleanly: the writes it had not shipped are given up
+  --nbd-max-connections N
+                        NBD connections at once (default ${DEFAULT_MAX_CONNECTIONS}); past that the oldest
+                        still in the handshake is closed, or the new one refused
+  --nbd-handshake-timeout DURATION
+                        close an NBD connection that has not chosen an export
+                        within this long (default ${formatDurationUs(DEFAULT_HANDSHAKE_TIMEOUT_US)})`;
 
 export const cloudFlagSpec = {
   nbd: { type: 'string' },
@@ -36,6 +44,8 @@ export const cloudFlagSpec = {
   'read-only': { type: 'boolean' },
   compression: { type: 'string' },
   'take-over': { type: 'boolean' },
+  'nbd-max-connections': { type: 'string' },
+  'nbd-handshake-timeout': { type: 'string' },
 } as const;
 
 export interface CloudFlags {
@@ -49,9 +59,11 @@ export interface CloudFlags {
   readOnly: boolean;
   compressionLevel: number | undefined;
   takeOver: boolean;
+  nbdMaxConnections: number | undefined;
+  nbdHandshakeTimeoutUs: number | undefined;
 }
 
-export function parseCloudFlags(values: { nbd?: string; disk?: string; 'cache-dir'?: string; 'cache-size'?: string; persistence?: string; rpo?: string; name?: string; 'read-only'?: boolean; compression?: string; 'take-over'?: boolean }): CloudFlags {
+export function parseCloudFlags(values: { nbd?: string; disk?: string; 'cache-dir'?: string; 'cache-size'?: string; persistence?: string; rpo?: string; name?: string; 'read-only'?: boolean; compression?: string; 'take-over'?: boolean; 'nbd-max-connections'?: string; 'nbd-handshake-timeout'?: string }): CloudFlags {
   return {
     nbd: checkAddress(requireFlag(values.nbd, '--nbd', 'where VMs attach, e.g. unix:/tmp/spillway.sock or 127.0.0.1:10809'), '--nbd'),
     disk: values.disk,
@@ -63,6 +75,8 @@ export function parseCloudFlags(values: { nbd?: string; disk?: string; 'cache-di
     readOnly: values['read-only'] ?? false,
     compressionLevel: parseCompression(values.compression),
     takeOver: values['take-over'] ?? false,
+    nbdMaxConnections: parseCount(values['nbd-max-connections'], '--nbd-max-connections', 1, 65_536),
+    nbdHandshakeTimeoutUs: parsePositiveDurationUs(values['nbd-handshake-timeout'], '--nbd-handshake-timeout'),
   };
 }
 
@@ -155,6 +169,8 @@ export async function startCloudSide(world: LiveWorld, options: CloudFlags & { o
     const nbd = new NbdServer(world, {
       exports: [{ name: diskId, device: proxy.device, description: `spillway cloud proxy for on-prem disk ${diskId}`, readOnly: options.readOnly }],
       src: `proxy/cloud/${name}/nbd`,
+      ...(options.nbdMaxConnections !== undefined ? { maxConnections: options.nbdMaxConnections } : {}),
+      ...(options.nbdHandshakeTimeoutUs !== undefined ? { handshakeTimeoutUs: options.nbdHandshakeTimeoutUs } : {}),
     });
     const listener = await nbd.listen(options.nbd);
     const p = proxy;

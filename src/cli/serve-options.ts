@@ -54,6 +54,14 @@ export function parseRpoUs(value: string | undefined): number | undefined {
   return value === undefined ? undefined : parseDurationUs(value, '--rpo');
 }
 
+/** A duration flag that must be above zero, or undefined when not given. */
+export function parsePositiveDurationUs(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const us = parseDurationUs(value, flag);
+  if (us < 1000) throw new InputError('E_BAD_DURATION', `${flag}: expected at least 1ms, got "${value}"`);
+  return us;
+}
+
 export function parseCacheSize(value: string | undefined): number {
   const bytes = parseSizeBytes(requireFlag(value, '--cache-size', 'how much the encrypted cache may hold, e.g. 20GiB'), '--cache-size');
   if (bytes < 1024 * 1024) throw new InputError('E_BAD_SIZE', `--cache-size: at least 1MiB, got ${bytes} bytes`);

@@ -1,4 +1,4 @@
-import type { Transport } from '../../world/types.js';
+import type { Timer, Transport } from '../../world/types.js';
 import type { BlockDevice } from '../block-device.js';
 import { SparseStore, type LentBytes } from '../stores/sparse-store.js';
 import { ByteQueue } from './byte-queue.js';
@@ -24,6 +24,13 @@ const SMALL_BATCH_BYTES = 4095;
  * writer keeps it full. Memory per connection, held for its life.
  */
 const READ_BUFFER_BYTES = 512 * 1024;
+/**
+ * What one buffer handed to the transport costs beyond its bytes while the client does not read:
+ * node's write request and queue entry and the Buffer object. Measured: ~400 B per reply of a
+ * 1-byte READ held for a client that stopped reading; counted here so that bound holds for
+ * small replies too (before, 64 MiB of 17-byte replies was ~4 M replies, ~1.6 GB).
+ */
+const WRITE_OVERHEAD_BYTES = 512;
 
 /** A WRITE to a synchronous store whose payload is copied into the store as it arrives. */
 interface StreamedWrite {
@@ -78,6 +85,7 @@ export class NbdConnection {
   private disconnectRequested = false;
   private pumping = false;
   private readonly src: string;
+  private handshakeTimer: Timer | undefined;
 
   constructor(private readonly server: ConnectionHost, private readonly transport: Transport, readonly id: number) {
     this.closed = new Promise((resolve) => { this.resolveClosed = resolve; });
@@ -125,6 +133,22 @@ export class NbdConnection {
     greeting.writeUInt16BE(P.FLAG_FIXED_NEWSTYLE | P.FLAG_NO_ZEROES, 16);
     this.send([greeting]);
     this.server.world.trace.emit(this.src, 'nbd.open', { conn: this.id, client: this.transport.remoteAddress });
+    this.handshakeTimer = this.server.world.clock.schedule(this.server.options.handshakeTimeoutUs, () => {
+      this.handshakeTimer = undefined;
+      if (this.phase !== 'negotiating') return;
+      this.server.handshakeTimedOut(this.transport.remoteAddress);
+      this.hardClose('handshake not finished in time');
+    });
+  }
+
+  /** Still haggling options: no export chosen yet. */
+  get negotiating(): boolean {
+    return this.phase === 'negotiating';
+  }
+
+  /** Close at once (the server needs the slot). */
+  drop(reason: string): void {
+    this.hardClose(reason);
   }
 
   /** Finish what is in flight, answer the rest with ESHUTDOWN, then close. */
@@ -187,6 +211,8 @@ export class NbdConnection {
   }
 
   private enterTransmission(n: Negotiated): void {
+    this.handshakeTimer?.cancel();
+    this.handshakeTimer = undefined;
     this.session = n;
     this.structured = n.structured;
     this.syncDevice = isSyncDevice(n.exp.device) ? n.exp.device : undefined;
@@ -438,12 +464,13 @@ export class NbdConnection {
     this.outQueueBytes = 0;
     const loans = this.outLoans;
     if (loans.length) this.outLoans = [];
-    this.unflushedBytes += bytes + this.outHeldBytes;
+    const small = out.length > 1 && bytes <= SMALL_BATCH_BYTES;
+    this.unflushedBytes += bytes + this.outHeldBytes + (small ? 1 : out.length) * WRITE_OVERHEAD_BYTES;
     this.outHeldBytes = 0;
     const endLoans = loans.length ? () => { for (const l of loans) l.release(); } : undefined;
     let ok: boolean;
     // Small batches (a few acks) are cheaper copied into one write than corked into a writev.
-    if (out.length > 1 && bytes <= SMALL_BATCH_BYTES) {
+    if (small) {
       ok = this.transport.write(Buffer.concat(out, bytes));
       endLoans?.();
     } else if (out.length === 1) ok = this.transport.write(out[0]!, endLoans);
@@ -496,6 +523,8 @@ export class NbdConnection {
   private onTransportClosed(err?: Error): void {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
+    this.handshakeTimer?.cancel();
+    this.handshakeTimer = undefined;
     this.input.clear();
     this.streamed = undefined;
     this.dropOutput();

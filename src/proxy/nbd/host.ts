@@ -27,6 +27,14 @@ export interface NbdServerOptions {
   maxInFlightBytes?: number;
   /** Trace/log source name (default "proxy/nbd"). */
   src?: string;
+  /** A connection that has not picked an export (GO / EXPORT_NAME) within this long is closed (default 10 s). */
+  handshakeTimeoutUs?: number;
+  /**
+   * Connections at once (default 32). A new one past that closes the oldest
+   * still in the handshake; when every connection is past it, the new one is
+   * refused.
+   */
+  maxConnections?: number;
 }
 
 export interface NbdServerStats {
@@ -37,11 +45,17 @@ export interface NbdServerStats {
   bytesRead: number;
   bytesWritten: number;
   protocolViolations: number;
+  /** Connections closed for not finishing the handshake in time. */
+  handshakeTimeouts: number;
+  /** Connections closed or refused because maxConnections were open. */
+  connectionsDropped: number;
 }
 
 export const DEFAULT_MAX_PAYLOAD_BYTES = 32 * 1024 * 1024;
 export const DEFAULT_MAX_IN_FLIGHT = 256;
 export const DEFAULT_MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_HANDSHAKE_TIMEOUT_US = 10_000_000;
+export const DEFAULT_MAX_CONNECTIONS = 32;
 
 export interface ResolvedServerOptions {
   exports: NbdExport[];
@@ -49,6 +63,8 @@ export interface ResolvedServerOptions {
   maxInFlight: number;
   maxInFlightBytes: number;
   src: string;
+  handshakeTimeoutUs: number;
+  maxConnections: number;
 }
 
 /** What a connection needs from the server that accepted it (NbdServer implements it). */
@@ -58,4 +74,6 @@ export interface ConnectionHost {
   readonly stats: NbdServerStats;
   readonly isShuttingDown: boolean;
   findExport(name: string): NbdExport | undefined;
+  /** A connection was closed for not finishing the handshake in time. */
+  handshakeTimedOut(client: string): void;
 }
