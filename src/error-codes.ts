@@ -116,7 +116,7 @@ export const ERROR_CATALOGUE = {
       E_UNKNOWN_DISK: 'the on-prem proxy does not serve the disk asked for; check the disk id (serve onprem prints them)',
       E_LINK_CLOSED: 'the link client was closed; requests after close fail',
       E_LINK_DOWN: 'the peer cannot be reached now (connection lost or refused); it is retried',
-      E_LINK_TIMEOUT: 'the peer did not answer in time; it is retried',
+      E_LINK_TIMEOUT: 'on-prem did not answer in time: a guest read past --read-timeout (the link is down or on-prem is stuck; the message says which); it is not retried, the guest sees EIO',
       E_CONNECT: 'cannot connect to an address (refused, unreachable); the errno is in details and cause: check that the peer listens there',
       E_LISTEN: 'cannot listen on an address (in use, or not permitted); pick another one',
       E_RUNSTATE: 'the run-state stream between the proxies failed (handshake, frame or acknowledgement); the cutover round is retried',

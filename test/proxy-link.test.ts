@@ -257,6 +257,37 @@ describe('proxy link: data', () => {
     expect(out.stats.groupsDuplicate).toBe(1);
   });
 
+  it('with on-prem gone, a read fails with E_LINK_TIMEOUT after readTimeoutUs while a write group waits; the outage is logged until the link is back', async () => {
+    const { world, disk, onprem } = await setup(5);
+    disk.writeSync(0, Buffer.alloc(8192, 4));
+    const c = client(world, 'cloud', PAIRING_KEY, { readTimeoutUs: 2_000_000, reconnectMaxUs: 1_000_000 });
+    const out = await simulate(world, async () => {
+      await c.connect();
+      const d = await c.attach('d1');
+      // The link server stops listening (its leases and sessions stay), as an unreachable on-prem host.
+      await onprem.server.close();
+      const t0 = world.clock.nowUs();
+      const read = await d.read(0, 4096).then(() => null, (err: Error) => err);
+      const readFailedAfterUs = world.clock.nowUs() - t0;
+      let groupDone = false;
+      const group = d.applyGroup({ diskId: 'd1', seq: 1, writes: [{ offset: 0, data: Buffer.alloc(4096, 7) }] }).then(() => { groupDone = true; });
+      await world.clock.sleepUs(40_000_000);
+      const groupDoneWhileDown = groupDone;
+      await onprem.server.start();
+      await group;
+      return { read, readFailedAfterUs, groupDoneWhileDown };
+    });
+    expect(errorCode(out.read)).toBe('E_LINK_TIMEOUT');
+    expect(out.read!.message).toMatch(/READ got no answer from on-prem within 2s: the link to onprem:7000 is down \(for 2s, \d+ reconnect attempts/);
+    expect(out.readFailedAfterUs).toBe(2_000_000);
+    expect(out.groupDoneWhileDown).toBe(false);
+    expect(disk.readSync(0, 4096).equals(Buffer.alloc(4096, 7))).toBe(true);
+    const lines = world.logs.map((l) => l.message);
+    expect(lines.some((m) => /^link to onprem:7000 lost/.test(m))).toBe(true);
+    expect(lines.some((m) => /^the link to onprem:7000 is down \(for 3\d(\.\d+)?s, \d+ reconnect attempts; last: .*\); 1 requests wait \(reads fail after 2s\)$/.test(m))).toBe(true);
+    expect(lines.some((m) => /^link to onprem:7000 is back after 4\d\.\d+s \(\d+ reconnect attempts\); resending 1 requests$/.test(m))).toBe(true);
+  });
+
   it('rate-limits outbound bytes with a token bucket on the world clock', async () => {
     const world = new SimWorld(5);
     world.net.setLink('onprem:7000', directLink(world.clock, 0));

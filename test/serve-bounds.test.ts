@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { nbdUri, run, toolsAvailable } from './interop-tools.js';
-import { Procs, randomImage, stop } from './helpers/serve-procs.js';
+import { Procs, randomImage, stop, until } from './helpers/serve-procs.js';
 
 /**
  * What a hostile or broken peer can cost a real `spillway serve` process:
@@ -69,13 +69,6 @@ function idleConnections(open: () => Socket, n: number): { sockets: Socket[]; cl
     sockets.push(s);
   }
   return { sockets, closed: () => closed };
-}
-
-async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
-  for (let waited = 0; !cond(); waited += 50) {
-    if (waited > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('serve onprem: the link before authentication', () => {

@@ -7,11 +7,14 @@ import { SecureCache } from '../proxy/layers/secure-cache.js';
 import { LinkClient } from '../proxy/link/client.js';
 import { takeLock } from './lock-file.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_US, DEFAULT_MAX_CONNECTIONS, NbdServer } from '../proxy/nbd/index.js';
-import { formatDurationUs } from '../util/units.js';
+import { formatDurationUs, parseDurationUs } from '../util/units.js';
 import { parseCount } from './command.js';
 import { PersistentBitmap } from '../proxy/stores/persistent-bitmap.js';
 import type { LiveWorld } from '../world/live-world.js';
 import { checkAddress, parseCacheSize, parseCompression, parsePersistence, parsePositiveDurationUs, parseRpoUs, requireFlag } from './serve-options.js';
+
+/** As a SCSI disk's command timeout: long enough for a reconnect, short enough that a guest sees an error, not a hang. */
+const DEFAULT_READ_TIMEOUT_US = 30_000_000;
 
 export const cloudUsage = `Cloud flags:
   --nbd ADDR|unix:PATH  where VMs attach over NBD (e.g. unix:/run/spillway.sock or 127.0.0.1:10809)
@@ -25,6 +28,10 @@ export const cloudUsage = `Cloud flags:
   --compression LEVEL   zlib level for link payloads, 0 (off) to 9 (default 1)
   --take-over           become the disk's writer although the last cloud proxy did not
                         end cleanly: the writes it had not shipped are given up
+  --read-timeout DURATION
+                        a guest read that needs on-prem fails with EIO after this long
+                        without an answer, e.g. while the link is down (default ${formatDurationUs(DEFAULT_READ_TIMEOUT_US)};
+                        0 waits for the link however long it takes)
   --nbd-max-connections N
                         NBD connections at once (default ${DEFAULT_MAX_CONNECTIONS}); past that the oldest
                         still in the handshake is closed, or the new one refused
@@ -44,6 +51,7 @@ export const cloudFlagSpec = {
   'read-only': { type: 'boolean' },
   compression: { type: 'string' },
   'take-over': { type: 'boolean' },
+  'read-timeout': { type: 'string' },
   'nbd-max-connections': { type: 'string' },
   'nbd-handshake-timeout': { type: 'string' },
 } as const;
@@ -59,11 +67,13 @@ export interface CloudFlags {
   readOnly: boolean;
   compressionLevel: number | undefined;
   takeOver: boolean;
+  /** 0: no deadline. */
+  readTimeoutUs: number;
   nbdMaxConnections: number | undefined;
   nbdHandshakeTimeoutUs: number | undefined;
 }
 
-export function parseCloudFlags(values: { nbd?: string; disk?: string; 'cache-dir'?: string; 'cache-size'?: string; persistence?: string; rpo?: string; name?: string; 'read-only'?: boolean; compression?: string; 'take-over'?: boolean; 'nbd-max-connections'?: string; 'nbd-handshake-timeout'?: string }): CloudFlags {
+export function parseCloudFlags(values: { nbd?: string; disk?: string; 'cache-dir'?: string; 'cache-size'?: string; persistence?: string; rpo?: string; name?: string; 'read-only'?: boolean; compression?: string; 'take-over'?: boolean; 'read-timeout'?: string; 'nbd-max-connections'?: string; 'nbd-handshake-timeout'?: string }): CloudFlags {
   return {
     nbd: checkAddress(requireFlag(values.nbd, '--nbd', 'where VMs attach, e.g. unix:/tmp/spillway.sock or 127.0.0.1:10809'), '--nbd'),
     disk: values.disk,
@@ -75,6 +85,7 @@ export function parseCloudFlags(values: { nbd?: string; disk?: string; 'cache-di
     readOnly: values['read-only'] ?? false,
     compressionLevel: parseCompression(values.compression),
     takeOver: values['take-over'] ?? false,
+    readTimeoutUs: values['read-timeout'] === undefined ? DEFAULT_READ_TIMEOUT_US : parseDurationUs(values['read-timeout'], '--read-timeout'),
     nbdMaxConnections: parseCount(values['nbd-max-connections'], '--nbd-max-connections', 1, 65_536),
     nbdHandshakeTimeoutUs: parsePositiveDurationUs(values['nbd-handshake-timeout'], '--nbd-handshake-timeout'),
   };
@@ -154,6 +165,7 @@ export async function startCloudSide(world: LiveWorld, options: CloudFlags & { o
       ...(options.rpoUs !== undefined ? { rpoUs: options.rpoUs } : {}),
       ...(options.compressionLevel !== undefined ? { compressionLevel: options.compressionLevel } : {}),
       ...(options.takeOver ? { takeOver: true } : {}),
+      ...(options.readTimeoutUs > 0 ? { readTimeoutUs: options.readTimeoutUs } : {}),
       // Across a WAN a VM reads one request at a time, so a foreground read is nearly always in
       // flight: background fetches must not wait for a gap, and must be big and deep enough to
       // fill the bandwidth-delay product (8 x 64 KiB covers 100 Mbit/s at 40 ms).

@@ -72,3 +72,11 @@ export function randomImage(dir: string, name: string, bytes: number): { path: s
   writeFileSync(path, data);
   return { path, data };
 }
+
+/** Poll (real time) until `cond` holds, e.g. a line in a process's output; throws naming `what` after `timeoutMs`. */
+export async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
+  for (let waited = 0; !cond(); waited += 50) {
+    if (waited > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

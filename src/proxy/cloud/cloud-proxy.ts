@@ -14,7 +14,8 @@ import { ReadPath, type LocalSource } from '../layers/read-path.js';
 import { SecureCache } from '../layers/secure-cache.js';
 import { SparseStore } from '../stores/sparse-store.js';
 import { StatsLayer, StatsRegistry, emitProxyStats } from '../layers/stats.js';
-import { WriteBehind, adoptWriterGrant, readWriterMeta, type ByteRange, type Persistence, type WriterJournalMeta } from '../layers/write-behind.js';
+import { WriteBehind, adoptWriterGrant, readWriterMeta, type ByteRange, type Persistence, type WriteBehindStats, type WriterJournalMeta } from '../layers/write-behind.js';
+import { formatBytes, formatDurationUs } from '../../util/units.js';
 
 /**
  * Where the cloud proxy keeps what must survive it: the write-behind store,
@@ -76,6 +77,12 @@ export interface CloudProxyOptions {
   statsEveryUs?: number;
   reconnectMinUs?: number;
   reconnectMaxUs?: number;
+  /**
+   * A guest read that needs on-prem fails (EIO over NBD) after this long
+   * without an answer, e.g. while the link is down; none by default (it waits
+   * for the link). `serve cloud` sets 30 s (--read-timeout).
+   */
+  readTimeoutUs?: number;
 }
 
 export interface CloudProxy {
@@ -177,6 +184,7 @@ export async function createCloudProxy(world: World, options: CloudProxyOptions)
     ...(options.pushWindowBytes ? { pushWindowBytes: options.pushWindowBytes } : {}),
     ...(options.reconnectMinUs ? { reconnectMinUs: options.reconnectMinUs } : {}),
     ...(options.reconnectMaxUs ? { reconnectMaxUs: options.reconnectMaxUs } : {}),
+    ...(options.readTimeoutUs ? { readTimeoutUs: options.readTimeoutUs } : {}),
   });
   // The journal first: what it holds is this writer's claim to its session on-prem.
   const journal = await StoreJournal.open(options.stores.journal);
@@ -258,6 +266,7 @@ async function assemble(
     ...(options.rpoUs ? { rpoUs: options.rpoUs } : {}),
     ...(options.shipThresholdBytes ? { shipThresholdBytes: options.shipThresholdBytes } : {}),
   });
+  if (persistence === 'on-prem') link.describeBacklog(() => describeBacklog(writeBehind.stats(), journal.capacityBytes));
   const counter = new GuestRecorder(writeBehind, world, remote, blockBytes);
   const device = new StatsLayer(counter, { clock: world.clock, registry, name: `target:${options.name}` });
 
@@ -308,6 +317,14 @@ async function assemble(
       await link.close();
     },
   };
+}
+
+/** The write-behind backlog in words, for the link's outage log lines. */
+function describeBacklog(wb: WriteBehindStats, journalBytes: number): string {
+  if (wb.backlogOps === 0) return 'no acknowledged write waits to ship';
+  const full = Math.round((1 - wb.journalFreeBytes / journalBytes) * 1000) / 10;
+  return `shipping stalled: ${formatBytes(wb.backlogBytes)} of acknowledged writes (${wb.groupsPending} group${wb.groupsPending === 1 ? '' : 's'}, oldest ${formatDurationUs(wb.lagUs)}) `
+    + `wait in the journal, ${full}% full (guest writes wait once it is full)`;
 }
 
 /** Stores for a simulated cloud proxy: sparse, so a large disk costs only what is written. */

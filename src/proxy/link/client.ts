@@ -1,10 +1,11 @@
 import { errorCode, invariant } from '../../errors.js';
+import { formatDurationUs } from '../../util/units.js';
 import type { Timer, World } from '../../world/types.js';
 import { LinkConnection } from './connection.js';
 import { FATAL_CODES, LinkError, E_LINK_CLOSED, E_LINK_DOWN, E_LINK_TIMEOUT, E_NOT_PAIRED, E_PROTOCOL } from './errors.js';
 import type { AttachMode, AttachReply, AttachReq, AuthMsg, ChallengeMsg, ErrorMsg, HelloMsg, WriterClaim } from './messages.js';
 import { NONCE_BYTES, proof, proofMatches, sessionKeys } from './secure-channel.js';
-import { F_ERROR, Op, PROTOCOL_VERSION, WireReader, WireWriter, jsonPayload, parseJson, type Frame } from './wire.js';
+import { F_ERROR, OP_NAMES, Op, PROTOCOL_VERSION, WireReader, WireWriter, jsonPayload, parseJson, type Frame } from './wire.js';
 import { RemoteDisk } from './remote-disk.js';
 
 export interface LinkClientOptions {
@@ -22,8 +23,13 @@ export interface LinkClientOptions {
   reportsAccess?: boolean;
   reconnectMinUs?: number;
   reconnectMaxUs?: number;
-  /** Give up on a request after this long without an answer (across reconnects); none by default. */
-  requestTimeoutUs?: number;
+  /**
+   * Fail a request that only reads (READ, SIGS, PROFILE, REPORT: a guest may be
+   * waiting on it) with E_LINK_TIMEOUT after this long without an answer,
+   * across reconnects; none by default. Write groups, flushes, attaches and
+   * detaches are kept until answered (write-behind ships by seq and retries).
+   */
+  readTimeoutUs?: number;
   /** Give up reconnecting after this many failed attempts in a row; never by default. */
   maxReconnectAttempts?: number;
 }
@@ -51,6 +57,14 @@ export interface LinkClientStats {
 
 type State = 'idle' | 'connecting' | 'open' | 'down' | 'closed' | 'failed';
 
+/** Ops that only read: giving up on one loses nothing, and a guest may be waiting on it. */
+const READ_OPS: ReadonlySet<number> = new Set([Op.READ, Op.SIGS, Op.PROFILE, Op.REPORT]);
+/**
+ * While the link is down, a line saying so (and what waits on it) at most this often, on a failed
+ * reconnect attempt: no timer of its own, so a simulation runs the same events as without it.
+ */
+const OUTAGE_REPORT_US = 30_000_000;
+
 /**
  * The cloud end of the link: one authenticated, encrypted connection that
  * multiplexes requests by id and survives drops. Every request is kept until
@@ -72,6 +86,13 @@ export class LinkClient {
   private readonly stateCbs = new Set<(state: string, err?: Error) => void>();
   private attempts = 0;
   private reconnectTimer: Timer | null = null;
+  /** When the link went down (while state is 'down'). */
+  private downSinceUs = 0;
+  /** Why the link went down, then why the last reconnect failed. */
+  private lastFailure: Error | undefined;
+  /** When the outage was last reported. */
+  private reportedUs = 0;
+  private backlog: (() => string) | undefined;
 
   constructor(private readonly world: World, readonly options: LinkClientOptions) {
     this.nonceLabel = `link-client/${options.peer}`;
@@ -83,6 +104,14 @@ export class LinkClient {
 
   get pushWindowBytes(): number {
     return this.options.pushWindowBytes ?? 1024 * 1024;
+  }
+
+  /**
+   * What waits on the link besides requests (the write-behind backlog, the
+   * journal's fill), appended to the outage log lines.
+   */
+  describeBacklog(fn: () => string): void {
+    this.backlog = fn;
   }
 
   /** Be told when the link goes up or down (for traces and tests). */
@@ -132,10 +161,11 @@ export class LinkClient {
     return new Promise<Buffer>((resolve, reject) => {
       const id = this.nextId++;
       const p: Pending = { id, op, flags, payload, resolve, reject, timer: null, sent: 0 };
-      if (this.options.requestTimeoutUs) {
-        p.timer = this.world.clock.schedule(this.options.requestTimeoutUs, () => {
+      const timeoutUs = this.options.readTimeoutUs;
+      if (timeoutUs && READ_OPS.has(op)) {
+        p.timer = this.world.clock.schedule(timeoutUs, () => {
           this.inflight.delete(id);
-          reject(new LinkError(E_LINK_TIMEOUT, `link request ${id} got no answer within ${this.options.requestTimeoutUs}us`));
+          reject(new LinkError(E_LINK_TIMEOUT, `${OP_NAMES[op]} got no answer from on-prem within ${formatDurationUs(timeoutUs)}: ${this.describeLink()}`));
         });
       }
       // Ids only grow, so a reply (or a resent request's second reply) matches one request at most.
@@ -187,8 +217,35 @@ export class LinkClient {
 
   private fail(err: Error): void {
     this.failure = err;
+    if (this.state === 'down') this.world.log('error', this.src, `link to ${this.options.address} given up after ${this.attempts} reconnect attempts: ${err.message}`, { code: errorCode(err) ?? 'E_IO' });
     this.setState('failed', err);
     this.rejectAll(err);
+  }
+
+  private get src(): string {
+    return `proxy/cloud/${this.options.peer}`;
+  }
+
+  /** The link's state in words, for errors and log lines. */
+  private describeLink(): string {
+    if (this.state !== 'down') return `the link to ${this.options.address} is ${this.state === 'open' ? 'up but on-prem has not answered' : this.state}`;
+    const why = this.lastFailure ? `; last: ${this.lastFailure.message}` : '';
+    return `the link to ${this.options.address} is down (for ${formatDurationUs(this.world.clock.nowUs() - this.downSinceUs)}, ${this.attempts} reconnect attempts${why})`;
+  }
+
+  /** What waits on the link: unanswered requests, and what the owner said waits besides. */
+  private describeWaiting(): string {
+    const reads = this.options.readTimeoutUs ? ` (reads fail after ${formatDurationUs(this.options.readTimeoutUs)})` : ' (reads wait for it)';
+    const more = this.backlog?.();
+    return `${this.inflight.size} requests wait${reads}${more ? `; ${more}` : ''}`;
+  }
+
+  /** A reconnect attempt failed: say the link is still down, what waits, at most every OUTAGE_REPORT_US. */
+  private reportOutage(): void {
+    const now = this.world.clock.nowUs();
+    if (now - this.reportedUs < OUTAGE_REPORT_US) return;
+    this.reportedUs = now;
+    this.world.log('warn', this.src, `${this.describeLink()}; ${this.describeWaiting()}`);
   }
 
   /** Connect, handshake, re-attach, then resend what is unanswered. */
@@ -252,6 +309,9 @@ export class LinkClient {
     await handshake;
     this.conn = conn;
     this.creditOwed = 0;
+    if (this.state === 'down') {
+      this.world.log('warn', this.src, `link to ${o.address} is back after ${formatDurationUs(this.world.clock.nowUs() - this.downSinceUs)} (${this.attempts} reconnect attempts); resending ${this.inflight.size} requests`);
+    }
     this.attempts = 0;
     this.setState('open');
     // Attach first: the server processes a handle's requests only once its ATTACH is done.
@@ -265,7 +325,11 @@ export class LinkClient {
   private lost(err?: Error): void {
     if (this.state === 'closed' || this.state === 'failed') return;
     this.conn = null;
+    this.downSinceUs = this.world.clock.nowUs();
+    this.reportedUs = this.downSinceUs;
+    this.lastFailure = err;
     this.setState('down', err);
+    this.world.log('warn', this.src, `link to ${this.options.address} lost${err ? ` (${err.message})` : ''}; reconnecting; ${this.describeWaiting()}`, err ? { code: errorCode(err) ?? 'E_IO' } : undefined);
     this.scheduleReconnect();
   }
 
@@ -280,6 +344,8 @@ export class LinkClient {
       this.stats.reconnects++;
       this.open().catch((err: Error) => {
         if (this.state !== 'down') return;
+        this.lastFailure = err;
+        this.reportOutage();
         const code = errorCode(err);
         if ((code && FATAL_CODES.has(code)) || (o.maxReconnectAttempts !== undefined && this.attempts >= o.maxReconnectAttempts)) this.fail(err);
         else this.scheduleReconnect();
