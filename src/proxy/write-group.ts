@@ -35,6 +35,8 @@ export interface WriteSink {
 
 export const REC_WRITE = 1;
 export const REC_ZERO = 2;
+/** Write-behind's cut record: the writes journaled before it form group `seq` (layers/write-behind-journal.ts). */
+export const REC_CUT = 3;
 
 export function opLength(op: GroupOp): number {
   return op.zero ? op.length : op.data.length;

@@ -14,7 +14,8 @@ import { ReadPath, type LocalSource } from '../layers/read-path.js';
 import { SecureCache } from '../layers/secure-cache.js';
 import { SparseStore } from '../stores/sparse-store.js';
 import { StatsLayer, StatsRegistry, emitProxyStats } from '../layers/stats.js';
-import { WriteBehind, adoptWriterGrant, readWriterMeta, type ByteRange, type Persistence, type WriteBehindStats, type WriterJournalMeta } from '../layers/write-behind.js';
+import { WriteBehind, type ByteRange, type Persistence, type WriteBehindStats } from '../layers/write-behind.js';
+import { adoptWriterGrant, readWriterMeta, type WriterJournalMeta } from '../layers/write-behind-journal.js';
 import { formatBytes, formatDurationUs } from '../../util/units.js';
 
 /**

@@ -4,7 +4,8 @@ import { BlockError, E_CLOSED, checkRange, type BlockDevice, type Extent, type W
 import { E_JOURNAL_FULL, type Journal } from '../journal.js';
 import { Layer } from '../layer.js';
 import { PersistentBitmap } from '../stores/persistent-bitmap.js';
-import { coalesce, decodeOp, encodeOp, type GroupOp, type WriterGrant, type WriteSink } from '../write-group.js';
+import { decodeOp, encodeOp, type GroupOp, type WriterGrant, type WriteSink } from '../write-group.js';
+import { cutSeq, encodeCut, makeGroup, readWriterMeta, writerMetaBytes, type Entry, type Group } from './write-behind-journal.js';
 
 /** FIG 4's two write-persistence policies, per disk. */
 export type Persistence = 'cloud-only' | 'on-prem';
@@ -15,36 +16,6 @@ export interface ByteRange {
 }
 
 const DEFAULT_GRANULE_BYTES = 4096;
-
-/**
- * What the cloud journal's meta holds: the last group seq on-prem
- * acknowledged, and the writer session (on-prem's grant) the seqs belong to.
- */
-export interface WriterJournalMeta {
-  seq: number;
-  writer: WriterGrant | null;
-}
-
-/** The journal's writer meta; null for a journal no writer ever used. */
-export function readWriterMeta(journal: Journal): WriterJournalMeta | null {
-  if (journal.meta.length === 0) return null;
-  const raw = JSON.parse(journal.meta.toString('utf8')) as Partial<WriterJournalMeta>;
-  return { seq: raw.seq ?? 0, writer: raw.writer ?? null };
-}
-
-/**
- * Start a new writer session on this journal: seqs begin again at 1 under
- * `grant`. Only for a journal with nothing left to ship (on-prem grants a new
- * session only then).
- */
-export async function adoptWriterGrant(journal: Journal, grant: WriterGrant): Promise<void> {
-  invariant(journal.recovered.length === 0, 'a journal adopts a new writer session only when it has nothing to ship');
-  await journal.truncate(0, writerMetaBytes({ seq: 0, writer: grant }));
-}
-
-function writerMetaBytes(meta: WriterJournalMeta): Buffer {
-  return Buffer.from(JSON.stringify(meta));
-}
 
 export interface WriteBehindOptions {
   world: World;
@@ -91,26 +62,6 @@ export interface WriteBehindStats {
   cloudOnlyBytes: number;
   journalFreeBytes: number;
 }
-
-interface Entry {
-  lsn: number;
-  tUs: number;
-  op: GroupOp;
-}
-
-interface Group {
-  seq: number;
-  /** LSN of the cut record: truncating up to it drops the group's entries and the cut. */
-  cutLsn: number;
-  ops: GroupOp[];
-  bytes: number;
-  oldestUs: number;
-  opCount: number;
-}
-
-const REC_WRITE = 1;
-const REC_ZERO = 2;
-const REC_CUT = 3;
 
 /**
  * FIG 4: per-disk write persistence.
@@ -561,9 +512,8 @@ export class WriteBehind extends Layer {
     if (!journal) return;
     let entries: Entry[] = [];
     for (const rec of journal.recovered) {
-      const kind = rec.payload[0];
-      if (kind === REC_CUT) {
-        const seq = rec.payload.readDoubleBE(1);
+      const seq = cutSeq(rec.payload);
+      if (seq !== undefined) {
         this.groups.push(makeGroup(seq, rec.lsn, entries));
         this.nextSeq = Math.max(this.nextSeq, seq + 1);
         entries = [];
@@ -586,21 +536,3 @@ export class WriteBehind extends Layer {
     if (this.dead) throw new BlockError(E_CLOSED, `${this.name}: closed (or killed)`);
   }
 }
-
-function makeGroup(seq: number, cutLsn: number, entries: Entry[]): Group {
-  const ops = coalesce(entries.map((e) => e.op));
-  return {
-    seq, cutLsn, ops,
-    bytes: ops.reduce((n, o) => n + (o.zero ? 0 : o.data.length), 0),
-    oldestUs: entries[0]?.tUs ?? 0,
-    opCount: entries.length,
-  };
-}
-
-function encodeCut(seq: number): Buffer {
-  const b = Buffer.alloc(9);
-  b[0] = REC_CUT;
-  b.writeDoubleBE(seq, 1);
-  return b;
-}
-
