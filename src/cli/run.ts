@@ -15,10 +15,13 @@ import { wallMs } from '../world/live-world.js';
 import { cleanUpLiveRun, cleanUpOnSignal, cleaningUpOnFailure, prepareLiveRun } from './run-live.js';
 import { EXIT_EXPECTATION_FAILED, EXIT_OK, parseFlags, parseSeed, requirePositional, type Command, type CommandIo } from './command.js';
 import { InputError } from '../errors.js';
+import { apiFlagSpec, apiUsage, parseApiFlags } from './api-flags.js';
+import { parsePace, readRecordedActions, startRunApi } from './run-api.js';
 
 const usage = `Usage: spillway run <scenario.yaml> [--seed N] [--until DURATION] [--json] [--trace FILE]
                     [--report FILE] [--cloud emulated|aws [--region R] [--profile P] [--record FILE]]
                     [--image AMI] [--subnet ID]... [--security-group ID]... [--instance-profile NAME|ARN]
+                    [--api ADDR [--api-token-file F] ...] [--pace X] [--actions TRACE]
 
 Run a scenario in virtual time and print its report.
 
@@ -42,6 +45,12 @@ Run a scenario in virtual time and print its report.
   A live run ends by cleaning up everything tagged with its run id (also after --until, on
   Ctrl-C or SIGTERM, and when it fails), and prints what is left and the command that removes it.
 
+  --pace X          run at X virtual seconds per real second (to watch it, or act on it through --api)
+  --actions TRACE   put back the operator actions (api.action lines) a run with --api recorded in TRACE:
+                    the same seed then gives the same trace
+
+${apiUsage}
+
 Exit status: 0 every expectation holds, 1 one fails, 2 bad input (the error names the field).
 A failing run prints the command that replays it exactly.`;
 
@@ -63,7 +72,11 @@ export const runCommand: Command = {
       cloud: { type: 'string' }, region: { type: 'string' }, profile: { type: 'string' }, record: { type: 'string' },
       image: { type: 'string' }, subnet: { type: 'string', multiple: true }, 'security-group': { type: 'string', multiple: true },
       'instance-profile': { type: 'string' },
+      pace: { type: 'string' }, actions: { type: 'string' }, ...apiFlagSpec,
     }, usage);
+    const apiFlags = parseApiFlags(values);
+    const pace = parsePace(values.pace);
+    const recorded = values.actions === undefined ? undefined : readRecordedActions(values.actions);
     if (values.cloud !== undefined && values.cloud !== 'aws' && values.cloud !== 'emulated') {
       throw new InputError('E_BAD_ARGUMENT', `--cloud: expected "emulated" or "aws", got "${values.cloud}"`);
     }
@@ -128,6 +141,7 @@ export const runCommand: Command = {
     });
 
     if (live) sim.world.pacer = realTimePacer();
+    const api = await startRunApi(sim, io, { api: apiFlags, pace, recorded });
     const startedMs = wallMs();
     let shown = false;
     let lastQuarter = -1;
@@ -147,6 +161,8 @@ export const runCommand: Command = {
       }
     })).finally(offSignals);
     if (shown && io.errIsTty) process.stderr.write('\r\x1b[K');
+    await api?.close();
+    if (api && api.replayLeft() > 0) io.err(`--actions: ${api.replayLeft()} recorded action(s) were not reached (the run ended first or took another path)`);
     flushTrace();
     if (traceFd !== null) closeSync(traceFd);
 

@@ -92,6 +92,9 @@ export function parseCloudFlags(values: { nbd?: string; disk?: string; 'cache-di
 }
 
 export interface CloudSide {
+  /** The proxy's name on the link and the disk it serves. */
+  name: string;
+  diskId: string;
   proxy: CloudProxy;
   nbd: NbdServer;
   nbdAddress: string;
@@ -187,6 +190,8 @@ export async function startCloudSide(world: LiveWorld, options: CloudFlags & { o
     const listener = await nbd.listen(options.nbd);
     const p = proxy;
     return {
+      name,
+      diskId,
       proxy: p,
       nbd,
       nbdAddress: listener.address,

@@ -8,7 +8,10 @@ import { DEFAULT_MAX_UNAUTHENTICATED } from '../proxy/link/server.js';
 import { MAX_FRAME_BYTES_BEFORE_AUTH } from '../proxy/link/wire.js';
 import { EXIT_OK, parseCount, parseFlags, type Command, type CommandIo } from './command.js';
 import { checkAddress, diskIdFor, parseCompression, parseShaping, readPairKey, requireFlag, type WanShaping } from './serve-options.js';
-import { cloudFlagSpec, cloudUsage, parseCloudFlags, startCloudSide } from './serve-cloud.js';
+import { cloudFlagSpec, cloudUsage, parseCloudFlags, startCloudSide, type CloudSide } from './serve-cloud.js';
+import { apiFlagSpec, apiUsage, parseApiFlags, startApi, type ApiFlags } from './api-flags.js';
+import { ServeBackend } from '../api/serve-backend.js';
+import type { OnpremProxy } from '../proxy/onprem/index.js';
 
 const usage = `Usage:
   spillway serve onprem --disk IMAGE [--disk IMAGE…] --listen ADDR --pair-key FILE [--wan-rtt D --wan-mbit N]
@@ -27,6 +30,10 @@ cloud   attaches to an on-prem proxy and serves the disk to VMs over NBD
 pair    both in one process, for a demo or a test.
 
 ${cloudUsage}
+
+${apiUsage}
+  (a daemon's API reads its proxies and serves /events and /metrics; it starts no flows)
+
   --disk IMAGE        a raw disk image file; its disk id is the file name without .img/.raw
   --listen ADDR       where the on-prem link listens: HOST:PORT (e.g. 0.0.0.0:7000)
   --pair-key FILE     the shared pairing key (spillway keygen FILE)
@@ -56,6 +63,7 @@ async function startRelayIfAsked(shaping: WanShaping | undefined, listen: string
 }
 
 export interface OnpremSide extends Running {
+  proxy: OnpremProxy;
   address: string;
   diskIds: string[];
 }
@@ -95,6 +103,7 @@ export async function startOnpremSide(world: LiveWorld, options: { images: strin
     const relay = await startRelayIfAsked(options.shaping, options.listen, proxy.address);
     const address = relay?.address ?? proxy.address;
     return {
+      proxy,
       address,
       diskIds: ids,
       lines: [
@@ -131,6 +140,17 @@ function untilSignal(): Promise<string> {
   });
 }
 
+/** The management API over the sides this daemon runs; listed last, so it stops first. */
+async function withApi(flags: ApiFlags | null, world: LiveWorld, mode: string, onprem: OnpremSide | null, cloud: CloudSide | null): Promise<Running[]> {
+  if (!flags) return [];
+  const backend = new ServeBackend({
+    mode, world, onprem: onprem?.proxy ?? null,
+    clouds: cloud ? [{ name: cloud.name, disk: cloud.diskId, proxy: cloud.proxy }] : [],
+  });
+  const api = await startApi(flags, backend);
+  return [{ lines: api.lines, stop: () => api.close() }];
+}
+
 async function runUntilSignal(io: CommandIo, running: Running[]): Promise<number> {
   for (const r of running) for (const line of r.lines) io.out(line);
   io.out('ready (Ctrl-C to stop)');
@@ -159,6 +179,7 @@ const onpremFlags = {
   'wan-mbit': { type: 'string' },
   compression: { type: 'string' },
   'max-unauthenticated': { type: 'string' },
+  ...apiFlagSpec,
 } as const;
 
 export const serveCommand: Command = {
@@ -180,14 +201,16 @@ export const serveCommand: Command = {
         const shaping = parseShaping(values['wan-rtt'], values['wan-mbit']);
         const compressionLevel = parseCompression(values.compression);
         const maxUnauthenticated = parseCount(values['max-unauthenticated'], '--max-unauthenticated', 1, 65_536);
+        const apiFlags = parseApiFlags(values);
         const onprem = await startOnpremSide(world, {
           images, listen, pairingKey, ...(shaping ? { shaping } : {}), ...(compressionLevel !== undefined ? { compressionLevel } : {}),
           ...(maxUnauthenticated !== undefined ? { maxUnauthenticated } : {}),
         });
-        return runUntilSignal(io, [onprem]);
+        return runUntilSignal(io, [onprem, ...await withApi(apiFlags, world, 'onprem', onprem, null).catch(async (err) => { await onprem.stop(); throw err; })]);
       }
       case 'cloud': {
-        const { values } = parseFlags(rest, { ...cloudFlagSpec, onprem: { type: 'string' }, 'wan-rtt': { type: 'string' }, 'wan-mbit': { type: 'string' } }, usage, false);
+        const { values } = parseFlags(rest, { ...cloudFlagSpec, ...apiFlagSpec, onprem: { type: 'string' }, 'wan-rtt': { type: 'string' }, 'wan-mbit': { type: 'string' } }, usage, false);
+        const apiFlags = parseApiFlags(values);
         const onpremAddress = checkAddress(requireFlag(values.onprem, '--onprem', 'the on-prem link address, e.g. onprem.example:7000'), '--onprem');
         const pairingKey = await readPairKey(values['pair-key']);
         const cloud = parseCloudFlags(values);
@@ -195,14 +218,16 @@ export const serveCommand: Command = {
         const relay = await startRelayIfAsked(shaping, '127.0.0.1:0', onpremAddress);
         try {
           const side = await startCloudSide(world, { ...cloud, onprem: relay?.address ?? onpremAddress, pairingKey });
-          return await runUntilSignal(io, [{ lines: [], stop: async () => { await relay?.close(); } }, side]);
+          const api = await withApi(apiFlags, world, 'cloud', null, side).catch(async (err) => { await side.stop(); throw err; });
+          return await runUntilSignal(io, [{ lines: [], stop: async () => { await relay?.close(); } }, side, ...api]);
         } catch (err) {
           await relay?.close();
           throw err;
         }
       }
       case 'pair': {
-        const { values } = parseFlags(rest, { ...cloudFlagSpec, disk: { type: 'string' }, 'wan-rtt': { type: 'string' }, 'wan-mbit': { type: 'string' } }, usage, false);
+        const { values } = parseFlags(rest, { ...cloudFlagSpec, ...apiFlagSpec, disk: { type: 'string' }, 'wan-rtt': { type: 'string' }, 'wan-mbit': { type: 'string' } }, usage, false);
+        const apiFlags = parseApiFlags(values);
         const image = requireFlag(values.disk, '--disk', 'the raw disk image to serve');
         const pairingKey = await readPairKey(values['pair-key']);
         const cloud = parseCloudFlags(values);
@@ -213,7 +238,8 @@ export const serveCommand: Command = {
         });
         try {
           const side = await startCloudSide(world, { ...cloud, onprem: onprem.address, pairingKey, disk: onprem.diskIds[0]! });
-          return await runUntilSignal(io, [onprem, side]);
+          const api = await withApi(apiFlags, world, 'pair', onprem, side).catch(async (err) => { await side.stop(); throw err; });
+          return await runUntilSignal(io, [onprem, side, ...api]);
         } catch (err) {
           await onprem.stop();
           throw err;

@@ -5,14 +5,18 @@ import { LiveSource } from '../../tui/live-source.js';
 import { openScreen } from '../../tui/terminal.js';
 import { InputError } from '../errors.js';
 import { formatDurationUs } from '../util/units.js';
-import { EXIT_OK, parseFlags, parseSeed, requirePositional, type Command } from './command.js';
+import { EXIT_OK, parseFlags, parseSeed, requirePositional, type Command, type CommandIo } from './command.js';
+import { apiClientFlagSpec, apiClientUsage, apiEndpoint } from './api-client-flags.js';
 
 const usage = `Usage: spillway tui <scenario.yaml> [--seed N] [--speed X] [--trace FILE]
+       spillway tui --attach URL --api-token-file F [--api-ca F]
 
 Run a scenario's simulation at an adjustable pace and watch it live.
   --seed N      seed for the run (default: the scenario's seed)
   --speed X     virtual seconds per real second to start at (default ${DEFAULT_SPEED}; + and - change it)
   --trace FILE  also write the JSONL trace of what was watched, for spillway replay
+  --attach URL  watch a run served elsewhere with --api (spillway run --api), from its event stream
+${apiClientUsage}
 
 Keys: space pause, +/- speed, / filter, enter detail, esc back, tab focus, ? help, q quit.
 Stepping and seeking need a recorded trace: spillway replay <trace.jsonl>. See docs/tui.md.`;
@@ -60,7 +64,8 @@ export const tuiCommand: Command = {
   summary: 'watch a scenario run live in the terminal',
   usage,
   async run(args, io) {
-    const { values, positionals } = parseFlags(args, { seed: { type: 'string' }, speed: { type: 'string' }, trace: { type: 'string' } }, usage);
+    const { values, positionals } = parseFlags(args, { seed: { type: 'string' }, speed: { type: 'string' }, trace: { type: 'string' }, attach: { type: 'string' }, ...apiClientFlagSpec }, usage);
+    if (values.attach !== undefined) return attach(values.attach, values, io);
     const path = requirePositional(positionals, 0, 'a scenario file', usage);
     const seed = parseSeed(values.seed);
     const speed = parseSpeed(values.speed);
@@ -96,3 +101,20 @@ export const tuiCommand: Command = {
     return EXIT_OK;
   },
 };
+
+/** `--attach URL`: the same app and model, fed from a remote run's event stream instead of a local simulation. */
+async function attach(url: string, values: { speed?: string; 'api-token-file'?: string; 'api-ca'?: string }, io: CommandIo): Promise<number> {
+  const ep = apiEndpoint(url, values, '--attach');
+  const speed = parseSpeed(values.speed);
+  requireTerminal();
+  const [{ TuiApp }, { RemoteRun }] = await Promise.all([import('../../tui/app.js'), import('../world/live-remote-run.js')]);
+  const run = await RemoteRun.attach(ep);
+  const source = new LiveSource(run, { scenario: run.info.name });
+  try {
+    await runInTerminal((screen) => new TuiApp({ screen, source, speed }));
+  } finally {
+    run.close();
+  }
+  io.out(`spillway tui --attach ${ep.url}: ${run.world.trace.count} events seen, to T+${formatDurationUs(run.world.nowUs)}${run.problem ? `; ${run.problem}` : ''}`);
+  return EXIT_OK;
+}

@@ -94,7 +94,7 @@ export class RunningMachine<TMachine extends AnyStateMachine> {
     private readonly store: SnapshotStore,
     readonly id: string,
     readonly src: string,
-    private readonly machineName: string,
+    readonly machineName: string,
     create: (inspect: (ev: { type: string; actorRef: unknown; snapshot?: unknown }) => void) => Actor<TMachine>,
   ) {
     this.done = new Promise((resolve, reject) => {
@@ -212,7 +212,16 @@ export class RunningMachine<TMachine extends AnyStateMachine> {
   }
 }
 
+/** A machine this runtime started or restored, with when (for the management API's flow list). */
+export interface StartedMachine {
+  running: RunningMachine<AnyStateMachine>;
+  startedUs: number;
+}
+
 export class MachineRuntime {
+  /** Every machine started or restored here, by actor id, in start order (the latest restore of an id wins). */
+  readonly started = new Map<string, StartedMachine>();
+
   constructor(readonly world: World, readonly store: SnapshotStore = new MemorySnapshotStore()) {}
 
   start<TMachine extends AnyStateMachine>(spec: StartSpec<TMachine>, input: InputFrom<TMachine>): RunningMachine<TMachine> {
@@ -220,6 +229,7 @@ export class MachineRuntime {
     const running = new RunningMachine<TMachine>(this.world, this.store, spec.id, spec.src, spec.machine.id, (inspect) =>
       createActor(machine, { id: spec.id, clock: this.world.clock, input, inspect } as never) as Actor<TMachine>);
     running.begin(false);
+    this.started.set(spec.id, { running: running as unknown as RunningMachine<AnyStateMachine>, startedUs: this.world.clock.nowUs() });
     return running;
   }
 
@@ -234,6 +244,7 @@ export class MachineRuntime {
     const running = new RunningMachine<TMachine>(this.world, this.store, spec.id, spec.src, spec.machine.id, (inspect) =>
       createActor(machine, { id: spec.id, clock: this.world.clock, snapshot: record.snapshot, inspect } as never) as Actor<TMachine>);
     running.begin(true);
+    this.started.set(spec.id, { running: running as unknown as RunningMachine<AnyStateMachine>, startedUs: record.savedAtUs });
     return running;
   }
 

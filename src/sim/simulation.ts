@@ -111,6 +111,7 @@ export class ScenarioSimulation implements Simulation {
   readonly controller: BurstController | null = null;
   private cloud: (Cloud & { dispose(): void }) | null = null;
   private machineEnvP: Promise<SimMachineEnv> | null = null;
+  private machineEnvReady: SimMachineEnv | null = null;
   private readonly tiers = new Map<string, StorageTier>();
   /**
    * Controllers that watch the data center: each is called every tick, after
@@ -226,8 +227,14 @@ export class ScenarioSimulation implements Simulation {
         rpoUs: p.writeBack.rpoUs,
         containers: { diskOps: (diskId) => { const st = this.tiers.get(diskId)?.stats; return st ? st.reads + st.writes + st.other : 0; } },
       });
+      this.machineEnvP.then((env) => { this.machineEnvReady = env; }, () => undefined);
     }
     return this.machineEnvP;
+  }
+
+  /** The machines' environment if the run has created it, else null: a reader (the management API) must not create it. */
+  machineEnvIfCreated(): SimMachineEnv | null {
+    return this.machineEnvReady;
   }
 
   /** A moved VM's application I/O: the workload model at `policies.burst.io` against its storage target. */

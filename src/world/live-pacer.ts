@@ -7,15 +7,36 @@ const MAX_WAIT_MS = 250;
 /**
  * Paces a simulation to the wall clock: virtual time `t` may be reached only
  * `t / speed` after the pacer started. Used when a run talks to a live cloud,
- * where an instance takes real minutes to boot whatever the scenario says.
+ * where an instance takes real minutes to boot whatever the scenario says,
+ * and by `spillway run --pace X` so an operator can watch and act.
  */
 export function realTimePacer(speed = 1, startMs = wallMs()): Pacer {
   const elapsedUs = (): number => (wallMs() - startMs) * 1000 * speed;
   return {
     reached: (dueUs) => elapsedUs() >= dueUs,
+    virtualNowUs: elapsedUs,
     waitUntil: (dueUs) => new Promise((resolve) => {
       const waitMs = Math.min(MAX_WAIT_MS, Math.max(0, (dueUs - elapsedUs()) / 1000 / speed));
       setTimeout(resolve, waitMs);
     }),
+  };
+}
+
+const realSetImmediate = setImmediate;
+
+/**
+ * Not a pace: lets a simulation run as fast as it can, but hands the real
+ * event loop a turn at least every `sliceMs` of wall time, so a server in the
+ * same process (the management API) answers while a long stretch of
+ * synchronous events runs. Virtual time is untouched.
+ */
+export function yieldingPacer(sliceMs = 20): Pacer {
+  let sinceMs = wallMs();
+  return {
+    reached: () => wallMs() - sinceMs < sliceMs,
+    waitUntil: () => new Promise((resolve) => realSetImmediate(() => {
+      sinceMs = wallMs();
+      resolve();
+    })),
   };
 }

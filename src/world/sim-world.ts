@@ -36,6 +36,19 @@ export interface Pacer {
   waitUntil(dueUs: number): Promise<void>;
   /** True once virtual time `dueUs` has been reached by the pacing clock. */
   reached(dueUs: number): boolean;
+  /** The virtual time the pacing clock stands at now, when it has one (operator actions land there). */
+  virtualNowUs?(): number;
+}
+
+/**
+ * Operator input (the management API) enters a simulation here, and only
+ * here: before virtual time moves on from `nowUs`, with nothing left due at
+ * `nowUs`. What it schedules lands at a point defined by the queue alone
+ * (due time and sequence number), so a replay can put it back exactly.
+ */
+export interface Inbox {
+  /** Virtual time is about to move from `nowUs` to at most `limitUs` (> nowUs). True when something was scheduled. */
+  boundary(nowUs: number, limitUs: number): boolean;
 }
 
 export interface RunResult {
@@ -99,6 +112,8 @@ export class SimWorld implements World {
   logSink: ((line: LogLine) => void) | undefined;
   /** When set, virtual time never runs ahead of this pacer (see Pacer). */
   pacer: Pacer | undefined;
+  /** When set, asked at every advance of virtual time whether operator input is waiting (see Inbox). */
+  inbox: Inbox | undefined;
 
   private readonly rngs: RngRegistry;
   private readonly inflight = new Set<Promise<unknown>>();
@@ -166,6 +181,10 @@ export class SimWorld implements World {
         if (events >= maxEvents) { reason = 'max-events'; break; }
         const due = this.queue.peekDue();
         if (due === undefined) { reason = 'idle'; break; }
+        if (this.inbox && due > this.nowUs) {
+          const limitUs = Math.min(due, untilUs);
+          if (limitUs > this.nowUs && this.inbox.boundary(this.nowUs, limitUs)) continue;
+        }
         if (due > untilUs) { this.nowUs = untilUs; reason = 'until'; break; }
         if (this.pacer && due > this.nowUs && !this.pacer.reached(due)) {
           await this.pacer.waitUntil(due);

@@ -31,6 +31,14 @@ export const DEFAULT_MAX_UNAUTHENTICATED = 64;
  * write groups in seq order, and streams pushes within the client's credit.
  */
 export class LinkServer {
+  /** Link bytes both ways, the open connections included (stats counts a connection when it closes). */
+  wireBytes(): { in: number; out: number } {
+    let i = this.stats.wireBytesIn;
+    let o = this.stats.wireBytesOut;
+    for (const c of this.conns) { i += c.wireBytesIn; o += c.wireBytesOut; }
+    return { in: i, out: o };
+  }
+
   readonly stats: LinkServerStats = {
     connections: 0, refused: 0, unauthenticatedDropped: 0, reads: 0, pushes: 0, groupsApplied: 0, groupsDuplicate: 0, wireBytesOut: 0, wireBytesIn: 0, codec: newCodecStats(),
   };

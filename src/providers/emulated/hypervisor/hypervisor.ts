@@ -238,6 +238,11 @@ export class EmulatedHypervisor implements Hypervisor, HostMonitor {
 
   // ---- disks -------------------------------------------------------------------------
 
+  /** Who holds a disk's write lease, or null (read-only: the management API checks before it acts). */
+  leaseHolder(diskId: string): string | null {
+    return this.diskState(diskId).lease?.owner ?? null;
+  }
+
   lockDisk(diskId: string, owner: string): DiskLease {
     const d = this.diskState(diskId);
     if (d.lease) {
