@@ -1,9 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { apiScenario, tokenFile } from './helpers/api-fixture.js';
+import { openEventStream } from '../src/world/live-http-client.js';
+import { apiScenario, TOKEN, tokenFile } from './helpers/api-fixture.js';
 
 /**
  * The API as an operator uses it: `spillway run --api` in its own process,
@@ -20,8 +22,8 @@ afterEach(() => {
   for (const p of procs.splice(0)) if (p.exitCode === null) p.kill('SIGTERM');
 });
 
-function cli(args: string[]): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync('node', ['bin/spillway.js', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+function cli(args: string[], env: Record<string, string> = {}): { status: number; stdout: string; stderr: string } {
+  const r = spawnSync('node', ['bin/spillway.js', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -102,6 +104,50 @@ describe('spillway flow against spillway run --api', () => {
     const untrusted = cli(['flow', 'list', '--api', url, '--api-token-file', token]);
     expect(untrusted.status).toBe(1);
     expect(untrusted.stderr).toMatch(/cannot reach the API.*certificate/i);
+  }, 120_000);
+});
+
+describe('spillway run --api: stopping and failing to serve', () => {
+  it('stops on SIGTERM: the stream gets "closed", the trace and the report so far are written, exit 143', async () => {
+    const token = tokenFile();
+    const trace = join(dir, 'stopped.jsonl');
+    const { url, proc, stderr } = await startRun(['--pace', '60', '--api-token-file', token, '--trace', trace, '--json']);
+    let out = '';
+    proc.stdout!.setEncoding('utf8');
+    proc.stdout!.on('data', (c: string) => { out += c; });
+    const seen: string[] = [];
+    let ended!: () => void;
+    const streamEnded = new Promise<void>((r) => { ended = r; });
+    const stream = openEventStream({ url, token: TOKEN }, '', null, { onEvent: (_id, type) => seen.push(type), onEnd: () => ended() });
+    while (seen.length < 5) await new Promise((r) => setTimeout(r, 50));
+    const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+    proc.kill('SIGTERM');
+    expect(await exited).toBe(143);
+    await streamEnded;
+    stream.close();
+    expect(seen.at(-1)).toBe('closed');
+    expect(stderr()).toMatch(/SIGTERM: stopping the run after the current event/);
+    expect(stderr()).toMatch(/stopped by SIGTERM at T\+\S+ of 12h/);
+    const report = JSON.parse(out);
+    expect(report).toMatchObject({ passed: null, stoppedBy: 'SIGTERM', expectations: [] });
+    const lines = readFileSync(trace, 'utf8').trim().split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(seen.length - 1);
+    expect(JSON.parse(lines.at(-1)!).t).toBeLessThan(12 * 3600e6);
+  }, 120_000);
+
+  it('exits 2 naming the address when it cannot listen, and leaves no temporary token behind', async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const port = (busy.address() as { port: number }).port;
+    const tmp = mkdtempSync(join(tmpdir(), 'spillway-api-tmp-'));
+    try {
+      const r = cli(['run', scenario, '--api', `127.0.0.1:${port}`], { TMPDIR: tmp });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`--api: cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+      expect(readdirSync(tmp).filter((f) => f.startsWith('spillway-api-'))).toEqual([]);
+    } finally {
+      busy.close();
+    }
   }, 120_000);
 });
 

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApi, type ApiApp } from '../api/app.js';
@@ -21,14 +21,22 @@ export const apiFlagSpec = {
 export const apiUsage = `Management API (docs/api.md):
   --api ADDR            serve the REST API, /events (SSE) and /metrics on HOST:PORT (loopback only)
   --api-token-file F    bearer token file (mode 600); created with a fresh token if missing
-                        (default: a new file in the temp folder, printed at start)
+                        (default: a new file in the temp folder, printed at start, removed at exit)
   --api-cert F --api-key F  serve HTTPS with this PEM certificate and key
   --api-public          allow a non-loopback --api address (use with TLS)
   --api-history N       events kept for Last-Event-ID resume (default 100000)`;
 
+export interface ApiToken {
+  token: string;
+  file: string;
+  created: boolean;
+  temporary: boolean;
+}
+
 export interface ApiFlags {
   at: { host: string; port: number };
-  token: { token: string; file: string; created: boolean };
+  /** null: no --api-token-file; startApi makes a temporary one, removed when the API closes. */
+  token: ApiToken | null;
   tls: { cert: string; key: string } | null;
   historyEvents: number | undefined;
 }
@@ -54,23 +62,23 @@ export function parseApiFlags(values: ApiValues): ApiFlags | null {
     }
   }
   return {
-    at, token: token(values['api-token-file']),
+    at, token: values['api-token-file'] === undefined ? null : token(values['api-token-file']),
     tls: values['api-cert'] ? { cert: values['api-cert'], key: values['api-key']! } : null,
     historyEvents,
   };
 }
 
-/** The token: read from its file, or a fresh one written to it (mode 600) when the file does not exist yet. */
-function token(file: string | undefined): { token: string; file: string; created: boolean } {
+/** The token: read from its file, or a fresh one written to it (mode 600) when the file does not exist yet; with no file, a temporary one. */
+function token(file: string | undefined): ApiToken {
   const path = file ?? join(tmpdir(), `spillway-api-${secretBytes(6).toString('hex')}.token`);
-  if (file !== undefined && existsSync(path)) return { token: readTokenFile(path), file: path, created: false };
+  if (file !== undefined && existsSync(path)) return { token: readTokenFile(path), file: path, created: false, temporary: false };
   const fresh = secretBytes(24).toString('base64url');
   try {
     writeFileSync(path, `${fresh}\n`, { mode: 0o600, flag: 'wx' });
   } catch (err) {
     throw new InputError('E_BAD_TOKEN_FILE', `--api-token-file: cannot create ${path}: ${(err as Error).message}`, { cause: err });
   }
-  return { token: fresh, file: path, created: true };
+  return { token: fresh, file: path, created: true, temporary: file === undefined };
 }
 
 function readPem(path: string, flag: string): Buffer {
@@ -91,22 +99,36 @@ export interface RunningApi {
 
 /** Build the API over `backend` and listen where the flags say. */
 export async function startApi(flags: ApiFlags, backend: ApiBackend): Promise<RunningApi> {
-  const t = flags.token;
   const https = flags.tls ? { cert: readPem(flags.tls.cert, '--api-cert'), key: readPem(flags.tls.key, '--api-key') } : undefined;
-  const api = await buildApi({
-    backend, token: t.token, timers: liveHubTimers, ...(https ? { https } : {}),
-    ...(flags.historyEvents ? { hub: { historyEvents: flags.historyEvents } } : {}),
-  });
+  const t = flags.token ?? token(undefined);
+  // A token made up for this process alone is of no use after it: no stale secrets in the temp folder.
+  const forget = (): void => {
+    if (t.temporary) rmSync(t.file, { force: true });
+  };
+  let api: ApiApp;
+  try {
+    api = await buildApi({
+      backend, token: t.token, timers: liveHubTimers, ...(https ? { https } : {}),
+      ...(flags.historyEvents ? { hub: { historyEvents: flags.historyEvents } } : {}),
+    });
+  } catch (err) {
+    forget();
+    throw new InputError('E_API_START', `--api: cannot start the API${https ? ' (check --api-cert and --api-key)' : ''}: ${(err as Error).message}`, { cause: err });
+  }
+  const close = async (): Promise<void> => {
+    await api.close();
+    forget();
+  };
   let url: string;
   try {
     url = await listenApi(api.app, flags.at, https !== undefined);
   } catch (err) {
-    await api.close();
+    await close();
     throw new InputError('E_API_LISTEN', `--api: cannot listen on ${flags.at.host}:${flags.at.port}: ${(err as Error).message}`, { cause: err });
   }
   return {
     api, url, tokenFile: t.file,
-    lines: [`api listening on ${url} (token ${t.created ? 'written to' : 'from'} ${t.file}; OpenAPI at ${url}/openapi.json)`],
-    close: () => api.close(),
+    lines: [`api listening on ${url} (token ${t.created ? 'written to' : 'from'} ${t.file}${t.temporary ? ', removed when the API stops' : ''}; OpenAPI at ${url}/openapi.json)`],
+    close,
   };
 }

@@ -4,6 +4,7 @@ import { collectSamples } from '../report/samples.js';
 import { renderSvg } from '../report/svg.js';
 import { loadScenarioFile } from '../sim/scenario-file.js';
 import { renderReport } from '../report/text/render.js';
+import type { Report } from '../report/report.js';
 import { createSimulation } from '../sim/simulation.js';
 import { runComparisonInWorker } from '../sim/comparison-in-worker.js';
 import { formatDurationUs, parseDurationUs } from '../util/units.js';
@@ -17,6 +18,7 @@ import { EXIT_EXPECTATION_FAILED, EXIT_OK, parseFlags, parseSeed, requirePositio
 import { InputError } from '../errors.js';
 import { apiFlagSpec, apiUsage, parseApiFlags } from './api-flags.js';
 import { parsePace, readRecordedActions, startRunApi } from './run-api.js';
+import { exitForSignal, stoppable } from './signals.js';
 
 const usage = `Usage: spillway run <scenario.yaml> [--seed N] [--until DURATION] [--json] [--trace FILE]
                     [--report FILE] [--cloud emulated|aws [--region R] [--profile P] [--record FILE]]
@@ -51,7 +53,10 @@ Run a scenario in virtual time and print its report.
 
 ${apiUsage}
 
-Exit status: 0 every expectation holds, 1 one fails, 2 bad input (the error names the field).
+Exit status: 0 every expectation holds, 1 one fails, 2 bad input (the error names the field),
+130/143 stopped by SIGINT/SIGTERM (the run stops after the current event; the API's clients get
+an event "closed", the trace and the report so far are written; a second signal exits at once;
+a live run cleans up its run id first and exits).
 A failing run prints the command that replays it exactly.`;
 
 /** The exact command that reproduces a run. */
@@ -145,8 +150,10 @@ export const runCommand: Command = {
     const startedMs = wallMs();
     let shown = false;
     let lastQuarter = -1;
+    // A live run cleans up its cloud first and exits on a signal (run-live.ts); any other run stops where
+    // it is: the API tells its clients, the trace is flushed, the report so far printed.
     const offSignals = liveRun ? cleanUpOnSignal(liveRun, io) : () => undefined;
-    const report = await cleaningUpOnFailure(liveRun, io, () => sim.runToEnd((nowUs, endUs) => {
+    const work = (): Promise<Report> => cleaningUpOnFailure(liveRun, io, () => sim.runToEnd((nowUs, endUs) => {
       // Short runs stay quiet; long ones redraw in place on a terminal, or log each quarter otherwise.
       const elapsedMs = wallMs() - startedMs;
       if (elapsedMs < 3000) return;
@@ -159,8 +166,14 @@ export const runCommand: Command = {
         lastQuarter = Math.floor(pct / 25);
         io.err(text);
       }
-    })).finally(offSignals);
+    }));
+    const { result: ranReport, signal: caught } = liveRun
+      ? { result: await work().finally(offSignals), signal: null }
+      : await stoppable(work, () => sim.stop(), io, 'the run');
     if (shown && io.errIsTty) process.stderr.write('\r\x1b[K');
+    // A signal while the finished run waited for its baseline stops nothing. A stopped run's expectations are not judged: they speak of the whole run.
+    const signal = caught !== null && !sim.done ? caught : null;
+    const report = signal ? { ...ranReport, expectations: [] } : ranReport;
     await api?.close();
     if (api && api.replayLeft() > 0) io.err(`--actions: ${api.replayLeft()} recorded action(s) were not reached (the run ended first or took another path)`);
     flushTrace();
@@ -174,10 +187,14 @@ export const runCommand: Command = {
     const clean = liveRun ? await cleanUpLiveRun(liveRun, io) : true;
     const failed = report.expectations.filter((e) => !e.pass);
     if (values.json) {
-      io.out(JSON.stringify({ ...report, passed: failed.length === 0, replay }));
+      io.out(JSON.stringify({ ...report, passed: signal ? null : failed.length === 0, replay, ...(signal ? { stoppedBy: signal } : {}) }));
     } else {
       io.out(renderReport(report, { width: process.stdout.columns ?? 100 }));
       if (values.trace) io.out(`trace written to ${values.trace}`);
+    }
+    if (signal) {
+      io.err(`stopped by ${signal} at T+${formatDurationUs(sim.world.nowUs)} of ${formatDurationUs(sim.endUs)}: the report is the run so far; expectations not judged`);
+      return exitForSignal(signal);
     }
     if (failed.length > 0) {
       io.err(`${failed.length} expectation(s) failed: ${failed.map((e) => e.id).join(', ')}`);

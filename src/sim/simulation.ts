@@ -304,14 +304,24 @@ export class ScenarioSimulation implements Simulation {
     }
   }
 
-  /** Run to the end; `onProgress` is called about 50 times on the way. */
+  /**
+   * Ask a running `runToEnd` or `step` to return after the current event,
+   * leaving the run unfinished: an operator stopping a paced run. The report
+   * is then the report so far (`report()`), not a final one.
+   */
+  stop(): void {
+    this.world.stop();
+  }
+
+  /** Run to the end (or until `stop()`); `onProgress` is called about 50 times on the way. */
   async runToEnd(onProgress?: (nowUs: number, endUs: number) => void): Promise<Report> {
     if (!this.done) {
       this.startComparisons();
-      await this.world.run({
+      const r = await this.world.run({
         untilUs: this.endUs,
         ...(onProgress ? { onProgress: (t: number) => onProgress(t, this.endUs), progressEveryUs: Math.max(1, Math.floor(this.endUs / 50)) } : {}),
       });
+      if (r.reason === 'stopped') return this.report();
       await this.runBaseline();
       await this.runScaleOutBaseline();
       this.finish();
