@@ -4,7 +4,8 @@ import type { SimMachineEnv } from '../sim/machine-env.js';
 import type { RunningMachine } from '../machines/runtime.js';
 import type { TransferData } from '../machines/transfer.js';
 import type { ScenarioSimulation } from '../sim/simulation.js';
-import { migrationWavePolicyOf } from '../scenario/policies/migration-wave.js';
+import { untilCutoverAllowedUs } from '../scenario/policies/cutover-window.js';
+import { migrationWavePolicyOf, type MigrationWavePolicy } from '../scenario/policies/migration-wave.js';
 import { ActionInbox, type ActionSlot, type RecordedAction } from '../world/action-inbox.js';
 import type { FlowActions } from './backend.js';
 import type { FlowAcceptedT, FlowRequestT, RollbackAcceptedT } from './schemas.js';
@@ -205,10 +206,18 @@ export class SimFlows implements FlowActions {
       case 'cutover': {
         if (!req.target) throw new SpillwayError('E_BAD_FIELD', 'target: cutover needs the standby clone to cut over to (e.g. web-01-c1)');
         const clone = [...env.runtime.started.values()].find((e) => e.running.machineName === 'clone' && e.running.src === `vm/${req.target}`);
-        if (!clone || (clone.running.snapshot.context as { outcome?: string }).outcome !== 'ok') {
+        const standby = clone?.running.snapshot.context as { outcome?: string; input?: { sourceVmId?: string }; data?: { instanceId?: string; serverType?: string } } | undefined;
+        if (!standby || standby.outcome !== 'ok' || standby.input?.sourceVmId !== vm || !standby.data?.instanceId) {
           throw new FlowConflict('E_NO_STANDBY', `${req.target} is not a clone of ${vm} that booted (start one with kind clone)`);
         }
-        return start(m.cutover, `vm/${vm}`, { cutover: { sourceVmId: vm, targetId: req.target, maxRounds: 8, switchBudgetUs: 2 * S, stallRatio: 0.9, stallRounds: 2 } });
+        // The machine mirrors to and activates the standby's instance, not the clone's name.
+        const instanceId = standby.data.instanceId;
+        const run = start(m.cutover, `vm/${vm}`, { cutover: { sourceVmId: vm, targetId: instanceId, maxRounds: 8, switchBudgetUs: 2 * S, stallRatio: 0.9, stallRounds: 2 } });
+        // Switched: the VM's work goes on on the standby's instance, as after a transfer.
+        void run.done.then((out) => {
+          if (out.outcome === 'ok') this.runInCloud(vm, { instanceId, serverType: standby.data?.serverType });
+        }, ignoreCrash);
+        return run;
       }
       case 'migrate': {
         const p = this.placed(vm);
@@ -220,6 +229,7 @@ export class SimFlows implements FlowActions {
             syncChunkBytes: pol.syncChunkBytes, initialIntervalUs: pol.syncInterval.initialUs, minIntervalUs: pol.syncInterval.minUs, intervalFactor: pol.syncInterval.factor,
           },
         });
+        this.cutOverWhenAllowed(run, pol.cutover);
         void run.done.then((out) => { if (out.outcome === 'ok') p.migrated = true; }, ignoreCrash);
         return run;
       }
@@ -238,6 +248,30 @@ export class SimFlows implements FlowActions {
     }
   }
 
+  /**
+   * A synced migration waits in awaitWindow for the operator's go; the
+   * operator here is the API, which gives it by the scenario's cut-over rule
+   * (at once when synced, or when the daily window opens), as the
+   * migration-wave controller does for its own migrations.
+   */
+  private cutOverWhenAllowed(run: AnyRunning, rule: MigrationWavePolicy['cutover']): void {
+    const clock = this.sim.world.clock;
+    let last = run.state;
+    const sub = run.actor.subscribe({
+      next: () => {
+        const path = run.state;
+        if (path === last) return;
+        last = path;
+        if (path !== 'awaitWindow') return;
+        clock.schedule(untilCutoverAllowedUs(rule, clock.nowUs()), () => {
+          if (run.state === 'awaitWindow') run.send({ type: 'MAINTENANCE_WINDOW' } as never);
+        });
+      },
+      error: ignoreCrash,
+    });
+    void run.done.finally(() => sub.unsubscribe()).catch(ignoreCrash);
+  }
+
   /** A VM transferred to the cloud runs there: its work goes on on the instance's vCPUs. */
   private afterTransfer(vm: string, transferId: string, run: AnyRunning): void {
     void run.done.then((out) => {
@@ -248,7 +282,7 @@ export class SimFlows implements FlowActions {
     }, ignoreCrash);
   }
 
-  private runInCloud(vm: string, data: TransferData): void {
+  private runInCloud(vm: string, data: Pick<TransferData, 'instanceId' | 'serverType'>): void {
     const type = this.sim.scenario.cloud.catalog.find((t) => t.type === data.serverType);
     this.sim.hypervisor.runElsewhere(vm, type?.vcpus ?? this.sim.hypervisor.vm(vm).vcpus);
     this.sim.world.trace.emit(`vm/${vm}`, 'vm.placed', { where: 'cloud', instance: data.instanceId ?? null, instanceType: data.serverType ?? null });

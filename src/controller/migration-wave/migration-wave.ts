@@ -13,6 +13,7 @@ import type { World } from '../../world/types.js';
 import { endOf, followStates } from '../instance-tracker.js';
 import type { MachineKit } from '../machine-kit.js';
 import { migrationWavePolicyOf, selectVms, type MigrationWavePolicy } from '../../scenario/policies/migration-wave.js';
+import { untilCutoverAllowedUs } from '../../scenario/policies/cutover-window.js';
 
 /**
  * The permanent migration wave (FIG 17/18) on the World clock. At
@@ -428,14 +429,7 @@ export class MigrationWave {
 
   /** The cut-over rule: now when synced, or at the next opening of the daily window. */
   untilCutoverAllowedUs(nowUs: number): number {
-    const w = this.policy.cutover.window;
-    if (this.policy.cutover.when === 'synced' || !w) return 0;
-    const dayStart = Math.floor(nowUs / DAY_US) * DAY_US;
-    for (const open of [dayStart - DAY_US + w.startUs, dayStart + w.startUs, dayStart + DAY_US + w.startUs]) {
-      if (nowUs < open) return open - nowUs;
-      if (nowUs < open + w.lengthUs) return 0;
-    }
-    return 0;
+    return untilCutoverAllowedUs(this.policy.cutover, nowUs);
   }
 
   /** Copy the proxy's per-disk migration figures into the record (they go away with the target at detachProxies). */
