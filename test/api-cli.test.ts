@@ -71,6 +71,16 @@ describe('spillway flow against spillway run --api', () => {
     expect(JSON.parse(list.stdout).map((f: { id: string }) => f.id)).toContain(flow.id);
     const text = cli(['flow', 'list', ...api]);
     expect(text.stdout).toContain(`${flow.id}  transfer web-1`);
+    const vms = cli(['api', '/vms', '--json', ...api]);
+    expect(vms.status, vms.stderr).toBe(0);
+    expect(JSON.parse(vms.stdout).map((v: { name: string }) => v.name)).toEqual(['db-1', 'web-1', 'web-2']);
+    const metrics = cli(['api', '/metrics', ...api]);
+    expect(metrics.status).toBe(0);
+    expect(metrics.stdout).toMatch(/^spillway_flows\{machine="transfer",state="[^"]+"\} 1$/m);
+    const noVm = cli(['api', '/vms/ghost', ...api]);
+    expect(noVm.status).toBe(2);
+    expect(noVm.stderr).toMatch(/GET \/vms\/ghost: 404 .*E_NO_VM/s);
+    expect(cli(['api', 'vms', ...api]).stderr).toMatch(/PATH must start with \//);
     const wrongToken = cli(['flow', 'list', '--api', url, '--api-token-file', tokenFile('another-token-abcdefghijkl')]);
     expect(wrongToken.status).toBe(1);
     expect(wrongToken.stderr).toMatch(/401 E_UNAUTHORIZED/);
@@ -119,7 +129,14 @@ describe('spillway run --api: stopping and failing to serve', () => {
     let ended!: () => void;
     const streamEnded = new Promise<void>((r) => { ended = r; });
     const stream = openEventStream({ url, token: TOKEN }, '', null, { onEvent: (_id, type) => seen.push(type), onEnd: () => ended() });
-    while (seen.length < 5) await new Promise((r) => setTimeout(r, 50));
+    // `spillway api /events` follows the same stream in its own process until the server closes it.
+    const follower = spawn('node', ['bin/spillway.js', 'api', '/events?since=0', '--api', url, '--api-token-file', token], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    procs.push(follower);
+    let followed = '';
+    follower.stdout!.setEncoding('utf8');
+    follower.stdout!.on('data', (c: string) => { followed += c; });
+    const followerExit = new Promise<number | null>((r) => follower.on('exit', (code) => r(code)));
+    while (seen.length < 5 || followed.split('\n').length < 5) await new Promise((r) => setTimeout(r, 50));
     const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
     proc.kill('SIGTERM');
     expect(await exited).toBe(143);
@@ -133,6 +150,8 @@ describe('spillway run --api: stopping and failing to serve', () => {
     const lines = readFileSync(trace, 'utf8').trim().split('\n');
     expect(lines.length).toBeGreaterThanOrEqual(seen.length - 1);
     expect(JSON.parse(lines.at(-1)!).t).toBeLessThan(12 * 3600e6);
+    expect(await followerExit).toBe(0);
+    expect(followed.trim().split('\n')).toEqual(lines);
   }, 120_000);
 
   it('exits 2 naming the address when it cannot listen, and leaves no temporary token behind', async () => {

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { readTokenFile } from '../api/auth.js';
 import { InputError } from '../errors.js';
-import type { ApiEndpoint } from '../world/live-http-client.js';
+import type { ApiEndpoint, ApiResponse } from '../world/live-http-client.js';
+import { EXIT_BAD_INPUT, EXIT_OK } from './command.js';
 
 /** The flags of a command that talks to a running API (`flow`, `tui --attach`). */
 export const apiClientFlagSpec = {
@@ -33,4 +34,10 @@ export function apiEndpoint(url: string | undefined, values: { 'api-token-file'?
     }
   }
   return { url: parsed.origin, token: readTokenFile(tokenFile), ...(ca ? { ca } : {}) };
+}
+
+/** A client's exit status for an answer: 0 on 2xx; 2 when the server says the input was bad (400, 404); 1 when it refused or failed. */
+export function exitForAnswer(r: ApiResponse): number {
+  if (r.status >= 200 && r.status < 300) return EXIT_OK;
+  return r.status === 400 || r.status === 404 ? EXIT_BAD_INPUT : 1;
 }

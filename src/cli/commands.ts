@@ -12,6 +12,7 @@ export const COMMANDS: Array<{ name: string; summary: string; load: () => Promis
   { name: 'tui', summary: 'watch a scenario run live in the terminal', load: async () => (await import('./tui.js')).tuiCommand },
   { name: 'replay', summary: 'replay a recorded trace in the terminal', load: async () => (await import('./replay.js')).replayCommand },
   { name: 'serve', summary: 'serve a real disk through the proxy pair (onprem | cloud | pair)', load: async () => (await import('./serve.js')).serveCommand },
+  { name: 'api', summary: 'read a running --api server: VMs, flows, proxies, metrics, events', load: async () => (await import('./api.js')).apiCommand },
   { name: 'flow', summary: 'start, list and roll back flows of a run served with --api', load: async () => (await import('./flow.js')).flowCommand },
   { name: 'keygen', summary: 'write a new pairing key for the proxy link', load: async () => (await import('./keygen.js')).keygenCommand },
   { name: 'cloud', summary: 'live cloud tools: check permissions, clean up a run', load: async () => (await import('./cloud.js')).cloudCommand },

@@ -1,8 +1,8 @@
 import { InputError } from '../errors.js';
 import { formatDurationUs, parseSizeBytes } from '../util/units.js';
 import { apiRequest, type ApiEndpoint, type ApiResponse } from '../world/live-http-client.js';
-import { apiClientFlagSpec, apiClientUsage, apiEndpoint } from './api-client-flags.js';
-import { EXIT_BAD_INPUT, EXIT_OK, parseFlags, requirePositional, type Command, type CommandIo } from './command.js';
+import { apiClientFlagSpec, apiClientUsage, apiEndpoint, exitForAnswer } from './api-client-flags.js';
+import { EXIT_OK, parseFlags, requirePositional, type Command, type CommandIo } from './command.js';
 
 const KINDS = ['transfer', 'clone', 'cutover', 'reverse', 'migrate', 'resize', 'containerize'];
 
@@ -56,14 +56,8 @@ function flowRequest(kind: string, vm: string, v: Values): Record<string, unknow
   };
 }
 
-/** 0 on 2xx; 2 when the server says the input was bad (400, 404); 1 when it refused or failed. */
-function exitFor(r: ApiResponse): number {
-  if (r.status >= 200 && r.status < 300) return EXIT_OK;
-  return r.status === 400 || r.status === 404 ? EXIT_BAD_INPUT : 1;
-}
-
 function report(io: CommandIo, r: ApiResponse, json: boolean, text: () => string): number {
-  const code = exitFor(r);
+  const code = exitForAnswer(r);
   if (json) {
     io.out(JSON.stringify(r.body));
   } else if (code === EXIT_OK) {
@@ -104,38 +98,38 @@ export const flowCommand: Command = {
 };
 
 async function runVerb(verb: string, positionals: string[], values: Values, ep: ApiEndpoint, io: CommandIo): Promise<number> {
-    const json = values.json ?? false;
-    switch (verb) {
-      case 'start': {
-        const kind = requirePositional(positionals, 0, 'the flow KIND', usage);
-        const vm = requirePositional(positionals, 1, 'the VM', usage);
-        const r = await apiRequest(ep, 'POST', '/flows', flowRequest(kind, vm, values));
-        return report(io, r, json, () => {
-          const b = r.body as { id: string; machine: string; state: string; atUs: number };
-          return `started ${b.id}: ${b.machine} of ${vm}, state ${b.state} at T+${formatDurationUs(b.atUs)}`;
-        });
-      }
-      case 'list': {
-        const r = await apiRequest(ep, 'GET', '/flows');
-        return report(io, r, json, () => {
-          const rows = r.body as FlowRow[];
-          return rows.length === 0 ? 'no flows yet' : rows.map(flowLine).join('\n');
-        });
-      }
-      case 'show': {
-        const id = requirePositional(positionals, 0, 'the flow ID', usage);
-        const r = await apiRequest(ep, 'GET', `/flows/${encodeURIComponent(id)}`);
-        return report(io, r, json, () => flowLine(r.body as FlowRow));
-      }
-      case 'rollback': {
-        const id = requirePositional(positionals, 0, 'the flow ID', usage);
-        const r = await apiRequest(ep, 'POST', `/flows/${encodeURIComponent(id)}/rollback`);
-        return report(io, r, json, () => {
-          const b = r.body as { id: string; state: string; atUs: number };
-          return `rollback of ${b.id} asked at T+${formatDurationUs(b.atUs)} (it was in ${b.state})`;
-        });
-      }
-      default:
-        throw new InputError('E_BAD_ARGUMENT', `flow: unknown verb "${verb}"`);
+  const json = values.json ?? false;
+  switch (verb) {
+    case 'start': {
+      const kind = requirePositional(positionals, 0, 'the flow KIND', usage);
+      const vm = requirePositional(positionals, 1, 'the VM', usage);
+      const r = await apiRequest(ep, 'POST', '/flows', flowRequest(kind, vm, values));
+      return report(io, r, json, () => {
+        const b = r.body as { id: string; machine: string; state: string; atUs: number };
+        return `started ${b.id}: ${b.machine} of ${vm}, state ${b.state} at T+${formatDurationUs(b.atUs)}`;
+      });
     }
+    case 'list': {
+      const r = await apiRequest(ep, 'GET', '/flows');
+      return report(io, r, json, () => {
+        const rows = r.body as FlowRow[];
+        return rows.length === 0 ? 'no flows yet' : rows.map(flowLine).join('\n');
+      });
+    }
+    case 'show': {
+      const id = requirePositional(positionals, 0, 'the flow ID', usage);
+      const r = await apiRequest(ep, 'GET', `/flows/${encodeURIComponent(id)}`);
+      return report(io, r, json, () => flowLine(r.body as FlowRow));
+    }
+    case 'rollback': {
+      const id = requirePositional(positionals, 0, 'the flow ID', usage);
+      const r = await apiRequest(ep, 'POST', `/flows/${encodeURIComponent(id)}/rollback`);
+      return report(io, r, json, () => {
+        const b = r.body as { id: string; state: string; atUs: number };
+        return `rollback of ${b.id} asked at T+${formatDurationUs(b.atUs)} (it was in ${b.state})`;
+      });
+    }
+    default:
+      throw new InputError('E_BAD_ARGUMENT', `flow: unknown verb "${verb}"`);
+  }
 }

@@ -59,10 +59,10 @@ export interface StreamHandlers {
   onEnd(err?: Error): void;
 }
 
-/** Follow GET /events from `lastEventId` (null: from the oldest kept event). */
-export function openEventStream(ep: ApiEndpoint, query: string, lastEventId: number | null, h: StreamHandlers): { close(): void } {
+/** Follow GET /events after `lastEventId`; with none, from the oldest kept event, or from now when `fromNow`. A `since` in `query` wins. */
+export function openEventStream(ep: ApiEndpoint, query: string, lastEventId: number | null, h: StreamHandlers, fromNow = false): { close(): void } {
   const url = new URL(`/events${query}`, ep.url);
-  if (lastEventId === null && !url.searchParams.has('since')) url.searchParams.set('since', '0');
+  if (lastEventId === null && !fromNow && !url.searchParams.has('since')) url.searchParams.set('since', '0');
   const headers: Record<string, string> = { accept: 'text/event-stream' };
   if (lastEventId !== null) headers['last-event-id'] = String(lastEventId);
   let ended = false;
