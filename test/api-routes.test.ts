@@ -75,6 +75,15 @@ describe('management API: read routes (fastify inject)', () => {
     expect(badFilter.statusCode).toBe(400);
     expect(badFilter.json().message).toMatch(/^querystring\.type: expected/);
     expect((await get('/no/such/route')).statusCode).toBe(404);
+    const raw = (payload: string, type: string) => fx!.api.app.inject({ method: 'POST', url: '/flows', headers: { ...auth, 'content-type': type }, payload });
+    const notJson = await raw('{"kind": ', 'application/json');
+    expect(notJson.statusCode).toBe(400);
+    expect(notJson.json()).toMatchObject({ code: 'E_BAD_BODY' });
+    expect(notJson.json().message).toMatch(/^body: .*JSON/);
+    const form = await raw('kind=clone&vm=web-1', 'application/x-www-form-urlencoded');
+    expect(form.statusCode).toBe(415);
+    expect(form.json()).toEqual({ statusCode: 415, code: 'E_BAD_MEDIA_TYPE', error: 'Unsupported Media Type', message: 'content-type: expected application/json, got "application/x-www-form-urlencoded"' });
+    expect((await raw('[]', 'application/json')).json().message).toBe('body: expected object, got []');
   });
 
   it('publishes an OpenAPI document that validates and names every route', async () => {

@@ -26,7 +26,19 @@ export interface ApiApp {
   close(): Promise<void>;
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 500: 'Internal Server Error', 501: 'Not Implemented' };
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 501: 'Not Implemented',
+};
+
+/** fastify's own refusals of a request body (FST_ERR_CTP_*), as our codes and a message that names the part. */
+function requestError(status: number, message: string, contentType: string | undefined): [string, string] {
+  switch (status) {
+    case 400: return ['E_BAD_BODY', `body: ${message}; expected a JSON object (see /openapi.json)`];
+    case 413: return ['E_BODY_TOO_LARGE', `body: ${message}`];
+    case 415: return ['E_BAD_MEDIA_TYPE', `content-type: expected application/json, got "${contentType ?? ''}"`];
+    default: return ['E_REQUEST', message];
+  }
+}
 
 interface AjvError { keyword: string; instancePath: string; params: Record<string, unknown>; message?: string; data?: unknown; parentSchema?: { properties?: Record<string, unknown>; description?: string; pattern?: string } }
 
@@ -101,7 +113,7 @@ export async function buildApi(options: ApiAppOptions): Promise<ApiApp> {
     if (err instanceof ApiError) return send(reply, err.status, err.code, err.message);
     if (err instanceof FlowConflict || errorCode(err) === 'E_RUN_ENDED') return send(reply, 409, errorCode(err)!, err.message);
     if (err instanceof SpillwayError && err.code.startsWith('E_BAD')) return send(reply, 400, err.code, err.message);
-    if (typeof err.statusCode === 'number' && err.statusCode < 500) return send(reply, err.statusCode, err.code ?? 'E_REQUEST', err.message);
+    if (typeof err.statusCode === 'number' && err.statusCode < 500) return send(reply, err.statusCode, ...requestError(err.statusCode, err.message, req.headers['content-type']));
     req.log.error(err);
     return send(reply, 500, errorCode(err) ?? 'E_INTERNAL', err.message);
   });
