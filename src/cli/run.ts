@@ -147,30 +147,15 @@ export const runCommand: Command = {
 
     if (live) sim.world.pacer = realTimePacer();
     const api = await startRunApi(sim, io, { api: apiFlags, pace, recorded });
-    const startedMs = wallMs();
-    let shown = false;
-    let lastQuarter = -1;
+    const progress = progressLine(io);
     // A live run cleans up its cloud first and exits on a signal (run-live.ts); any other run stops where
     // it is: the API tells its clients, the trace is flushed, the report so far printed.
     const offSignals = liveRun ? cleanUpOnSignal(liveRun, io) : () => undefined;
-    const work = (): Promise<Report> => cleaningUpOnFailure(liveRun, io, () => sim.runToEnd((nowUs, endUs) => {
-      // Short runs stay quiet; long ones redraw in place on a terminal, or log each quarter otherwise.
-      const elapsedMs = wallMs() - startedMs;
-      if (elapsedMs < 3000) return;
-      const pct = Math.floor((100 * nowUs) / endUs);
-      const text = `  ${formatDurationUs(nowUs)} of ${formatDurationUs(endUs)} virtual (${pct}%), ${(elapsedMs / 1000).toFixed(1)} s`;
-      if (io.errIsTty) {
-        process.stderr.write(`\r${text}\x1b[K`);
-        shown = true;
-      } else if (Math.floor(pct / 25) > lastQuarter) {
-        lastQuarter = Math.floor(pct / 25);
-        io.err(text);
-      }
-    }));
+    const work = (): Promise<Report> => cleaningUpOnFailure(liveRun, io, () => sim.runToEnd(progress.show));
     const { result: ranReport, signal: caught } = liveRun
       ? { result: await work().finally(offSignals), signal: null }
       : await stoppable(work, () => sim.stop(), io, 'the run');
-    if (shown && io.errIsTty) process.stderr.write('\r\x1b[K');
+    progress.clear();
     // A signal while the finished run waited for its baseline stops nothing. A stopped run's expectations are not judged: they speak of the whole run.
     const signal = caught !== null && !sim.done ? caught : null;
     const report = signal ? { ...ranReport, expectations: [] } : ranReport;
@@ -205,6 +190,31 @@ export const runCommand: Command = {
     return failed.length > 0 ? EXIT_EXPECTATION_FAILED : EXIT_OK;
   },
 };
+
+/** Short runs stay quiet; long ones redraw a progress line in place on a terminal, or log each quarter otherwise. */
+function progressLine(io: CommandIo): { show(nowUs: number, endUs: number): void; clear(): void } {
+  const startedMs = wallMs();
+  let shown = false;
+  let lastQuarter = -1;
+  return {
+    show(nowUs, endUs) {
+      const elapsedMs = wallMs() - startedMs;
+      if (elapsedMs < 3000) return;
+      const pct = Math.floor((100 * nowUs) / endUs);
+      const text = `  ${formatDurationUs(nowUs)} of ${formatDurationUs(endUs)} virtual (${pct}%), ${(elapsedMs / 1000).toFixed(1)} s`;
+      if (io.errIsTty) {
+        process.stderr.write(`\r${text}\x1b[K`);
+        shown = true;
+      } else if (Math.floor(pct / 25) > lastQuarter) {
+        lastQuarter = Math.floor(pct / 25);
+        io.err(text);
+      }
+    },
+    clear() {
+      if (shown && io.errIsTty) process.stderr.write('\r\x1b[K');
+    },
+  };
+}
 
 function reportFormat(path: string): 'html' | 'svg' {
   const m = /\.(html?|svg)$/i.exec(path);
