@@ -125,4 +125,26 @@ describe('realTimePacer', () => {
     // 300 ms of virtual time at 10x takes at least 30 ms of real time.
     expect(firedAtWallMs - start).toBeGreaterThanOrEqual(29);
   });
+
+  it('hands the real event loop a turn while a run that is behind its pace works through its events', async () => {
+    const { realTimePacer, wallMs } = await import('./helpers/live-clock.js');
+    const world = new SimWorld(1);
+    // Far behind: every event is long due, so the pacer never has to wait for the wall clock.
+    world.pacer = realTimePacer(1e9, wallMs() - 1000);
+    let turnAtEvent: number | null = null;
+    let events = 0;
+    setTimeout(() => { turnAtEvent = events; }, 0);
+    for (let i = 0; i < 200; i++) {
+      world.clock.schedule(i, () => {
+        events++;
+        const until = wallMs() + 1;
+        while (wallMs() < until) { /* an event that costs 1 ms of CPU */ }
+      });
+    }
+    await world.run();
+    expect(events).toBe(200);
+    // The loop got its turn partway, not only once all 200 ms of events were done.
+    expect(turnAtEvent).not.toBeNull();
+    expect(turnAtEvent!).toBeLessThan(200);
+  });
 });
