@@ -1,5 +1,6 @@
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { isBadInputCode } from '../error-codes.js';
 import { SpillwayError, errorCode } from '../errors.js';
 import type { ApiBackend } from './backend.js';
 import { tokenChecker } from './auth.js';
@@ -112,10 +113,10 @@ export async function buildApi(options: ApiAppOptions): Promise<ApiApp> {
     }
     if (err instanceof ApiError) return send(reply, err.status, err.code, err.message);
     if (err instanceof FlowConflict || errorCode(err) === 'E_RUN_ENDED') return send(reply, 409, errorCode(err)!, err.message);
-    if (err instanceof SpillwayError && err.code.startsWith('E_BAD')) return send(reply, 400, err.code, err.message);
+    if (err instanceof SpillwayError && isBadInputCode(err.code)) return send(reply, 400, err.code, err.message);
     if (typeof err.statusCode === 'number' && err.statusCode < 500) return send(reply, err.statusCode, ...requestError(err.statusCode, err.message, req.headers['content-type']));
     req.log.error(err);
-    return send(reply, 500, errorCode(err) ?? 'E_INTERNAL', err.message);
+    return send(reply, 500, errorCode(err) ?? 'E_UNKNOWN', err.message);
   });
   app.setNotFoundHandler((req, reply) => send(reply, 404, 'E_NO_ROUTE', `no route ${req.method} ${req.url.split('?')[0]}; the routes are listed in /openapi.json`));
 

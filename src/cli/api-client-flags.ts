@@ -15,22 +15,22 @@ export const apiClientUsage = `  --api-token-file F  the API's token file (mode 
 
 export function apiEndpoint(url: string | undefined, values: { 'api-token-file'?: string; 'api-ca'?: string }, flag = '--api'): ApiEndpoint {
   const u = url ?? process.env.SPILLWAY_API;
-  if (!u) throw new InputError('E_MISSING_FLAG', `${flag} URL is required (e.g. http://127.0.0.1:8080, what spillway run --api printed), or set SPILLWAY_API`);
+  if (!u) throw new InputError('E_MISSING_ARGUMENT', `${flag} URL is required (e.g. http://127.0.0.1:8080, what spillway run --api printed), or set SPILLWAY_API`);
   let parsed: URL;
   try {
     parsed = new URL(u);
   } catch (err) {
-    throw new InputError('E_BAD_FLAG', `${flag}: "${u}" is not a URL; expected http://HOST:PORT or https://HOST:PORT`, { cause: err });
+    throw new InputError('E_BAD_ARGUMENT', `${flag}: "${u}" is not a URL; expected http://HOST:PORT or https://HOST:PORT`, { cause: err });
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new InputError('E_BAD_FLAG', `${flag}: expected an http:// or https:// URL, got "${u}"`);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new InputError('E_BAD_ARGUMENT', `${flag}: expected an http:// or https:// URL, got "${u}"`);
   const tokenFile = values['api-token-file'] ?? process.env.SPILLWAY_API_TOKEN_FILE;
-  if (!tokenFile) throw new InputError('E_MISSING_FLAG', '--api-token-file F is required (the token file the server printed), or set SPILLWAY_API_TOKEN_FILE');
+  if (!tokenFile) throw new InputError('E_MISSING_ARGUMENT', '--api-token-file F is required (the token file the server printed), or set SPILLWAY_API_TOKEN_FILE');
   let ca: Buffer | undefined;
   if (values['api-ca']) {
     try {
       ca = readFileSync(values['api-ca']);
     } catch (err) {
-      throw new InputError('E_BAD_FLAG', `--api-ca: cannot read ${values['api-ca']}: ${(err as Error).message}`, { cause: err });
+      throw new InputError('E_BAD_ARGUMENT', `--api-ca: cannot read ${values['api-ca']}: ${(err as Error).message}`, { cause: err });
     }
   }
   return { url: parsed.origin, token: readTokenFile(tokenFile), ...(ca ? { ca } : {}) };

@@ -47,18 +47,18 @@ type ApiValues = { api?: string; 'api-token-file'?: string; 'api-cert'?: string;
 export function parseApiFlags(values: ApiValues): ApiFlags | null {
   const others = (['api-token-file', 'api-cert', 'api-key', 'api-public', 'api-history'] as const).filter((k) => values[k] !== undefined);
   if (values.api === undefined) {
-    if (others.length > 0) throw new InputError('E_BAD_FLAG', `--${others[0]} needs --api ADDR (where the API listens)`);
+    if (others.length > 0) throw new InputError('E_BAD_ARGUMENT', `--${others[0]} needs --api ADDR (where the API listens)`);
     return null;
   }
   const at = checkApiAddress(values.api, values['api-public'] ?? false);
   if ((values['api-cert'] === undefined) !== (values['api-key'] === undefined)) {
-    throw new InputError('E_BAD_FLAG', '--api-cert and --api-key go together: give both (PEM files) for HTTPS, or neither');
+    throw new InputError('E_BAD_ARGUMENT', '--api-cert and --api-key go together: give both (PEM files) for HTTPS, or neither');
   }
   let historyEvents: number | undefined;
   if (values['api-history'] !== undefined) {
     historyEvents = Number(values['api-history']);
     if (!Number.isInteger(historyEvents) || historyEvents < 1000 || historyEvents > 10_000_000) {
-      throw new InputError('E_BAD_FLAG', `--api-history: expected an integer from 1000 to 10000000 events, got "${values['api-history']}"`);
+      throw new InputError('E_BAD_ARGUMENT', `--api-history: expected an integer from 1000 to 10000000 events, got "${values['api-history']}"`);
     }
   }
   return {
@@ -85,7 +85,7 @@ function readPem(path: string, flag: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new InputError('E_BAD_FLAG', `${flag}: cannot read ${path}: ${(err as Error).message}`, { cause: err });
+    throw new InputError('E_BAD_ARGUMENT', `${flag}: cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
 }
 

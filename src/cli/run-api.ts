@@ -12,7 +12,7 @@ export function parsePace(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value.replace(/x$/i, ''));
   if (!Number.isFinite(n) || n <= 0 || n > 1e7) {
-    throw new InputError('E_BAD_FLAG', `--pace: expected virtual seconds per real second, a number above 0 and at most 10000000 (e.g. 60), got "${value}"`);
+    throw new InputError('E_BAD_ARGUMENT', `--pace: expected virtual seconds per real second, a number above 0 and at most 10000000 (e.g. 60), got "${value}"`);
   }
   return n;
 }
@@ -23,7 +23,7 @@ export function readRecordedActions(path: string): Array<RecordedAction<SimActio
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new InputError('E_BAD_FLAG', `--actions: cannot read ${path}: ${(err as Error).message}`, { cause: err });
+    throw new InputError('E_BAD_ARGUMENT', `--actions: cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
   const out: Array<RecordedAction<SimAction>> = [];
   text.split('\n').forEach((line, i) => {
@@ -32,11 +32,11 @@ export function readRecordedActions(path: string): Array<RecordedAction<SimActio
     try {
       e = JSON.parse(line);
     } catch (err) {
-      throw new InputError('E_BAD_FLAG', `--actions: ${path}:${i + 1} is not a JSON trace line`, { cause: err });
+      throw new InputError('E_BAD_ARGUMENT', `--actions: ${path}:${i + 1} is not a JSON trace line`, { cause: err });
     }
     if (e.type !== 'api.action') return;
     const { op, seq } = e.data;
-    if (typeof seq !== 'number' || (op !== 'start' && op !== 'rollback')) throw new InputError('E_BAD_FLAG', `--actions: ${path}:${i + 1}: an api.action line needs op (start or rollback) and seq`);
+    if (typeof seq !== 'number' || (op !== 'start' && op !== 'rollback')) throw new InputError('E_BAD_ARGUMENT', `--actions: ${path}:${i + 1}: an api.action line needs op (start or rollback) and seq`);
     const action: SimAction = op === 'start' ? { op, request: e.data.request as never } : { op, id: String(e.data.id) };
     out.push({ t: e.t, seq, action });
   });

@@ -179,7 +179,7 @@ export const runCommand: Command = {
     }
     if (signal) {
       io.err(`stopped by ${signal} at T+${formatDurationUs(sim.world.nowUs)} of ${formatDurationUs(sim.endUs)}: the report is the run so far; expectations not judged`);
-      return exitForSignal(signal);
+      return clean ? exitForSignal(signal) : EXIT_CLOUD_LEFT;
     }
     if (failed.length > 0) {
       io.err(`${failed.length} expectation(s) failed: ${failed.map((e) => e.id).join(', ')}`);

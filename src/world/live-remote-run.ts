@@ -75,7 +75,7 @@ export class RemoteRun {
     if (health.status !== 200) throw new SpillwayError('E_API_REFUSED', `GET /health: ${health.status}`);
     const h = health.body as { name: string; seed: number | null; endUs: number | null; nowUs: number; done: boolean };
     const auth = await apiRequest(ep, 'GET', '/flows');
-    if (auth.status === 401) throw new SpillwayError('E_API_UNAUTHORIZED', `the API at ${ep.url} refused the token (401)`);
+    if (auth.status === 401) throw new SpillwayError('E_UNAUTHORIZED', `the API at ${ep.url} refused the token (401)`);
     const run = new RemoteRun(ep, { name: h.name, seed: h.seed, endUs: h.endUs });
     run.onHealth(h);
     run.connect();
