@@ -171,6 +171,26 @@ describe('cloud proxy CPU per read', () => {
 });
 
 describe('pushes are cached behind the foreground', () => {
+  it('a block pushed while a read looks in the cache serves that read: it is not fetched again', async () => {
+    const world = new SimWorld(9);
+    const { content, remote, reads } = countedRemote(world, 64 * K);
+    const { cache, store } = await openCache(64);
+    await cache.put(0, content.subarray(0, K), 1);
+    const rp = new ReadPath({ world, cache, remote });
+    // Block 0 is cached, block 1 is not: the read awaits the cache's store read, and block 1's push lands then.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const read = store.read.bind(store);
+    store.read = async (o, l) => { await gate; return read(o, l); };
+    const got = rp.read(0, 2 * K);
+    await settle();
+    await rp.acceptPush(K, content.subarray(K, 2 * K));
+    release();
+    expect((await got).equals(content.subarray(0, 2 * K))).toBe(true);
+    expect(reads.n).toBe(0);
+  });
+
+
   it('a pushed block serves a read at once, is sealed into the cache on a later tick, and is dropped on close', async () => {
     const world = new SimWorld(8);
     const { content, remote, reads } = countedRemote(world, 64 * K);

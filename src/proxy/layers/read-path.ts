@@ -203,7 +203,9 @@ export class ReadPath implements BlockDevice {
     lookup.forEach((b, i) => {
       const hit = hits[i];
       if (hit) { parts.set(b, hit); this.counters.cacheBlocks++; return; }
-      // A fill may have started while we looked at the cache; join it rather than fetch twice.
+      // A push may have landed, or a fill started, while we looked at the cache: use it rather than fetch twice.
+      const held = this.inbox.useHeld(b);
+      if (held) { parts.set(b, held); this.counters.cacheBlocks++; return; }
       const joined = this.fills.get(b);
       if (joined) join(b, joined);
       else toFetch.push(b);
