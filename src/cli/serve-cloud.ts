@@ -4,6 +4,7 @@ import { InputError } from '../errors.js';
 import { createCloudProxy, type CloudProxy } from '../proxy/cloud/index.js';
 import { FileStore } from '../proxy/stores/file-store.js';
 import { SecureCache } from '../proxy/layers/secure-cache.js';
+import { indexStoreBytes } from '../proxy/layers/cache-index.js';
 import { LinkClient } from '../proxy/link/client.js';
 import { takeLock } from './lock-file.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_US, DEFAULT_MAX_CONNECTIONS, NbdServer } from '../proxy/nbd/index.js';
@@ -124,9 +125,10 @@ async function probeDiskSize(world: LiveWorld, onprem: string, pairingKey: Buffe
 }
 
 /**
- * The cloud proxy, live: stores are sparse files under --cache-dir (the cache
- * index is in memory, so a restart begins cold; the write journal survives and
- * ships what it holds), and the device is served over NBD.
+ * The cloud proxy, live: stores are sparse files under --cache-dir (the sealed
+ * cache and its index survive, so a restart over the same dir is warm; the
+ * write journal survives and ships what it holds), and the device is served
+ * over NBD.
  */
 export async function startCloudSide(world: LiveWorld, options: CloudFlags & { onprem: string; pairingKey: Buffer }): Promise<CloudSide> {
   const diskId = options.disk;
@@ -156,6 +158,7 @@ export async function startCloudSide(world: LiveWorld, options: CloudFlags & { o
       writeMap: await file(`${diskId}.writes.map`, Math.max(4096, PersistentBitmap.bytesFor(Math.ceil(sizeBytes / BLOCK_BYTES)))),
       journal: await file(`${diskId}.journal`, JOURNAL_BYTES),
       cache: await file(`${diskId}.cache`, cacheBytes),
+      cacheIndex: await file(`${diskId}.cache.index`, indexStoreBytes(Math.ceil(options.cacheSizeBytes / BLOCK_BYTES))),
     };
     proxy = await createCloudProxy(world, {
       name,

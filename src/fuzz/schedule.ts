@@ -13,7 +13,7 @@ import { createRng } from '../world/rng.js';
 export const FAULT_KINDS = {
   'link-drop': 'a WAN connection reset, from either side, possibly with a group on the wire',
   partition: 'the WAN goes away for a while (connections stall, then reset)',
-  'cloud-crash': 'kill -9 of the cloud proxy; its stores keep a random prefix of unflushed writes; restart over them',
+  'cloud-crash': 'kill -9 of the cloud proxy; its stores keep a random prefix of unflushed writes; restart over them (the cache reopens from its index)',
   'cloud-restart': 'SIGTERM of the cloud proxy (drain, detach) and a restart over the same cache',
   'cloud-new-session': 'SIGTERM, then a new cloud proxy with an empty cache (a new host, a wiped cache dir)',
   'fresh-after-crash': 'kill -9, then a new cloud proxy with an empty cache: must be refused until the old cache ships',

@@ -5,6 +5,7 @@ import { createOnpremProxy, type OnpremProxy } from '../proxy/onprem/index.js';
 import type { SimWorld } from '../world/sim-world.js';
 import type { Rng } from '../world/types.js';
 import { FaultyStore } from './faulty-store.js';
+import { indexStoreBytes } from '../proxy/layers/cache-index.js';
 import type { FuzzPlan } from './schedule.js';
 
 export const FUZZ_KEY = '5f'.repeat(32);
@@ -18,6 +19,7 @@ export interface FaultyCloudStores extends CloudStores {
   writeMap: FaultyStore;
   journal: FaultyStore;
   cache: FaultyStore;
+  cacheIndex: FaultyStore;
 }
 
 /**
@@ -54,6 +56,7 @@ export class ProxySystem {
       writeMap: new FaultyStore(`wb-map:${g}`, Math.max(4096, Math.ceil(diskBytes / 4096 / 8))),
       journal: new FaultyStore(`wb-journal:${g}`, 8192 + journalBytes),
       cache: new FaultyStore(`cache:${g}`, 4096 + Math.ceil(cacheBytes / 4096) * (4096 + 16) + 4096),
+      cacheIndex: new FaultyStore(`cache-index:${g}`, indexStoreBytes(Math.ceil(cacheBytes / 4096))),
     };
   }
 

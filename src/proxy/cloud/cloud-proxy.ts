@@ -6,30 +6,36 @@ import { Layer } from '../layer.js';
 import { LinkClient } from '../link/client.js';
 import { LinkError, E_ONPREM_BEHIND } from '../link/errors.js';
 import type { WriterClaim } from '../link/messages.js';
+import type { WriteGroup, WriteSink } from '../write-group.js';
 import { parsePairingKey } from '../link/pairing-key.js';
 import type { RemoteDisk } from '../link/remote-disk.js';
 import { PrefetchLayer, type PrefetchOptions } from '../layers/prefetch.js';
 import { ReadAheadLayer, type ReadAheadOptions } from '../layers/read-ahead.js';
 import { ReadPath, type LocalSource } from '../layers/read-path.js';
 import { SecureCache } from '../layers/secure-cache.js';
+import { CacheIndex, indexStoreBytes } from '../layers/cache-index.js';
+import { PersistentBitmap } from '../stores/persistent-bitmap.js';
 import { SparseStore } from '../stores/sparse-store.js';
 import { StatsLayer, StatsRegistry, emitProxyStats } from '../layers/stats.js';
-import { WriteBehind, type ByteRange, type Persistence, type WriteBehindStats } from '../layers/write-behind.js';
+import { DEFAULT_GRANULE_BYTES, WriteBehind, type ByteRange, type Persistence, type WriteBehindStats } from '../layers/write-behind.js';
 import { adoptWriterGrant, readWriterMeta, type WriterJournalMeta } from '../layers/write-behind-journal.js';
 import { formatBytes, formatDurationUs } from '../../util/units.js';
 
 /**
  * Where the cloud proxy keeps what must survive it: the write-behind store,
- * its written-granule map and its journal. In a simulation the caller keeps
- * these objects across a crash/restart (as a disk would); live they are
- * FileStores in a state directory. The cache store may be anything: the cache
- * index lives in memory, so after a restart the cache starts empty anyway.
+ * its written-granule map and its journal, the cache's sealed blocks and its
+ * index. In a simulation the caller keeps these objects across a
+ * crash/restart (as a disk would); live they are FileStores in a state
+ * directory. Without a cacheIndex store (or a cache store) the cache starts
+ * empty on every start.
  */
 export interface CloudStores {
   writeStore: BlockDevice;
   writeMap: BlockDevice;
   journal: BlockDevice;
   cache?: BlockDevice;
+  /** The cache index at rest (indexStoreBytes(slots) bytes): with `cache`, a restart is warm. */
+  cacheIndex?: BlockDevice;
 }
 
 export interface CloudProxyOptions {
@@ -174,12 +180,19 @@ export async function createCloudProxy(world: World, options: CloudProxyOptions)
   const key = parsePairingKey(options.pairingKey, 'cloud.pairingKey');
   const src = `proxy/cloud/${options.name}`;
   const blockBytes = options.blockBytes ?? 4096;
+  const { cache: cacheStore, cacheIndex: indexStore } = options.stores;
+  const index = cacheStore && indexStore
+    ? await CacheIndex.open(indexStore, blockBytes, () => world.unpredictable(`${src}/cache-generation`, 16))
+    : undefined;
+  // A cache with no index at rest is new on every start: so is its generation.
+  const memoryGeneration = index ? '' : world.unpredictable(`${src}/cache-generation`, 16).toString('hex');
   const link = new LinkClient(world, {
     address: options.onprem,
     pairingKey: key,
     peer: options.peer ?? options.name,
     sigs: 'sha256',
     reportsAccess: true,
+    cacheGeneration: () => index?.generation ?? memoryGeneration,
     ...(options.rateBytesPerS ? { rateBytesPerS: options.rateBytesPerS } : {}),
     ...(options.compressionLevel !== undefined ? { compressionLevel: options.compressionLevel } : {}),
     ...(options.pushWindowBytes ? { pushWindowBytes: options.pushWindowBytes } : {}),
@@ -202,8 +215,10 @@ export async function createCloudProxy(world: World, options: CloudProxyOptions)
   let remote: RemoteDisk | undefined;
   try {
     remote = await link.attach(options.disk.id, { mode: 'rw', blockBytes, writer: claim, ...(options.disk.image ? { image: options.disk.image } : {}) });
+    // Before the written-granule map may be forgotten: the cache drops what this proxy wrote over.
+    if (index) await index.reconcile(remote.writer, await writtenBlocks(options.stores.writeMap, remote.size(), blockBytes));
     await adoptWriterSession(journal, held, remote, options.stores.writeMap);
-    return await assemble(world, options, { src, blockBytes, link, remote, journal, persistence });
+    return await assemble(world, options, { src, blockBytes, link, remote, journal, persistence, index });
   } catch (err) {
     await remote?.close().catch(() => undefined);
     await link.close();
@@ -236,14 +251,28 @@ async function adoptWriterSession(journal: StoreJournal, held: WriterJournalMeta
   }
 }
 
+/** Whether this proxy wrote over a cache block (its written-granule map, as it stands before a new session forgets it). */
+async function writtenBlocks(writeMap: BlockDevice, diskBytes: number, blockBytes: number): Promise<(block: number) => boolean> {
+  const G = DEFAULT_GRANULE_BYTES;
+  const map = await PersistentBitmap.open(writeMap, Math.ceil(diskBytes / G));
+  return (block) => {
+    for (let g = Math.floor((block * blockBytes) / G); g * G < (block + 1) * blockBytes; g++) if (map.get(g)) return true;
+    return false;
+  };
+}
+
 async function assemble(
   world: World, options: CloudProxyOptions,
-  parts: { src: string; blockBytes: number; link: LinkClient; remote: RemoteDisk; journal: StoreJournal; persistence: Persistence },
+  parts: { src: string; blockBytes: number; link: LinkClient; remote: RemoteDisk; journal: StoreJournal; persistence: Persistence; index: CacheIndex | undefined },
 ): Promise<CloudProxy> {
-  const { src, blockBytes, link, remote, journal, persistence } = parts;
+  const { src, blockBytes, link, remote, journal, persistence, index } = parts;
   const capacity = options.cacheCapacityBytes ?? 256 * 1024 * 1024;
   const cacheStore = options.stores.cache ?? new SparseStore(`cache-store:${options.name}`, SecureCache.storeBytes(capacity, blockBytes));
-  const cache = await SecureCache.open({ name: `secure-cache:${options.name}`, key: remote.cacheKey, keyEpoch: remote.keyEpoch, store: cacheStore, capacityBytes: capacity, blockBytes });
+  const cache = await SecureCache.open({
+    name: `secure-cache:${options.name}`, key: remote.cacheKey, keyEpoch: remote.keyEpoch, store: cacheStore, capacityBytes: capacity, blockBytes,
+    ...(index ? { index } : {}),
+  });
+  if (index) world.log('info', src, `cache reopened: ${cache.stats().restored} block(s) kept from earlier sessions (generation ${index.generation})`);
   remote.setSignatureResolver((sig) => cache.findBySignature(sig));
   const readPath = new ReadPath({
     world, name: `read-path:${options.name}`, cache, remote,
@@ -263,7 +292,8 @@ async function assemble(
     store: options.stores.writeStore,
     mapStore: options.stores.writeMap,
     journal,
-    sink: remote,
+    // With a cache at rest, on-prem's copy of a block changes only once the cache dropped it durably.
+    sink: index ? dropBeforeShipping(cache, remote) : remote,
     ...(options.rpoUs ? { rpoUs: options.rpoUs } : {}),
     ...(options.shipThresholdBytes ? { shipThresholdBytes: options.shipThresholdBytes } : {}),
   });
@@ -314,8 +344,29 @@ async function assemble(
       // current writer, and a new writer is refused until this journal ships (or --take-over).
       const ended = persistence === 'cloud-only' || writeBehind.stats().backlogBytes + writeBehind.stats().backlogOps === 0;
       writeBehind.kill();
+      await cache.persistIndex().catch((err: Error) => world.log('warn', src, `cache index not saved: ${err.message}; the next start drops what it cannot verify`));
       await remote.close({ ended }).catch(() => undefined);
       await link.close();
+    },
+  };
+}
+
+/**
+ * Ship through `remote`, dropping the group's blocks from the cache first
+ * (durably: a restart must not bring back what on-prem no longer holds, even
+ * for a write whose landing in the write store failed) and again after (a
+ * fill may have raced the apply).
+ */
+function dropBeforeShipping(cache: SecureCache, remote: WriteSink): WriteSink {
+  const drop = (g: WriteGroup): void => {
+    for (const w of g.writes) cache.invalidate(w.offset, w.zero ? w.length : w.data.length);
+  };
+  return {
+    async applyGroup(g) {
+      drop(g);
+      await cache.persistIndex();
+      await remote.applyGroup(g);
+      drop(g);
     },
   };
 }
@@ -329,11 +380,19 @@ function describeBacklog(wb: WriteBehindStats, journalBytes: number): string {
 }
 
 /** Stores for a simulated cloud proxy: sparse, so a large disk costs only what is written. */
-export function memoryCloudStores(name: string, diskSizeBytes: number, options: { journalBytes?: number; granuleBytes?: number } = {}): CloudStores {
+export function memoryCloudStores(
+  name: string, diskSizeBytes: number, options: { journalBytes?: number; granuleBytes?: number; cache?: { capacityBytes: number; blockBytes: number } } = {},
+): CloudStores {
   const granule = options.granuleBytes ?? 4096;
+  const c = options.cache;
   return {
     writeStore: new SparseStore(`wb-store:${name}`, diskSizeBytes),
     writeMap: new SparseStore(`wb-map:${name}`, Math.max(4096, Math.ceil(diskSizeBytes / granule / 8))),
     journal: new SparseStore(`wb-journal:${name}`, options.journalBytes ?? 256 * 1024 * 1024),
+    // With a cache store and its index kept across restarts, a restart is warm.
+    ...(c ? {
+      cache: new SparseStore(`cache-store:${name}`, SecureCache.storeBytes(c.capacityBytes, c.blockBytes)),
+      cacheIndex: new SparseStore(`cache-index:${name}`, indexStoreBytes(Math.ceil(c.capacityBytes / c.blockBytes))),
+    } : {}),
   };
 }

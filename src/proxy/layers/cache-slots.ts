@@ -38,6 +38,20 @@ export class CacheSlots {
     return s;
   }
 
+  /** A reopened index says this slot holds a block (call settleClaims once all are claimed). */
+  claim(slot: number): void {
+    invariant(slot < this.capacity && !this.held.has(slot), () => `cache slot ${slot} claimed twice or past capacity ${this.capacity}`);
+    this.held.add(slot);
+    this.highWater = Math.max(this.highWater, slot + 1);
+    this.everUsed = Math.max(this.everUsed, this.highWater);
+  }
+
+  /** After claims: every unclaimed slot below the high water is free, lowest handed out first. */
+  settleClaims(): void {
+    this.free = [];
+    for (let s = this.highWater - 1; s >= 0; s--) if (!this.held.has(s)) this.free.push(s);
+  }
+
   pin(slot: number): void {
     this.pins.set(slot, (this.pins.get(slot) ?? 0) + 1);
   }

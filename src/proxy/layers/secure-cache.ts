@@ -6,68 +6,14 @@ import {
   BlockSealer, HEADER_BYTES, TAG_BYTES, adjacentSlotRuns, headerFor, keyFingerprint, lastEpochIn, sessionKeyFor, sigKey,
 } from './secure-cache-seal.js';
 import { CacheSlots } from './cache-slots.js';
+import type { CacheIndex, IndexRecord } from './cache-index.js';
+import type { CacheFill, CachePutOptions, FillTicket, SecureCacheOptions, SecureCacheStats } from './secure-cache-types.js';
 
 export const CACHE_BLOCK_BYTES = 64 * 1024;
 export const E_NONCE_REUSE = 'E_NONCE_REUSE';
 export const E_BAD_KEY = 'E_BAD_KEY';
 
-export interface SecureCacheOptions {
-  name?: string;
-  /** 32-byte AES-256 key handed over by the on-prem proxy. Kept in memory only. */
-  key: Uint8Array;
-  /**
-   * A number on-prem hands out with the key, different for every cache session
-   * that uses this key (0 .. 2^32-1). It salts the session key and prefixes
-   * every nonce; see the nonce note below.
-   */
-  keyEpoch: number;
-  /** Where ciphertext lives: a SparseStore in simulation, a FileStore in a cache dir live. */
-  store: BlockDevice;
-  capacityBytes: number;
-  blockBytes?: number;
-}
-
-export interface CachePutOptions {
-  /** Install only if no write or invalidation touched the block since the ticket was taken. */
-  ticket?: FillTicket;
-  /** The block arrives ahead of demand (prefetch/read-ahead); a later hit counts as a prefetch hit. */
-  prefetched?: boolean;
-}
-
-/** One block of a `putMany`. */
-export interface CacheFill {
-  block: number;
-  data: Uint8Array;
-  /** As CachePutOptions.ticket, for this block. */
-  ticket?: FillTicket;
-  /** As CachePutOptions.prefetched, for this block (default: the batch's). */
-  prefetched?: boolean;
-}
-
-/** Taken before fetching a block from below, so a fill that raced a write never installs stale data. */
-export interface FillTicket {
-  readonly block: number;
-  stale: boolean;
-}
-
-export interface SecureCacheStats {
-  hits: number;
-  misses: number;
-  puts: number;
-  /** Puts not installed: a write raced the fill, the cache has no room, or capacity is zero. */
-  putsDropped: number;
-  evictions: number;
-  invalidations: number;
-  integrityFailures: number;
-  /** Hits on blocks that were put as prefetched and not yet read. */
-  prefetchHits: number;
-  /** findBySignature answered with data. */
-  dedupHits: number;
-  blocks: number;
-  usedBytes: number;
-  capacityBytes: number;
-  blockBytes: number;
-}
+export type { CacheFill, CachePutOptions, FillTicket, SecureCacheOptions, SecureCacheStats } from './secure-cache-types.js';
 
 interface Staged {
   block: number;
@@ -85,6 +31,8 @@ interface Entry {
   block: number;
   slot: number;
   length: number;
+  /** The key epoch the block was sealed under: the current one, or an earlier session's (a reopened index). */
+  keyEpoch: number;
   counter: bigint;
   sig: string;
   priority: number;
@@ -108,13 +56,20 @@ interface Entry {
  * ciphertext copied into another slot or block fails authentication too.
  *
  * The index (which block is in which slot, nonces, signatures) lives in
- * memory: after a restart the cache starts empty. Eviction: lowest priority
- * first, least recently used within a priority.
+ * memory, and with a CacheIndex also at rest: a reopened cache serves the
+ * blocks of earlier sessions under their own epoch's session key (derived
+ * again from the key), and seals new ones under the new epoch with a counter
+ * from 0, so (epoch, counter) never repeats. Eviction: lowest priority first,
+ * least recently used within a priority.
  */
 export class SecureCache {
   readonly name: string;
   readonly blockBytes: number;
   private readonly sealer: BlockSealer;
+  private readonly keyEpoch: number;
+  /** Sealers of earlier epochs, for blocks a reopened index still holds. */
+  private readonly olderSealers = new Map<number, BlockSealer>();
+  private readonly index_: CacheIndex | undefined;
   private readonly stride: number;
   private counter = 0n;
   private readonly slots: CacheSlots;
@@ -138,14 +93,16 @@ export class SecureCache {
   private resizing: Promise<void> = Promise.resolve();
   private readonly counters = {
     hits: 0, misses: 0, puts: 0, putsDropped: 0, evictions: 0, invalidations: 0,
-    integrityFailures: 0, prefetchHits: 0, dedupHits: 0,
+    integrityFailures: 0, prefetchHits: 0, dedupHits: 0, restored: 0,
   };
 
-  private constructor(private readonly store: BlockDevice, options: SecureCacheOptions, sessionKey: Buffer) {
+  private constructor(private readonly store: BlockDevice, private readonly options: SecureCacheOptions, sessionKey: Buffer) {
     this.name = options.name ?? 'secure-cache';
     this.blockBytes = options.blockBytes ?? CACHE_BLOCK_BYTES;
     this.stride = SecureCache.slotBytes(this.blockBytes);
+    this.keyEpoch = options.keyEpoch;
     this.sealer = new BlockSealer(sessionKey, options.keyEpoch);
+    this.index_ = options.index;
     this.slots = new CacheSlots(Math.floor(options.capacityBytes / this.blockBytes));
   }
 
@@ -188,7 +145,55 @@ export class SecureCache {
     await store.flush();
     const cache = new SecureCache(store, { ...options, blockBytes }, sessionKeyFor(key, keyEpoch));
     cache.checkStoreFits(cache.slots.capacity);
+    // Only blocks of epochs this store's header vouches for: a later one was never sealed here with this key.
+    if (options.index) await cache.restore(options.index, lastEpoch);
     return cache;
+  }
+
+  /**
+   * Install what the index at rest holds: records whose MAC holds, one per
+   * block (the latest seal wins), and only if the slot's bytes authenticate
+   * now. A record written before its data, a slot reused or torn since: all
+   * fail here and are dropped, never served.
+   */
+  private async restore(index: CacheIndex, lastEpoch: number | undefined): Promise<void> {
+    index.useKey(this.options.key);
+    const latest = new Map<number, IndexRecord>();
+    for (const r of await index.load(this.slots.capacity)) {
+      if (lastEpoch === undefined || r.keyEpoch > lastEpoch || r.length < 1 || r.length > this.blockBytes) { index.clear(r.slot); continue; }
+      const seen = latest.get(r.block);
+      if (!seen || r.keyEpoch > seen.keyEpoch || (r.keyEpoch === seen.keyEpoch && r.counter > seen.counter)) {
+        if (seen) index.clear(seen.slot);
+        latest.set(r.block, r);
+      } else index.clear(r.slot);
+    }
+    const records = [...latest.values()].sort((a, b) => a.keyEpoch - b.keyEpoch || (a.counter < b.counter ? -1 : a.counter > b.counter ? 1 : 0));
+    const CHUNK = 256;
+    for (let i = 0; i < records.length; i += CHUNK) {
+      const entries: Entry[] = records.slice(i, i + CHUNK).map((r) => ({ ...r, prefetched: false }));
+      const sealed = await this.readSealed(entries);
+      entries.forEach((entry, k) => {
+        // The MAC vouches for the signature, GCM for the plaintext it was computed from (decrypted and dropped here).
+        try { this.sealerOf(entry.keyEpoch).open(entry.block, entry.counter, entry.length, sealed[k]!); } catch { index.clear(entry.slot); return; }
+        this.slots.claim(entry.slot);
+        this.install(entry, false);
+      });
+    }
+    this.slots.settleClaims();
+    this.counters.restored = this.index.size;
+    await index.settle();
+  }
+
+  /** Make every index change so far durable (a no-op without an index at rest). */
+  persistIndex(): Promise<void> {
+    return this.index_ ? this.index_.settle() : Promise.resolve();
+  }
+
+  private sealerOf(keyEpoch: number): BlockSealer {
+    if (keyEpoch === this.keyEpoch) return this.sealer;
+    let s = this.olderSealers.get(keyEpoch);
+    if (!s) this.olderSealers.set(keyEpoch, (s = new BlockSealer(sessionKeyFor(this.options.key, keyEpoch), keyEpoch)));
+    return s;
   }
 
   has(block: number): boolean {
@@ -348,7 +353,7 @@ export class SecureCache {
           this.dropPut();
           continue;
         }
-        const entry: Entry = { block: s.block, slot: s.slot, length: s.plain.length, counter: s.counter, sig: hash('sha256', s.plain, 'hex'), priority, prefetched: s.prefetched };
+        const entry: Entry = { block: s.block, slot: s.slot, length: s.plain.length, keyEpoch: this.keyEpoch, counter: s.counter, sig: hash('sha256', s.plain, 'hex'), priority, prefetched: s.prefetched };
         this.remove(s.block); // only the latest put installs, so nothing should be here; never leak an entry if it is
         this.install(entry);
         this.counters.puts++;
@@ -438,6 +443,9 @@ export class SecureCache {
         if (this.index.get(entry.block) === entry && entry.slot === from && target < this.slots.capacity) {
           entry.slot = target;
           moved = true;
+          // Both records stay valid for a moment (same seal, same block): a reopen keeps either.
+          this.index_?.put(this.recordOf(entry));
+          this.index_?.clear(from);
         }
       } finally {
         this.slots.unpin(from);
@@ -501,7 +509,7 @@ export class SecureCache {
   /** Decrypt and authenticate one entry's sealed bytes; a failure drops the block and throws E_INTEGRITY. */
   private open(entry: Entry, sealed: Buffer): Buffer {
     try {
-      return this.sealer.open(entry.block, entry.counter, entry.length, sealed);
+      return this.sealerOf(entry.keyEpoch).open(entry.block, entry.counter, entry.length, sealed);
     } catch (err) {
       this.counters.integrityFailures++;
       if (this.index.get(entry.block) === entry) this.remove(entry.block);
@@ -521,8 +529,9 @@ export class SecureCache {
     if (set) for (const t of set) t.stale = true;
   }
 
-  private install(entry: Entry): void {
+  private install(entry: Entry, record = true): void {
     invariant(!this.index.has(entry.block), () => `${this.name}: block ${entry.block} installed twice`);
+    if (record) this.index_?.put(this.recordOf(entry));
     this.index.set(entry.block, entry);
     let tier = this.tiers.get(entry.priority);
     if (!tier) this.tiers.set(entry.priority, (tier = new Map()));
@@ -555,8 +564,13 @@ export class SecureCache {
     }
     this.usedBytes -= entry.length;
     invariant(this.usedBytes >= 0, () => `${this.name}: used bytes went negative`);
+    this.index_?.clear(entry.slot);
     this.slots.release(entry.slot);
     return true;
+  }
+
+  private recordOf({ prefetched: _, ...record }: Entry): IndexRecord {
+    return record;
   }
 
   private evictOne(): boolean {

@@ -15,7 +15,7 @@ export interface ByteRange {
   length: number;
 }
 
-const DEFAULT_GRANULE_BYTES = 4096;
+export const DEFAULT_GRANULE_BYTES = 4096;
 
 export interface WriteBehindOptions {
   world: World;

@@ -56,5 +56,9 @@ export interface LinkBackend {
    * Open `disk` for `peer`; refuse with E_UNKNOWN_DISK, E_LEASE_HELD, or (rw)
    * E_WRITER_UNFINISHED / E_WRITER_SUPERSEDED.
    */
-  attach(req: { peer: string; disk: string; mode: AttachMode; image: string | undefined; writer: WriterClaim | undefined }): Promise<AttachedDisk>;
+  attach(req: {
+    peer: string; disk: string; mode: AttachMode; image: string | undefined; writer: WriterClaim | undefined;
+    /** The peer's cache is the one on-prem saw last (false: a new or emptied cache, which gets its own profile too). */
+    knownCache: boolean;
+  }): Promise<AttachedDisk>;
 }

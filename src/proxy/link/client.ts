@@ -21,6 +21,12 @@ export interface LinkClientOptions {
   sigs?: 'sha256' | null;
   /** Announce that this client reports its guest's first reads (REPORT). */
   reportsAccess?: boolean;
+  /**
+   * The generation of the cache behind this client (sent in every HELLO, so a
+   * reconnect carries the current one): on-prem forgets what it believed this
+   * peer held when it changes. None: a client with no cache.
+   */
+  cacheGeneration?: () => string;
   reconnectMinUs?: number;
   reconnectMaxUs?: number;
   /**
@@ -304,7 +310,7 @@ export class LinkClient {
         if (current) this.lost(err);
       },
     });
-    const hello: HelloMsg = { v: PROTOCOL_VERSION, nonce: clientNonce.toString('hex'), peer: o.peer, pushWindowBytes: this.pushWindowBytes, sigs: o.sigs ?? null, reportsAccess: o.reportsAccess ?? false };
+    const hello: HelloMsg = { v: PROTOCOL_VERSION, nonce: clientNonce.toString('hex'), peer: o.peer, pushWindowBytes: this.pushWindowBytes, sigs: o.sigs ?? null, reportsAccess: o.reportsAccess ?? false, cache: o.cacheGeneration?.() ?? null };
     conn.send({ op: Op.HELLO, flags: 0, id: 0, payload: jsonPayload(hello) });
     await handshake;
     this.conn = conn;

@@ -64,7 +64,7 @@ export class ServerHandshake {
     if (f.op !== Op.HELLO) throw new LinkError(E_PROTOCOL, 'expected HELLO');
     const hello = parseJson<HelloMsg>(f.payload, 'HELLO');
     this.hello = hello;
-    if (hello.v !== PROTOCOL_VERSION) { this.refuse(E_VERSION, `protocol version ${hello.v} is not supported; this server speaks ${PROTOCOL_VERSION}`); return; }
+    if (hello.v !== PROTOCOL_VERSION) { this.refuse(E_VERSION, `link protocol version ${hello.v} is not supported; this on-prem proxy speaks ${PROTOCOL_VERSION} (version 3 added the cache generation to HELLO): run the same spillway release on both proxies`); return; }
     const serverNonce = o.world.unpredictable(o.nonceLabel, NONCE_BYTES);
     this.serverNonce = serverNonce;
     const clientNonce = Buffer.from(hello.nonce, 'hex');

@@ -13,6 +13,12 @@ export interface HelloMsg {
   sigs: 'sha256' | null;
   /** The client sends REPORTs of its guest's first reads; then demand reads are not recorded as accesses. */
   reportsAccess?: boolean;
+  /**
+   * The generation of the client's cache (hex), or null for none. A peer that
+   * comes back with another generation holds none of what on-prem sent it
+   * before: on-prem forgets that, and streams it its own boot profile too.
+   */
+  cache: string | null;
 }
 
 export interface ChallengeMsg {

@@ -18,6 +18,10 @@ export interface LinkServerStats {
   pushes: number;
   groupsApplied: number;
   groupsDuplicate: number;
+  /** Peers that came back with another cache generation: what on-prem believed they held was forgotten. */
+  peerCachesForgotten: number;
+  /** Blocks answered by signature (the peer was believed to hold their content). */
+  sigsAnswered: number;
   wireBytesOut: number;
   wireBytesIn: number;
   codec: CodecStats;
@@ -61,6 +65,11 @@ export interface SessionHost {
   /** Encoded data runs shared across peers; undefined when off. */
   readonly runCache: EncodedRunCache | undefined;
   peerMemory(peer: string): PeerMemory;
+  /**
+   * The peer authenticated with this cache generation: true when it is the one
+   * on-prem saw last; otherwise the peer's memory starts over (it holds none of it).
+   */
+  peerCache(peer: string, generation: string | null): boolean;
   /** Every open handle of a disk, on any connection (a write retracts their stale pushes). */
   handlesOf(diskId: string): Iterable<HandleState>;
   addHandle(h: HandleState): void;
@@ -119,6 +128,7 @@ export class ServerSession {
       },
       opened: (hello) => {
         host.authenticated(this.conn);
+        this.knownCache = host.peerCache(hello.peer, hello.cache ?? null);
         this.pushes.open(hello.pushWindowBytes);
         host.stats.connections++;
         host.trace('authenticated', { peer: hello.peer });
@@ -131,6 +141,9 @@ export class ServerSession {
       log: (message) => host.world.log('warn', `proxy/${host.name}`, message),
     });
   }
+
+  /** The peer's cache is the one on-prem saw on its last connection (see SessionHost.peerCache). */
+  private knownCache = false;
 
   /** The peer's HELLO (set once the handshake got that far). */
   private get hello(): HelloMsg {
@@ -200,7 +213,7 @@ export class ServerSession {
       stats: this.host.stats.codec,
       ...(this.host.runCache && hello.sigs === 'sha256' ? { runCache: this.host.runCache } : {}),
       ...(allowPushed ? { pushed: (b: number) => h.pushedRecently(b) } : {}),
-      ...(sigsOk ? { peerHas: (sig: Buffer) => mem.has(sig) } : {}),
+      ...(sigsOk ? { peerHas: (sig: Buffer) => mem.has(sig) && ++this.host.stats.sigsAnswered > 0 } : {}),
       ...(hello.sigs === 'sha256' ? { sentData: (sig: Buffer) => mem.add(sig) } : {}),
     };
   }
@@ -219,7 +232,7 @@ export class ServerSession {
   }
 
   private async openHandle(req: AttachReq): Promise<HandleState> {
-    const disk = await this.host.options.backend.attach({ peer: this.hello.peer, disk: req.disk, mode: req.mode, image: req.image, writer: req.writer });
+    const disk = await this.host.options.backend.attach({ peer: this.hello.peer, disk: req.disk, mode: req.mode, image: req.image, writer: req.writer, knownCache: this.knownCache });
     const bb = req.blockBytes ?? 4096;
     if (!Number.isInteger(bb) || bb < 512 || bb > 1 << 20 || bb % 512 !== 0) throw new LinkError(E_PROTOCOL, `ATTACH: blockBytes must be a multiple of 512 up to 1 MiB, got ${bb}`);
     const h = new HandleState(req.handle, disk, bb);

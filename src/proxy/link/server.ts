@@ -40,10 +40,12 @@ export class LinkServer {
   }
 
   readonly stats: LinkServerStats = {
-    connections: 0, refused: 0, unauthenticatedDropped: 0, reads: 0, pushes: 0, groupsApplied: 0, groupsDuplicate: 0, wireBytesOut: 0, wireBytesIn: 0, codec: newCodecStats(),
+    connections: 0, refused: 0, unauthenticatedDropped: 0, reads: 0, pushes: 0, groupsApplied: 0, groupsDuplicate: 0, peerCachesForgotten: 0, sigsAnswered: 0, wireBytesOut: 0, wireBytesIn: 0, codec: newCodecStats(),
   };
   private listener: Listener | null = null;
   private readonly peers = new Map<string, PeerMemory>();
+  /** The cache generation each peer last authenticated with. */
+  private readonly generations = new Map<string, string | null>();
   /** Peers booting one image read the same blocks: each distinct run is deflated once. */
   readonly runCache: EncodedRunCache | undefined;
   /** Every open handle per disk id, so a write can retract stale pushes everywhere. */
@@ -115,6 +117,15 @@ export class LinkServer {
         let m = peers.get(peer);
         if (!m) { m = new PeerMemory(options.dedupMemory ?? 1 << 20); peers.set(peer, m); }
         return m;
+      },
+      peerCache: (peer, generation) => {
+        const known = this.generations.has(peer);
+        if (known && this.generations.get(peer) === generation && generation !== null) return true;
+        this.generations.set(peer, generation);
+        // A new cache (a restarted proxy with an empty one, a new instance under the same name)
+        // holds nothing on-prem sent the old one: answering by signature would cost it a refetch per block.
+        if (peers.delete(peer)) stats.peerCachesForgotten++;
+        return false;
       },
       handlesOf: (diskId) => byDisk.get(diskId) ?? [],
       addHandle: (h) => {

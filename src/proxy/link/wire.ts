@@ -7,7 +7,7 @@ import { LinkError, E_FRAME_TOO_LARGE, E_PROTOCOL } from './errors.js';
  * Integers are big-endian; offsets are 48-bit (256 TiB).
  */
 /** 2: rw attaches carry a writer claim and get a writer session; DETACH carries flags. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 export const HEADER_BYTES = 6;
 export const MAX_FRAME_BYTES = 128 * 1024 * 1024;
 /**

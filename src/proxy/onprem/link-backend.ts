@@ -34,7 +34,7 @@ export function createLinkBackend(deps: LinkBackendDeps): LinkBackend {
   // Writer tokens only need to be unguessable by accident (every peer holds the pairing key).
   const newToken = (): string => world.unpredictable('onprem/writer-token', 16).toString('hex');
   return {
-    async attach({ peer, disk: diskId, mode, image: requestedImage, writer: claim }): Promise<AttachedDisk> {
+    async attach({ peer, disk: diskId, mode, image: requestedImage, writer: claim, knownCache }): Promise<AttachedDisk> {
       let disk = disks.get(diskId);
       const applier = appliers.get(diskId)!;
       let writer: AttachedDisk['writer'];
@@ -51,8 +51,10 @@ export function createLinkBackend(deps: LinkBackendDeps): LinkBackend {
       const epoch = writer?.epoch;
       const image = requestedImage ?? disk.image;
       const session = `${peer}/${diskId}`;
-      // The profile a new session gets comes from other sessions and the static boot files.
-      const profile = prioritizer.profile(image, session);
+      // The profile comes from other sessions and the static boot files; a peer whose cache is not
+      // the one on-prem saw last (restarted empty, replaced) holds none of its own boot either: FIG 22
+      // streams it that too.
+      const profile = prioritizer.profile(image, knownCache ? session : undefined);
       const clip = clipReadAhead ? new ReadAheadClip(prioritizer, image) : undefined;
       const keyEpoch = await applier.nextKeyEpoch();
       const device = disk.device;
