@@ -142,6 +142,18 @@ describe('PersistentBitmap', () => {
     expect(again.allSet(10, 20)).toBe(true);
     await expect(PersistentBitmap.open(new SparseStore('small', 10), 1000)).rejects.toMatchObject({ code: 'E_NOSPC' });
   });
+
+  it('a persist that failed leaves its pages dirty: the next persist writes them', async () => {
+    const store = new FaultyStore('b', 8192);
+    const b = await PersistentBitmap.open(store, 50_000);
+    b.set(3);
+    b.set(40_000);
+    store.failNext(1);
+    await expect(b.persist()).rejects.toMatchObject({ code: 'E_IO' });
+    await b.persist();
+    const again = await PersistentBitmap.open(store, 50_000);
+    expect([again.get(3), again.get(40_000)]).toEqual([true, true]);
+  });
 });
 
 describe('StoreJournal under store faults', () => {

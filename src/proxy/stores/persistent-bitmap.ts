@@ -82,14 +82,22 @@ export class PersistentBitmap {
   async persist(): Promise<void> {
     if (this.dirtyPages.size === 0) return;
     const pages = [...this.dirtyPages].sort((a, b) => a - b);
+    // Cleared before the writes, so a bit set while they are in flight marks its page again.
     this.dirtyPages.clear();
-    for (const p of pages) {
-      const start = p * PAGE_BYTES;
-      const end = Math.min(this.bits.length, start + PAGE_BYTES);
-      // Copy: the in-memory page may change while the write is in flight.
-      await this.store.write(start, Buffer.from(this.bits.subarray(start, end)));
+    try {
+      for (const p of pages) {
+        const start = p * PAGE_BYTES;
+        const end = Math.min(this.bits.length, start + PAGE_BYTES);
+        // Copy: the in-memory page may change while the write is in flight.
+        await this.store.write(start, Buffer.from(this.bits.subarray(start, end)));
+      }
+      await this.store.flush();
+    } catch (err) {
+      // Nothing of this round is known durable: its pages stay dirty, or the next persist would
+      // write nothing and report the bits as safe (a clean stop would then lose cloud-only writes).
+      for (const p of pages) this.dirtyPages.add(p);
+      throw err;
     }
-    await this.store.flush();
   }
 
   private assign(i: number, on: boolean): void {
