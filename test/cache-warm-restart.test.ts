@@ -1,23 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { createCloudProxy, memoryCloudStores, type CloudStores } from '../src/proxy/cloud/index.js';
-import { createOnpremProxy } from '../src/proxy/onprem/index.js';
 import { CacheIndex, indexStoreBytes } from '../src/proxy/layers/cache-index.js';
 import { SecureCache } from '../src/proxy/layers/secure-cache.js';
 import { SparseStore } from '../src/proxy/stores/sparse-store.js';
-import { SimWorld } from '../src/world/sim-world.js';
-import { directLink } from '../src/world/sim-net.js';
-import { PAIRING_KEY, randomBytes, simulate } from './proxy-link-helpers.js';
+import { PAIRING_KEY, onpremBed, simulate } from './proxy-link-helpers.js';
 
 const K = 4096;
 const DISK = 1 << 22;
 const CACHE = 8 << 20;
 
 async function bed(seed: number) {
-  const world = new SimWorld(seed);
-  world.net.setLink('onprem:7000', directLink(world.clock, 20_000));
-  const disk = new SparseStore('disk', DISK);
-  disk.writeSync(0, randomBytes(world.rng('content'), 1 << 21));
-  const onprem = await createOnpremProxy(world, { address: 'onprem:7000', pairingKey: PAIRING_KEY, disks: [{ id: 'vm1', device: disk, image: 'img' }] });
+  const { world, disk, onprem } = await onpremBed(seed, DISK);
   const persistent = () => memoryCloudStores('vm1', DISK, { journalBytes: 16 << 20, cache: { capacityBytes: CACHE, blockBytes: K } });
   const open = (stores: CloudStores) => createCloudProxy(world, {
     name: 'vm1', onprem: 'onprem:7000', pairingKey: PAIRING_KEY, disk: { id: 'vm1', image: 'img' }, stores, rpoUs: 1_000_000,

@@ -8,17 +8,13 @@ import { SparseStore } from '../src/proxy/stores/sparse-store.js';
 import { SimWorld } from '../src/world/sim-world.js';
 import { LiveWorld } from '../src/world/live-world.js';
 import { directLink } from '../src/world/sim-net.js';
-import { PAIRING_KEY, randomBytes, simulate } from './proxy-link-helpers.js';
+import { PAIRING_KEY, onpremBed, randomBytes, simulate } from './proxy-link-helpers.js';
 
 const K = 4096;
 const DISK = 1 << 22;
 
 async function bed(seed: number) {
-  const world = new SimWorld(seed);
-  world.net.setLink('onprem:7000', directLink(world.clock, 20_000));
-  const disk = new SparseStore('disk', DISK);
-  disk.writeSync(0, randomBytes(world.rng('content'), 1 << 21));
-  const onprem = await createOnpremProxy(world, { address: 'onprem:7000', pairingKey: PAIRING_KEY, disks: [{ id: 'vm1', device: disk, image: 'img' }] });
+  const { world, disk, onprem } = await onpremBed(seed, DISK);
   const stores = memoryCloudStores('vm1', DISK, { journalBytes: 16 << 20 });
   const open = (s: CloudStores = stores, rpoUs = 10_000_000) => createCloudProxy(world, {
     name: 'vm1', onprem: 'onprem:7000', pairingKey: PAIRING_KEY, disk: { id: 'vm1', image: 'img' }, stores: s, rpoUs,

@@ -1,4 +1,7 @@
-import type { SimWorld } from '../src/world/sim-world.js';
+import { createOnpremProxy } from '../src/proxy/onprem/index.js';
+import { SparseStore } from '../src/proxy/stores/sparse-store.js';
+import { directLink } from '../src/world/sim-net.js';
+import { SimWorld } from '../src/world/sim-world.js';
 import type { Rng } from '../src/world/types.js';
 
 export const PAIRING_KEY = '5a'.repeat(32);
@@ -23,4 +26,14 @@ export async function simulate<T>(world: SimWorld, body: () => Promise<T>): Prom
     }
   }
   return p;
+}
+
+/** A simulated on-prem proxy at onprem:7000 (20 ms link) serving disk vm1 of `diskBytes`, its first 2 MiB random. */
+export async function onpremBed(seed: number, diskBytes: number) {
+  const world = new SimWorld(seed);
+  world.net.setLink('onprem:7000', directLink(world.clock, 20_000));
+  const disk = new SparseStore('disk', diskBytes);
+  disk.writeSync(0, randomBytes(world.rng('content'), 1 << 21));
+  const onprem = await createOnpremProxy(world, { address: 'onprem:7000', pairingKey: PAIRING_KEY, disks: [{ id: 'vm1', device: disk, image: 'img' }] });
+  return { world, disk, onprem };
 }
