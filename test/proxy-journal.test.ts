@@ -45,6 +45,20 @@ describe('StoreJournal', () => {
     await expect(StoreJournal.open(store)).rejects.toMatchObject({ code: 'E_JOURNAL_CORRUPT', details: { lsn: 2, laterLsn: 3 } });
   });
 
+  it('an open that recovered records seals them: damage to the last commit after a crash that lost its seal is still refused', async () => {
+    const store = new FaultyStore('j', 8192 + 16 * 1024);
+    const j = await StoreJournal.open(store);
+    await j.append(rec('acknowledged'), 0);
+    // The machine died before the kernel wrote the seal back (the seal is the one unflushed write)...
+    expect(store.unflushedOps).toBe(1);
+    store.crash({ int: () => 0 } as never);
+    // ...the restart recovers the commit, and then the stores are damaged before the next crash.
+    expect((await StoreJournal.open(store)).recovered.map((r) => r.payload.toString())).toEqual(['acknowledged']);
+    store.crash({ int: () => 0 } as never);
+    store.flipBit(8192 + 36 + 3, 0);
+    await expect(StoreJournal.open(store)).rejects.toMatchObject({ code: 'E_JOURNAL_CORRUPT', details: { lsn: 1, laterLsn: 2 } });
+  });
+
   it('one flipped byte in an acknowledged record with later commits after it fails the open loudly, never drops them', async () => {
     const store = new SparseStore('j', 8192 + 64 * 1024);
     const j = await StoreJournal.open(store);

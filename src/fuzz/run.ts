@@ -254,11 +254,12 @@ const FAULT_HANDLERS: Record<FaultKind, (run: PlanRun, i: number, rng: Rng, arg:
       sys.stores.journal.flipBit(e.offset + rng.int(0, e.length), rng.int(0, 8));
       // The machine died: the seal may not have landed, and damage to the last commit before a machine
       // crash cannot be told from a torn write (docs/reliability.md). One more acknowledged commit after
-      // the damage keeps the damaged record from being the last one.
+      // the damage keeps the damaged record from being the last one. An injected I/O error is a moment's
+      // fault, so the write is tried again: if it stayed unacknowledged, the damaged commit would be the last.
       const at = run.persistentOffset(rng);
       const data = fillBytes(rng.u32(), 512);
       try {
-        await sys.cloud!.device.write(at, data);
+        await retry(() => sys.cloud!.device.write(at, data));
         model.acknowledged(at, data, 512);
       } catch {
         model.failed(at, 512);

@@ -107,7 +107,8 @@ type Found =
  * tail.) The seal is not flushed on its own, to keep a second flush off every
  * idle commit: it is durable once the kernel writes it back or the next
  * commit flushes. A machine crash in that window, with damage to that last
- * batch as well, reads as a torn tail.
+ * batch as well, reads as a torn tail. An open that recovered records seals
+ * them and flushes, so the window does not outlive the crash that opened it.
  */
 export class StoreJournal implements Journal {
   readonly name: string;
@@ -135,6 +136,9 @@ export class StoreJournal implements Journal {
     }
     const j = new StoreJournal(store);
     await j.load();
+    // What recovery found is now the acknowledged log, yet its seal may have been lost with the crash:
+    // seal it durably before anything else, so damage to its last commit cannot pass for a torn tail.
+    if (j.recovered.length) await j.seal().then(() => store.flush()).catch(() => undefined);
     return j;
   }
 
