@@ -119,6 +119,26 @@ describe('secure cache index at rest', () => {
     await expect(reopen(store, idx, 3, { epoch: 1, fresh: false })).rejects.toMatchObject({ code: 'E_NONCE_REUSE' });
   });
 
+  it('a damaged store header (one flipped bit of its epoch) starts the cache empty instead of refusing to start', async () => {
+    const store = new SparseStore('cs', SecureCache.storeBytes(64 * K, K));
+    const idx = new SparseStore('ci', indexStoreBytes(64));
+    const one = await reopen(store, idx, 1, { epoch: 1, fresh: true });
+    await one.cache.put(5, Buffer.alloc(K, 1));
+    await one.cache.persistIndex();
+    // Epoch 1 reads as 65537: without a crc the next session's epoch 2 was refused as a reused one.
+    store.writeSync(25, Buffer.from([store.readSync(25, 1)[0]! ^ 0x01]));
+    const two = await reopen(store, idx, 2, { epoch: 1, fresh: false });
+    expect(two.cache.headerDamaged).toBe(true);
+    expect(two.cache.blocks()).toEqual([]);
+    expect(await two.cache.get(5)).toBeUndefined();
+    // The header it wrote is whole again: the next session keeps what this one caches.
+    await two.cache.put(6, Buffer.alloc(K, 2));
+    await two.cache.persistIndex();
+    const three = await reopen(store, idx, 3, { epoch: 1, fresh: false });
+    expect(three.cache.headerDamaged).toBe(false);
+    expect(three.cache.blocks()).toEqual([6]);
+  });
+
   it('another writer session in between, or a different generation, leaves nothing trusted', async () => {
     const store = new SparseStore('cs', SecureCache.storeBytes(64 * K, K));
     const idx = new SparseStore('ci', indexStoreBytes(64));

@@ -272,6 +272,7 @@ async function assemble(
     name: `secure-cache:${options.name}`, key: remote.cacheKey, keyEpoch: remote.keyEpoch, store: cacheStore, capacityBytes: capacity, blockBytes,
     ...(index ? { index } : {}),
   });
+  if (cache.headerDamaged) world.log('warn', src, `cache store ${cacheStore.name}: its header is damaged (crc); nothing earlier sessions cached is kept, the cache starts empty`);
   if (index) world.log('info', src, `cache reopened: ${cache.stats().restored} block(s) kept from earlier sessions (generation ${index.generation})`);
   remote.setSignatureResolver((sig) => cache.findBySignature(sig));
   const readPath = new ReadPath({

@@ -5,6 +5,7 @@
  * stride after the header). See SecureCache for why nonces never repeat.
  */
 import { createCipheriv, createDecipheriv, createHmac, hash, hkdfSync } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 
 export const TAG_BYTES = 16;
 /** The store's first page holds a guard against reusing a key epoch (never the key). */
@@ -27,10 +28,21 @@ export function keyFingerprint(key: Uint8Array): Buffer {
   return createHmac('sha256', key).update('spillway secure-cache key fingerprint').digest().subarray(0, 16);
 }
 
-/** The highest key epoch the header records for this key, or undefined when the header is not this key's. */
-export function lastEpochIn(header: Buffer, fingerprint: Buffer): number | undefined {
-  if (header.subarray(0, 8).toString('latin1') !== HEADER_MAGIC || !header.subarray(8, 24).equals(fingerprint)) return undefined;
-  return header.readUInt32BE(24);
+/**
+ * What the store's header says about this key: nothing (never opened with it,
+ * or the magic or fingerprint is not there), the highest epoch opened with
+ * it, or that the header is damaged (its crc fails), when nothing it says can
+ * be trusted.
+ */
+export type CacheHeader = { kind: 'none' } | { kind: 'epoch'; lastEpoch: number } | { kind: 'damaged' };
+
+/** magic (8), key fingerprint (16), epoch u32 (at 24), crc32 of the 28 bytes before it (at 28). */
+export function readHeader(header: Buffer, fingerprint: Buffer): CacheHeader {
+  if (header.subarray(0, 8).toString('latin1') !== HEADER_MAGIC || !header.subarray(8, 24).equals(fingerprint)) return { kind: 'none' };
+  const crc = header.readUInt32BE(28);
+  // A crc of 0 is a header written before it had one: taken as it is.
+  if (crc !== 0 && crc !== crc32(header.subarray(0, 28))) return { kind: 'damaged' };
+  return { kind: 'epoch', lastEpoch: header.readUInt32BE(24) };
 }
 
 /** The header recording that `keyEpoch` was opened with this key (32 bytes at offset 0). */
@@ -39,6 +51,7 @@ export function headerFor(fingerprint: Buffer, keyEpoch: number): Buffer {
   fresh.write(HEADER_MAGIC, 0, 'latin1');
   fingerprint.copy(fresh, 8);
   fresh.writeUInt32BE(keyEpoch, 24);
+  fresh.writeUInt32BE(crc32(fresh.subarray(0, 28)), 28);
   return fresh;
 }
 

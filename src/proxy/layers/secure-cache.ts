@@ -3,7 +3,7 @@ import { range } from '../../util/runs.js';
 import { invariant } from '../../errors.js';
 import { BlockError, E_INTEGRITY, E_NOSPC, type BlockDevice } from '../block-device.js';
 import {
-  BlockSealer, HEADER_BYTES, TAG_BYTES, adjacentSlotRuns, headerFor, keyFingerprint, lastEpochIn, sessionKeyFor, sigKey,
+  BlockSealer, HEADER_BYTES, TAG_BYTES, adjacentSlotRuns, headerFor, keyFingerprint, readHeader, sessionKeyFor, sigKey,
 } from './secure-cache-seal.js';
 import { CacheSlots } from './cache-slots.js';
 import type { CacheIndex, IndexRecord } from './cache-index.js';
@@ -96,7 +96,11 @@ export class SecureCache {
     integrityFailures: 0, prefetchHits: 0, dedupHits: 0, restored: 0,
   };
 
-  private constructor(private readonly store: BlockDevice, private readonly options: SecureCacheOptions, sessionKey: Buffer) {
+  /**
+   * @param headerDamaged the store's header failed its crc at open, so nothing
+   *   earlier sessions left was kept (the owner says so in its log).
+   */
+  private constructor(private readonly store: BlockDevice, private readonly options: SecureCacheOptions, sessionKey: Buffer, readonly headerDamaged = false) {
     this.name = options.name ?? 'secure-cache';
     this.blockBytes = options.blockBytes ?? CACHE_BLOCK_BYTES;
     this.stride = SecureCache.slotBytes(this.blockBytes);
@@ -135,7 +139,9 @@ export class SecureCache {
       throw new BlockError(E_NOSPC, `${name}: backing store ${store.name} holds ${store.size()} bytes, needs at least ${HEADER_BYTES} for the header`);
     }
     const fingerprint = keyFingerprint(key);
-    const lastEpoch = lastEpochIn(await store.read(0, 32), fingerprint);
+    const header = readHeader(await store.read(0, 32), fingerprint);
+    // A damaged header vouches for no epoch: the cache starts empty (it is a cache; on-prem has every byte).
+    const lastEpoch = header.kind === 'epoch' ? header.lastEpoch : undefined;
     if (lastEpoch !== undefined && keyEpoch <= lastEpoch) {
       throw new BlockError(E_NONCE_REUSE,
         `${name}: key epoch ${keyEpoch} was already used with this key on ${store.name} (last ${lastEpoch}); on-prem must hand out a higher epoch or a new key`,
@@ -143,7 +149,7 @@ export class SecureCache {
     }
     await store.write(0, headerFor(fingerprint, keyEpoch));
     await store.flush();
-    const cache = new SecureCache(store, { ...options, blockBytes }, sessionKeyFor(key, keyEpoch));
+    const cache = new SecureCache(store, { ...options, blockBytes }, sessionKeyFor(key, keyEpoch), header.kind === 'damaged');
     cache.checkStoreFits(cache.slots.capacity);
     // Only blocks of epochs this store's header vouches for: a later one was never sealed here with this key.
     if (options.index) await cache.restore(options.index, lastEpoch);
