@@ -314,6 +314,23 @@ describe('WriteBehind', () => {
     for (let i = 0; i < 12; i++) expect(rig.onprem.readSync(i * 2048, 2048).equals(Buffer.alloc(2048, i + 1))).toBe(true);
   });
 
+  it('never fails a write on a full journal: an op leaves room for the cut that closes its group', async () => {
+    // Writes of every size into an 8 KiB journal: some leave fewer free bytes than a cut record needs.
+    const rig = await makeRig(10, 64 * KiB, { rpoUs: 3_600_000_000, shipThresholdBytes: 1024 * KiB }, 8 * KiB);
+    const model = rig.onprem.readSync(0, 64 * KiB);
+    const rng = rig.world.rng('sizes');
+    for (let i = 0; i < 300; i++) {
+      const at = rng.int(0, 60 * KiB);
+      const data = Buffer.alloc(rng.int(1, 2048), i & 0xff);
+      await settleOn(rig.world, rig.wb.write(at, data));
+      data.copy(model, at);
+    }
+    await settleOn(rig.world, rig.wb.drain());
+    expect(rig.onprem.readSync(0, 64 * KiB).equals(model)).toBe(true);
+    // A write the journal can never hold is refused up front, saying why, not left to wait forever.
+    await expect(rig.wb.write(0, Buffer.alloc(8 * KiB))).rejects.toMatchObject({ code: 'E_NOSPC', message: expect.stringMatching(/needs \d+ bytes of journal/) });
+  });
+
   it('fails an unaligned write cleanly when below cannot supply the rest of the granule: nothing is journaled', async () => {
     const rig = await makeRig(9, 64 * KiB);
     const broken = new (class extends Layer {

@@ -68,8 +68,11 @@ export function makeGroup(seq: number, cutLsn: number, entries: Entry[]): Group 
   };
 }
 
+/** Payload bytes of a cut record (see encodeCut). */
+export const CUT_PAYLOAD_BYTES = 9;
+
 export function encodeCut(seq: number): Buffer {
-  const b = Buffer.alloc(9);
+  const b = Buffer.alloc(CUT_PAYLOAD_BYTES);
   b[0] = REC_CUT;
   b.writeDoubleBE(seq, 1);
   return b;

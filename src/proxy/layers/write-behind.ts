@@ -4,8 +4,8 @@ import { BlockError, E_CLOSED, checkRange, type BlockDevice, type Extent, type W
 import { E_JOURNAL_FULL, type Journal } from '../journal.js';
 import { Layer } from '../layer.js';
 import { PersistentBitmap } from '../stores/persistent-bitmap.js';
-import { decodeOp, encodeOp, type GroupOp, type WriterGrant, type WriteSink } from '../write-group.js';
-import { cutSeq, encodeCut, makeGroup, readWriterMeta, writerMetaBytes, type Entry, type Group } from './write-behind-journal.js';
+import { decodeOp, encodeOp, opLength, type GroupOp, type WriterGrant, type WriteSink } from '../write-group.js';
+import { CUT_PAYLOAD_BYTES, cutSeq, encodeCut, makeGroup, readWriterMeta, writerMetaBytes, type Entry, type Group } from './write-behind-journal.js';
 
 /** FIG 4's two write-persistence policies, per disk. */
 export type Persistence = 'cloud-only' | 'on-prem';
@@ -335,11 +335,17 @@ export class WriteBehind extends Layer {
   private async journalOp(op: GroupOp): Promise<void> {
     const journal = this.options.journal!;
     const payload = encodeOp(op);
-    while (journal.recordBytes(payload.length) > journal.freeBytes()) {
+    // Room for the op and for the cut that will close its group: without the cut's room a full journal
+    // could never cut, so it could never ship, so it could never free space.
+    const need = journal.recordBytes(payload.length) + journal.recordBytes(CUT_PAYLOAD_BYTES);
+    if (need > journal.capacityBytes - journal.recordBytes(0)) {
+      throw new BlockError('E_NOSPC', `${this.name}: a write of ${opLength(op)} bytes needs ${need} bytes of journal; ${journal.name} holds ${journal.capacityBytes}`);
+    }
+    while (need > journal.freeBytes()) {
       // Full: cut what is waiting and ship it; the space comes back on truncation.
       await this.cutLocked();
       void this.pump();
-      await new Promise<void>((resolve) => this.waiters.push({ check: () => journal.recordBytes(payload.length) <= journal.freeBytes() || this.dead, resolve }));
+      await new Promise<void>((resolve) => this.waiters.push({ check: () => need <= journal.freeBytes() || this.dead, resolve }));
       this.checkAlive();
     }
     const tUs = this.world.clock.nowUs();
