@@ -6,10 +6,11 @@ import { ALL_FAULTS, FAULT_KINDS, drawPlan, parseFaultKinds, type FaultKind, typ
 import { shrinkPlan } from '../fuzz/shrink.js';
 import { runInWorkers } from '../util/worker-pool.js';
 import { wallMs } from '../world/live-world.js';
+import type { LogLine } from '../world/sim-world.js';
 import { EXIT_EXPECTATION_FAILED, EXIT_OK, parseCount, parseFlags, parseSeed, type Command, type CommandIo } from './command.js';
 
 const usage = `Usage: spillway fuzz [--seeds N] [--from S] [--seed S] [--faults KINDS] [--steps N] [--jobs N] [--json]
-       spillway fuzz --replay FILE
+       spillway fuzz --replay FILE [--verbose]
 
 A seeded fault fuzzer (VOPR) of the proxy pair: each seed draws a system (disk,
 journal, cache, WAN, write-behind settings) and a schedule of guest I/O and
@@ -26,6 +27,8 @@ ${Object.entries(FAULT_KINDS).map(([k, v]) => `                   ${k}: ${v}`).j
   --jobs N       worker threads (default: the machine's cores)
   --json         one JSON object on stdout
   --replay FILE  run the plan a violation wrote (fuzz-SEED.json) again
+  --verbose      with --replay: print each step, what every fault did to
+                 which store, and the proxies' log, in virtual time (stderr)
 
 A violation prints its seed, the invariant, the shrunk schedule (written to
 fuzz-SEED.json) and the command that replays it. Exit status: 0 no violation,
@@ -44,8 +47,10 @@ export const fuzzCommand: Command = {
     const { values } = parseFlags(args, {
       seeds: { type: 'string' }, from: { type: 'string' }, seed: { type: 'string' }, faults: { type: 'string' },
       steps: { type: 'string' }, jobs: { type: 'string' }, json: { type: 'boolean' }, replay: { type: 'string' },
+      verbose: { type: 'boolean' },
     }, usage, false);
-    if (values.replay) return replay(values.replay, io);
+    if (values.verbose && !values.replay) throw new InputError('E_BAD_ARGUMENT', '--verbose needs --replay FILE (one plan at a time; every violation writes its plan)');
+    if (values.replay) return replay(values.replay, io, values.verbose === true);
     const faults = parseFaultKinds(values.faults);
     const steps = parseCount(values.steps, '--steps', 1, 100_000);
     const options: PlanOptions = { faults, ...(steps !== undefined ? { steps } : {}) };
@@ -94,7 +99,12 @@ export const fuzzCommand: Command = {
   },
 };
 
-async function replay(file: string, io: CommandIo): Promise<number> {
+/** One log line of a verbose run: virtual time in ms, level, source, message. */
+function logLineOut(io: CommandIo): (line: LogLine) => void {
+  return (l) => io.err(`${(l.t / 1000).toFixed(3).padStart(10)} ms ${l.level.padEnd(5)} ${l.src}: ${l.message}`);
+}
+
+async function replay(file: string, io: CommandIo, verbose: boolean): Promise<number> {
   let plan: FuzzPlan;
   try {
     plan = (JSON.parse(readFileSync(file, 'utf8')) as { plan: FuzzPlan }).plan;
@@ -102,7 +112,7 @@ async function replay(file: string, io: CommandIo): Promise<number> {
     throw new InputError('E_BAD_ARGUMENT', `--replay ${file}: cannot read a fuzz plan: ${(err as Error).message}`, { cause: err });
   }
   if (!plan || !Array.isArray(plan.steps)) throw new InputError('E_BAD_ARGUMENT', `--replay ${file}: no "plan" with "steps" in it (write one with spillway fuzz)`);
-  const r = await runPlan(plan);
+  const r = await runPlan(plan, verbose ? logLineOut(io) : undefined);
   io.out(describeOne(r));
   return r.verdict === 'violation' ? EXIT_EXPECTATION_FAILED : EXIT_OK;
 }

@@ -24,6 +24,8 @@ export class FaultyStore implements BlockDevice {
   private failures = 0;
   /** Operations failed on purpose so far. */
   failed = 0;
+  /** Told what a fault did to this store (for `spillway fuzz --verbose`). */
+  onFault: ((what: string) => void) | undefined;
 
   constructor(readonly name: string, private readonly sizeBytes: number) {
     this.live = new SparseStore(name, sizeBytes);
@@ -53,6 +55,7 @@ export class FaultyStore implements BlockDevice {
     if (this.failures === 0) return;
     this.failures--;
     this.failed++;
+    this.onFault?.(`${this.name}: injected I/O error on ${what} at ${offset}`);
     throw new BlockError(E_IO, `${this.name}: injected I/O error on ${what} at ${offset}`);
   }
 
@@ -100,6 +103,7 @@ export class FaultyStore implements BlockDevice {
     this.failures = 0; // an injected error is a moment's fault: a restarted process does not inherit it
     const keep = rng.int(0, this.pending.length + 1);
     const lost = this.pending.slice(keep);
+    if (this.pending.length) this.onFault?.(`${this.name}: crash kept ${keep} of ${this.pending.length} unflushed write(s)`);
     for (const op of this.pending.slice(0, keep)) apply(this.durable, op);
     this.pending = [];
     // What the lost writes covered reads as stable storage has it again.
@@ -108,6 +112,7 @@ export class FaultyStore implements BlockDevice {
 
   /** Flip one bit on stable storage (and in what reads see). */
   flipBit(offset: number, bit: number): void {
+    this.onFault?.(`${this.name}: bit ${bit & 7} of byte ${offset} flipped`);
     for (const s of [this.durable, this.live]) {
       const b = s.readSync(offset, 1);
       b[0] = b[0]! ^ (1 << (bit & 7));

@@ -2,6 +2,7 @@ import { errorCode, SpillwayError } from '../errors.js';
 import { SimWorld } from '../world/sim-world.js';
 import { createRng } from '../world/rng.js';
 import type { Rng } from '../world/types.js';
+import type { LogLine } from '../world/sim-world.js';
 import { WriteModel } from './model.js';
 import { ALL_FAULTS, type FaultKind, type FuzzPlan, type Step } from './schedule.js';
 import { ProxySystem, retry } from './system.js';
@@ -83,9 +84,10 @@ class PlanRun {
   unhandled: unknown = null;
   readonly onUnhandled = (reason: unknown): void => { this.unhandled ??= reason; };
 
-  constructor(readonly plan: FuzzPlan) {
+  constructor(readonly plan: FuzzPlan, log?: (line: LogLine) => void) {
     this.world = new SimWorld(plan.seed);
-    this.world.logLevel = 'error';
+    this.world.logLevel = log ? 'debug' : 'error';
+    this.world.logSink = log;
     this.original = originalDisk(plan.seed, plan.diskBytes);
     this.model = new WriteModel(this.original);
     this.faults = Object.fromEntries(ALL_FAULTS.map((k) => [k, 0])) as Record<FaultKind, number>;
@@ -105,6 +107,7 @@ class PlanRun {
 
   async runStep(i: number, step: Step): Promise<void> {
     const { model, counters } = this;
+    this.world.log('info', 'fuzz', `step ${i}: ${describeStep(step)}`);
     const dev = this.sys.cloud!.device;
     switch (step.kind) {
       case 'read': {
@@ -294,8 +297,8 @@ const FAULT_HANDLERS: Record<FaultKind, (run: PlanRun, i: number, rng: Rng, arg:
  * hangs; after a drain the on-prem disk equals the acknowledged writes and
  * every group was applied once.
  */
-export async function runPlan(plan: FuzzPlan): Promise<FuzzResult> {
-  const run = new PlanRun(plan);
+export async function runPlan(plan: FuzzPlan, log?: (line: LogLine) => void): Promise<FuzzResult> {
+  const run = new PlanRun(plan, log);
   process.on('unhandledRejection', run.onUnhandled);
   let outcome: Outcome;
   try {
@@ -342,6 +345,17 @@ function withDeadline<T>(world: SimWorld, step: number, what: string, work: Prom
     timer = world.clock.schedule(STEP_DEADLINE_US, () => reject(violation(step, 'no-hang', `${what} did not finish within ${STEP_DEADLINE_US / 60e6} min of virtual time`)));
   });
   return Promise.race([work, deadline]).finally(() => timer?.cancel());
+}
+
+function describeStep(step: Step): string {
+  switch (step.kind) {
+    case 'write': return `write ${step.offset}+${step.length}`;
+    case 'zero': return `zero ${step.offset}+${step.length}`;
+    case 'read': return `read ${step.offset}+${step.length}`;
+    case 'flush': return 'flush';
+    case 'sleep': return `sleep ${step.us} us`;
+    case 'fault': return `fault ${step.fault}`;
+  }
 }
 
 function describe(err: unknown): string {

@@ -42,9 +42,9 @@ export class ProxySystem {
     this.faultRng = world.rng('fuzz/crash');
     this.wan = new WanLink(world, wanConfig({ name: 'wan', rttUs: plan.rttUs, downBytesPerS: plan.bytesPerS, upBytesPerS: plan.bytesPerS }));
     world.net.setLink(ONPREM, this.wan);
-    this.disk = new FaultyStore('onprem-disk', plan.diskBytes);
+    this.disk = this.watched(new FaultyStore('onprem-disk', plan.diskBytes));
     this.disk.writeSync(0, original);
-    this.applyJournal = new FaultyStore('apply-journal', 8 * 1024 * 1024);
+    this.applyJournal = this.watched(new FaultyStore('apply-journal', 8 * 1024 * 1024));
     this.stores = this.freshStores();
   }
 
@@ -52,12 +52,18 @@ export class ProxySystem {
     const g = ++this.generation;
     const { diskBytes, journalBytes, cacheBytes } = this.plan;
     return {
-      writeStore: new FaultyStore(`wb-store:${g}`, diskBytes),
-      writeMap: new FaultyStore(`wb-map:${g}`, Math.max(4096, Math.ceil(diskBytes / 4096 / 8))),
-      journal: new FaultyStore(`wb-journal:${g}`, 8192 + journalBytes),
-      cache: new FaultyStore(`cache:${g}`, 4096 + Math.ceil(cacheBytes / 4096) * (4096 + 16) + 4096),
-      cacheIndex: new FaultyStore(`cache-index:${g}`, indexStoreBytes(Math.ceil(cacheBytes / 4096))),
+      writeStore: this.watched(new FaultyStore(`wb-store:${g}`, diskBytes)),
+      writeMap: this.watched(new FaultyStore(`wb-map:${g}`, Math.max(4096, Math.ceil(diskBytes / 4096 / 8)))),
+      journal: this.watched(new FaultyStore(`wb-journal:${g}`, 8192 + journalBytes)),
+      cache: this.watched(new FaultyStore(`cache:${g}`, 4096 + Math.ceil(cacheBytes / 4096) * (4096 + 16) + 4096)),
+      cacheIndex: this.watched(new FaultyStore(`cache-index:${g}`, indexStoreBytes(Math.ceil(cacheBytes / 4096)))),
     };
+  }
+
+  /** What faults do to a store goes to the world's log (shown by `spillway fuzz --verbose`). */
+  private watched(store: FaultyStore): FaultyStore {
+    store.onFault = (what) => this.world.log('info', 'fuzz/store', what);
+    return store;
   }
 
   async startOnprem(): Promise<void> {
