@@ -16,7 +16,8 @@ import { buildGuestConfig } from './vm-guest.js';
 import { WanLink } from '../providers/emulated/wan/wan-link.js';
 import { BurstController } from '../controller/burst/controller.js';
 import type { Cloud } from '../ports/cloud.js';
-import { createEmulatedCloud } from '../providers/emulated/ec2/emulated-cloud.js';
+import { EmulatedEc2Cloud, createEmulatedCloud } from '../providers/emulated/ec2/emulated-cloud.js';
+import type { LiveResources } from '../providers/emulated/ec2/model.js';
 import { createSimMachineEnv, type SimMachineEnv } from './machine-env.js';
 import { ScaleOutController } from '../controller/scale-out/scale-out.js';
 import { scaleOutPolicyOf } from '../scenario/policies/scale-out.js';
@@ -198,10 +199,25 @@ export class ScenarioSimulation implements Simulation {
   /** The cloud port of this run (created on first use): the emulated EC2, or what `makeCloud` gives. */
   cloudPort(): Cloud {
     if (!this.cloud) {
-      const runId = `sim-${this.seed}`;
+      const runId = this.cloudRunId();
       this.cloud = this.options.makeCloud ? this.options.makeCloud(this.world, this.scenario.cloud, runId) : createEmulatedCloud(this.world, this.scenario.cloud, runId);
     }
     return this.cloud;
+  }
+
+  /** The `spillway:run` tag on everything this run creates in the cloud (a live cloud brings its own). */
+  cloudRunId(): string {
+    return this.cloud?.runId ?? `sim-${this.seed}`;
+  }
+
+  /**
+   * What the emulated cloud still holds (nothing when the run never used a
+   * cloud); null for a cloud that cannot be read back synchronously (a live
+   * account, whose run lists what it left when it cleans up).
+   */
+  resourcesLeft(): LiveResources | null {
+    if (!this.cloud) return { instances: [], volumes: [], snapshots: [] };
+    return this.cloud instanceof EmulatedEc2Cloud ? this.cloud.model.liveResources() : null;
   }
 
   /**

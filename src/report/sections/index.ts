@@ -1,6 +1,7 @@
 import type { ReportInput } from '../types.js';
 import { buildBurstSection } from './burst.js';
 import { buildMigrationSection } from './migration-wave.js';
+import { buildResourcesLeftSection } from './resources-left.js';
 import { buildScaleOutSection } from './scale-out.js';
 
 export type SectionBuilder = (input: ReportInput) => Record<string, unknown>;
@@ -14,4 +15,5 @@ export const REPORT_SECTIONS: ReadonlyArray<readonly [string, SectionBuilder]> =
   ['burst', buildBurstSection],
   ['scaleOut', buildScaleOutSection],
   ['migration', buildMigrationSection],
+  ['resourcesLeft', buildResourcesLeftSection],
 ];

@@ -1,6 +1,7 @@
 import { burstSummaryLines } from './burst.js';
 import { scaleOutSummaryLines } from './scale-out.js';
 import { migrationSummaryLines } from './migration-wave.js';
+import { resourcesLeftLines } from './resources-left.js';
 import type { Report } from '../report.js';
 
 /**
@@ -52,6 +53,8 @@ export function renderReport(r: Report, options: { width?: number; sourceName?: 
     }
     if (batchVms.length > 8) out.push(`  … ${batchVms.length - 8} more (see --json)`);
   }
+  const left = resourcesLeftLines(r);
+  if (left.length) out.push('', ...left);
   if (r.expectations.length > 0) {
     out.push('');
     out.push('Expectations:');

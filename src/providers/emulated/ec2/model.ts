@@ -7,6 +7,13 @@ import { Ec2ApiError, Params, type ParamTree } from './query.js';
 import { Ec2State, type ResponseBody } from './state.js';
 import { VolumeActions } from './volumes.js';
 
+/** What an emulated account still holds: see Ec2Model.liveResources. */
+export interface LiveResources {
+  instances: Array<{ id: string; type: string; state: string; vm: string | null; pricePerHour: number | null }>;
+  volumes: Array<{ id: string; sizeGiB: number; state: string; attachedTo: string | null }>;
+  snapshots: Array<{ id: string }>;
+}
+
 /**
  * A stateful EC2 on the World clock. Every request is applied at the virtual
  * instant it was issued; every state change afterwards (boot, stop, attach,
@@ -16,7 +23,6 @@ import { VolumeActions } from './volumes.js';
  * rules every action shares are in state.ts; the actions in instances.ts and
  * volumes.ts; filters, tags and paging in filters.ts.
  */
-
 export class Ec2Model {
   private readonly s: Ec2State;
   private readonly instances: InstanceActions;
@@ -80,11 +86,22 @@ export class Ec2Model {
 
   /** Resources still alive (not terminated/deleted), for cleanup checks. */
   liveResourceIds(): string[] {
-    return [
-      ...[...this.s.instances.values()].filter((i) => i.state !== 'terminated').map((i) => i.id),
-      ...[...this.s.volumes.values()].filter((v) => v.state !== 'deleted').map((v) => v.id),
-      ...[...this.s.snapshots.keys()],
-    ];
+    const left = this.liveResources();
+    return [...left.instances, ...left.volumes, ...left.snapshots].map((r) => r.id);
+  }
+
+  /** What is still alive, with what an operator needs to know about each (what it is, whose, what it costs). */
+  liveResources(): LiveResources {
+    const price = new Map(this.config.catalog.map((c) => [c.type, c.pricePerHour]));
+    return {
+      instances: [...this.s.instances.values()].filter((i) => i.state !== 'terminated').map((i) => ({
+        id: i.id, type: i.type, state: i.state, vm: i.tags.get('spillway:vm') ?? null, pricePerHour: price.get(i.type) ?? null,
+      })),
+      volumes: [...this.s.volumes.values()].filter((v) => v.state !== 'deleted').map((v) => ({
+        id: v.id, sizeGiB: v.sizeGiB, state: v.state, attachedTo: v.attachment?.instanceId ?? null,
+      })),
+      snapshots: [...this.s.snapshots.values()].map((sn) => ({ id: sn.id })),
+    };
   }
 
   // ---- tags ---------------------------------------------------------------
