@@ -6,6 +6,7 @@
  */
 import { createCipheriv, createDecipheriv, createHmac, hash, hkdfSync } from 'node:crypto';
 import { crc32 } from 'node:zlib';
+import { BlockError, type BlockDevice } from '../block-device.js';
 
 export const TAG_BYTES = 16;
 /** The store's first page holds a guard against reusing a key epoch (never the key). */
@@ -53,6 +54,29 @@ export function headerFor(fingerprint: Buffer, keyEpoch: number): Buffer {
   fresh.writeUInt32BE(keyEpoch, 24);
   fresh.writeUInt32BE(crc32(fresh.subarray(0, 28)), 28);
   return fresh;
+}
+
+export const E_NONCE_REUSE = 'E_NONCE_REUSE';
+
+/**
+ * Record in `store`'s header that `keyEpoch` opens it with `key`, durably,
+ * refusing (E_NONCE_REUSE) an epoch the header says was used already. Returns
+ * the highest earlier epoch the header vouches for: undefined when there is
+ * none, or when the header is damaged (it vouches for nothing; the cache then
+ * starts empty: it is a cache, on-prem has every byte).
+ */
+export async function claimEpoch(store: BlockDevice, key: Uint8Array, keyEpoch: number, name: string): Promise<{ lastEpoch: number | undefined; damaged: boolean }> {
+  const fingerprint = keyFingerprint(key);
+  const header = readHeader(await store.read(0, 32), fingerprint);
+  const lastEpoch = header.kind === 'epoch' ? header.lastEpoch : undefined;
+  if (lastEpoch !== undefined && keyEpoch <= lastEpoch) {
+    throw new BlockError(E_NONCE_REUSE,
+      `${name}: key epoch ${keyEpoch} was already used with this key on ${store.name} (last ${lastEpoch}); on-prem must hand out a higher epoch or a new key`,
+      { details: { keyEpoch, lastEpoch } });
+  }
+  await store.write(0, headerFor(fingerprint, keyEpoch));
+  await store.flush();
+  return { lastEpoch, damaged: header.kind === 'damaged' };
 }
 
 /** HKDF(key, salt = keyEpoch): two sessions with different epochs never share a GCM key. */

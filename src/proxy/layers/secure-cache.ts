@@ -3,14 +3,14 @@ import { range } from '../../util/runs.js';
 import { invariant } from '../../errors.js';
 import { BlockError, E_INTEGRITY, E_NOSPC, type BlockDevice } from '../block-device.js';
 import {
-  BlockSealer, HEADER_BYTES, TAG_BYTES, adjacentSlotRuns, headerFor, keyFingerprint, readHeader, sessionKeyFor, sigKey,
+  BlockSealer, HEADER_BYTES, TAG_BYTES, adjacentSlotRuns, claimEpoch, sessionKeyFor, sigKey,
 } from './secure-cache-seal.js';
 import { CacheSlots } from './cache-slots.js';
 import type { CacheIndex, IndexRecord } from './cache-index.js';
 import type { CacheFill, CachePutOptions, FillTicket, SecureCacheOptions, SecureCacheStats } from './secure-cache-types.js';
 
 export const CACHE_BLOCK_BYTES = 64 * 1024;
-export const E_NONCE_REUSE = 'E_NONCE_REUSE';
+export { E_NONCE_REUSE } from './secure-cache-seal.js';
 export const E_BAD_KEY = 'E_BAD_KEY';
 
 export type { CacheFill, CachePutOptions, FillTicket, SecureCacheOptions, SecureCacheStats } from './secure-cache-types.js';
@@ -96,10 +96,7 @@ export class SecureCache {
     integrityFailures: 0, prefetchHits: 0, dedupHits: 0, restored: 0,
   };
 
-  /**
-   * @param headerDamaged the store's header failed its crc at open, so nothing
-   *   earlier sessions left was kept (the owner says so in its log).
-   */
+  /** `headerDamaged`: the store's header failed its crc at open, so nothing earlier sessions left was kept. */
   private constructor(private readonly store: BlockDevice, private readonly options: SecureCacheOptions, sessionKey: Buffer, readonly headerDamaged = false) {
     this.name = options.name ?? 'secure-cache';
     this.blockBytes = options.blockBytes ?? CACHE_BLOCK_BYTES;
@@ -138,18 +135,8 @@ export class SecureCache {
     if (store.size() < HEADER_BYTES) {
       throw new BlockError(E_NOSPC, `${name}: backing store ${store.name} holds ${store.size()} bytes, needs at least ${HEADER_BYTES} for the header`);
     }
-    const fingerprint = keyFingerprint(key);
-    const header = readHeader(await store.read(0, 32), fingerprint);
-    // A damaged header vouches for no epoch: the cache starts empty (it is a cache; on-prem has every byte).
-    const lastEpoch = header.kind === 'epoch' ? header.lastEpoch : undefined;
-    if (lastEpoch !== undefined && keyEpoch <= lastEpoch) {
-      throw new BlockError(E_NONCE_REUSE,
-        `${name}: key epoch ${keyEpoch} was already used with this key on ${store.name} (last ${lastEpoch}); on-prem must hand out a higher epoch or a new key`,
-        { details: { keyEpoch, lastEpoch } });
-    }
-    await store.write(0, headerFor(fingerprint, keyEpoch));
-    await store.flush();
-    const cache = new SecureCache(store, { ...options, blockBytes }, sessionKeyFor(key, keyEpoch), header.kind === 'damaged');
+    const { lastEpoch, damaged } = await claimEpoch(store, key, keyEpoch, name);
+    const cache = new SecureCache(store, { ...options, blockBytes }, sessionKeyFor(key, keyEpoch), damaged);
     cache.checkStoreFits(cache.slots.capacity);
     // Only blocks of epochs this store's header vouches for: a later one was never sealed here with this key.
     if (options.index) await cache.restore(options.index, lastEpoch);
