@@ -115,7 +115,7 @@ describe('scenario loading', () => {
     ['image on an unknown tier', (d) => { d.datacenter.images[0].tier = 'tape'; }, /datacenter\.images\[0\]\.tier: expected one of nvme, ssd, hdd, archive, got "tape"/],
     ['data disk on an unknown tier', (d) => { d.datacenter.vms[0].disks = [{ size: '1GiB', tier: 'tape' }]; }, /datacenter\.vms\[0\]\.disks\[0\]\.tier: expected one of nvme/],
     ['bad size', (d) => { d.datacenter.images[0].size = 'big'; }, /datacenter\.images\[0\]\.size: expected a size such as "4KiB"/],
-    ['timeline without event', (d) => { d.timeline = [{ at: '1h', host: 'h-1' }]; }, /timeline\[0\]\.event: expected one of load, host-fail, host-recover, wan-outage, power-off, power-on, snapshot, got nothing/],
+    ['timeline without event', (d) => { d.timeline = [{ at: '1h', host: 'h-1' }]; }, /timeline\[0\]\.event: expected one of load, host-fail, host-recover, wan-outage, power-off, power-on, snapshot, transfer, reverse, clone, cutover, migrate, resize, containerize, rollback, got nothing/],
     ['timeline VM typo', (d) => { d.timeline = [{ at: '1h', event: 'power-off', vm: 'app-1' }]; }, /timeline\[0\]\.vm: expected a VM name \(closest: app-01/],
     ['timeline unknown host', (d) => { d.timeline = [{ at: '1h', event: 'host-recover', host: 'h-3' }]; }, /timeline\[0\]\.host: expected one of h-1, h-2, got "h-3"/],
     ['burst instance type', (d) => { d.policies = { burst: { instanceType: 'x9.huge' } }; }, /policies\.burst\.instanceType: expected one of auto, m6i\.large/],

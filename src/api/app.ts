@@ -9,7 +9,7 @@ import { EventHub, type HubOptions, type HubTimers } from './events.js';
 import { ApiMetrics } from './metrics.js';
 import { actRoutes, readRoutes, streamRoutes } from './routes.js';
 import * as S from './schemas.js';
-import { FlowConflict } from './sim-flows.js';
+import { FlowConflict } from '../sim/operator-flows.js';
 
 export interface ApiAppOptions {
   backend: ApiBackend;

@@ -1,16 +1,35 @@
 import { z } from 'zod';
 import { fail, join } from '../util/check.js';
 import { formatDurationUs } from '../util/units.js';
-import { bool, duration, mapping, num, refuseExpected, shown, text } from './fields.js';
+import { bool, duration, mapping, num, oneOf, refuseExpected, shown, size, text } from './fields.js';
 import { closest, globToRegExp } from './names.js';
 
 /**
  * `timeline:` — events in virtual time: load changes, host failures and recoveries, WAN
- * outages, power operations and snapshots. Each event has `at` and `event`; the other fields
- * depend on the event. References (workloads, VMs, hosts, the WAN) are checked by checkTimeline.
+ * outages, power operations and snapshots, and the flows an operator starts on one VM
+ * (transfer, reverse, clone, cutover, migrate, resize, containerize, and rollback of the one
+ * running). Each event has `at` and `event`; the other fields depend on the event. References
+ * (workloads, VMs, hosts, the WAN) are checked by checkTimeline.
  */
 
-export const EVENTS = ['load', 'host-fail', 'host-recover', 'wan-outage', 'power-off', 'power-on', 'snapshot'] as const;
+/** The flow a timeline event starts: the same fields as an API flow request (src/sim/operator-flows.ts FlowRequest). */
+export interface TimelineFlow {
+  kind: (typeof FLOW_EVENTS)[number];
+  vm: string;
+  to?: 'cloud' | 'onprem';
+  transferKind?: 'stateless' | 'stateful' | 'run-time';
+  host?: string;
+  instanceType?: string;
+  persistence?: 'on-prem' | 'cloud-only';
+  target?: string;
+  disk?: string;
+  cacheBytes?: number;
+  mode?: 'snapshot' | 'deactivate';
+}
+
+/** Timeline events that start an operator flow (the flow kinds of src/sim/operator-flows.ts). */
+export const FLOW_EVENTS = ['transfer', 'reverse', 'clone', 'cutover', 'migrate', 'resize', 'containerize'] as const;
+export const EVENTS = ['load', 'host-fail', 'host-recover', 'wan-outage', 'power-off', 'power-on', 'snapshot', ...FLOW_EVENTS, 'rollback'] as const;
 
 const at = duration().meta({ description: "virtual time since the run began, within the scenario's duration" });
 const forAt = duration().optional();
@@ -36,6 +55,28 @@ const events = z.discriminatedUnion('event', [
     name: text().optional().meta({ description: 'default: timeline-<index>' }),
     memory: bool().default(false),
   }),
+  mapping({
+    at, event: z.literal('transfer'), vm: text(),
+    to: oneOf(['cloud', 'onprem']).default('cloud').meta({ description: 'O2C (cloud) or O2O (onprem, to `host`)' }),
+    kind: oneOf(['stateless', 'stateful', 'run-time']).default('stateless').meta({ description: 'what of the running VM moves (§3.2)' }),
+    host: text().optional().meta({ description: 'to: onprem: the target host' }),
+    instanceType: text().optional().meta({ description: 'to: cloud: a type of cloud.catalog (default: chosen)' }),
+  }),
+  mapping({ at, event: z.literal('reverse'), vm: text(), host: text().optional().meta({ description: 'the on-prem host (default: where it came from)' }) }),
+  mapping({
+    at, event: z.literal('clone'), vm: text(),
+    persistence: oneOf(['cloud-only', 'on-prem']).default('cloud-only').meta({ description: "where the clone's writes persist" }),
+    instanceType: text().optional().meta({ description: 'a type of cloud.catalog (default: chosen)' }),
+  }),
+  mapping({ at, event: z.literal('cutover'), vm: text(), target: text().meta({ description: 'the standby clone to cut over to (<vm>-c<n>, from an earlier clone event)' }) }),
+  mapping({ at, event: z.literal('migrate'), vm: text() }),
+  mapping({
+    at, event: z.literal('resize'), vm: text(),
+    cache: size().meta({ description: "the cloud proxy's new cache capacity (>= 1MiB)" }),
+    disk: text().optional().meta({ description: 'the disk whose proxy to resize (default: the first)' }),
+  }),
+  mapping({ at, event: z.literal('containerize'), vm: text(), mode: oneOf(['snapshot', 'deactivate']).default('snapshot') }),
+  mapping({ at, event: z.literal('rollback'), vm: text().meta({ description: 'roll back the operator flow running on this VM' }) }),
 ], {
   error: (iss) => (iss.code === 'invalid_union'
     ? `expected one of ${EVENTS.join(', ')}, got ${shown((iss.input as { event?: unknown } | undefined)?.event)}`
@@ -58,11 +99,32 @@ export const timelineSchema = z.array(events, { error: (iss) => `expected a list
         return { atUs: e.at, event: e.event, vm: e.vm, index };
       case 'snapshot':
         return { atUs: e.at, event: e.event, vm: e.vm, name: e.name ?? `timeline-${index}`, memory: e.memory, index };
+      case 'transfer':
+        return { atUs: e.at, event: e.event, index, flow: { kind: e.event, vm: e.vm, to: e.to, transferKind: e.kind, ...opt('host', e.host), ...opt('instanceType', e.instanceType) } as TimelineFlow };
+      case 'reverse':
+        return { atUs: e.at, event: e.event, index, flow: { kind: e.event, vm: e.vm, ...opt('host', e.host) } as TimelineFlow };
+      case 'clone':
+        return { atUs: e.at, event: e.event, index, flow: { kind: e.event, vm: e.vm, persistence: e.persistence, ...opt('instanceType', e.instanceType) } as TimelineFlow };
+      case 'cutover':
+        return { atUs: e.at, event: e.event, index, flow: { kind: e.event, vm: e.vm, target: e.target } as TimelineFlow };
+      case 'migrate':
+        return { atUs: e.at, event: e.event, index, flow: { kind: e.event, vm: e.vm } as TimelineFlow };
+      case 'resize':
+        return { atUs: e.at, event: e.event, index, flow: { kind: e.event, vm: e.vm, cacheBytes: e.cache, ...opt('disk', e.disk) } as TimelineFlow };
+      case 'containerize':
+        return { atUs: e.at, event: e.event, index, flow: { kind: e.event, vm: e.vm, mode: e.mode } as TimelineFlow };
+      case 'rollback':
+        return { atUs: e.at, event: e.event, vm: e.vm, index };
     }
   }))
   .meta({ description: 'events in virtual time' });
 
 export type TimelineEvent = z.output<typeof timelineSchema>[number];
+
+/** `{ [key]: value }` when the field was given, `{}` when not (optional fields stay absent, not undefined). */
+function opt<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
 
 /** Every event refers to things the scenario has, and happens within its duration. */
 export function checkTimeline(events: readonly TimelineEvent[], path: string, s: {
@@ -92,8 +154,16 @@ export function checkTimeline(events: readonly TimelineEvent[], path: string, s:
       case 'wan-outage':
         if (!s.hasWan) fail(join(p, 'event'), 'an event other than wan-outage (this scenario has no wan: section)', e.event);
         break;
-      default:
-        if (!s.vmNames.includes(e.vm)) fail(join(p, 'vm'), `a VM name (closest: ${closest(e.vm, s.vmNames, 3).join(', ')})`, e.vm);
+      default: {
+        const flow = 'flow' in e ? e.flow : undefined;
+        const vm = flow?.vm ?? (e as { vm: string }).vm;
+        if (!s.vmNames.includes(vm)) fail(join(p, 'vm'), `a VM name (closest: ${closest(vm, s.vmNames, 3).join(', ')})`, vm);
+        if ((flow || e.event === 'rollback') && !s.hasWan) fail(join(p, 'event'), `an event that moves no VM (${e.event} streams disks over the wan: section, which this scenario lacks)`, e.event);
+        if (!flow) break;
+        if (flow.host !== undefined && !s.hostIds.includes(flow.host)) fail(join(p, 'host'), `one of ${s.hostIds.join(', ')}`, flow.host);
+        if (flow.cacheBytes !== undefined && flow.cacheBytes < 1024 * 1024) fail(join(p, 'cache'), 'a cache of at least 1MiB', flow.cacheBytes);
+        if (flow.kind === 'transfer' && flow.to === 'onprem' && flow.host === undefined) fail(join(p, 'host'), 'the on-prem host to move the VM to (to: onprem)', undefined);
+      }
     }
   }
 }

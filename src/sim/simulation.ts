@@ -19,6 +19,7 @@ import type { Cloud } from '../ports/cloud.js';
 import { EmulatedEc2Cloud, createEmulatedCloud } from '../providers/emulated/ec2/emulated-cloud.js';
 import type { LiveResources } from '../providers/emulated/ec2/model.js';
 import { createSimMachineEnv, type SimMachineEnv } from './machine-env.js';
+import { OperatorFlows } from './operator-flows.js';
 import { ScaleOutController } from '../controller/scale-out/scale-out.js';
 import { scaleOutPolicyOf } from '../scenario/policies/scale-out.js';
 import type { ScaleOutBaseline } from '../report/sections/scale-out.js';
@@ -110,6 +111,8 @@ export class ScenarioSimulation implements Simulation {
   private readonly guestImages = new Map<string, GuestImage>();
   /** The burst controller when `policies.burst.enabled`; null for a no-burst run. */
   readonly controller: BurstController | null = null;
+  /** Flows an operator starts on one VM (timeline events, the management API). */
+  readonly operatorFlows = new OperatorFlows(this);
   private cloud: (Cloud & { dispose(): void }) | null = null;
   private machineEnvP: Promise<SimMachineEnv> | null = null;
   private machineEnvReady: SimMachineEnv | null = null;
@@ -469,6 +472,11 @@ export class ScenarioSimulation implements Simulation {
       case 'snapshot':
         this.attempt(ev, hv.snapshot(ev.vm, ev.name, { memory: ev.memory }));
         return;
+      case 'rollback':
+        this.operatorFlows.rollbackFromTimeline(ev.index, ev.vm);
+        return;
+      default:
+        this.operatorFlows.fromTimeline(ev.index, ev.flow);
     }
   }
 

@@ -51,7 +51,9 @@ function onpremSteps(env: MachineEnv) {
       return deactivateVm(env, input.vmId);
     }),
     snapshot: act<I, D>(async ({ input, token }) => {
-      const snap = await hv.snapshot(input.vmId, token, { memory: input.kind !== 'stateless' });
+      // The disks only: a stateful or run-time transfer captured the memory before deactivating (captureState),
+      // and a deactivated VM has none left to snapshot.
+      const snap = await hv.snapshot(input.vmId, token, { memory: false });
       return { snapshotId: snap.id, originalGuest: structuredClone(snap.guest) };
     }),
     mount: act<I, D>(async ({ input, id }) => ({ exports: await mountAll(env, input.vmId, hv.vm(input.vmId).diskIds, id) })),

@@ -1,6 +1,7 @@
 import type { ReportInput } from '../types.js';
 import { buildBurstSection } from './burst.js';
 import { buildMigrationSection } from './migration-wave.js';
+import { buildFlowsSection } from './flows.js';
 import { buildResourcesLeftSection } from './resources-left.js';
 import { buildScaleOutSection } from './scale-out.js';
 
@@ -15,5 +16,6 @@ export const REPORT_SECTIONS: ReadonlyArray<readonly [string, SectionBuilder]> =
   ['burst', buildBurstSection],
   ['scaleOut', buildScaleOutSection],
   ['migration', buildMigrationSection],
+  ['flows', buildFlowsSection],
   ['resourcesLeft', buildResourcesLeftSection],
 ];

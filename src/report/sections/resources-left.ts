@@ -27,9 +27,9 @@ export function buildResourcesLeftSection(input: ReportInput): Record<string, un
     volumes: left?.volumes.length ?? 0,
     snapshots: left?.snapshots.length ?? 0,
     usdPerHour: Math.round(usdPerHour * 1000) / 1000,
-    vmsInCloud: instances.flatMap((i) => (i.vm ? [i.vm] : [])).sort(),
+    vmsInCloud: instances.flatMap((i) => (i.owner ? [i.owner] : [])).sort(),
     list: [
-      ...instances.map((i) => ({ id: i.id, kind: 'instance', what: `${i.type} ${i.state}${i.vm ? ` (${i.vm})` : ''}` })),
+      ...instances.map((i) => ({ id: i.id, kind: 'instance', what: `${i.type} ${i.state}${i.owner ? ` (${i.owner})` : ''}` })),
       ...(left?.volumes ?? []).map((v) => ({ id: v.id, kind: 'volume', what: `${v.sizeGiB} GiB ${v.state}${v.attachedTo ? ` on ${v.attachedTo}` : ''}` })),
       ...(left?.snapshots ?? []).map((s) => ({ id: s.id, kind: 'snapshot', what: 'snapshot' })),
     ],

@@ -18,7 +18,7 @@ export function resourcesLeftLines(r: Report, options: { max?: number } = {}): s
   const max = options.max ?? 12;
   const out = [
     `Left in the cloud at the end: ${s.instances} instance(s), ${s.volumes} volume(s), ${s.snapshots} snapshot(s), ` +
-    `$${s.usdPerHour.toFixed(2)}/h while they stay${s.vmsInCloud.length ? `; VMs still there: ${s.vmsInCloud.join(', ')}` : ''}`,
+    `$${s.usdPerHour.toFixed(2)}/h while they stay${s.vmsInCloud.length ? `; theirs: ${s.vmsInCloud.join(', ')}` : ''}`,
   ];
   for (const item of s.list.slice(0, max)) out.push(`  ${item.kind.padEnd(8)} ${item.id}  ${item.what}`);
   if (s.list.length > max) out.push(`  … ${s.list.length - max} more (see --json: resourcesLeft.list)`);

@@ -9,9 +9,19 @@ import { VolumeActions } from './volumes.js';
 
 /** What an emulated account still holds: see Ec2Model.liveResources. */
 export interface LiveResources {
-  instances: Array<{ id: string; type: string; state: string; vm: string | null; pricePerHour: number | null }>;
+  instances: Array<{ id: string; type: string; state: string; owner: string | null; pricePerHour: number | null }>;
   volumes: Array<{ id: string; sizeGiB: number; state: string; attachedTo: string | null }>;
   snapshots: Array<{ id: string }>;
+}
+
+/** Whose an instance is, from the tags the machines put on it: a VM, a clone of one, a proxy's peer. */
+function ownerOf(tags: Map<string, string>): string | null {
+  const vm = tags.get('spillway:vm');
+  if (vm) return vm;
+  const of = tags.get('spillway:clone-of');
+  if (of) return `clone of ${of}`;
+  const peer = tags.get('spillway:proxy-peer-of');
+  return peer ? `proxy peer of ${peer}` : null;
 }
 
 /**
@@ -95,7 +105,7 @@ export class Ec2Model {
     const price = new Map(this.config.catalog.map((c) => [c.type, c.pricePerHour]));
     return {
       instances: [...this.s.instances.values()].filter((i) => i.state !== 'terminated').map((i) => ({
-        id: i.id, type: i.type, state: i.state, vm: i.tags.get('spillway:vm') ?? null, pricePerHour: price.get(i.type) ?? null,
+        id: i.id, type: i.type, state: i.state, owner: ownerOf(i.tags), pricePerHour: price.get(i.type) ?? null,
       })),
       volumes: [...this.s.volumes.values()].filter((v) => v.state !== 'deleted').map((v) => ({
         id: v.id, sizeGiB: v.sizeGiB, state: v.state, attachedTo: v.attachment?.instanceId ?? null,
