@@ -19,7 +19,7 @@ import type { MachineKit } from '../machine-kit.js';
 import { Launcher } from './launch.js';
 import { MonitoringService } from './monitor.js';
 import { bringBack, scoreCandidates, type BurstCandidate, type SelectionPolicy } from './selection.js';
-import { sessionFigures, type BootFigures, type SessionFigures } from './session.js';
+import { endedIo, sessionFigures, type BootFigures, type SessionFigures } from './session.js';
 
 /** Why a VM went to the cloud: demand above the trigger, or standby for a failed host HA could not restart it on. */
 export type BurstCause = 'demand' | 'standby';
@@ -457,6 +457,10 @@ export class BurstController {
     }
     this.paused.delete(rec.vmId);
     rec.homeUs = this.world.clock.nowUs();
+    // Home: the figures are frozen, so the closed proxies (caches, windows, stores) and the I/O session can go.
+    rec.frozen ??= sessionFigures(rec.proxies, rec.boot, rec.io);
+    rec.proxies = [];
+    if (rec.io) rec.io = endedIo(rec.io);
   }
 
   /** What the VM measured in the cloud (null before its transfer finished). */

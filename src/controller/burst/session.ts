@@ -1,3 +1,4 @@
+import { invariant } from '../../errors.js';
 import type { AppIoSession } from '../../ports/app-io.js';
 import type { CloudProxy } from '../../proxy/cloud/index.js';
 
@@ -52,4 +53,21 @@ export function sessionFigures(proxies: readonly CloudProxy[], boot: BootFigures
     f.writeBack.bytesShipped += wb.bytesShipped;
   }
   return f;
+}
+
+/**
+ * An I/O session that has ended for good (the VM is home): what it measured,
+ * without the storage target it ran against, so the closed proxy stack can be
+ * freed. Starting it again is a bug: a new burst makes a new session.
+ */
+export function endedIo(io: AppIoSession): AppIoSession {
+  // Nothing below may keep `io` itself: that would keep its device, the whole closed stack.
+  const { vmId, diskId, written, acked } = io;
+  const latencyUs = io.meanReadLatencyUs();
+  return {
+    vmId, diskId, written, acked,
+    start() { invariant(false, `the application I/O of ${vmId} ended with its burst; a new burst starts a new session`); },
+    stop: () => Promise.resolve(),
+    meanReadLatencyUs: () => latencyUs,
+  };
 }

@@ -437,6 +437,17 @@ export class RemoteDisk implements BlockDevice, WriteSink, PushSource {
     })();
   }
 
+  /** Drop the windows of received content: a closed disk resolves nothing more, and a closed session may be kept for its figures. */
+  private forgetContent(): void {
+    this.recent.clear();
+    this.recentBytes = 0;
+    this.recentBySig.clear();
+    this.recentSigBytes = 0;
+    this.unsigned = [];
+    this.unsignedHead = 0;
+    this.profileOrder.clear();
+  }
+
   /** @internal re-attach on a fresh connection (same handle). */
   async reattach(): Promise<void> {
     try {
@@ -458,6 +469,7 @@ export class RemoteDisk implements BlockDevice, WriteSink, PushSource {
   async close(options: { ended?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.forgetContent();
     try {
       await this.client.request(Op.DETACH, 0, new WireWriter().u16(this.handle).u8(options.ended ? DETACH_ENDED : 0).done());
     } finally {
