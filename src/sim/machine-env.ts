@@ -12,6 +12,7 @@ import type { EmulatedHypervisor } from '../providers/emulated/hypervisor/hyperv
 import { bootModelFromImages, createProxyControl, type CoreProxyControl, type ProxyControlOptions } from '../providers/proxy-control/index.js';
 import type { GuestImage } from '../providers/emulated/guest/image.js';
 import type { World } from '../world/types.js';
+import { ContentMemo } from '../proxy/content-memo.js';
 
 const S = 1_000_000;
 
@@ -96,6 +97,8 @@ export async function createSimMachineEnv(opts: SimMachineEnvOptions): Promise<S
     ...(opts.boot ? { boot: opts.boot } : {}),
     ...(opts.prefetch !== undefined ? { prefetch: opts.prefetch } : {}),
     ...(opts.rpoUs ? { rpoUs: opts.rpoUs } : {}),
+    // Every VM of an image reads the same blocks: the run hashes and inflates each distinct block once.
+    contentMemo: new ContentMemo(),
   };
   const proxy = await createProxyControl(world, proxyOptions);
   const domains = opts.domains ?? [...new Set(hypervisor.vms().map((vm) => vm.guest.network.domain.toLowerCase()))].sort();

@@ -47,7 +47,10 @@ export class CoreProxyControl implements ProxyControl {
     checkString(options.onpremAddress, 'onpremAddress');
     checkString(options.runStateAddress, 'runStateAddress');
     const key = parsePairingKey(options.pairingKey, 'proxyControl.pairingKey');
-    const onprem = await createOnpremProxy(world, { address: options.onpremAddress, pairingKey: key, disks: [], name: 'onprem' });
+    const onprem = await createOnpremProxy(world, {
+      address: options.onpremAddress, pairingKey: key, disks: [], name: 'onprem',
+      ...(options.contentMemo ? { contentMemo: options.contentMemo } : {}),
+    });
     const runState = new RunStateServer(world, key, options.runStateAddress);
     try {
       await runState.start();

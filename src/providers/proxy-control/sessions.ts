@@ -6,7 +6,7 @@ import { TargetDevice } from './devices.js';
 import { leaveMigration } from './migration.js';
 import { closePeers, prefetchViaSiblings, siblingRef, warmSibling } from './siblings.js';
 import {
-  MiB, cacheStoreBytes, exportSafe, newBootProgress, requireTarget, type DiskSession, type ProxyControlState,
+  MiB, cacheStoreBytes, exportSafe, memoOf, newBootProgress, requireTarget, type DiskSession, type ProxyControlState,
 } from './state.js';
 
 /**
@@ -63,6 +63,7 @@ async function openSession(pc: ProxyControlState, vmId: string, d: DiskExport, s
     streamProfile: false,
     ...(pc.options.readAhead !== undefined ? { readAhead: pc.options.readAhead } : {}),
     ...(pc.options.rpoUs ? { rpoUs: pc.options.rpoUs } : {}),
+    ...memoOf(pc),
   });
   return {
     proxyId, vmId, diskId: d.diskId, exp, policy: d.policy, proxy, target: new TargetDevice(proxy.device, proxyId),

@@ -3,7 +3,7 @@ import { BlockError, E_READONLY, checkRange, type BlockDevice } from '../../prox
 import { LinkClient } from '../../proxy/link/client.js';
 import { E_NOT_HELD, ReadPath } from '../../proxy/layers/read-path.js';
 import { SecureCache } from '../../proxy/layers/secure-cache.js';
-import { cacheStoreBytes, requireSession, type DiskSession, type ProxyControlState } from './state.js';
+import { cacheStoreBytes, memoOf, requireSession, type DiskSession, type ProxyControlState } from './state.js';
 
 /**
  * FIG 14 siblings: sibling clones' caches as read sources, prefetch through
@@ -87,7 +87,7 @@ export async function addPeers(pc: ProxyControlState, req: { proxyId: string; in
   const s = requireSession(pc, req.proxyId);
   for (const instanceId of req.instanceIds) {
     if (s.peers.has(instanceId)) continue;
-    const link = new LinkClient(pc.world, { address: pc.options.onpremAddress, pairingKey: pc.key, peer: `peer/${instanceId}/${s.exp.exportName}`, sigs: 'sha256', reportsAccess: false });
+    const link = new LinkClient(pc.world, { address: pc.options.onpremAddress, pairingKey: pc.key, peer: `peer/${instanceId}/${s.exp.exportName}`, sigs: 'sha256', reportsAccess: false, ...memoOf(pc) });
     await link.connect();
     try {
       const remote = await link.attach(s.exp.exportName, { mode: 'ro', blockBytes: s.proxy.cache.blockBytes, image: s.exp.imageId });
@@ -98,6 +98,7 @@ export async function addPeers(pc: ProxyControlState, req: { proxyId: string; in
       const cache = await SecureCache.open({
         name: `secure-cache:peer/${instanceId}/${s.proxyId}`, key: remote.cacheKey, keyEpoch,
         store: pc.makeStore(`cache-store:peer/${instanceId}/${s.proxyId}`, cacheStoreBytes(capacity, remote.blockBytes)), capacityBytes: capacity, blockBytes: remote.blockBytes,
+        ...memoOf(pc),
       });
       remote.setSignatureResolver((sig) => cache.findBySignature(sig));
       const readPath = new ReadPath({ world: pc.world, name: `read-path:peer/${instanceId}/${s.proxyId}`, cache, remote });

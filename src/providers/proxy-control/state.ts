@@ -3,6 +3,7 @@ import type { DiskLease, Hypervisor } from '../../ports/hypervisor.js';
 import type { PersistencePolicy } from '../../ports/proxy-control.js';
 import type { World } from '../../world/types.js';
 import type { BlockDevice } from '../../proxy/block-device.js';
+import type { ContentMemo } from '../../proxy/content-memo.js';
 import type { CloudProxy } from '../../proxy/cloud/cloud-proxy.js';
 import type { LinkClient } from '../../proxy/link/client.js';
 import type { RemoteDisk } from '../../proxy/link/remote-disk.js';
@@ -66,6 +67,12 @@ export interface ProxyControlOptions {
   boot?: { depth?: number; thinkUs?: number };
   /** Unit of migration transfer and of its persistent log (default 256 KiB). */
   migrationChunkBytes?: number;
+  /**
+   * Signatures and inflates by content, shared by the on-prem proxy and every
+   * cloud proxy this adapter opens (a simulation's VMs read the same image
+   * blocks; link and cache encryption stay per session). None live.
+   */
+  contentMemo?: ContentMemo;
 }
 
 export interface ExportRecord {
@@ -207,6 +214,11 @@ function checkPositiveInt(value: number | undefined, field: string, fallback: nu
 /** Bytes a secure cache store needs for `capacityBytes` (docs/proxy/secure-cache.md). */
 export function cacheStoreBytes(capacityBytes: number, blockBytes: number): number {
   return SecureCache.storeBytes(capacityBytes, blockBytes);
+}
+
+/** The run's content memo as proxy options (nothing when there is none). */
+export function memoOf(pc: ProxyControlState): { contentMemo?: ContentMemo } {
+  return pc.options.contentMemo ? { contentMemo: pc.options.contentMemo } : {};
 }
 
 export const exportSafe = (s: string): string => s.replace(/[^A-Za-z0-9._:/-]/g, '_');

@@ -1,3 +1,4 @@
+import type { ContentMemo } from '../content-memo.js';
 import type { Timer, World } from '../../world/types.js';
 import type { BlockDevice } from '../block-device.js';
 import { invariant } from '../../errors.js';
@@ -90,6 +91,12 @@ export interface CloudProxyOptions {
    * for the link). `serve cloud` sets 30 s (--read-timeout).
    */
   readTimeoutUs?: number;
+  /**
+   * Signatures and inflates by content across the run (see ContentMemo): a
+   * simulation shares one among all its proxies. Link and cache encryption
+   * stay per session.
+   */
+  contentMemo?: ContentMemo;
 }
 
 export interface CloudProxy {
@@ -199,6 +206,7 @@ export async function createCloudProxy(world: World, options: CloudProxyOptions)
     ...(options.reconnectMinUs ? { reconnectMinUs: options.reconnectMinUs } : {}),
     ...(options.reconnectMaxUs ? { reconnectMaxUs: options.reconnectMaxUs } : {}),
     ...(options.readTimeoutUs ? { readTimeoutUs: options.readTimeoutUs } : {}),
+    ...(options.contentMemo ? { contentMemo: options.contentMemo } : {}),
   });
   // The journal first: what it holds is this writer's claim to its session on-prem.
   const journal = await StoreJournal.open(options.stores.journal);
@@ -271,6 +279,7 @@ async function assemble(
   const cache = await SecureCache.open({
     name: `secure-cache:${options.name}`, key: remote.cacheKey, keyEpoch: remote.keyEpoch, store: cacheStore, capacityBytes: capacity, blockBytes,
     ...(index ? { index } : {}),
+    ...(options.contentMemo ? { contentMemo: options.contentMemo } : {}),
   });
   if (cache.headerDamaged) world.log('warn', src, `cache store ${cacheStore.name}: its header is damaged (crc); nothing earlier sessions cached is kept, the cache starts empty`);
   if (index) world.log('info', src, `cache reopened: ${cache.stats().restored} block(s) kept from earlier sessions (generation ${index.generation})`);

@@ -1,5 +1,6 @@
 /* The secure cache's options, fill tickets and stats (the class is in secure-cache.ts). */
 import type { BlockDevice } from '../block-device.js';
+import type { ContentMemo } from '../content-memo.js';
 import type { CacheIndex } from './cache-index.js';
 
 export interface SecureCacheOptions {
@@ -22,6 +23,8 @@ export interface SecureCacheOptions {
    * served again. Without one the cache starts empty on every open.
    */
   index?: CacheIndex;
+  /** Signatures by content across the run (a simulation shares one among all its proxies). */
+  contentMemo?: ContentMemo;
 }
 
 export interface CachePutOptions {

@@ -346,7 +346,7 @@ export class SecureCache {
           this.dropPut();
           continue;
         }
-        const entry: Entry = { block: s.block, slot: s.slot, length: s.plain.length, keyEpoch: this.keyEpoch, counter: s.counter, sig: hash('sha256', s.plain, 'hex'), priority, prefetched: s.prefetched };
+        const entry: Entry = { block: s.block, slot: s.slot, length: s.plain.length, keyEpoch: this.keyEpoch, counter: s.counter, sig: this.signatureHex(s.plain), priority, prefetched: s.prefetched };
         this.remove(s.block); // only the latest put installs, so nothing should be here; never leak an entry if it is
         this.install(entry);
         this.counters.puts++;
@@ -510,6 +510,12 @@ export class SecureCache {
         `${this.name}: block ${entry.block} failed authentication in ${this.store.name} slot ${entry.slot}: the cache's backing store was tampered with or corrupted; the block was dropped`,
         { cause: err, details: { block: entry.block, slot: entry.slot } });
     }
+  }
+
+  /** Lower-case hex sha256 of a block's plaintext (the index's signature key). */
+  private signatureHex(plain: Uint8Array): string {
+    const memo = this.options.contentMemo;
+    return memo ? memo.signatureHex(plain) : hash('sha256', plain, 'hex');
   }
 
   private dropPut(): false {

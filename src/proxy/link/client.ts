@@ -7,6 +7,7 @@ import type { AttachMode, AttachReply, AttachReq, AuthMsg, ChallengeMsg, ErrorMs
 import { NONCE_BYTES, proof, proofMatches, sessionKeys } from './secure-channel.js';
 import { F_ERROR, OP_NAMES, Op, PROTOCOL_VERSION, WireReader, WireWriter, jsonPayload, parseJson, type Frame } from './wire.js';
 import { RemoteDisk } from './remote-disk.js';
+import type { ContentMemo } from '../content-memo.js';
 
 export interface LinkClientOptions {
   address: string;
@@ -38,6 +39,8 @@ export interface LinkClientOptions {
   readTimeoutUs?: number;
   /** Give up reconnecting after this many failed attempts in a row; never by default. */
   maxReconnectAttempts?: number;
+  /** Inflates and signatures by content across the run (a simulation shares one among all its proxies). */
+  contentMemo?: ContentMemo;
 }
 
 interface Pending {

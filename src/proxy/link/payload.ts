@@ -1,5 +1,6 @@
 import { createHash, hash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync, constants as zlibConstants } from 'node:zlib';
+import type { ContentMemo } from '../content-memo.js';
 import { LinkError, E_PROTOCOL } from './errors.js';
 import { WireReader, WireWriter } from './wire.js';
 
@@ -75,6 +76,8 @@ export interface EncodeOptions {
   stats?: CodecStats;
   /** Encoded data runs by content, shared across peers (see EncodedRunCache). */
   runCache?: EncodedRunCache;
+  /** Signatures by content, shared across the run (see ContentMemo). */
+  memo?: ContentMemo;
 }
 
 /**
@@ -227,7 +230,7 @@ export function encodeSegments(w: WireWriter, offset: number, data: Buffer, opti
       pushSimple(Seg.PUSHED, block.length);
       if (stats) stats.pushedBytes += block.length;
     } else {
-      const sig = whole && (options.peerHas || options.sentData) ? contentSignature(block) : undefined;
+      const sig = whole && (options.peerHas || options.sentData) ? (options.memo ? options.memo.signature(block) : contentSignature(block)) : undefined;
       if (sig && options.peerHas?.(sig)) {
         pushSimple(Seg.SIG, block.length, sig);
         if (stats) stats.sigBytes += block.length;
@@ -263,7 +266,12 @@ export interface DecodedSegments {
   wireBytes: number;
 }
 
-export function decodeSegments(r: WireReader, expectLength: number): DecodedSegments {
+/**
+ * Decode a segment list of `expectLength` bytes. With a `memo`, a range that
+ * is one deflated run may come back as the memo's shared bytes: the caller
+ * must then only read `data` (there is nothing to fill in such a range).
+ */
+export function decodeSegments(r: WireReader, expectLength: number, memo?: ContentMemo): DecodedSegments {
   const before = r.remaining;
   const n = r.u32();
   // One data segment covering the range (random content, a fresh read) needs no assembly buffer:
@@ -277,7 +285,8 @@ export function decodeSegments(r: WireReader, expectLength: number): DecodedSegm
       let data: Buffer;
       if (kind === Seg.RAW) data = r.bytes(length);
       else {
-        data = inflateRawSync(r.bytes(r.u32()));
+        const packed = r.bytes(r.u32());
+        data = memo ? memo.inflate(packed) : inflateRawSync(packed);
         if (data.length !== length) throw new LinkError(E_PROTOCOL, `deflated segment inflates to ${data.length} bytes, header says ${length}`);
       }
       return { data, sigs: [], pushed: [], wireBytes: before - r.remaining };
@@ -296,7 +305,7 @@ export function decodeSegments(r: WireReader, expectLength: number): DecodedSegm
       case Seg.RAW: r.bytes(length).copy(data, at); break;
       case Seg.DEFLATE: {
         const packed = r.bytes(r.u32());
-        const plain = inflateRawSync(packed);
+        const plain = memo ? memo.inflate(packed) : inflateRawSync(packed);
         if (plain.length !== length) throw new LinkError(E_PROTOCOL, `deflated segment inflates to ${plain.length} bytes, header says ${length}`);
         plain.copy(data, at);
         break;

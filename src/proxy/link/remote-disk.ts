@@ -1,4 +1,5 @@
 import { FifoMap } from '../../util/fifo-map.js';
+import type { ContentMemo } from '../content-memo.js';
 import { BlockError, E_CLOSED, E_READONLY, checkRange, type BlockDevice, type Extent } from '../block-device.js';
 import type { PushSource } from '../push-source.js';
 import type { WriteGroup, WriteSink } from '../write-group.js';
@@ -26,7 +27,7 @@ const EXTENTS_SIGS_MAX_BYTES = 4 * 1024 * 1024;
 
 /** What a RemoteDisk needs from the connection it was attached on (LinkClient implements it). */
 export interface LinkRequester {
-  readonly options: { readonly sigs?: unknown; readonly compressionLevel?: number };
+  readonly options: { readonly sigs?: unknown; readonly compressionLevel?: number; readonly contentMemo?: ContentMemo };
   request(op: number, flags: number, payload: Buffer): Promise<Buffer>;
   forget(handle: number): void;
 }
@@ -143,7 +144,7 @@ export class RemoteDisk implements BlockDevice, WriteSink, PushSource {
     if (length === 0) return Buffer.alloc(0);
     const flags = this.sigResolver ? F_SIGS_OK : 0;
     const reply = await this.client.request(Op.READ, flags, encodeRangeReq({ handle: this.handle, offset, length }));
-    const dec = decodeSegments(new WireReader(reply), length);
+    const dec = decodeSegments(new WireReader(reply), length, this.client.options.contentMemo);
     // Index this reply's own data first: a later block of it may be a SIG of an earlier one.
     // (SIG and PUSHED holes are still zeros here and are skipped.)
     if (this.sigsOffered) {
@@ -156,7 +157,7 @@ export class RemoteDisk implements BlockDevice, WriteSink, PushSource {
     await Promise.all(missing.map(async (m) => {
       this.stats.refetches++;
       const again = await this.client.request(Op.READ, F_NO_PUSHED, encodeRangeReq({ handle: this.handle, offset: offset + m.at, length: m.length }));
-      decodeSegments(new WireReader(again), m.length).data.copy(dec.data, m.at);
+      decodeSegments(new WireReader(again), m.length, this.client.options.contentMemo).data.copy(dec.data, m.at);
     }));
     return dec.data;
   }
@@ -190,7 +191,8 @@ export class RemoteDisk implements BlockDevice, WriteSink, PushSource {
     const bb = this.blockBytes;
     for (let i = this.unsignedHead; i < this.unsigned.length; i++) {
       const block = this.unsigned[i]!;
-      const key = contentSignature(block).toString('base64');
+      const memo = this.client.options.contentMemo;
+      const key = (memo ? memo.signature(block) : contentSignature(block)).toString('base64');
       if (this.recentBySig.has(key)) continue;
       this.recentBySig.set(key, block);
       this.recentSigBytes += bb;
@@ -392,7 +394,7 @@ export class RemoteDisk implements BlockDevice, WriteSink, PushSource {
     const profileEnd = r.u32();
     const profile = (flags & F_PROFILE) !== 0;
     if (profile) this.profilePos = Math.max(this.profilePos, profileEnd);
-    const dec = decodeSegments(r, length);
+    const dec = decodeSegments(r, length, this.client.options.contentMemo);
     const bb = this.blockBytes;
     const remember = (at: number, n: number): void => {
       if (this.sigsOffered) this.rememberContent(dec.data, at, n);

@@ -1,4 +1,5 @@
 import { errorCode } from '../../errors.js';
+import type { ContentMemo } from '../content-memo.js';
 import type { Transport, World } from '../../world/types.js';
 import type { ByteRange, GroupWrite, LinkBackend } from './backend.js';
 import { LinkConnection } from './connection.js';
@@ -37,6 +38,8 @@ export interface SessionOptions {
   handshakeTimeoutUs?: number;
   /** Largest push frame, bytes of plaintext. */
   pushChunkBytes?: number;
+  /** Signatures by content across the run (a simulation shares one among all its proxies). */
+  contentMemo?: ContentMemo;
 }
 
 /** What the server remembers about a peer across its connections: signatures of content it sent, for dedup. */
@@ -212,6 +215,7 @@ export class ServerSession {
       level: this.level,
       stats: this.host.stats.codec,
       ...(this.host.runCache && hello.sigs === 'sha256' ? { runCache: this.host.runCache } : {}),
+      ...(this.host.options.contentMemo ? { memo: this.host.options.contentMemo } : {}),
       ...(allowPushed ? { pushed: (b: number) => h.pushedRecently(b) } : {}),
       ...(sigsOk ? { peerHas: (sig: Buffer) => mem.has(sig) && ++this.host.stats.sigsAnswered > 0 } : {}),
       ...(hello.sigs === 'sha256' ? { sentData: (sig: Buffer) => mem.add(sig) } : {}),
@@ -306,9 +310,10 @@ export class ServerSession {
       pos = end;
     }
     w.u32(blocks.length);
+    const memo = this.host.options.contentMemo;
     for (const b of blocks) {
       if (isZero(b)) w.u8(0);
-      else w.u8(1).bytes(contentSignature(b));
+      else w.u8(1).bytes(memo ? memo.signature(b) : contentSignature(b));
     }
     this.reply(f.id, w.done());
   }

@@ -1,3 +1,4 @@
+import type { ContentMemo } from '../content-memo.js';
 import { hkdfSync } from 'node:crypto';
 import type { World } from '../../world/types.js';
 import type { BlockDevice } from '../block-device.js';
@@ -51,6 +52,8 @@ export interface OnpremProxyOptions {
    * Default: derived from the pairing key (set your own in production).
    */
   cacheSecret?: Buffer;
+  /** Signatures by content across the run (see ContentMemo; a simulation shares one among all its proxies). */
+  contentMemo?: ContentMemo;
 }
 
 export interface OnpremProxy {
@@ -111,6 +114,7 @@ export async function createOnpremProxy(world: World, options: OnpremProxyOption
     ...(options.rateBytesPerS ? { rateBytesPerS: options.rateBytesPerS } : {}),
     ...(options.compressionLevel !== undefined ? { compressionLevel: options.compressionLevel } : {}),
     ...(options.maxUnauthenticated !== undefined ? { maxUnauthenticated: options.maxUnauthenticated } : {}),
+    ...(options.contentMemo ? { contentMemo: options.contentMemo } : {}),
   });
   await server.start();
 
