@@ -157,6 +157,26 @@ describe('PersistentBitmap', () => {
     await expect(PersistentBitmap.open(new SparseStore('small', 10), 1000)).rejects.toMatchObject({ code: 'E_NOSPC' });
   });
 
+  it('holds only pages with bits set: the map of a 500 GiB disk with two writes, across a reopen', async () => {
+    const bits = (500 * 1024 ** 3) / 4096;
+    const store = new SparseStore('big', PersistentBitmap.bytesFor(bits));
+    const b = await PersistentBitmap.open(store, bits);
+    expect(b.nextClear(0)).toBe(0);
+    b.set(5);
+    b.set(bits - 1);
+    b.clear(1_000_000);
+    await b.persist();
+    // Two 4 KiB pages written: the first and the last.
+    expect(store.allocatedBytes()).toBeLessThanOrEqual(2 * 64 * 1024);
+    const again = await PersistentBitmap.open(store, bits);
+    expect(again.count).toBe(2);
+    expect(again.get(5) && again.get(bits - 1)).toBe(true);
+    expect(again.get(6) || again.get(bits - 2)).toBe(false);
+    again.clear(5);
+    await again.persist();
+    expect((await PersistentBitmap.open(store, bits)).count).toBe(1);
+  });
+
   it('a persist that failed leaves its pages dirty: the next persist writes them', async () => {
     const store = new FaultyStore('b', 8192);
     const b = await PersistentBitmap.open(store, 50_000);

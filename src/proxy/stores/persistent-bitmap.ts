@@ -13,13 +13,18 @@ const PAGE_BYTES = 4096;
  * data writes so that a lost bit only means redoing work, never losing data).
  */
 export class PersistentBitmap {
-  private readonly bits: Uint8Array;
+  /**
+   * The bits, one page of PAGE_BYTES at a time: a page with no bit ever set
+   * is absent, so the map of a 500 GiB disk with a few writes costs a few
+   * pages, not 16 MiB (opening it reads only what the store holds).
+   */
+  private readonly pages = new Map<number, Uint8Array>();
   private readonly dirtyPages = new Set<number>();
   private setCount = 0;
+  private readonly bytes: number;
 
-  private constructor(private readonly store: BlockDevice, readonly length: number, bytes: Uint8Array) {
-    this.bits = bytes;
-    this.setCount = countSet(bytes);
+  private constructor(private readonly store: BlockDevice, readonly length: number) {
+    this.bytes = PersistentBitmap.bytesFor(length);
   }
 
   static bytesFor(length: number): number {
@@ -32,14 +37,39 @@ export class PersistentBitmap {
     if (store.size() < bytes) {
       throw new BlockError(E_NOSPC, `${store.name}: a bitmap of ${length} bits needs ${bytes} bytes, the store holds ${store.size()}`);
     }
-    const data = bytes === 0 ? new Uint8Array(0) : new Uint8Array(await store.read(0, bytes));
+    const map = new PersistentBitmap(store, length);
+    if (bytes === 0) return map;
+    // Only what the store holds data for: holes and zero extents are pages with no bit set.
+    const extents = (await store.extents(0, bytes)).filter((e) => e.type === 'data');
+    const reads = await Promise.all(extents.map((e) => {
+      const first = Math.floor(e.offset / PAGE_BYTES) * PAGE_BYTES;
+      const end = Math.min(bytes, Math.ceil((e.offset + e.length) / PAGE_BYTES) * PAGE_BYTES);
+      return store.read(first, end - first).then((data) => ({ first, data }));
+    }));
+    for (const { first, data } of reads) {
+      for (let at = 0; at < data.length; at += PAGE_BYTES) map.adopt((first + at) / PAGE_BYTES, data.subarray(at, Math.min(data.length, at + PAGE_BYTES)));
+    }
+    return map;
+  }
+
+  /** A page as read from the store (kept only if some bit in it is set). */
+  private adopt(page: number, data: Uint8Array): void {
+    if (this.pages.has(page)) return;
+    const own = new Uint8Array(PAGE_BYTES);
+    own.set(data);
     // Bits past `length` in the last byte are never meaningful.
-    if (length % 8 && data.length) data[data.length - 1]! &= (1 << (length % 8)) - 1;
-    return new PersistentBitmap(store, length, data);
+    const lastByte = this.bytes - 1 - page * PAGE_BYTES;
+    if (this.length % 8 && lastByte < PAGE_BYTES) own[lastByte]! &= (1 << (this.length % 8)) - 1;
+    const n = countSet(own);
+    if (n === 0) return;
+    this.pages.set(page, own);
+    this.setCount += n;
   }
 
   get(i: number): boolean {
-    return ((this.bits[i >> 3]! >> (i & 7)) & 1) === 1;
+    const byte = i >> 3;
+    const page = this.pages.get(Math.floor(byte / PAGE_BYTES));
+    return page !== undefined && ((page[byte % PAGE_BYTES]! >> (i & 7)) & 1) === 1;
   }
 
   /** Number of set bits. */
@@ -66,8 +96,12 @@ export class PersistentBitmap {
 
   /** The first clear bit at or after `from` (wrapping is the caller's business), or -1. */
   nextClear(from: number): number {
+    const pageBits = PAGE_BYTES * 8;
     for (let i = Math.max(0, from); i < this.length; i++) {
-      const byte = this.bits[i >> 3]!;
+      const page = this.pages.get(Math.floor(i / pageBits));
+      // A page with no bit set: its first bit from here is clear.
+      if (!page) return i;
+      const byte = page[(i >> 3) % PAGE_BYTES]!;
       if (byte === 0xff && (i & 7) === 0) { i += 7; continue; }
       if (!((byte >> (i & 7)) & 1)) return i;
     }
@@ -87,9 +121,9 @@ export class PersistentBitmap {
     try {
       for (const p of pages) {
         const start = p * PAGE_BYTES;
-        const end = Math.min(this.bits.length, start + PAGE_BYTES);
+        const end = Math.min(this.bytes, start + PAGE_BYTES);
         // Copy: the in-memory page may change while the write is in flight.
-        await this.store.write(start, Buffer.from(this.bits.subarray(start, end)));
+        await this.store.write(start, Buffer.from(this.pages.get(p)!.subarray(0, end - start)));
       }
       await this.store.flush();
     } catch (err) {
@@ -105,12 +139,19 @@ export class PersistentBitmap {
       throw new BlockError('E_RANGE', `${this.store.name}: bit ${i} outside bitmap of ${this.length} bits`);
     }
     const byte = i >> 3;
+    const p = Math.floor(byte / PAGE_BYTES);
+    let page = this.pages.get(p);
+    if (!page) {
+      if (!on) return;
+      this.pages.set(p, (page = new Uint8Array(PAGE_BYTES)));
+    }
+    const at = byte % PAGE_BYTES;
     const mask = 1 << (i & 7);
-    const was = (this.bits[byte]! & mask) !== 0;
+    const was = (page[at]! & mask) !== 0;
     if (was === on) return;
-    this.bits[byte] = on ? this.bits[byte]! | mask : this.bits[byte]! & ~mask;
+    page[at] = on ? page[at]! | mask : page[at]! & ~mask;
     this.setCount += on ? 1 : -1;
-    this.dirtyPages.add(Math.floor(byte / PAGE_BYTES));
+    this.dirtyPages.add(p);
   }
 }
 
