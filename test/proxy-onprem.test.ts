@@ -58,6 +58,20 @@ describe('prioritizer', () => {
     expect(p.hotspotCount('img')).toBe(2);
   });
 
+  it('FIG 22: only the first maxSessions sessions of an image shape its profile; a later one is streamed it whole', () => {
+    const p = new Prioritizer({ maxSessions: 2 });
+    p.recordRead('img', 'vm-a', 1 * K, K);
+    p.recordRead('img', 'vm-b', 1 * K, K);
+    const before = p.profile('img');
+    // A third session reads other blocks: it is not recorded, so nothing it read streams to anyone.
+    p.recordRead('img', 'vm-c', 7 * K, K);
+    p.recordRead('img', 'vm-d', 7 * K, K);
+    expect(p.sessions('img')).toBe(2);
+    expect(p.profile('img')).toEqual(before);
+    expect(p.profile('img', 'vm-c')).toEqual(before);
+    expect(p.profile('img', 'vm-a')).toEqual([{ offset: 1 * K, length: K }]);
+  });
+
   it('FIG 22: with one session recorded its whole first-read order streams', () => {
     const p = new Prioritizer();
     p.recordRead('img', 'vm-a', 9 * K, K);

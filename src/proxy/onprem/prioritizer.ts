@@ -42,6 +42,15 @@ export interface PrioritizerOptions {
    * 11.3 s / 0.809 without).
    */
   groupPushBehind?: boolean;
+  /**
+   * Sessions per image whose first reads are recorded (FIG 22); later ones
+   * are streamed the profile but add nothing to it. The profile is a
+   * statistic over sessions that has settled long before this many, and
+   * without a bound its memory grows with every VM ever booted from the
+   * image and each profile costs sessions × blocks (a 500-VM burst of one
+   * image made that quadratic). Default 64.
+   */
+  maxSessions?: number;
 }
 
 /**
@@ -55,16 +64,20 @@ export interface PrioritizerOptions {
  *  - FIG 23: a read of one block of a group (a file) yields the rest of the
  *    group to push.
  */
+const DEFAULT_MAX_SESSIONS = 64;
+
 export class Prioritizer {
   readonly blockBytes: number;
   private readonly maxGroupPushBytes: number;
   private readonly groupPushBehind: boolean;
+  private readonly maxSessions: number;
   private readonly images = new Map<string, ImageState>();
 
   constructor(options: PrioritizerOptions = {}) {
     this.blockBytes = options.blockBytes ?? 4096;
     this.maxGroupPushBytes = options.maxGroupPushBytes ?? 4 * 1024 * 1024;
     this.groupPushBehind = options.groupPushBehind ?? false;
+    this.maxSessions = options.maxSessions ?? DEFAULT_MAX_SESSIONS;
   }
 
   private image(image: string): ImageState {
@@ -102,7 +115,11 @@ export class Prioritizer {
   recordRead(image: string, session: string, offset: number, length: number): void {
     const s = this.image(image);
     let t = s.sessions.get(session);
-    if (!t) { t = { firstRead: new Map() }; s.sessions.set(session, t); }
+    if (!t) {
+      if (s.sessions.size >= this.maxSessions) return;
+      t = { firstRead: new Map() };
+      s.sessions.set(session, t);
+    }
     const bb = this.blockBytes;
     for (let b = Math.floor(offset / bb); b * bb < offset + length; b++) {
       if (!t.firstRead.has(b)) { t.firstRead.set(b, t.firstRead.size); s.version++; }
@@ -207,10 +224,12 @@ export class Prioritizer {
   profile(image: string, exceptSession?: string): ByteRange[] {
     const s = this.images.get(image);
     if (!s) return [];
-    const key = exceptSession ?? '';
+    // Leaving out a session that recorded nothing is the whole profile: one memo serves them all.
+    const except = exceptSession !== undefined && s.sessions.has(exceptSession) ? exceptSession : undefined;
+    const key = except ?? '';
     const memo = s.profiles.get(key);
     if (memo && memo.version === s.version) return memo.ranges.map((r) => ({ ...r }));
-    const ranges = this.computeProfile(s, exceptSession);
+    const ranges = this.computeProfile(s, except);
     s.profiles.set(key, { version: s.version, ranges });
     return ranges.map((r) => ({ ...r }));
   }
