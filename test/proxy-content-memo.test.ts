@@ -57,16 +57,32 @@ describe('ContentMemo', () => {
   });
 
   it('inflates each distinct deflated run once and stays within its capacity', () => {
-    const memo = new ContentMemo({ capacityBytes: 256 * KiB });
+    const memo = new ContentMemo({ capacityBytes: 1024 * KiB });
     const plain = Buffer.alloc(64 * KiB, 'spillway ');
     const packed = deflateRawSync(plain);
     expect(memo.inflate(packed).equals(plain)).toBe(true);
     expect(memo.inflate(Buffer.from(packed))).toBe(memo.inflate(packed));
     expect(memo.stats).toMatchObject({ inflateMisses: 1, inflateHits: 2 });
-    // Past its capacity the oldest runs go: still the right bytes, inflated again.
+    // Past its capacity (a quarter of it for inflates: three runs) older runs go: still the right bytes.
     for (let i = 0; i < 8; i++) memo.inflate(deflateRawSync(Buffer.alloc(64 * KiB, `run ${i} `)));
     expect(memo.inflate(packed).equals(plain)).toBe(true);
     expect(memo.stats.inflateMisses).toBe(10);
+  });
+
+  it('interns content: equal blocks come back as one shared buffer, kept while it is used', () => {
+    const memo = new ContentMemo({ capacityBytes: 4 * 64 * KiB });
+    const a = randomBlock(7);
+    const shared = memo.intern(a);
+    expect(shared).not.toBe(a);
+    expect(shared.equals(a)).toBe(true);
+    expect(memo.intern(Buffer.from(a))).toBe(shared);
+    // Its signature is computed once, whichever way it is asked for.
+    expect(memo.signatureHex(shared)).toBe(hash('sha256', a, 'hex'));
+    expect(memo.signature(a).toString('hex')).toBe(hash('sha256', a, 'hex'));
+    expect(memo.stats.sigMisses).toBe(1);
+    // One-off content passes through; what was used again stays (second chance).
+    for (let i = 0; i < 20; i++) memo.intern(randomBlock(100 + i));
+    expect(memo.intern(Buffer.from(a))).toBe(shared);
   });
 
   it('decodes a link payload to the same bytes with and without a memo', () => {

@@ -16,38 +16,69 @@ import { inflateRawSync } from 'node:zlib';
  * nobody may write into them (RemoteDisk hands them on read-only).
  */
 export class ContentMemo {
-  private readonly sigs: ContentTable<Buffer>;
+  /** Blocks by content: one shared copy each, with what was computed of it. */
+  private readonly blocks: ContentTable<BlockFacts>;
   private readonly inflated: ContentTable<Buffer>;
-  /** Hex of memoised signatures, by the signature buffer the memo hands out. */
-  private readonly hex = new WeakMap<Buffer, string>();
-  readonly stats = { sigHits: 0, sigMisses: 0, inflateHits: 0, inflateMisses: 0 };
+  readonly stats = { sigHits: 0, sigMisses: 0, inflateHits: 0, inflateMisses: 0, internHits: 0, internMisses: 0 };
 
   constructor(options: { capacityBytes?: number } = {}) {
     const capacity = options.capacityBytes ?? DEFAULT_CAPACITY_BYTES;
-    // Signatures keep a copy of each block (to compare against); inflates keep the packed and the plain bytes.
-    this.sigs = new ContentTable(Math.floor(capacity / 2));
-    this.inflated = new ContentTable(Math.floor(capacity / 2));
+    this.blocks = new ContentTable(Math.floor((capacity * 3) / 4));
+    // Inflates keep the packed and the plain bytes.
+    this.inflated = new ContentTable(Math.floor(capacity / 4));
   }
 
   /** sha256 of `block` (32 bytes; shared, do not modify). */
   signature(block: Uint8Array): Buffer {
-    const known = this.sigs.get(block);
-    if (known) {
+    const known = this.blocks.find(block);
+    if (known?.value.sig) {
       this.stats.sigHits++;
-      return known;
+      return known.value.sig;
     }
     this.stats.sigMisses++;
     const sig = hash('sha256', block, 'buffer');
-    this.sigs.set(block, sig, sig.length);
+    if (known) known.value.sig = sig;
+    else this.blocks.set(block, { sig, hex: undefined }, sig.length);
     return sig;
   }
 
   /** `signature` in lower-case hex. */
   signatureHex(block: Uint8Array): string {
-    const sig = this.signature(block);
-    let hex = this.hex.get(sig);
-    if (hex === undefined) this.hex.set(sig, (hex = sig.toString('hex')));
+    const known = this.blocks.find(block);
+    if (known?.value.hex !== undefined) {
+      this.stats.sigHits++;
+      return known.value.hex;
+    }
+    let sig = known?.value.sig;
+    if (sig) this.stats.sigHits++;
+    else {
+      this.stats.sigMisses++;
+      sig = hash('sha256', block, 'buffer');
+    }
+    const hex = sig.toString('hex');
+    if (known) {
+      known.value.sig = sig;
+      known.value.hex = hex;
+    } else {
+      this.blocks.set(block, { sig, hex }, sig.length + hex.length);
+    }
     return hex;
+  }
+
+  /**
+   * A buffer equal to `block` that every caller with the same content shares
+   * (read-only): the windows of received content of many RemoteDisks then
+   * hold one copy of what every VM of an image receives. `block` itself when
+   * the content is not kept.
+   */
+  intern(block: Buffer): Buffer {
+    const known = this.blocks.find(block);
+    if (known) {
+      this.stats.internHits++;
+      return known.key;
+    }
+    this.stats.internMisses++;
+    return this.blocks.set(block, { sig: undefined, hex: undefined }, 0)?.key ?? block;
   }
 
   /** The raw-inflated bytes of `packed` (shared by every caller: read them, never write into them). */
@@ -64,6 +95,11 @@ export class ContentMemo {
   }
 }
 
+interface BlockFacts {
+  sig: Buffer | undefined;
+  hex: string | undefined;
+}
+
 const DEFAULT_CAPACITY_BYTES = 256 * 1024 * 1024;
 /** Past this many entries with one fingerprint, content is not remembered (degenerate content would make lookups slow). */
 const MAX_BUCKET = 8;
@@ -73,9 +109,16 @@ interface Entry<V> {
   value: V;
   bytes: number;
   fp: number;
+  /** Used since it was last passed over for eviction (second chance). */
+  used: boolean;
 }
 
-/** Content -> value, found by fingerprint, checked byte for byte, oldest dropped first past `capacityBytes`. */
+/**
+ * Content -> value, found by fingerprint and checked byte for byte. Past
+ * `capacityBytes` the oldest entry not used since it was last looked at goes
+ * (CLOCK, second chance): content every VM of an image reads stays while
+ * one-off content (an application's random reads) passes through.
+ */
 class ContentTable<V> {
   private readonly buckets = new Map<number, Entry<V>[]>();
   private order: Array<Entry<V>> = [];
@@ -85,27 +128,48 @@ class ContentTable<V> {
   constructor(private readonly capacityBytes: number) {}
 
   get(content: Uint8Array): V | undefined {
+    return this.find(content)?.value;
+  }
+
+  /** The entry holding `content`, if any (marked used). */
+  find(content: Uint8Array): Entry<V> | undefined {
     const bucket = this.buckets.get(fingerprint(content));
     if (!bucket) return undefined;
-    for (const e of bucket) if (e.key.equals(content)) return e.value;
+    for (const e of bucket) {
+      if (e.key === content || e.key.equals(content)) {
+        e.used = true;
+        return e;
+      }
+    }
     return undefined;
   }
 
-  set(content: Uint8Array, value: V, valueBytes: number): void {
+  /** Remember `value` for `content` and return the entry, or undefined when the content is not kept (its fingerprint's bucket is full). */
+  set(content: Uint8Array, value: V, valueBytes: number): Entry<V> | undefined {
     const fp = fingerprint(content);
     let bucket = this.buckets.get(fp);
     if (!bucket) this.buckets.set(fp, (bucket = []));
-    else if (bucket.length >= MAX_BUCKET) return;
+    else if (bucket.length >= MAX_BUCKET) return undefined;
     // Our own copy: the caller's buffer may be reused or written later.
-    const entry: Entry<V> = { key: Buffer.from(content), value, bytes: content.length + valueBytes, fp };
+    const key = Buffer.from(content);
+    const entry: Entry<V> = { key, value, bytes: content.length + valueBytes, fp, used: false };
     bucket.push(entry);
     this.order.push(entry);
     this.heldBytes += entry.bytes;
-    while (this.heldBytes > this.capacityBytes && this.head < this.order.length) this.evict(this.order[this.head++]!);
+    while (this.heldBytes > this.capacityBytes && this.head < this.order.length) {
+      const oldest = this.order[this.head++]!;
+      if (oldest.used && oldest !== entry) {
+        oldest.used = false;
+        this.order.push(oldest);
+      } else {
+        this.evict(oldest);
+      }
+    }
     if (this.head > 1024 && this.head * 2 > this.order.length) {
       this.order = this.order.slice(this.head);
       this.head = 0;
     }
+    return entry;
   }
 
   private evict(e: Entry<V>): void {

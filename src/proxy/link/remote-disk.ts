@@ -164,9 +164,11 @@ export class RemoteDisk implements BlockDevice, WriteSink, PushSource {
 
   private rememberContent(data: Buffer, at: number, n: number): void {
     const bb = this.blockBytes;
+    const memo = this.client.options.contentMemo;
     for (let a = at; a + bb <= at + n; a += bb) {
       const block = data.subarray(a, a + bb);
-      if (!isZero(block)) this.unsigned.push(block);
+      // With a memo, the window holds the copy every disk receiving this content shares.
+      if (!isZero(block)) this.unsigned.push(memo ? memo.intern(block) : block);
     }
     // The window is RECENT_PUSH_BYTES of content, signed or not: drop the oldest signed, then the oldest unsigned.
     while (this.recentSigBytes > 0 && this.recentSigBytes + this.unsignedCount() * bb > RECENT_PUSH_BYTES) {
@@ -396,12 +398,14 @@ export class RemoteDisk implements BlockDevice, WriteSink, PushSource {
     if (profile) this.profilePos = Math.max(this.profilePos, profileEnd);
     const dec = decodeSegments(r, length, this.client.options.contentMemo);
     const bb = this.blockBytes;
+    const memo = this.client.options.contentMemo;
     const remember = (at: number, n: number): void => {
       if (this.sigsOffered) this.rememberContent(dec.data, at, n);
       for (let a = at; a + bb <= at + n; a += bb) {
         const index = (offset + a) / bb;
         if (!Number.isInteger(index) || this.recent.has(index)) continue;
-        this.recent.set(index, dec.data.subarray(a, a + bb));
+        const block = dec.data.subarray(a, a + bb);
+        this.recent.set(index, memo ? memo.intern(block) : block);
         this.recentBytes += bb;
       }
       while (this.recentBytes > RECENT_PUSH_BYTES) {
