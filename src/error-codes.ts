@@ -62,6 +62,7 @@ export const ERROR_CATALOGUE = {
       E_BAD_ARGUMENT: 'a flag or argument of the command is unknown, malformed or out of range; the message names it and shows the usage',
       E_MISSING_ARGUMENT: 'a required flag or argument is missing; the message names it and shows the usage',
       E_BAD_OUTPUT_FILE: 'an output file (--report, --trace, --junit) has the wrong extension or cannot be written; check the name and the folder',
+      E_BAD_COSTS: 'a suite costs file (--costs, or costs.json in a scenario folder) is not JSON of the form { "scenarios": { "<name>": <seconds> } }; fix it or record it again with --record-costs',
       E_BAD_DISK: 'a --disk image is missing or empty; create it (e.g. truncate -s 20G FILE) or fix the path',
       E_BAD_ADDRESS: 'not an address; use HOST:PORT (e.g. 127.0.0.1:10809) or unix:/path/to.sock',
       E_LOCKED: 'another spillway process holds the lock of this file or disk; stop it first (the message names its pid and host)',

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -54,6 +54,23 @@ describe('spillway test', () => {
     const union = shards.flatMap((s) => s.results.map((x: { scenario: string; seed: number; traceHash: string }) => `${x.scenario}/${x.seed}/${x.traceHash}`)).sort();
     expect(union).toEqual(whole.results.map((x: { scenario: string; seed: number; traceHash: string }) => `${x.scenario}/${x.seed}/${x.traceHash}`).sort());
     expect(shards.map((s) => s.plannedRuns)).toEqual([6, 6, 6]);
+  }, 120_000);
+
+  it('records measured costs, and a shard split by them runs what the costs file says it should', async () => {
+    const costs = join(dir, 'costs.json');
+    const r = await cli(join(fixtures, 'pass'), '--jobs', '1', '--record-costs', costs);
+    expect(r.code).toBe(0);
+    const recorded = JSON.parse(readFileSync(costs, 'utf8'));
+    expect(Object.keys(recorded.scenarios).sort()).toEqual(['tiny-batch', 'tiny-web']);
+    // Pretend tiny-web costs ten times more.
+    writeFileSync(costs, JSON.stringify({ scenarios: { 'tiny-batch': 1, 'tiny-web': 10 } }));
+    const one = JSON.parse((await cli(join(fixtures, 'pass'), '--seeds', '3', '--shard', '1/2', '--costs', costs, '--jobs', '1', '--json')).out);
+    const two = JSON.parse((await cli(join(fixtures, 'pass'), '--seeds', '3', '--shard', '2/2', '--costs', costs, '--jobs', '1', '--json')).out);
+    const names = (x: { results: Array<{ scenario: string }> }): string[] => x.results.map((y) => y.scenario).sort();
+    // Costliest first onto the least loaded shard: two web runs (20 s) on one, the third and every batch run (13 s) on the other.
+    expect(names(one)).toEqual(['tiny-web', 'tiny-web']);
+    expect(names(two)).toEqual(['tiny-batch', 'tiny-batch', 'tiny-batch', 'tiny-web']);
+    expect((await cli(join(fixtures, 'pass'), '--costs', join(dir, 'missing.json'))).err).toMatch(/--costs: cannot read/);
   }, 120_000);
 
   it('exits 2 on bad input before running anything, naming every bad file and flag', async () => {

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { renderJUnit } from '../src/suite/junit.js';
-import { deriveSeeds, parseShard, planSuite, shardItems } from '../src/suite/plan.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { costModel, costsInFolders, readCosts, recordCosts } from '../src/suite/costs.js';
+import { assignShards, deriveSeeds, parseShard, planSuite, shardItems } from '../src/suite/plan.js';
 import type { SuiteResult } from '../src/suite/result.js';
 import { findAll, parseMarkup, textOf } from './markup-check.js';
 
@@ -42,6 +46,46 @@ describe('suite plan', () => {
     // Balanced: shard sizes differ by at most one.
     const sizes = [1, 2, 3, 4].map((i) => shardItems(plan, { index: i, count: 4 }).length);
     expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1);
+  });
+
+  it('with measured costs, shards come out even by cost, not by count, and the same on every machine', () => {
+    const many = ['big', 'mid', 'a', 'b', 'c', 'd', 'e', 'f'].map((name, i) => ({ file: `s/${i}-${name}.yaml`, name, seed: i }));
+    const plan = planSuite(many);
+    const seconds: Record<string, number> = { big: 160, mid: 90, a: 40, b: 35, c: 30, d: 25, e: 20 };
+    const cost = costModel({ scenarios: seconds });
+    // f was never measured: it counts as the median of the measured ones.
+    expect(cost('f')).toBe(35);
+    const totals = [1, 2].map((i) => shardItems(plan, { index: i, count: 2 }, (it) => cost(it.scenario)).reduce((n, it) => n + cost(it.scenario), 0));
+    expect(totals[0]! + totals[1]!).toBe(435);
+    expect(Math.abs(totals[0]! - totals[1]!)).toBeLessThanOrEqual(25);
+    // Round-robin by position would have put big and mid... anywhere; by cost they are apart.
+    const first = shardItems(plan, { index: 1, count: 2 }, (it) => cost(it.scenario)).map((it) => it.scenario);
+    expect(first.includes('big') !== first.includes('mid')).toBe(true);
+    for (let n = 1; n <= 9; n++) {
+      const seen = new Set<number>();
+      for (let i = 1; i <= n; i++) for (const it of shardItems(plan, { index: i, count: n }, (x) => cost(x.scenario))) seen.add(it.index);
+      expect(seen.size).toBe(plan.length);
+    }
+    expect(assignShards(plan, 3, (it) => cost(it.scenario))).toEqual(assignShards([...plan].reverse(), 3, (it) => cost(it.scenario)));
+  });
+
+  it('reads and records costs files, refusing a malformed one with its path', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spillway-costs-'));
+    const path = join(dir, 'costs.json');
+    const r = (scenario: string, wallMs: number, status: SuiteResult['status'] = 'pass'): SuiteResult => ({
+      item: { index: 0, file: `${scenario}.yaml`, scenario, seed: 1, sweep: 0 }, status, expectations: [], traceHash: null, wallMs, simulatedHours: null, error: null,
+    });
+    recordCosts(path, [r('a', 2000), r('a', 4000), r('b', 1500), r('c', 9000, 'error')]);
+    expect(readCosts(path).scenarios).toEqual({ a: 3, b: 1.5 });
+    recordCosts(path, [r('b', 500)]);
+    expect(readCosts(path).scenarios).toEqual({ a: 3, b: 0.5 });
+    expect(costsInFolders([dir])?.scenarios).toEqual({ a: 3, b: 0.5 });
+    expect(costsInFolders([tmpdir() + '/no-such-folder'])).toBeNull();
+    writeFileSync(path, '{"scenarios": {"a": "slow"}}');
+    expect(() => readCosts(path)).toThrow(/--costs: .*costs.json: scenarios\["a"\] must be a number of seconds/);
+    writeFileSync(path, 'nope');
+    expect(() => readCosts(path)).toThrow(expect.objectContaining({ code: 'E_BAD_COSTS' }));
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('refuses malformed shards, naming the flag', () => {

@@ -1,8 +1,9 @@
 import { availableParallelism } from 'node:os';
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import { loadScenarioFile } from '../sim/scenario-file.js';
+import { costModel, costsInFolders, readCosts, recordCosts } from '../suite/costs.js';
 import { renderJUnit } from '../suite/junit.js';
 import { parseShard, planSuite, shardItems, type SuiteScenario } from '../suite/plan.js';
 import { runPool } from '../suite/pool.js';
@@ -11,14 +12,19 @@ import { wallMs } from '../world/live-world.js';
 import { EXIT_EXPECTATION_FAILED, EXIT_OK, parseFlags, parseSeed, type Command, type CommandIo } from './command.js';
 import { replayCommand } from './run.js';
 
-const usage = `Usage: spillway test <dir|file.yaml...> [--seeds N] [--seed S] [--shard i/n] [--jobs N] [--junit FILE] [--json]
+const usage = `Usage: spillway test <dir|file.yaml...> [--seeds N] [--seed S] [--shard i/n] [--costs FILE] [--record-costs FILE]
+                     [--jobs N] [--junit FILE] [--json]
 
 Run every scenario (*.yaml, *.yml; folders are searched recursively) with its
 expect: clauses, in parallel worker threads, and print a pass/fail table.
 
   --seeds N      run each scenario with N seeds: its own, then N-1 derived from it (default 1)
   --seed S       use S instead of each scenario's seed as the base of the sweep
-  --shard i/n    run only the i-th of n deterministic slices of the (scenario, seed) list (CI fan-out)
+  --shard i/n    run only the i-th of n deterministic slices of the (scenario, seed) list (CI fan-out),
+                 split so the slices' measured costs are even (see --costs); round-robin without costs
+  --costs FILE   measured seconds per scenario run (default: costs.json in a scenario folder given)
+  --record-costs FILE  write this suite's wall seconds per run into FILE (merged with what it holds);
+                 record with --jobs 1 on a quiet machine
   --jobs N       worker threads (default: the machine's cores)
   --junit FILE   write JUnit XML (one testcase per seed and expectation) for CI
   --json         print one JSON object on stdout instead of the table
@@ -33,7 +39,7 @@ export const testCommand: Command = {
   async run(args: string[], io: CommandIo): Promise<number> {
     const { values, positionals } = parseFlags(args, {
       seeds: { type: 'string' }, seed: { type: 'string' }, shard: { type: 'string' }, jobs: { type: 'string' },
-      junit: { type: 'string' }, json: { type: 'boolean' },
+      junit: { type: 'string' }, json: { type: 'boolean' }, costs: { type: 'string' }, 'record-costs': { type: 'string' },
     }, usage);
     if (positionals.length === 0) throw new InputError('E_MISSING_ARGUMENT', `missing a scenario folder or file\n\n${usage}`);
     const seeds = count(values.seeds, '--seeds', 1, 10_000) ?? 1;
@@ -43,6 +49,7 @@ export const testCommand: Command = {
 
     // Fail on an unwritable --junit path now, not after the whole suite has run.
     if (values.junit) writeJUnit(values.junit, '');
+    if (values['record-costs'] !== undefined) checkWritableFolder(values['record-costs'], '--record-costs');
     const files = positionals.flatMap(scenarioFiles);
     if (files.length === 0) throw new InputError('E_NO_SCENARIOS', `no scenario files (*.yaml, *.yml) in ${positionals.join(', ')}`);
     // Validate everything before running anything: a typo in one file must not cost a CI run of the rest.
@@ -60,10 +67,14 @@ export const testCommand: Command = {
     if (bad.length > 0) throw new InputError('E_BAD_SCENARIO', `${bad.length} invalid scenario(s); nothing was run:\n  ${bad.join('\n  ')}`);
 
     const all = planSuite(scenarios, { seeds, ...(seed !== undefined ? { seed } : {}) });
-    const items = shard ? shardItems(all, shard) : all;
+    const costs = values.costs !== undefined ? readCosts(values.costs) : costsInFolders(positionals.filter(isFolder));
+    const cost = costs ? costModel(costs) : null;
+    const items = shard ? shardItems(all, shard, cost ? (it) => cost(it.scenario) : undefined) : all;
     const threads = Math.min(jobs ?? availableParallelism(), Math.max(1, items.length));
     io.err(`spillway test: ${scenarios.length} scenario(s) × ${seeds} seed(s) = ${all.length} run(s)` +
-      (shard ? `; shard ${shard.index}/${shard.count} takes ${items.length}` : '') + ` on ${threads} worker thread(s)`);
+      (shard ? `; shard ${shard.index}/${shard.count} takes ${items.length}` +
+        (cost ? ` (${secs(1000 * items.reduce((n, it) => n + cost(it.scenario), 0))} of ${secs(1000 * all.reduce((n, it) => n + cost(it.scenario), 0))} measured)` : ' (round-robin: no costs file)') : '') +
+      ` on ${threads} worker thread(s)`);
 
     const started = wallMs();
     const width = String(items.length).length;
@@ -79,6 +90,7 @@ export const testCommand: Command = {
     const replay = (r: SuiteResult): string => replayCommand(r.item.file, r.item.seed);
 
     if (values.junit) writeJUnit(values.junit, renderJUnit(results, { replay }));
+    if (values['record-costs'] !== undefined) recordCosts(values['record-costs'], results);
     if (values.json) {
       io.out(JSON.stringify({
         passed: failed.length === 0,
@@ -128,6 +140,22 @@ function count(value: string | undefined, field: string, min: number, max: numbe
     throw new InputError('E_BAD_ARGUMENT', `${field}: expected an integer from ${min} to ${max}, got "${value}"`);
   }
   return Number(value);
+}
+
+function checkWritableFolder(path: string, field: string): void {
+  try {
+    accessSync(dirname(resolve(path)), constants.W_OK);
+  } catch (err) {
+    throw new InputError('E_BAD_OUTPUT_FILE', `${field}: cannot write ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** A file as given, or every *.yaml / *.yml under a folder, sorted so the plan is the same everywhere. */

@@ -68,9 +68,29 @@ export function parseShard(text: string, field = '--shard'): Shard {
 }
 
 /**
- * Round-robin by plan position: every item lands in exactly one shard, and a
- * scenario's seeds spread over the machines instead of piling onto one.
+ * This shard's runs. With a cost per run (measured, see costs.ts) the plan
+ * is split so the shards' total costs come out as even as they can: the
+ * costliest run first, each to the shard with the least so far (ties: the
+ * lower shard, then plan order), the same split on every machine. Without
+ * costs, round-robin by plan position: every item lands in exactly one
+ * shard, and a scenario's seeds spread over the machines.
  */
-export function shardItems(items: readonly SuiteItem[], shard: Shard): SuiteItem[] {
-  return items.filter((it) => it.index % shard.count === shard.index - 1);
+export function shardItems(items: readonly SuiteItem[], shard: Shard, cost?: (item: SuiteItem) => number): SuiteItem[] {
+  if (!cost) return items.filter((it) => it.index % shard.count === shard.index - 1);
+  const assigned = assignShards(items, shard.count, cost);
+  return items.filter((it) => assigned.get(it.index) === shard.index);
+}
+
+/** Plan index -> 1-based shard, by longest run first onto the least loaded shard. */
+export function assignShards(items: readonly SuiteItem[], count: number, cost: (item: SuiteItem) => number): Map<number, number> {
+  const order = [...items].sort((a, b) => cost(b) - cost(a) || a.index - b.index);
+  const load = new Array<number>(count).fill(0);
+  const out = new Map<number, number>();
+  for (const it of order) {
+    let best = 0;
+    for (let s = 1; s < count; s++) if (load[s]! < load[best]!) best = s;
+    load[best]! += cost(it);
+    out.set(it.index, best + 1);
+  }
+  return out;
 }
