@@ -57,7 +57,7 @@ describe('management API: read routes (fastify inject)', () => {
     expect(badName.json().message).toMatch(/^params\.name: expected/);
     const badKind = await post('/flows', { kind: 'teleport', vm: 'web-1' });
     expect(badKind.statusCode).toBe(400);
-    expect(badKind.json().message).toBe('body.kind: expected one of transfer, clone, cutover, reverse, migrate, resize, containerize, got "teleport"');
+    expect(badKind.json().message).toBe('body.kind: expected one of transfer, reverse, clone, cutover, migrate, resize, containerize, got "teleport"');
     const extra = await post('/flows', { kind: 'clone', vm: 'web-1', colour: 'blue' });
     expect(extra.statusCode).toBe(400);
     expect(extra.json().message).toMatch(/^body\.colour: unknown field; allowed: kind, vm, to/);

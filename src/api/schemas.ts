@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox';
+import { FLOW_KINDS } from '../sim/operator-flows.js';
 
 /**
  * Every request and response body of the management API, declared once:
@@ -131,7 +132,6 @@ export const Cost = Type.Object({
   cloudUsd: Type.Number(), onpremUsd: Type.Number(), sampledUs: Nullable(Type.Integer()),
 }, { $id: 'Cost' });
 
-export const FLOW_KINDS = ['transfer', 'clone', 'cutover', 'reverse', 'migrate', 'resize', 'containerize'] as const;
 
 export const FlowRequest = Type.Object({
   kind: StringEnum(FLOW_KINDS),

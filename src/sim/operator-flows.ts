@@ -7,35 +7,16 @@ import { migrationWavePolicyOf, type MigrationWavePolicy } from '../scenario/pol
 import type { BurstController } from '../controller/burst/controller.js';
 import type { EmulatedHypervisor } from '../providers/emulated/hypervisor/hypervisor.js';
 import type { Scenario } from '../scenario/schema.js';
+import { FLOW_EVENTS, type TimelineFlow } from '../scenario/timeline.js';
 import type { SimWorld } from '../world/sim-world.js';
 import type { SimMachineEnv } from './machine-env.js';
 
 /** The lifecycles an operator can start on one VM (a timeline event or the management API). */
-export const FLOW_KINDS = ['transfer', 'clone', 'cutover', 'reverse', 'migrate', 'resize', 'containerize'] as const;
+export const FLOW_KINDS = FLOW_EVENTS;
 export type FlowKind = (typeof FLOW_KINDS)[number];
 
-/** One operator flow: the kind, the VM, and what that kind needs (the API's FlowRequest has this shape). */
-export interface FlowRequest {
-  kind: FlowKind;
-  vm: string;
-  /** transfer: where to (default cloud). */
-  to?: 'cloud' | 'onprem';
-  /** transfer: what of the running VM moves (default stateless). */
-  transferKind?: 'stateless' | 'stateful' | 'run-time';
-  /** transfer to on-prem, reverse: the on-prem host. */
-  host?: string;
-  instanceType?: string;
-  /** clone: where its writes persist (default cloud-only). */
-  persistence?: 'on-prem' | 'cloud-only';
-  /** cutover: the standby clone (its VM name). */
-  target?: string;
-  /** resize: the disk whose cloud proxy to resize (default the first). */
-  disk?: string;
-  /** resize: the new cache capacity. */
-  cacheBytes?: number;
-  /** containerize: image the running VM, or shut it down first (default snapshot). */
-  mode?: 'snapshot' | 'deactivate';
-}
+/** One operator flow: the kind, the VM, and what that kind needs (the API's FlowRequest and a timeline event's flow). */
+export type FlowRequest = TimelineFlow;
 
 /** What operator flows need of the simulation they run in (ScenarioSimulation). */
 export interface FlowHost {
